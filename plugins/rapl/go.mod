@@ -1,0 +1,7 @@
+module github.com/lemctl/lemctl/plugins/rapl
+
+go 1.26
+
+require github.com/lemctl/lemctl/sdk v0.0.0
+
+replace github.com/lemctl/lemctl/sdk => ../../sdk

@@ -1,0 +1,56 @@
+package sdk
+
+import "context"
+
+// Repository stores results as exact bytes. Writes are atomic: a reader sees the old file or the
+// new one, never a torn one. Experiment ids and ranks are validated by the repository: ids with
+// path separators or "..", and negative ranks, are ErrInvalidArgument.
+type Repository interface {
+	// SaveRaw stores one worker's raw result. Overwriting an existing rank is ErrAlreadyExists.
+	SaveRaw(ctx context.Context, experiment string, rank int, data []byte) (*Stored, error)
+	// MarkComplete writes the completion marker of a rank after checking that sha256 matches
+	// the stored bytes (else ErrFailedPrecondition).
+	MarkComplete(ctx context.Context, experiment string, rank int, sha256 string) (*Marker, error)
+	ListRaw(ctx context.Context, experiment string) ([]RawEntry, error)
+	LoadRaw(ctx context.Context, experiment string, rank int) ([]byte, error)
+	// SaveAggregated stores the aggregate; an existing one is replaced only when overwrite.
+	SaveAggregated(ctx context.Context, experiment string, data []byte, overwrite bool) (*Stored, error)
+	LoadAggregated(ctx context.Context, experiment string) ([]byte, error)
+	// SaveManifest stores (and replaces) the run manifest.
+	SaveManifest(ctx context.Context, experiment string, data []byte) (*Stored, error)
+	LoadManifest(ctx context.Context, experiment string) ([]byte, error)
+	List(ctx context.Context) ([]Experiment, error)
+}
+
+// Stored describes bytes a repository wrote.
+type Stored struct {
+	Path   string
+	Size   int64
+	SHA256 string
+}
+
+// Marker is a rank's completion marker.
+type Marker struct {
+	Rank       int
+	SHA256     string // of the exact raw bytes stored
+	Path       string // where the raw result is
+	TimeUnixNS int64
+}
+
+// RawEntry is one stored raw result.
+type RawEntry struct {
+	Rank   int
+	Size   int64
+	SHA256 string  // of the bytes as stored now
+	Marker *Marker // nil when the rank has no completion marker
+}
+
+// Experiment summarises what a repository holds for one experiment.
+type Experiment struct {
+	ID             string
+	RawRanks       []int
+	CompletedRanks []int
+	Aggregated     bool
+	Manifest       bool
+	ModifiedUnixNS int64
+}
