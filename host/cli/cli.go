@@ -1,0 +1,103 @@
+// Package cli is lemctl's command line: it builds the command tree, maps errors to exit codes in
+// one place and keeps results on stdout and logs on stderr. cmd/lemctl/main.go only calls Run.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/version"
+)
+
+// Run executes lemctl with args (without the program name) and returns the process exit code.
+func Run(ctx context.Context, in io.Reader, out, errw io.Writer, args []string) int {
+	env := &cliutil.Env{In: in, Out: out, Err: errw}
+	root := newRoot(env)
+	root.SetArgs(args)
+	root.SetIn(in)
+	root.SetOut(out)
+	root.SetErr(errw)
+	err := root.ExecuteContext(ctx)
+	code := cliutil.CodeOf(err)
+	if err != nil {
+		var ee *cliutil.ExitError
+		if !errors.As(err, &ee) {
+			// cobra's own errors (unknown command, bad flag) are usage errors.
+			if isCobraUsageError(err) {
+				code = cliutil.ExitUsage
+			}
+		}
+		if msg := err.Error(); msg != "" && !(errors.As(err, &ee) && ee.Err == nil) {
+			fmt.Fprintln(errw, "lemctl: "+msg)
+		}
+	}
+	return code
+}
+
+func newRoot(env *cliutil.Env) *cobra.Command {
+	var verbose, quiet bool
+	root := &cobra.Command{
+		Use:           "lemctl",
+		Short:         "Measure what LLM inference costs: energy, throughput, latency, FLOPs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			level := hclog.Info
+			switch {
+			case verbose:
+				level = hclog.Debug
+			case quiet:
+				level = hclog.Warn
+			}
+			env.Logger = hclog.New(&hclog.LoggerOptions{Name: "lemctl", Level: level, Output: env.Err})
+			if exe, err := os.Executable(); err == nil {
+				env.Executable = exe
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail to stderr")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "log only warnings and errors")
+	root.PersistentFlags().StringArrayVar(&env.PluginDirs, "plugin-dir", nil, "directory of lem-plugin-* binaries; wins over $LEM_PLUGIN_PATH and <dir of lemctl>/plugins (repeatable)")
+	root.PersistentFlags().StringVar(&env.ResultsDir, "results-dir", "results", "results repository path for run, aggregate and results")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliutil.Usage(err) })
+
+	root.AddCommand(newVersionCmd(env))
+	for _, add := range commands {
+		root.AddCommand(add(env))
+	}
+	return root
+}
+
+// commands lists the constructors of lemctl's subcommands; each lives in its own package.
+var commands = []func(*cliutil.Env) *cobra.Command{}
+
+func newVersionCmd(env *cliutil.Env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the lemctl version and commit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(env.Out, "lemctl %s (commit %s)\n", version.Version, version.CommitOrUnknown())
+			return err
+		},
+	}
+}
+
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "requires at most", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
