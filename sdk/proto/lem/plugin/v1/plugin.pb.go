@@ -249,9 +249,7 @@ func (x *ConfigKey) GetMax() float64 {
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// config_json is the plugin's table as a JSON object.
-	ConfigJson []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
-	// validate_only checks the table without applying it.
-	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	ConfigJson    []byte `protobuf:"bytes,1,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,13 +289,6 @@ func (x *ConfigureRequest) GetConfigJson() []byte {
 		return x.ConfigJson
 	}
 	return nil
-}
-
-func (x *ConfigureRequest) GetValidateOnly() bool {
-	if x != nil {
-		return x.ValidateOnly
-	}
-	return false
 }
 
 type ConfigureResponse struct {
@@ -430,11 +421,10 @@ const file_lem_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03min\x18\x06 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
 	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01B\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max\"X\n" +
+	"\x04_max\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
-	"configJson\x12#\n" +
-	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"G\n" +
+	"configJson\"G\n" +
 	"\x11ConfigureResponse\x122\n" +
 	"\x06errors\x18\x01 \x03(\v2\x1a.lem.plugin.v1.ConfigErrorR\x06errors\"O\n" +
 	"\vConfigError\x12\x10\n" +

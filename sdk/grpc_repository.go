@@ -1,0 +1,358 @@
+package sdk
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	repositoryv1 "github.com/lemctl/lemctl/sdk/proto/lem/repository/v1"
+)
+
+type repositoryPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl Repository
+}
+
+func (p *repositoryPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	repositoryv1.RegisterRepositoryServer(s, &repositoryServer{impl: p.impl})
+	return nil
+}
+
+func (p *repositoryPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &repositoryClient{c: repositoryv1.NewRepositoryClient(c)}, nil
+}
+
+type repositoryServer struct {
+	repositoryv1.UnimplementedRepositoryServer
+	impl Repository
+}
+
+// upload is a client stream of a header followed by data chunks.
+type upload interface {
+	Recv() (*repositoryv1.Upload, error)
+	SendAndClose(*repositoryv1.Stored) error
+}
+
+func receiveUpload(stream upload) (*repositoryv1.UploadHeader, []byte, error) {
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := first.GetHeader()
+	if h == nil {
+		return nil, nil, fmt.Errorf("upload did not start with a header: %w", ErrInvalidArgument)
+	}
+	var buf bytes.Buffer
+	if h.GetSize() > 0 {
+		buf.Grow(int(h.GetSize()))
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		d, ok := msg.GetPart().(*repositoryv1.Upload_Data)
+		if !ok {
+			return nil, nil, fmt.Errorf("upload carried a second header: %w", ErrInvalidArgument)
+		}
+		if len(d.Data) > ChunkBytes {
+			return nil, nil, fmt.Errorf("upload chunk of %d bytes exceeds %d: %w", len(d.Data), ChunkBytes, ErrInvalidArgument)
+		}
+		buf.Write(d.Data)
+	}
+	if int64(buf.Len()) != h.GetSize() {
+		return nil, nil, fmt.Errorf("upload announced %d bytes and carried %d: %w", h.GetSize(), buf.Len(), ErrInvalidArgument)
+	}
+	return h, buf.Bytes(), nil
+}
+
+func storedToProto(s *Stored) *repositoryv1.Stored {
+	return &repositoryv1.Stored{Path: s.Path, Size: s.Size, Sha256: s.SHA256}
+}
+
+func (s *repositoryServer) SaveRaw(stream repositoryv1.Repository_SaveRawServer) error {
+	h, data, err := receiveUpload(stream)
+	if err != nil {
+		return toStatus(err)
+	}
+	st, err := s.impl.SaveRaw(stream.Context(), h.GetExperiment(), int(h.GetRank()), data)
+	if err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(storedToProto(st))
+}
+
+func (s *repositoryServer) SaveAggregated(stream repositoryv1.Repository_SaveAggregatedServer) error {
+	h, data, err := receiveUpload(stream)
+	if err != nil {
+		return toStatus(err)
+	}
+	st, err := s.impl.SaveAggregated(stream.Context(), h.GetExperiment(), data, h.GetOverwrite())
+	if err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(storedToProto(st))
+}
+
+func (s *repositoryServer) SaveManifest(stream repositoryv1.Repository_SaveManifestServer) error {
+	h, data, err := receiveUpload(stream)
+	if err != nil {
+		return toStatus(err)
+	}
+	st, err := s.impl.SaveManifest(stream.Context(), h.GetExperiment(), data)
+	if err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(storedToProto(st))
+}
+
+func (s *repositoryServer) MarkComplete(ctx context.Context, req *repositoryv1.MarkCompleteRequest) (*repositoryv1.Marker, error) {
+	m, err := s.impl.MarkComplete(ctx, req.GetExperiment(), int(req.GetRank()), req.GetSha256())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return markerToProto(m), nil
+}
+
+func (s *repositoryServer) ListRaw(ctx context.Context, req *repositoryv1.ListRawRequest) (*repositoryv1.ListRawResponse, error) {
+	entries, err := s.impl.ListRaw(ctx, req.GetExperiment())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &repositoryv1.ListRawResponse{}
+	for _, e := range entries {
+		pe := &repositoryv1.RawEntry{Rank: int32(e.Rank), Size: e.Size, Sha256: e.SHA256}
+		if e.Marker != nil {
+			pe.Marker = markerToProto(e.Marker)
+		}
+		resp.Entries = append(resp.Entries, pe)
+	}
+	return resp, nil
+}
+
+type chunkSender interface {
+	Send(*repositoryv1.Chunk) error
+}
+
+func sendChunks(stream chunkSender, data []byte) error {
+	if len(data) == 0 {
+		return stream.Send(&repositoryv1.Chunk{})
+	}
+	for len(data) > 0 {
+		n := min(len(data), ChunkBytes)
+		if err := stream.Send(&repositoryv1.Chunk{Data: data[:n]}); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+func (s *repositoryServer) LoadRaw(req *repositoryv1.LoadRequest, stream repositoryv1.Repository_LoadRawServer) error {
+	data, err := s.impl.LoadRaw(stream.Context(), req.GetExperiment(), int(req.GetRank()))
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendChunks(stream, data)
+}
+
+func (s *repositoryServer) LoadAggregated(req *repositoryv1.LoadRequest, stream repositoryv1.Repository_LoadAggregatedServer) error {
+	data, err := s.impl.LoadAggregated(stream.Context(), req.GetExperiment())
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendChunks(stream, data)
+}
+
+func (s *repositoryServer) LoadManifest(req *repositoryv1.LoadRequest, stream repositoryv1.Repository_LoadManifestServer) error {
+	data, err := s.impl.LoadManifest(stream.Context(), req.GetExperiment())
+	if err != nil {
+		return toStatus(err)
+	}
+	return sendChunks(stream, data)
+}
+
+func (s *repositoryServer) List(ctx context.Context, _ *repositoryv1.ListRequest) (*repositoryv1.ListResponse, error) {
+	exps, err := s.impl.List(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &repositoryv1.ListResponse{}
+	for _, e := range exps {
+		pe := &repositoryv1.Experiment{Id: e.ID, Aggregated: e.Aggregated, Manifest: e.Manifest, ModifiedUnixNs: e.ModifiedUnixNS}
+		for _, r := range e.RawRanks {
+			pe.RawRanks = append(pe.RawRanks, int32(r))
+		}
+		for _, r := range e.CompletedRanks {
+			pe.CompletedRanks = append(pe.CompletedRanks, int32(r))
+		}
+		resp.Experiments = append(resp.Experiments, pe)
+	}
+	return resp, nil
+}
+
+func markerToProto(m *Marker) *repositoryv1.Marker {
+	return &repositoryv1.Marker{Rank: int32(m.Rank), Sha256: m.SHA256, Path: m.Path, TimeUnixNs: m.TimeUnixNS}
+}
+
+func markerFromProto(m *repositoryv1.Marker) *Marker {
+	return &Marker{Rank: int(m.GetRank()), SHA256: m.GetSha256(), Path: m.GetPath(), TimeUnixNS: m.GetTimeUnixNs()}
+}
+
+// repositoryClient is the host side of lem.repository.v1; it implements Repository.
+type repositoryClient struct{ c repositoryv1.RepositoryClient }
+
+type uploadStream interface {
+	Send(*repositoryv1.Upload) error
+	CloseAndRecv() (*repositoryv1.Stored, error)
+}
+
+func sendUpload(stream uploadStream, h *repositoryv1.UploadHeader, data []byte) (*Stored, error) {
+	h.Size = int64(len(data))
+	if err := stream.Send(&repositoryv1.Upload{Part: &repositoryv1.Upload_Header{Header: h}}); err != nil {
+		_, rerr := stream.CloseAndRecv()
+		return nil, fromStatus(firstErr(rerr, err))
+	}
+	for len(data) > 0 {
+		n := min(len(data), ChunkBytes)
+		if err := stream.Send(&repositoryv1.Upload{Part: &repositoryv1.Upload_Data{Data: data[:n]}}); err != nil {
+			_, rerr := stream.CloseAndRecv()
+			return nil, fromStatus(firstErr(rerr, err))
+		}
+		data = data[n:]
+	}
+	st, err := stream.CloseAndRecv()
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return &Stored{Path: st.GetPath(), Size: st.GetSize(), SHA256: st.GetSha256()}, nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, io.EOF) {
+			return e
+		}
+	}
+	return errs[len(errs)-1]
+}
+
+func (r *repositoryClient) SaveRaw(ctx context.Context, exp string, rank int, data []byte) (*Stored, error) {
+	stream, err := r.c.SaveRaw(ctx)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return sendUpload(stream, &repositoryv1.UploadHeader{Experiment: exp, Rank: int32(rank)}, data)
+}
+
+func (r *repositoryClient) SaveAggregated(ctx context.Context, exp string, data []byte, overwrite bool) (*Stored, error) {
+	stream, err := r.c.SaveAggregated(ctx)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return sendUpload(stream, &repositoryv1.UploadHeader{Experiment: exp, Overwrite: overwrite}, data)
+}
+
+func (r *repositoryClient) SaveManifest(ctx context.Context, exp string, data []byte) (*Stored, error) {
+	stream, err := r.c.SaveManifest(ctx)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return sendUpload(stream, &repositoryv1.UploadHeader{Experiment: exp, Overwrite: true}, data)
+}
+
+func (r *repositoryClient) MarkComplete(ctx context.Context, exp string, rank int, sha string) (*Marker, error) {
+	m, err := r.c.MarkComplete(ctx, &repositoryv1.MarkCompleteRequest{Experiment: exp, Rank: int32(rank), Sha256: sha})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return markerFromProto(m), nil
+}
+
+func (r *repositoryClient) ListRaw(ctx context.Context, exp string) ([]RawEntry, error) {
+	resp, err := r.c.ListRaw(ctx, &repositoryv1.ListRawRequest{Experiment: exp})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []RawEntry
+	for _, e := range resp.GetEntries() {
+		re := RawEntry{Rank: int(e.GetRank()), Size: e.GetSize(), SHA256: e.GetSha256()}
+		if e.GetMarker() != nil {
+			re.Marker = markerFromProto(e.GetMarker())
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+type chunkStream interface {
+	Recv() (*repositoryv1.Chunk, error)
+}
+
+func receiveChunks(stream chunkStream, err error) ([]byte, error) {
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var buf bytes.Buffer
+	for {
+		c, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		if len(c.GetData()) > ChunkBytes {
+			return nil, fmt.Errorf("repository sent a chunk of %d bytes, more than %d: protocol violation", len(c.GetData()), ChunkBytes)
+		}
+		buf.Write(c.GetData())
+	}
+}
+
+func (r *repositoryClient) LoadRaw(ctx context.Context, exp string, rank int) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := r.c.LoadRaw(ctx, &repositoryv1.LoadRequest{Experiment: exp, Rank: int32(rank)})
+	return receiveChunks(s, err)
+}
+
+func (r *repositoryClient) LoadAggregated(ctx context.Context, exp string) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := r.c.LoadAggregated(ctx, &repositoryv1.LoadRequest{Experiment: exp})
+	return receiveChunks(s, err)
+}
+
+func (r *repositoryClient) LoadManifest(ctx context.Context, exp string) ([]byte, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := r.c.LoadManifest(ctx, &repositoryv1.LoadRequest{Experiment: exp})
+	return receiveChunks(s, err)
+}
+
+func (r *repositoryClient) List(ctx context.Context) ([]Experiment, error) {
+	resp, err := r.c.List(ctx, &repositoryv1.ListRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []Experiment
+	for _, e := range resp.GetExperiments() {
+		ex := Experiment{ID: e.GetId(), Aggregated: e.GetAggregated(), Manifest: e.GetManifest(), ModifiedUnixNS: e.GetModifiedUnixNs()}
+		for _, r := range e.GetRawRanks() {
+			ex.RawRanks = append(ex.RawRanks, int(r))
+		}
+		for _, r := range e.GetCompletedRanks() {
+			ex.CompletedRanks = append(ex.CompletedRanks, int(r))
+		}
+		out = append(out, ex)
+	}
+	return out, nil
+}
