@@ -1,0 +1,257 @@
+package plugintest_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/plugintest"
+	pluginv1 "github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1"
+	"github.com/lemctl/lemctl/sdk/units"
+)
+
+func options() plugintest.Options {
+	art, _ := memLoader{}.Resolve(context.Background(), "mem:x")
+	return plugintest.Options{
+		Config:     map[string]any{"interval": "20ms", "mode": "slow"},
+		BadConfigs: []plugintest.BadConfig{{Table: map[string]any{"threads": 0.0}, Key: "threads"}, {Table: map[string]any{"mode": "warp"}, Key: "mode"}},
+		Loader:     plugintest.LoaderOptions{Reference: "mem:x"},
+		Engine:     plugintest.EngineOptions{Artifact: art, Device: sdk.Device{Kind: "cpu", Index: -1}},
+		Energy:     plugintest.EnergyOptions{Session: 100 * time.Millisecond, RequireAvailable: true},
+		Timeout:    10 * time.Second,
+	}
+}
+
+func TestGoodPluginPasses(t *testing.T) {
+	plugintest.Run(t, goodPlugin(), options())
+}
+
+// Fixtures that each break one rule.
+
+type engineTwice struct{ *memEngine }
+
+func (e engineTwice) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	return e.memEngine.Generate(ctx, req, func(r sdk.RequestResult) error {
+		if err := emit(r); err != nil {
+			return err
+		}
+		return emit(r)
+	})
+}
+
+type engineBackwards struct{ *memEngine }
+
+func (e engineBackwards) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	return e.memEngine.Generate(ctx, req, func(r sdk.RequestResult) error {
+		if n := len(r.TokenMonoNS); n > 1 {
+			r.TokenMonoNS[n-1] = r.TokenMonoNS[0] - 1000
+		}
+		return emit(r)
+	})
+}
+
+type engineNoPrecondition struct{ *memEngine }
+
+func (e engineNoPrecondition) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	_, _ = e.memEngine.Load(ctx, sdk.LoadRequest{})
+	return e.memEngine.Generate(ctx, req, emit)
+}
+
+type engineIgnoresCancel struct{ *memEngine }
+
+func (e engineIgnoresCancel) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	if req.Decoding.MaxNewTokens > 1000 {
+		time.Sleep(6 * time.Second) // deaf to ctx
+		return nil, ctx.Err()
+	}
+	return e.memEngine.Generate(ctx, req, emit)
+}
+
+type engineMiscounts struct{ *memEngine }
+
+func (e engineMiscounts) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	bt, err := e.memEngine.Generate(ctx, req, emit)
+	if bt != nil {
+		bt.OutputTokens += len(req.Prompts) // counts padding-like phantom tokens
+	}
+	return bt, err
+}
+
+type meterStopAlwaysWorks struct{ *memMeter }
+
+func (m meterStopAlwaysWorks) Stop(ctx context.Context, id string) (*sdk.Measurement, error) {
+	meas, err := m.memMeter.Stop(ctx, id)
+	if err != nil {
+		return &sdk.Measurement{Session: id}, nil
+	}
+	return meas, nil
+}
+
+type meterDecreasing struct{ *memMeter }
+
+func (m meterDecreasing) Stop(ctx context.Context, id string) (*sdk.Measurement, error) {
+	meas, err := m.memMeter.Stop(ctx, id)
+	if err == nil && len(meas.Domains) > 0 && len(meas.Domains[0].Samples) > 2 {
+		meas.Domains[0].Samples[1].Energy = meas.Domains[0].Samples[2].Energy + units.Joule
+	}
+	return meas, err
+}
+
+type meterNoReason struct{ *memMeter }
+
+func (m meterNoReason) Inventory(ctx context.Context) ([]sdk.Domain, error) {
+	d := memDomain
+	d.Available = false
+	return []sdk.Domain{d}, nil
+}
+
+type repoOverwrites struct{ *memRepo }
+
+func (r repoOverwrites) SaveRaw(_ context.Context, exp string, rank int, data []byte) (*sdk.Stored, error) {
+	if err := checkID(exp, rank); err != nil {
+		return nil, err
+	}
+	return r.put(rawKey(exp, rank), data, true)
+}
+
+type repoTraversal struct{ *memRepo }
+
+func (r repoTraversal) SaveRaw(_ context.Context, exp string, rank int, data []byte) (*sdk.Stored, error) {
+	return r.put(rawKey(exp, rank), data, false)
+}
+
+type repoCorrupts struct{ *memRepo }
+
+func (r repoCorrupts) LoadRaw(ctx context.Context, exp string, rank int) ([]byte, error) {
+	b, err := r.memRepo.LoadRaw(ctx, exp, rank)
+	if len(b) > 2<<20 {
+		b[2<<20] ^= 0xff
+	}
+	return b, err
+}
+
+type loaderShortTokenize struct{ memLoader }
+
+func (l loaderShortTokenize) Tokenize(ctx context.Context, ref string, texts []string) ([][]int32, error) {
+	ids, err := l.memLoader.Tokenize(ctx, ref, texts)
+	return ids[:len(ids)-1], err
+}
+
+type loaderLossy struct{ memLoader }
+
+func (l loaderLossy) Detokenize(ctx context.Context, ref string, ids [][]int32) ([]string, error) {
+	out, err := l.memLoader.Detokenize(ctx, ref, ids)
+	for i := range out {
+		out[i] = strings.TrimSpace(out[i])
+	}
+	return out, err
+}
+
+// rawBase serves lem.plugin.v1 by hand, to break rules the sdk's own adapter enforces.
+type rawBase struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv pluginv1.PluginServer
+}
+
+func (b *rawBase) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginv1.RegisterPluginServer(s, b.srv)
+	return nil
+}
+
+func (b *rawBase) GRPCClient(ctx context.Context, br *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return sdk.ClientPlugins()["plugin"].(plugin.GRPCPlugin).GRPCClient(ctx, br, c)
+}
+
+type lenientBase struct {
+	pluginv1.UnimplementedPluginServer
+	info *pluginv1.InfoResponse
+}
+
+func (l *lenientBase) Info(context.Context, *pluginv1.InfoRequest) (*pluginv1.InfoResponse, error) {
+	return l.info, nil
+}
+
+func (l *lenientBase) Configure(_ context.Context, req *pluginv1.ConfigureRequest) (*pluginv1.ConfigureResponse, error) {
+	var table map[string]any
+	_ = json.Unmarshal(req.GetConfigJson(), &table)
+	return &pluginv1.ConfigureResponse{}, nil // accepts anything
+}
+
+// withRawBase replaces the sdk's common service in p's server set.
+func withRawBase(p *sdk.Plugin, info *pluginv1.InfoResponse) plugin.PluginSet {
+	set := sdk.ServerPlugins(p)
+	set["plugin"] = &rawBase{srv: &lenientBase{info: info}}
+	return set
+}
+
+func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
+	with := func(mut func(p *sdk.Plugin)) *sdk.Plugin {
+		p := goodPlugin()
+		mut(p)
+		return p
+	}
+	onlyEnergyInfo := &pluginv1.InfoResponse{Name: "liar", Version: "1.0.0", Kinds: []string{"energy", "engine"}, ApiVersions: []uint32{1}}
+	lenientInfo := &pluginv1.InfoResponse{Name: "lenient", Version: "1.0.0", Kinds: []string{"energy"}, ApiVersions: []uint32{1},
+		ConfigSchema: []*pluginv1.ConfigKey{{Key: "interval", Type: "duration", Doc: "x"}}}
+	cases := []struct {
+		name  string
+		set   any
+		check string // the failing check
+		want  string // a substring of its message
+	}{
+		{"bad name", with(func(p *sdk.Plugin) { p.Name = "Bad_Name" }), "info", "must match"},
+		{"bad version", with(func(p *sdk.Plugin) { p.Version = "latest" }), "info", "semantic version"},
+		{"undocumented key", with(func(p *sdk.Plugin) { p.Schema[1].Doc = "" }), "schema", "no doc"},
+		{"default of the wrong type", with(func(p *sdk.Plugin) { p.Schema[2].Default = "one" }), "schema", "default of \"threads\""},
+		{"accepts unknown keys", withRawBase(&sdk.Plugin{Name: "lenient", Energy: newMemMeter()}, lenientInfo), "configure", "unknown key"},
+		{"accepts a wrong type", withRawBase(&sdk.Plugin{Name: "lenient", Energy: newMemMeter()}, lenientInfo), "configure", "accepted the wrong value"},
+		{"claims a kind it does not serve", withRawBase(&sdk.Plugin{Name: "liar", Energy: newMemMeter()}, onlyEnergyInfo), "kinds", "does not serve"},
+		{"rejects its own valid config", with(func(p *sdk.Plugin) {
+			p.Configure = func(context.Context, sdk.Config) ([]sdk.ConfigError, error) {
+				return []sdk.ConfigError{{Key: "mode", Message: "never happy"}}, nil
+			}
+		}), "configure", "was rejected"},
+		{"emits a request twice", with(func(p *sdk.Plugin) { p.Engine = engineTwice{&memEngine{}} }), "engine", "emitted"},
+		{"timestamps go backwards", with(func(p *sdk.Plugin) { p.Engine = engineBackwards{&memEngine{}} }), "engine", "backwards"},
+		{"generates before load", with(func(p *sdk.Plugin) { p.Engine = engineNoPrecondition{&memEngine{}} }), "engine", "before Load"},
+		{"ignores cancellation", with(func(p *sdk.Plugin) { p.Engine = engineIgnoresCancel{&memEngine{}} }), "engine", "cancelled"},
+		{"batch timing miscounts tokens", with(func(p *sdk.Plugin) { p.Engine = engineMiscounts{&memEngine{}} }), "engine", "output tokens"},
+		{"stop without start succeeds", with(func(p *sdk.Plugin) { p.Energy = meterStopAlwaysWorks{newMemMeter()} }), "energy", "Stop without Start"},
+		{"energy decreases", with(func(p *sdk.Plugin) { p.Energy = meterDecreasing{newMemMeter()} }), "energy", "decreases"},
+		{"unavailable without reason", with(func(p *sdk.Plugin) { p.Energy = meterNoReason{newMemMeter()} }), "energy", "without a reason"},
+		{"overwrites a raw result", with(func(p *sdk.Plugin) { p.Repository = repoOverwrites{newMemRepo()} }), "repository", "ErrAlreadyExists"},
+		{"path traversal", with(func(p *sdk.Plugin) { p.Repository = repoTraversal{newMemRepo()} }), "repository", "\"../x\""},
+		{"corrupts a large payload", with(func(p *sdk.Plugin) { p.Repository = repoCorrupts{newMemRepo()} }), "repository", "exact bytes"},
+		{"tokenize drops a text", with(func(p *sdk.Plugin) { p.Loader = loaderShortTokenize{} }), "loader", "id lists"},
+		{"lossy detokenize", with(func(p *sdk.Plugin) { p.Loader = loaderLossy{} }), "loader", "Detokenize(Tokenize("},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := options()
+			if tc.name == "accepts unknown keys" || tc.name == "accepts a wrong type" || tc.name == "claims a kind it does not serve" {
+				opts.Config = nil
+				opts.BadConfigs = nil
+			}
+			var failures []plugintest.Failure
+			switch f := tc.set.(type) {
+			case *sdk.Plugin:
+				failures = plugintest.CheckPlugin(t, f, opts)
+			case plugin.PluginSet:
+				failures = plugintest.Check(t, f, opts)
+			}
+			for _, f := range failures {
+				if f.Check == tc.check && strings.Contains(f.Message, tc.want) {
+					return
+				}
+			}
+			t.Errorf("the suite did not catch %q: want a %q failure containing %q, got %v", tc.name, tc.check, tc.want, failures)
+		})
+	}
+}
