@@ -1,0 +1,328 @@
+package energy
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Interval is a span on the monotonic clock.
+type Interval struct{ StartMonoNS, EndMonoNS int64 }
+
+// Seconds returns the interval's length.
+func (iv Interval) Seconds() float64 { return float64(iv.EndMonoNS-iv.StartMonoNS) / 1e9 }
+
+// CountedKinds are the domain kinds energy.total_j sums: they never nest in each other.
+var CountedKinds = []string{sdk.DomainGPU, sdk.DomainPackage, sdk.DomainDRAM}
+
+// Counted reports whether a domain of this kind counts towards energy.total_j.
+func Counted(kind string) bool {
+	for _, k := range CountedKinds {
+		if k == kind {
+			return true
+		}
+	}
+	return false
+}
+
+// At returns the cumulative energy (µJ) at t, interpolated linearly between the two samples
+// around it, and how far t is from the nearest sample. ok is false when t is outside the
+// samples' span (the curve is not extrapolated).
+func At(samples []sdk.Sample, t int64) (uj float64, gap time.Duration, ok bool) {
+	n := len(samples)
+	if n == 0 || t < samples[0].MonoNS || t > samples[n-1].MonoNS {
+		return 0, 0, false
+	}
+	i := sort.Search(n, func(i int) bool { return samples[i].MonoNS >= t })
+	if samples[i].MonoNS == t || i == 0 {
+		return float64(samples[i].Energy), 0, true
+	}
+	a, b := samples[i-1], samples[i]
+	frac := float64(t-a.MonoNS) / float64(b.MonoNS-a.MonoNS)
+	e := float64(a.Energy) + frac*(float64(b.Energy)-float64(a.Energy))
+	g := min(t-a.MonoNS, b.MonoNS-t)
+	return e, time.Duration(g), true
+}
+
+// Between returns the energy in joules between t0 and t1 from a cumulative curve, and the larger
+// of the two edge gaps.
+func Between(samples []sdk.Sample, t0, t1 int64) (j float64, gap time.Duration, ok bool) {
+	e0, g0, ok0 := At(samples, t0)
+	e1, g1, ok1 := At(samples, t1)
+	if !ok0 || !ok1 {
+		return 0, 0, false
+	}
+	return (e1 - e0) / 1e6, max(g0, g1), true
+}
+
+// IdlePowers returns each available domain's mean power over a baseline measurement, in watts.
+func IdlePowers(m *sdk.Measurement) map[string]float64 {
+	out := map[string]float64{}
+	if m == nil {
+		return out
+	}
+	for _, d := range m.Domains {
+		if !d.Domain.Available || len(d.Samples) < 2 {
+			continue
+		}
+		first, last := d.Samples[0], d.Samples[len(d.Samples)-1]
+		if last.MonoNS <= first.MonoNS {
+			continue
+		}
+		out[d.Domain.ID] = float64(last.Energy-first.Energy) / 1e6 / (float64(last.MonoNS-first.MonoNS) / 1e9)
+	}
+	return out
+}
+
+// Thresholds are the validity thresholds the energy findings use.
+type Thresholds struct {
+	MinWindowS        float64 // window_too_short below this (default 10)
+	MinCounterUpdates int     // too_few_counter_updates below this (default 10)
+}
+
+// Input is everything one worker (or `lemctl measure`) knows about a window's energy.
+type Input struct {
+	// Plugin names the meter plugin of each domain id (for the result), optional.
+	Plugin map[string]string
+	// Measurements are the sessions that covered the window, one per meter plugin.
+	Measurements []*sdk.Measurement
+	Window       Interval
+	// IdlePowerW maps domain id → idle power from the baseline; nil when there was none.
+	IdlePowerW map[string]float64
+	// Prefill and Decode are the batch intervals of each phase inside the window.
+	Prefill, Decode []Interval
+	OutputTokens    int64
+	Requests        int64
+	Thresholds      Thresholds
+}
+
+// Compute returns the energy block of a result and the validity findings about it.
+func Compute(in Input) (results.Energy, []results.Finding) {
+	if in.Thresholds.MinCounterUpdates <= 0 {
+		in.Thresholds.MinCounterUpdates = 10
+	}
+	var out results.Energy
+	var findings []results.Finding
+	add := func(code, sev, domain, msg, advice string) {
+		findings = append(findings, results.Finding{Code: code, Severity: sev, Domain: domain, Message: msg, Advice: advice})
+	}
+	seen := map[string]bool{}
+	for _, m := range in.Measurements {
+		if m == nil {
+			continue
+		}
+		for _, de := range m.Domains {
+			if seen[de.Domain.ID] {
+				continue // the same domain from two meters: keep the first
+			}
+			seen[de.Domain.ID] = true
+			d := domain(de, in, add)
+			if p := in.Plugin[de.Domain.ID]; p != "" {
+				d.Plugin = p
+			}
+			out.Domains = append(out.Domains, d)
+		}
+		for _, f := range m.Findings {
+			if f.Domain != "" && isDomainHealth(m, f) {
+				continue // already attached to its domain
+			}
+			findings = append(findings, results.Finding{Code: f.Code, Severity: f.Severity, Message: f.Message, Advice: f.Advice, Domain: f.Domain})
+		}
+	}
+	summarize(&out, in, add)
+	return out, findings
+}
+
+func isDomainHealth(m *sdk.Measurement, f sdk.Finding) bool {
+	for _, d := range m.Domains {
+		for _, h := range d.Health {
+			if h.Code == f.Code && h.Domain == f.Domain && h.Message == f.Message {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advice string)) results.Domain {
+	dom := de.Domain
+	d := results.Domain{ID: dom.ID, Name: dom.Name, Kind: dom.Kind, Scope: dom.Scope, Method: dom.Method, Confidence: dom.Confidence,
+		Available: dom.Available, Reason: dom.Reason, DeviceUUID: dom.DeviceUUID, Health: []results.Finding{}}
+	if dom.DeviceIndex >= 0 && dom.Kind == sdk.DomainGPU {
+		d.DeviceIndex = results.IntPtr(dom.DeviceIndex)
+	}
+	if dom.Resolution > 0 {
+		d.ResolutionJ = results.Float(dom.Resolution.Joules())
+	}
+	if dom.UpdatePeriod > 0 {
+		d.UpdatePerS = results.Float(dom.UpdatePeriod.Seconds())
+	}
+	for _, h := range de.Health {
+		d.Health = append(d.Health, results.Finding{Code: h.Code, Severity: h.Severity, Message: h.Message, Advice: h.Advice, Domain: dom.ID})
+	}
+	if !dom.Available {
+		if d.Reason == "" {
+			d.Reason = "unavailable (the meter gave no reason)"
+		}
+		return d
+	}
+	total, gap, ok := Between(de.Samples, in.Window.StartMonoNS, in.Window.EndMonoNS)
+	if !ok {
+		d.Available = false
+		d.Reason = "the meter's samples do not cover the measured window"
+		return d
+	}
+	d.TotalJ = results.Float(total)
+	_ = gap
+	updates := 0
+	for i := 1; i < len(de.Samples); i++ {
+		s := de.Samples[i]
+		if s.MonoNS > in.Window.StartMonoNS && s.MonoNS <= in.Window.EndMonoNS && s.Energy != de.Samples[i-1].Energy {
+			updates++
+		}
+	}
+	d.CounterUpdates = results.IntPtr(updates)
+	if updates < in.Thresholds.MinCounterUpdates {
+		add("too_few_counter_updates", results.SeverityWarning, dom.ID,
+			fmt.Sprintf("the %s counter changed %d times in the window (fewer than %d): quantisation error is large", dom.ID, updates, in.Thresholds.MinCounterUpdates),
+			"lengthen the window (workload.min_window_s) or sample faster")
+	}
+	if dom.Method == sdk.MethodEstimate || dom.Confidence == sdk.ConfidenceEstimate {
+		add("energy_estimated", results.SeverityWarning, dom.ID, fmt.Sprintf("domain %s is an estimate, not a measurement", dom.ID), "")
+	}
+	if idle, ok := in.IdlePowerW[dom.ID]; ok && in.IdlePowerW != nil {
+		static := idle * in.Window.Seconds()
+		dyn := total - static
+		if dyn < 0 {
+			add("dynamic_negative", results.SeverityWarning, dom.ID,
+				fmt.Sprintf("domain %s used %.4g J in the window, less than its idle power × window (%.4g J); dynamic energy floored at 0", dom.ID, total, static),
+				"the baseline was not idle, or the load is too light to measure: lengthen the baseline or the window")
+			dyn = 0
+		}
+		d.IdlePowerW = results.Float(idle)
+		d.StaticJ = results.Float(static)
+		d.DynamicJ = results.Float(dyn)
+	}
+	d.Phases = phases(de.Samples, in.Prefill, in.Decode)
+	d.Timeline = timeline(de.Samples)
+	return d
+}
+
+func phases(samples []sdk.Sample, prefill, decode []Interval) results.EnergyPhases {
+	sum := func(ivs []Interval) *float64 {
+		if len(ivs) == 0 {
+			return nil
+		}
+		total := 0.0
+		for _, iv := range ivs {
+			j, _, ok := Between(samples, iv.StartMonoNS, iv.EndMonoNS)
+			if !ok {
+				return nil
+			}
+			total += j
+		}
+		return results.Float(total)
+	}
+	return results.EnergyPhases{PrefillJ: sum(prefill), DecodeJ: sum(decode)}
+}
+
+func timeline(samples []sdk.Sample) []results.Sample {
+	out := make([]results.Sample, len(samples))
+	for i, s := range samples {
+		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC)}
+	}
+	return out
+}
+
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return results.Float(v)
+}
+
+// summarize fills the totals from the counted domains.
+func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, advice string)) {
+	var total, static, dynamic, prefill, decode float64
+	counted, withBaseline, withPrefill, withDecode := 0, 0, 0, 0
+	kinds := map[string]bool{}
+	for _, d := range out.Domains {
+		if !d.Available {
+			out.UnavailableDomainsCount++
+		}
+		if !d.Available || d.TotalJ == nil || !Counted(d.Kind) {
+			continue
+		}
+		counted++
+		kinds[d.Kind] = true
+		total += *d.TotalJ
+		if d.StaticJ != nil {
+			withBaseline++
+			static += *d.StaticJ
+			dynamic += *d.DynamicJ
+		}
+		if d.Phases.PrefillJ != nil {
+			withPrefill++
+			prefill += *d.Phases.PrefillJ
+		}
+		if d.Phases.DecodeJ != nil {
+			withDecode++
+			decode += *d.Phases.DecodeJ
+		}
+	}
+	for _, k := range CountedKinds {
+		if kinds[k] {
+			out.CountedDomainKinds = append(out.CountedDomainKinds, k)
+		}
+	}
+	if counted == 0 {
+		reasons := ""
+		for _, d := range out.Domains {
+			if !d.Available {
+				reasons += fmt.Sprintf("; %s: %s", d.ID, d.Reason)
+			}
+		}
+		if len(out.Domains) == 0 {
+			reasons = "; no energy plugin is installed or enabled"
+		}
+		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package or DRAM domain was measured"+reasons+": figures are throughput and latency only",
+			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
+		return
+	}
+	out.TotalJ = results.Float(total)
+	out.JPerOutputToken = results.Ratio(total, float64(in.OutputTokens))
+	out.JPerRequest = results.Ratio(total, float64(in.Requests))
+	out.TokensPerJ = results.Ratio(float64(in.OutputTokens), total)
+	if withBaseline == counted {
+		out.StaticJ = results.Float(static)
+		out.DynamicJ = results.Float(dynamic)
+		out.DynamicJPerOutputToken = results.Ratio(dynamic, float64(in.OutputTokens))
+	} else {
+		add("baseline_missing", results.SeverityWarning, "", "no idle baseline for every measured domain, so static and dynamic energy are not split",
+			"set lifecycle.baseline_s > 0")
+	}
+	if withPrefill == counted {
+		out.Phases.PrefillJ = results.Float(prefill)
+	}
+	if withDecode == counted {
+		out.Phases.DecodeJ = results.Float(decode)
+	}
+}
+
+// WindowFindings returns the findings about the window itself.
+func WindowFindings(window Interval, th Thresholds) []results.Finding {
+	minS := th.MinWindowS
+	if minS <= 0 {
+		minS = 10
+	}
+	if s := window.Seconds(); s < minS {
+		return []results.Finding{{Code: "window_too_short", Severity: results.SeverityWarning,
+			Message: fmt.Sprintf("the measured window lasted %.3g s, less than %g s", s, minS),
+			Advice:  "raise workload.min_window_s so energy counters and clocks resolve the window"}}
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+package energy
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/units"
+)
+
+// constant returns a domain sampled every step from t0 to t1 at watts, cumulative from t0.
+func constant(id, kind string, watts float64, t0, t1 int64, step time.Duration) sdk.DomainEnergy {
+	d := sdk.DomainEnergy{Domain: sdk.Domain{ID: id, Kind: kind, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter, Available: true,
+		Resolution: units.Microjoule, UpdatePeriod: step, DeviceIndex: -1}}
+	for t := t0; t <= t1; t += int64(step) {
+		d.Samples = append(d.Samples, sdk.Sample{MonoNS: t, Energy: units.Energy(math.Round(watts * float64(t-t0) / 1e3)),
+			PowerW: watts, TemperatureC: math.NaN()})
+	}
+	d.Energy = d.Samples[len(d.Samples)-1].Energy
+	return d
+}
+
+const sec = int64(time.Second)
+
+func TestAtInterpolatesAndNeverExtrapolates(t *testing.T) {
+	d := constant("g", sdk.DomainGPU, 100, 0, 10*sec, 100*time.Millisecond)
+	e, gap, ok := At(d.Samples, 2*sec+50*int64(time.Millisecond))
+	if !ok || math.Abs(e-205e6) > 1 || gap != 50*time.Millisecond {
+		t.Errorf("At(2.05 s) = %v µJ gap %v ok %v, want 205 J, 50 ms", e, gap, ok)
+	}
+	if _, _, ok := At(d.Samples, 11*sec); ok {
+		t.Error("At past the last sample must not extrapolate")
+	}
+}
+
+func TestComputeStaticDynamicAndTotals(t *testing.T) {
+	gpu := constant("gpu0", sdk.DomainGPU, 300, 0, 20*sec, 100*time.Millisecond)
+	pkg := constant("pkg0", sdk.DomainPackage, 50, 0, 20*sec, 10*time.Millisecond)
+	core := constant("core0", sdk.DomainCore, 30, 0, 20*sec, 10*time.Millisecond)
+	m := &sdk.Measurement{Domains: []sdk.DomainEnergy{gpu, pkg, core}}
+	win := Interval{2 * sec, 12 * sec}
+	e, findings := Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win,
+		IdlePowerW: map[string]float64{"gpu0": 60, "pkg0": 20, "core0": 5},
+		Prefill:    []Interval{{2 * sec, 3 * sec}}, Decode: []Interval{{3 * sec, 12 * sec}},
+		OutputTokens: 1000, Requests: 10})
+	approx := func(name string, got *float64, want float64) {
+		t.Helper()
+		if got == nil || math.Abs(*got-want) > 1e-6*math.Max(1, want) {
+			t.Errorf("%s = %v, want %v", name, deref(got), want)
+		}
+	}
+	approx("total_j (gpu+package, not core)", e.TotalJ, 3000+500)
+	approx("static_j", e.StaticJ, 600+200)
+	approx("dynamic_j", e.DynamicJ, 2400+300)
+	approx("j_per_output_token", e.JPerOutputToken, 3.5)
+	approx("dynamic_j_per_output_token", e.DynamicJPerOutputToken, 2.7)
+	approx("j_per_request", e.JPerRequest, 350)
+	approx("tokens_per_j", e.TokensPerJ, 1000.0/3500)
+	approx("prefill_j", e.Phases.PrefillJ, 300+50)
+	approx("decode_j", e.Phases.DecodeJ, 2700+450)
+	approx("core total (detail only)", e.Domains[2].TotalJ, 300)
+	if len(findings) != 0 {
+		t.Errorf("unexpected findings %v", findings)
+	}
+}
+
+func TestComputeFindings(t *testing.T) {
+	gpu := constant("gpu0", sdk.DomainGPU, 100, 0, 5*sec, time.Second) // 4 updates in the window
+	est := constant("est", sdk.DomainPackage, 10, 0, 5*sec, 10*time.Millisecond)
+	est.Domain.Method, est.Domain.Confidence = sdk.MethodEstimate, sdk.ConfidenceEstimate
+	m := &sdk.Measurement{Domains: []sdk.DomainEnergy{gpu, est}}
+	win := Interval{0, 5 * sec}
+	_, findings := Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win, IdlePowerW: map[string]float64{"gpu0": 150, "est": 1}})
+	want := map[string]bool{"too_few_counter_updates": false, "energy_estimated": false, "dynamic_negative": false}
+	for _, f := range findings {
+		if _, ok := want[f.Code]; ok {
+			want[f.Code] = true
+		}
+	}
+	for code, seen := range want {
+		if !seen {
+			t.Errorf("finding %s not raised (got %v)", code, findings)
+		}
+	}
+	_, findings = Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win})
+	if !has(findings, "baseline_missing") {
+		t.Errorf("baseline_missing not raised: %v", findings)
+	}
+	un := sdk.DomainEnergy{Domain: sdk.Domain{ID: "rapl", Kind: sdk.DomainPackage, Reason: "no /sys/class/powercap"}}
+	e, findings := Compute(Input{Measurements: []*sdk.Measurement{{Domains: []sdk.DomainEnergy{un}}}, Window: win})
+	if !has(findings, "no_energy_measured") || e.TotalJ != nil || e.UnavailableDomainsCount != 1 {
+		t.Errorf("no_energy_measured: total %v, findings %v", e.TotalJ, findings)
+	}
+	if f := WindowFindings(Interval{0, 9 * sec}, Thresholds{MinWindowS: 10}); len(f) != 1 || f[0].Code != "window_too_short" {
+		t.Errorf("window_too_short not raised: %v", f)
+	}
+	if f := WindowFindings(Interval{0, 10 * sec}, Thresholds{}); len(f) != 0 {
+		t.Errorf("a 10 s window raised %v", f)
+	}
+}
+
+func TestIdlePowers(t *testing.T) {
+	d := constant("g", sdk.DomainGPU, 42, 5*sec, 15*sec, 100*time.Millisecond)
+	p := IdlePowers(&sdk.Measurement{Domains: []sdk.DomainEnergy{d}})
+	if math.Abs(p["g"]-42) > 1e-6 {
+		t.Errorf("idle power = %v, want 42 W", p["g"])
+	}
+}
+
+func has(fs []results.Finding, code string) bool {
+	for _, f := range fs {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
