@@ -1,0 +1,228 @@
+package sysinfo
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// Reader reads host facts from a filesystem rooted at "/".
+type Reader struct {
+	FS fs.FS
+	// Hostname returns the host name (os.Hostname by default).
+	Hostname func() (string, error)
+}
+
+// Default reads the real machine.
+func Default() *Reader { return &Reader{FS: os.DirFS("/"), Hostname: os.Hostname} }
+
+func (r *Reader) read(name string) (string, error) {
+	b, err := fs.ReadFile(r.FS, strings.TrimPrefix(name, "/"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func unknown(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "unknown (not present)"
+	case errors.Is(err, fs.ErrPermission):
+		return "unknown (permission denied)"
+	}
+	return "unknown (" + err.Error() + ")"
+}
+
+// Host identifies this boot of the machine.
+type Host struct {
+	Hostname string
+	BootID   string
+}
+
+// Host returns the hostname and /proc/sys/kernel/random/boot_id.
+func (r *Reader) Host() (Host, error) {
+	hn, err := r.Hostname()
+	if err != nil {
+		return Host{}, fmt.Errorf("hostname: %w", err)
+	}
+	boot, err := r.read("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return Host{}, fmt.Errorf("read boot id: %w", err)
+	}
+	return Host{Hostname: hn, BootID: boot}, nil
+}
+
+// Environment returns the host facts of the environment snapshot.
+func (r *Reader) Environment() map[string]string {
+	f := map[string]string{
+		"os":             runtime.GOOS,
+		"arch":           runtime.GOARCH,
+		"logical_cpus":   strconv.Itoa(runtime.NumCPU()),
+		"cpu_model":      r.cpuModel(),
+		"governor":       r.governor(),
+		"cgroup_cpu":     r.cgroupCPU(),
+		"container":      r.container(),
+		"virtualization": r.virtualization(),
+	}
+	if k, err := r.read("/proc/sys/kernel/osrelease"); err == nil {
+		f["kernel"] = k
+	}
+	if m, err := r.memTotal(); err == nil {
+		f["memory_total_bytes"] = strconv.FormatInt(m, 10)
+	}
+	return f
+}
+
+func (r *Reader) cpuModel() string {
+	s, err := r.read("/proc/cpuinfo")
+	if err != nil {
+		return unknown(err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown (no model name in /proc/cpuinfo)"
+}
+
+func (r *Reader) governor() string {
+	entries, err := fs.ReadDir(r.FS, "sys/devices/system/cpu/cpufreq")
+	if err != nil {
+		return unknown(err)
+	}
+	govs := map[string]bool{}
+	var list []string
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "policy") {
+			continue
+		}
+		g, err := r.read(path.Join("sys/devices/system/cpu/cpufreq", e.Name(), "scaling_governor"))
+		if err == nil && !govs[g] {
+			govs[g] = true
+			list = append(list, g)
+		}
+	}
+	if len(list) == 0 {
+		return "unknown (no cpufreq policy)"
+	}
+	return strings.Join(list, ",")
+}
+
+// cgroupCPU describes the cgroup v2 (or v1) CPU quota of this process.
+func (r *Reader) cgroupCPU() string {
+	if s, err := r.read("/sys/fs/cgroup/cpu.max"); err == nil {
+		q, p, _ := strings.Cut(s, " ")
+		if q == "max" {
+			return "unlimited (cgroup v2)"
+		}
+		qi, err1 := strconv.ParseFloat(q, 64)
+		pi, err2 := strconv.ParseFloat(p, 64)
+		if err1 == nil && err2 == nil && pi > 0 {
+			return fmt.Sprintf("%.3g CPUs (cgroup v2 cpu.max %s)", qi/pi, s)
+		}
+		return "cpu.max " + s
+	}
+	q, err := r.read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	if err != nil {
+		return unknown(err)
+	}
+	p, _ := r.read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+	if q == "-1" {
+		return "unlimited (cgroup v1)"
+	}
+	qi, err1 := strconv.ParseFloat(q, 64)
+	pi, err2 := strconv.ParseFloat(p, 64)
+	if err1 == nil && err2 == nil && pi > 0 {
+		return fmt.Sprintf("%.3g CPUs (cgroup v1 quota %s / period %s)", qi/pi, q, p)
+	}
+	return "quota " + q
+}
+
+func (r *Reader) container() string {
+	if _, err := fs.Stat(r.FS, ".dockerenv"); err == nil {
+		return "docker"
+	}
+	if _, err := fs.Stat(r.FS, "run/.containerenv"); err == nil {
+		return "podman"
+	}
+	if s, err := r.read("/proc/1/cgroup"); err == nil {
+		for _, k := range []string{"docker", "kubepods", "containerd", "lxc"} {
+			if strings.Contains(s, k) {
+				return k
+			}
+		}
+	}
+	return "none detected"
+}
+
+func (r *Reader) virtualization() string {
+	s, err := r.read("/proc/cpuinfo")
+	if err == nil {
+		for _, line := range strings.Split(s, "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && strings.TrimSpace(k) == "flags" {
+				if strings.Contains(" "+v+" ", " hypervisor ") {
+					if vendor, err := r.read("/sys/class/dmi/id/sys_vendor"); err == nil && vendor != "" {
+						return "vm (" + vendor + ")"
+					}
+					return "vm"
+				}
+				return "none detected"
+			}
+		}
+	}
+	return "unknown"
+}
+
+func (r *Reader) memTotal() (int64, error) {
+	s, err := r.read("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, errors.New("no MemTotal")
+}
+
+// CPUTimeNS returns the CPU time (on-CPU nanoseconds) a process has used so far, summed over its
+// threads from /proc/<pid>/task/*/schedstat. Threads that exited are not counted; sample at
+// both ends of a window and subtract.
+func (r *Reader) CPUTimeNS(pid int) (int64, error) {
+	dir := fmt.Sprintf("proc/%d/task", pid)
+	tasks, err := fs.ReadDir(r.FS, dir)
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	var total int64
+	for _, t := range tasks {
+		b, err := fs.ReadFile(r.FS, path.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		f := bytes.Fields(b)
+		if len(f) < 1 {
+			continue
+		}
+		ns, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err == nil {
+			total += ns
+		}
+	}
+	return total, nil
+}
