@@ -1,0 +1,189 @@
+package launch
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Message types on the control channel.
+const (
+	// worker → parent
+	MsgBarrier  = "barrier"  // the worker reached barrier Name
+	MsgProgress = "progress" // phase / prompts done / tokens per second
+	MsgDone     = "done"     // the worker saved its result
+	MsgError    = "error"    // the worker failed; Error says why
+	// parent → worker
+	MsgRelease = "release" // pass barrier Name
+	MsgAbort   = "abort"   // another worker failed: give up with Error
+	MsgStop    = "stop"    // the user interrupted the run
+)
+
+// Barrier names, in lifecycle order.
+const (
+	BarrierBaseline = "baseline"
+	BarrierLoad     = "load"
+	BarrierWindow   = "window"
+)
+
+// Message is one line of the control channel.
+type Message struct {
+	Type  string `json:"type"`
+	Rank  int    `json:"rank"`
+	Name  string `json:"name,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Progress fields.
+	Phase        string  `json:"phase,omitempty"`
+	PromptsDone  int     `json:"prompts_done,omitempty"`
+	PromptsTotal int     `json:"prompts_total,omitempty"`
+	TokensPerS   float64 `json:"tokens_per_s,omitempty"`
+	Detail       string  `json:"detail,omitempty"`
+}
+
+// Conn is one end of a control channel.
+type Conn struct {
+	mu  sync.Mutex
+	enc *json.Encoder
+	dec *bufio.Scanner
+	w   io.Closer
+}
+
+// NewConn wraps a reader and a writer as a control channel end.
+func NewConn(r io.Reader, w io.WriteCloser) *Conn {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	return &Conn{enc: json.NewEncoder(w), dec: sc, w: w}
+}
+
+// Send writes one message.
+func (c *Conn) Send(m Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enc.Encode(m)
+}
+
+// Recv reads one message; io.EOF when the other end closed.
+func (c *Conn) Recv() (Message, error) {
+	if !c.dec.Scan() {
+		if err := c.dec.Err(); err != nil {
+			return Message{}, err
+		}
+		return Message{}, io.EOF
+	}
+	var m Message
+	if err := json.Unmarshal(c.dec.Bytes(), &m); err != nil {
+		return Message{}, fmt.Errorf("control channel: bad message %q: %w", c.dec.Bytes(), err)
+	}
+	return m, nil
+}
+
+// Close closes the writing side.
+func (c *Conn) Close() error { return c.w.Close() }
+
+// ErrAborted is returned by a worker's Barrier when another worker failed.
+var ErrAborted = errors.New("run aborted")
+
+// ErrStopped is returned by a worker's Barrier when the user interrupted the run.
+var ErrStopped = errors.New("run interrupted")
+
+// WorkerSide is the worker's view of the control channel: it reports progress and waits at
+// barriers. A stop or abort from the parent cancels the worker's context.
+type WorkerSide struct {
+	conn    *Conn
+	rank    int
+	mu      sync.Mutex
+	waiting map[string]chan error
+	fatal   error
+	cancel  context.CancelCauseFunc
+}
+
+// NewWorkerSide starts reading the parent's messages; cancel is called (with ErrAborted or
+// ErrStopped as the cause) when the parent aborts or stops the run or goes away.
+func NewWorkerSide(conn *Conn, rank int, cancel context.CancelCauseFunc) *WorkerSide {
+	w := &WorkerSide{conn: conn, rank: rank, waiting: map[string]chan error{}, cancel: cancel}
+	go w.read()
+	return w
+}
+
+func (w *WorkerSide) read() {
+	for {
+		m, err := w.conn.Recv()
+		if err != nil {
+			w.fail(fmt.Errorf("%w: the parent lemctl went away (%v)", ErrAborted, err))
+			return
+		}
+		switch m.Type {
+		case MsgRelease:
+			w.mu.Lock()
+			ch := w.waiting[m.Name]
+			if ch == nil {
+				ch = make(chan error, 1)
+				w.waiting[m.Name] = ch
+			}
+			w.mu.Unlock()
+			ch <- nil
+		case MsgAbort:
+			w.fail(fmt.Errorf("%w: %s", ErrAborted, m.Error))
+		case MsgStop:
+			w.fail(ErrStopped)
+		}
+	}
+}
+
+func (w *WorkerSide) fail(err error) {
+	w.mu.Lock()
+	if w.fatal == nil {
+		w.fatal = err
+	}
+	for _, ch := range w.waiting {
+		select {
+		case ch <- err:
+		default:
+		}
+	}
+	w.mu.Unlock()
+	w.cancel(err)
+}
+
+// Barrier reports that this worker reached name and waits until the parent releases it.
+func (w *WorkerSide) Barrier(ctx context.Context, name string) error {
+	w.mu.Lock()
+	if w.fatal != nil {
+		err := w.fatal
+		w.mu.Unlock()
+		return err
+	}
+	ch := w.waiting[name]
+	if ch == nil {
+		ch = make(chan error, 1)
+		w.waiting[name] = ch
+	}
+	w.mu.Unlock()
+	if err := w.conn.Send(Message{Type: MsgBarrier, Rank: w.rank, Name: name}); err != nil {
+		return fmt.Errorf("barrier %s: %w", name, err)
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Progress reports what the worker is doing; errors are ignored (progress is advisory).
+func (w *WorkerSide) Progress(m Message) {
+	m.Type, m.Rank = MsgProgress, w.rank
+	_ = w.conn.Send(m)
+}
+
+// Done reports success; Failed reports the error that ends the worker.
+func (w *WorkerSide) Done() { _ = w.conn.Send(Message{Type: MsgDone, Rank: w.rank}) }
+
+// Failed reports err to the parent.
+func (w *WorkerSide) Failed(err error) {
+	_ = w.conn.Send(Message{Type: MsgError, Rank: w.rank, Error: err.Error()})
+}

@@ -1,0 +1,134 @@
+package launch
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Spec is everything one worker needs, resolved by the parent: the worker never re-reads the
+// experiment file, never rediscovers plugins and never re-samples the dataset, so every worker
+// of a run measures the same configuration on its own exact shard.
+type Spec struct {
+	ExperimentID string          `json:"experiment_id"`
+	Name         string          `json:"name"`
+	Rank         int             `json:"rank"`
+	WorldSize    int             `json:"world_size"`
+	Device       DeviceSlot      `json:"device"`
+	Threads      int             `json:"threads"`
+	CPUs         []int           `json:"cpus,omitempty"`
+	Config       json.RawMessage `json:"config"`
+	ConfigHash   string          `json:"config_hash"`
+	Overrides    []Override      `json:"overrides,omitempty"`
+
+	Model      ModelSpec   `json:"model"`
+	Engine     PluginRef   `json:"engine"`
+	Meters     []PluginRef `json:"meters"`
+	Repository PluginRef   `json:"repository"`
+
+	Dataset DatasetRef   `json:"dataset"`
+	Prompts []sdk.Prompt `json:"prompts"` // this rank's shard, in order
+
+	Workload  WorkloadSpec  `json:"workload"`
+	Lifecycle LifecycleSpec `json:"lifecycle"`
+	Energy    EnergySpec    `json:"energy"`
+	Validity  ValiditySpec  `json:"validity"`
+
+	// PauseAt is the test-only pause hook ($LEM_TEST_PAUSE), copied here for the record.
+	PauseAt string `json:"pause_at,omitempty"`
+}
+
+// Override records a config value set on the command line.
+type Override struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source string `json:"source"`
+}
+
+// DeviceSlot is the device a worker runs on.
+type DeviceSlot struct {
+	Kind  string `json:"kind"` // "cpu" or "cuda"
+	Index int    `json:"index"`
+	UUID  string `json:"uuid,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Slot  string `json:"slot"` // unique per (host, device) in the run, e.g. "cpu:0", "cuda:GPU-…"
+}
+
+// PluginRef pins a plugin binary and carries its configuration table.
+type PluginRef struct {
+	Name    string         `json:"name"`
+	Path    string         `json:"path"`
+	SHA256  string         `json:"sha256"`
+	Version string         `json:"version"`
+	Kinds   []string       `json:"kinds"`
+	Config  map[string]any `json:"config"`
+}
+
+// ModelSpec names the model and the loader plugin that resolves it.
+type ModelSpec struct {
+	Ref    string    `json:"ref"`
+	Loader PluginRef `json:"loader"`
+}
+
+// DatasetRef identifies the dataset the prompts came from.
+type DatasetRef struct {
+	Name    string `json:"name"`
+	SHA256  string `json:"sha256"`
+	Prompts int    `json:"prompts"` // in the whole sample, all ranks together
+}
+
+// WorkloadSpec is the work of the measured window.
+type WorkloadSpec struct {
+	BatchSize  int          `json:"batch_size"`
+	Decoding   sdk.Decoding `json:"decoding"`
+	Repeats    int          `json:"repeats"`
+	MinWindowS float64      `json:"min_window_s"`
+}
+
+// LifecycleSpec times the phases around the window.
+type LifecycleSpec struct {
+	BaselineS    float64 `json:"baseline_s"`
+	WarmupMode   string  `json:"warmup_mode"` // "fixed" or "cv"
+	WarmupBatch  int     `json:"warmup_batches"`
+	CVThreshold  float64 `json:"cv_threshold"`
+	CVWindow     int     `json:"cv_window"`
+	MinBatches   int     `json:"min_batches"`
+	MaxBatches   int     `json:"max_batches"`
+	ThermalWaitS float64 `json:"thermal_wait_s"`
+	CooldownS    float64 `json:"cooldown_s"`
+}
+
+// EnergySpec configures metering.
+type EnergySpec struct {
+	IntervalNS int64 `json:"interval_ns"`
+}
+
+// ValiditySpec holds the verdict's thresholds.
+type ValiditySpec struct {
+	MinWindowS        float64 `json:"min_window_s"`
+	MinCounterUpdates int     `json:"min_counter_updates"`
+}
+
+// WriteSpec writes s to path (0600).
+func WriteSpec(path string, s *Spec) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// ReadSpec reads a worker spec.
+func ReadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read worker spec: %w", err)
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("worker spec %s: %w", path, err)
+	}
+	return &s, nil
+}
