@@ -226,3 +226,19 @@ func (r *Reader) CPUTimeNS(pid int) (int64, error) {
 	}
 	return total, nil
 }
+
+// PeakRSSBytes returns a process's peak resident set size (VmHWM in /proc/<pid>/status).
+func (r *Reader) PeakRSSBytes(pid int) (int64, error) {
+	s, err := r.read(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("peak memory of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("peak memory of pid %d: no VmHWM in status", pid)
+}

@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"sort"
+
+	"github.com/lemctl/lemctl/host/energy"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// FLOPsMethod says how FLOPs were counted.
+const FLOPsMethod = "analytic: per token at position t, 2 × (non-embedding + LM-head parameters) + 4 × layers × d_model × t, over every position processed (METHODOLOGY.md)"
+
+// metrics fills the raw result's figures from the measured window.
+func (st *state) metrics(m *measured) {
+	spec, raw := st.w.Spec, st.raw
+	raw.Window = results.RawWindow{Span: results.Span{StartMonoNS: m.window.StartMonoNS, EndMonoNS: m.window.EndMonoNS,
+		StartUnixNS: m.start.WallNS, EndUnixNS: m.end.WallNS, DurationS: m.window.Seconds()}, Phases: st.phases}
+
+	var reqs []results.Request
+	for _, rw := range m.repeats {
+		reqs = append(reqs, rw.reqs...)
+	}
+	raw.Requests = reqs
+	wl := results.Workload{Repeats: len(m.repeats), Passes: m.passes, BatchSize: results.IntPtr(spec.Workload.BatchSize)}
+	var flops float64
+	for _, r := range reqs {
+		wl.Requests++
+		wl.InputTokens += int64(r.InputTokens)
+		wl.OutputTokens += int64(r.OutputTokens)
+		if st.artifact != nil && st.artifact.FLOPs.PerToken > 0 {
+			// Every input token and every output token but the last passes through the model.
+			flops += float64(st.artifact.FLOPs.Span(1, r.InputTokens+r.OutputTokens-1))
+		}
+	}
+	raw.Workload = wl
+	raw.LatencyMS = results.LatencyOf(reqs)
+	dur := m.window.Seconds()
+	raw.Throughput = results.Throughput{
+		OutputTokensPerS: results.Ratio(float64(wl.OutputTokens), dur),
+		RequestsPerS:     results.Ratio(float64(wl.Requests), dur),
+		TotalTokensPerS:  results.Ratio(float64(wl.InputTokens+wl.OutputTokens), dur),
+	}
+	if st.artifact != nil && st.artifact.FLOPs.PerToken > 0 {
+		raw.FLOPs = results.FLOPs{Total: results.Float(flops), PerOutputToken: results.Ratio(flops, float64(wl.OutputTokens)), Method: FLOPsMethod}
+	} else {
+		raw.FLOPs = results.FLOPs{Method: "unavailable: the loader reported no FLOPs coefficients"}
+	}
+
+	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates}
+	var idle map[string]float64
+	if spec.Lifecycle.BaselineS > 0 {
+		idle = st.idle
+	}
+	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: idle,
+		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
+	raw.Energy = e
+	findings = append(findings, energy.WindowFindings(m.window, th)...)
+
+	if m.meterCPUOK && dur > 0 {
+		cpuS := float64(m.meterCPUNS) / 1e9
+		raw.Overhead = results.Overhead{MeterCPUS: results.Float(cpuS), Share: results.Float(cpuS / dur)}
+	}
+	if st.load != nil {
+		raw.Memory.ModelBytes = nonZero(st.load.ModelBytes)
+		raw.Memory.PeakBytes = nonZero(st.load.ResidentBytes)
+	}
+	if st.engineC != nil && st.engineC.Pid() > 0 {
+		if peak, err := st.w.Sys.PeakRSSBytes(st.engineC.Pid()); err == nil {
+			raw.Memory.PeakBytes = results.Int64(peak)
+		}
+	}
+
+	for i, rw := range m.repeats {
+		rep := results.Repeat{Index: i, Window: results.Span{StartMonoNS: rw.iv.StartMonoNS, EndMonoNS: rw.iv.EndMonoNS,
+			StartUnixNS: rw.start.WallNS, EndUnixNS: rw.end.WallNS, DurationS: rw.iv.Seconds()}}
+		for _, r := range rw.reqs {
+			rep.Requests++
+			rep.InputTokens += int64(r.InputTokens)
+			rep.OutputTokens += int64(r.OutputTokens)
+		}
+		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
+		if ej := countedEnergy(m.measurements, rw.iv); ej != nil {
+			rep.EnergyJ = ej
+			rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
+		}
+		lat := results.LatencyOf(rw.reqs)
+		rep.TTFTP50MS, rep.ITLP50MS = lat.TTFT.P50, lat.ITL.P50
+		raw.Repeats = append(raw.Repeats, rep)
+	}
+
+	rank := results.IntPtr(spec.Rank)
+	valid := true
+	for i := range findings {
+		findings[i].Rank = rank
+		if findings[i].Severity == results.SeverityError {
+			valid = false
+		}
+	}
+	for _, d := range raw.Energy.Domains {
+		for _, h := range d.Health {
+			if h.Severity == results.SeverityError {
+				valid = false
+			}
+		}
+	}
+	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Code < findings[j].Code })
+	if findings == nil {
+		findings = []results.Finding{}
+	}
+	raw.Validity = results.Validity{Valid: valid, Findings: findings}
+}
+
+// countedEnergy sums the counted domains' energy over iv; nil when none was measured.
+func countedEnergy(ms []*sdk.Measurement, iv energy.Interval) *float64 {
+	total, n := 0.0, 0
+	seen := map[string]bool{}
+	for _, m := range ms {
+		for _, d := range m.Domains {
+			if seen[d.Domain.ID] || !d.Domain.Available || !energy.Counted(d.Domain.Kind) {
+				continue
+			}
+			seen[d.Domain.ID] = true
+			j, _, ok := energy.Between(d.Samples, iv.StartMonoNS, iv.EndMonoNS)
+			if ok {
+				total += j
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return results.Float(total)
+}
+
+func nonZero(v int64) *int64 {
+	if v <= 0 {
+		return nil
+	}
+	return results.Int64(v)
+}

@@ -1,0 +1,546 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/lemctl/lemctl/host/energy"
+	"github.com/lemctl/lemctl/host/launch"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/sysinfo"
+	"github.com/lemctl/lemctl/host/version"
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/clock"
+)
+
+// Control is the worker's side of the control channel.
+type Control interface {
+	Barrier(ctx context.Context, name string) error
+	Progress(m launch.Message)
+}
+
+// Worker runs one spec.
+type Worker struct {
+	Spec    *launch.Spec
+	Control Control
+	Log     hclog.Logger
+	Sys     *sysinfo.Reader
+	// PauseAt is the test-only pause hook "<phase>:<rank>:<file>" ($LEM_TEST_PAUSE): when this
+	// rank reaches the phase it writes its pid to file and blocks until its context ends.
+	PauseAt string
+}
+
+// meter is one energy plugin in use.
+type meter struct {
+	ref    launch.PluginRef
+	client *sdk.Client
+}
+
+type state struct {
+	w        *Worker
+	plugins  opened
+	loader   sdk.Loader
+	engine   sdk.Engine
+	engineC  *sdk.Client
+	meters   []meter
+	repo     sdk.Repository
+	phases   map[string]results.Span
+	raw      *results.Raw
+	idle     map[string]float64
+	artifact *sdk.Artifact
+	load     *sdk.LoadResult
+	// domainPlugin names the meter plugin of each domain id.
+	domainPlugin map[string]string
+}
+
+// Run executes the lifecycle and stores the raw result. It returns the error that ended it;
+// errors.Is(err, launch.ErrStopped) means the user interrupted the run.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Sys == nil {
+		w.Sys = sysinfo.Default()
+	}
+	st := &state{w: w, phases: map[string]results.Span{}}
+	defer st.plugins.closeAll()
+	if err := st.run(ctx); err != nil {
+		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+			return cause
+		}
+		return err
+	}
+	return nil
+}
+
+func (st *state) run(ctx context.Context) error {
+	w, spec := st.w, st.w.Spec
+	log := w.Log
+	st.raw = &results.Raw{SchemaVersion: results.SchemaVersion, Kind: results.KindRaw, ExperimentID: spec.ExperimentID,
+		ConfigHash: spec.ConfigHash, Config: spec.Config, Rank: spec.Rank, WorldSize: spec.WorldSize,
+		Device: results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
+		Dataset: results.Dataset{Name: spec.Dataset.Name, SHA256: spec.Dataset.SHA256, Prompts: spec.Dataset.Prompts},
+		Model:   results.Model{Ref: spec.Model.Ref}, Requests: []results.Request{}, Warnings: []results.Warning{}, Repeats: []results.Repeat{}}
+	for _, o := range spec.Overrides {
+		st.raw.Provenance.Overrides = append(st.raw.Provenance.Overrides, results.Override(o))
+	}
+	st.raw.Provenance.LemctlVersion, st.raw.Provenance.LemctlCommit = version.Version, version.CommitOrUnknown()
+	host, err := w.Sys.Host()
+	if err != nil {
+		return err
+	}
+	st.raw.Host = results.Host{Hostname: host.Hostname, BootID: host.BootID}
+
+	// Plugins.
+	if err := st.phase(ctx, "plugins", func() error { return st.openPlugins(ctx) }); err != nil {
+		return err
+	}
+	// Environment snapshot.
+	if err := st.phase(ctx, "environment", func() error { return st.environment(ctx) }); err != nil {
+		return err
+	}
+	if err := st.barrier(ctx, launch.BarrierBaseline); err != nil {
+		return err
+	}
+	if err := st.phase(ctx, "idle_baseline", func() error { return st.baseline(ctx) }); err != nil {
+		return err
+	}
+	if err := st.barrier(ctx, launch.BarrierLoad); err != nil {
+		return err
+	}
+	if err := st.phase(ctx, "load", func() error { return st.loadModel(ctx) }); err != nil {
+		return err
+	}
+	if err := st.phase(ctx, "warmup", func() error { return st.warmup(ctx) }); err != nil {
+		return err
+	}
+	if s := spec.Lifecycle.ThermalWaitS; s > 0 {
+		if err := st.phase(ctx, "thermal_wait", func() error { return sleep(ctx, s) }); err != nil {
+			return err
+		}
+	}
+	if err := st.barrier(ctx, launch.BarrierWindow); err != nil {
+		return err
+	}
+	var m *measured
+	if err := st.phase(ctx, "measured", func() error { var err error; m, err = st.measure(ctx); return err }); err != nil {
+		return err
+	}
+	if s := spec.Lifecycle.CooldownS; s > 0 {
+		if err := st.phase(ctx, "cooldown", func() error { return sleep(ctx, s) }); err != nil {
+			return err
+		}
+	}
+	if err := st.engine.Unload(ctx); err != nil {
+		log.Warn("unload failed", "error", err)
+	}
+	st.metrics(m)
+	return st.save(ctx)
+}
+
+// phase runs f and records its span.
+func (st *state) phase(ctx context.Context, name string, f func() error) error {
+	st.w.Control.Progress(launch.Message{Phase: name})
+	st.pause(ctx, name)
+	start := clock.Now()
+	err := f()
+	end := clock.Now()
+	st.phases[name] = span(start, end)
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func span(start, end clock.Stamp) results.Span {
+	return results.Span{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS, StartUnixNS: start.WallNS, EndUnixNS: end.WallNS,
+		DurationS: float64(end.MonoNS-start.MonoNS) / 1e9}
+}
+
+func (st *state) barrier(ctx context.Context, name string) error {
+	st.w.Control.Progress(launch.Message{Phase: "barrier:" + name})
+	if err := st.w.Control.Barrier(ctx, name); err != nil {
+		return fmt.Errorf("barrier %s: %w", name, err)
+	}
+	return nil
+}
+
+// pause implements the test-only hook: "<phase>:<rank>:<file>".
+func (st *state) pause(ctx context.Context, phase string) {
+	parts := strings.SplitN(st.w.PauseAt, ":", 3)
+	if len(parts) != 3 || parts[0] != phase || parts[1] != strconv.Itoa(st.w.Spec.Rank) {
+		return
+	}
+	tmp := parts[2] + ".tmp"
+	_ = os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644)
+	_ = os.Rename(tmp, parts[2])
+	st.w.Log.Warn("test pause hook: holding", "phase", phase, "file", parts[2])
+	<-ctx.Done()
+}
+
+func sleep(ctx context.Context, seconds float64) error {
+	t := time.NewTimer(time.Duration(seconds * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (st *state) openPlugins(ctx context.Context) error {
+	spec, log := st.w.Spec, st.w.Log
+	lc, err := st.plugins.open(ctx, spec.Model.Loader, sdk.KindLoader, log)
+	if err != nil {
+		return err
+	}
+	st.loader = lc.Loader()
+	ec, err := st.plugins.open(ctx, spec.Engine, sdk.KindEngine, log)
+	if err != nil {
+		return err
+	}
+	st.engine, st.engineC = ec.Engine(), ec
+	for _, ref := range spec.Meters {
+		mc, err := st.plugins.open(ctx, ref, sdk.KindEnergy, log)
+		if err != nil {
+			return err
+		}
+		st.meters = append(st.meters, meter{ref: ref, client: mc})
+	}
+	rc, err := st.plugins.open(ctx, spec.Repository, sdk.KindRepository, log)
+	if err != nil {
+		return err
+	}
+	st.repo = rc.Repository()
+	for _, c := range st.plugins.order {
+		info := c.Info()
+		p := results.Plugin{Name: info.Name, Version: info.Version}
+		for _, k := range info.Kinds {
+			p.Kinds = append(p.Kinds, string(k))
+		}
+		for _, ref := range append([]launch.PluginRef{spec.Model.Loader, spec.Engine, spec.Repository}, spec.Meters...) {
+			if ref.Path == c.Path() {
+				p.SHA256 = ref.SHA256
+			}
+		}
+		st.raw.Plugins = append(st.raw.Plugins, p)
+	}
+	return nil
+}
+
+func (st *state) environment(ctx context.Context) error {
+	env := results.Environment{Facts: st.w.Sys.Environment(), Devices: []results.DeviceEnvironment{}}
+	for _, m := range st.meters {
+		e, err := m.client.Meter().Environment(ctx)
+		if err != nil {
+			st.warn("meter %s: environment: %v", m.ref.Name, err)
+			continue
+		}
+		for k, v := range e.Facts {
+			env.Facts[m.ref.Name+"."+k] = v
+		}
+		for _, d := range e.Devices {
+			env.Devices = append(env.Devices, results.DeviceEnvironment{ID: d.ID, Facts: d.Facts})
+		}
+	}
+	st.raw.Environment = env
+	return nil
+}
+
+func (st *state) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	st.w.Log.Warn(msg)
+	st.raw.Warnings = append(st.raw.Warnings, results.Warning{Message: msg, Rank: results.IntPtr(st.w.Spec.Rank)})
+}
+
+// baseline measures each domain's idle power before the model loads.
+func (st *state) baseline(ctx context.Context) error {
+	s := st.w.Spec.Lifecycle.BaselineS
+	if s <= 0 || len(st.meters) == 0 {
+		return nil
+	}
+	sessions, err := st.startMeters(ctx, "baseline")
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, s); err != nil {
+		st.stopMeters(context.WithoutCancel(ctx), sessions)
+		return err
+	}
+	ms := st.stopMeters(ctx, sessions)
+	st.idle = map[string]float64{}
+	for _, m := range ms {
+		for id, p := range energy.IdlePowers(m) {
+			st.idle[id] = p
+		}
+	}
+	return nil
+}
+
+type session struct {
+	meter meter
+	id    string
+}
+
+func (st *state) startMeters(ctx context.Context, label string) ([]session, error) {
+	var out []session
+	for _, m := range st.meters {
+		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: time.Duration(st.w.Spec.Energy.IntervalNS)})
+		if err != nil {
+			st.stopMeters(context.WithoutCancel(ctx), out)
+			return nil, fmt.Errorf("start meter %s: %w", m.ref.Name, err)
+		}
+		out = append(out, session{meter: m, id: s.ID})
+	}
+	return out, nil
+}
+
+// stopMeters stops every session; a meter that fails to stop is a warning, and its domains are
+// missing from the result (they will show as unmeasured, never as zero).
+func (st *state) stopMeters(ctx context.Context, sessions []session) []*sdk.Measurement {
+	var out []*sdk.Measurement
+	for _, s := range sessions {
+		m, err := s.meter.client.Meter().Stop(ctx, s.id)
+		if err != nil {
+			st.warn("stop meter %s: %v", s.meter.ref.Name, err)
+			continue
+		}
+		if st.domainPlugin == nil {
+			st.domainPlugin = map[string]string{}
+		}
+		for _, d := range m.Domains {
+			st.domainPlugin[d.Domain.ID] = s.meter.ref.Name
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (st *state) loadModel(ctx context.Context) error {
+	spec := st.w.Spec
+	a, err := st.loader.Resolve(ctx, spec.Model.Ref)
+	if err != nil {
+		return fmt.Errorf("resolve model %q: %w", spec.Model.Ref, err)
+	}
+	st.artifact = a
+	st.raw.Model = results.Model{Ref: spec.Model.Ref, SHA256: a.SHA256, Architecture: a.Architecture, Synthetic: a.Synthetic}
+	if a.Parameters > 0 {
+		st.raw.Model.Parameters = results.Int64(a.Parameters)
+	}
+	dev := sdk.Device{Kind: spec.Device.Kind, Index: -1, UUID: spec.Device.UUID}
+	if dev.Kind == "cuda" {
+		dev.Index = 0 // the only device CUDA_VISIBLE_DEVICES leaves visible
+	}
+	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs})
+	if err != nil {
+		return fmt.Errorf("load model on %s: %w", spec.Device.Slot, err)
+	}
+	st.load = lr
+	st.raw.Engine = results.Engine{Plugin: spec.Engine.Name, Version: spec.Engine.Version, ExecutionProvider: lr.ExecutionProvider}
+	st.raw.Provenance.ExecutionProvider = lr.ExecutionProvider
+	st.raw.Provenance.RuntimeVersions = lr.RuntimeVersions
+	return nil
+}
+
+// batches splits the shard into static batches.
+func (st *state) batches() [][]sdk.Prompt {
+	prompts, size := st.w.Spec.Prompts, max(1, st.w.Spec.Workload.BatchSize)
+	var out [][]sdk.Prompt
+	for i := 0; i < len(prompts); i += size {
+		out = append(out, prompts[i:min(i+size, len(prompts))])
+	}
+	return out
+}
+
+func (st *state) warmup(ctx context.Context) error {
+	lc := st.w.Spec.Lifecycle
+	bs := st.batches()
+	if len(bs) == 0 {
+		return nil
+	}
+	req := sdk.GenerateRequest{Prompts: bs[0], Decoding: st.w.Spec.Workload.Decoding}
+	if lc.WarmupMode != "cv" {
+		if lc.WarmupBatch <= 0 {
+			return nil
+		}
+		_, err := st.engine.Warmup(ctx, sdk.WarmupRequest{GenerateRequest: req, Batches: lc.WarmupBatch})
+		return err
+	}
+	window := max(2, lc.CVWindow)
+	var lat []float64
+	for i := 0; i < max(lc.MaxBatches, lc.MinBatches); i++ {
+		ts, err := st.engine.Warmup(ctx, sdk.WarmupRequest{GenerateRequest: req, Batches: 1})
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			lat = append(lat, float64(t.EndMonoNS-t.StartMonoNS))
+		}
+		st.w.Control.Progress(launch.Message{Phase: "warmup", Detail: fmt.Sprintf("batch %d", i+1)})
+		if len(lat) >= max(lc.MinBatches, window) && cv(lat[len(lat)-window:]) < lc.CVThreshold {
+			return nil
+		}
+	}
+	st.warn("warmup: latency CV did not fall below %g within %d batches", lc.CVThreshold, max(lc.MaxBatches, lc.MinBatches))
+	return nil
+}
+
+func cv(xs []float64) float64 {
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / float64(len(xs))
+	var ss float64
+	for _, x := range xs {
+		ss += (x - mean) * (x - mean)
+	}
+	if mean == 0 || len(xs) < 2 {
+		return math.Inf(1)
+	}
+	return math.Sqrt(ss/float64(len(xs)-1)) / mean
+}
+
+// measured is what the window produced.
+type measured struct {
+	window       energy.Interval
+	start, end   clock.Stamp
+	measurements []*sdk.Measurement
+	prefill      []energy.Interval
+	decode       []energy.Interval
+	repeats      []repeatWindow
+	passes       int
+	meterCPUNS   int64
+	meterCPUOK   bool
+}
+
+type repeatWindow struct {
+	iv    energy.Interval
+	start clock.Stamp
+	end   clock.Stamp
+	reqs  []results.Request
+}
+
+func (st *state) meterCPU() (int64, bool) {
+	var total int64
+	for _, m := range st.meters {
+		ns, err := st.w.Sys.CPUTimeNS(m.client.Pid())
+		if err != nil {
+			return 0, false
+		}
+		total += ns
+	}
+	return total, len(st.meters) > 0
+}
+
+// measure runs the measured window `repeats` times back to back inside one meter session per
+// meter, marking every batch boundary.
+func (st *state) measure(ctx context.Context) (*measured, error) {
+	spec := st.w.Spec
+	bs := st.batches()
+	if len(bs) == 0 {
+		return nil, errors.New("this rank's shard has no prompts")
+	}
+	repeats := max(1, spec.Workload.Repeats)
+	sessions, err := st.startMeters(ctx, "window")
+	if err != nil {
+		return nil, err
+	}
+	m := &measured{}
+	cpu0, ok0 := st.meterCPU()
+	stopped := false
+	defer func() {
+		if !stopped {
+			st.stopMeters(context.WithoutCancel(ctx), sessions)
+		}
+	}()
+	done, total := 0, len(spec.Prompts)*repeats
+	for rep := 0; rep < repeats; rep++ {
+		rw := repeatWindow{}
+		passStart := clock.Mono()
+		for pass := 0; ; pass++ {
+			for bi, batch := range bs {
+				for _, s := range sessions {
+					if _, err := s.meter.client.Meter().Mark(ctx, s.id, fmt.Sprintf("r%d/p%d/b%d", rep, pass, bi)); err != nil {
+						return nil, fmt.Errorf("mark meter %s: %w", s.meter.ref.Name, err)
+					}
+				}
+				if rep == 0 && pass == 0 && bi == 0 {
+					st.pause(ctx, "window")
+				}
+				var got []results.Request
+				bt, err := st.engine.Generate(ctx, sdk.GenerateRequest{Prompts: batch, Decoding: spec.Workload.Decoding}, func(r sdk.RequestResult) error {
+					got = append(got, results.Request{ID: r.ID, Repeat: rep, InputTokens: r.InputTokens, OutputTokens: len(r.OutputIDs),
+						StartMonoNS: r.StartMonoNS, TokenMonoNS: r.TokenMonoNS, FinishReason: r.FinishReason})
+					return nil
+				})
+				if err != nil {
+					return nil, fmt.Errorf("generate batch %d of repeat %d: %w", bi, rep+1, err)
+				}
+				if rw.iv.StartMonoNS == 0 {
+					rw.iv.StartMonoNS = bt.StartMonoNS
+					rw.start = clock.Stamp{MonoNS: bt.StartMonoNS, WallNS: clock.WallAt(bt.StartMonoNS)}
+				}
+				rw.iv.EndMonoNS = bt.EndMonoNS
+				m.prefill = append(m.prefill, energy.Interval{StartMonoNS: bt.StartMonoNS, EndMonoNS: bt.FirstTokenMonoNS})
+				m.decode = append(m.decode, energy.Interval{StartMonoNS: bt.FirstTokenMonoNS, EndMonoNS: bt.EndMonoNS})
+				rw.reqs = append(rw.reqs, got...)
+				done += len(batch)
+				elapsed := float64(clock.Mono()-passStart) / 1e9
+				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: total,
+					TokensPerS: float64(tokens(rw.reqs)) / math.Max(elapsed, 1e-9), Detail: fmt.Sprintf("repeat %d/%d pass %d", rep+1, repeats, pass+1)})
+			}
+			if rep == 0 {
+				m.passes = pass + 1
+			}
+			if float64(clock.Mono()-passStart)/1e9 >= spec.Workload.MinWindowS {
+				break
+			}
+		}
+		rw.end = clock.Stamp{MonoNS: rw.iv.EndMonoNS, WallNS: clock.WallAt(rw.iv.EndMonoNS)}
+		m.repeats = append(m.repeats, rw)
+	}
+	cpu1, ok1 := st.meterCPU()
+	m.meterCPUNS, m.meterCPUOK = cpu1-cpu0, ok0 && ok1
+	stopped = true
+	m.measurements = st.stopMeters(ctx, sessions)
+	m.window = energy.Interval{StartMonoNS: m.repeats[0].iv.StartMonoNS, EndMonoNS: m.repeats[len(m.repeats)-1].iv.EndMonoNS}
+	m.start, m.end = m.repeats[0].start, m.repeats[len(m.repeats)-1].end
+	return m, nil
+}
+
+func tokens(reqs []results.Request) int64 {
+	var n int64
+	for _, r := range reqs {
+		n += int64(r.OutputTokens)
+	}
+	return n
+}
+
+func (st *state) save(ctx context.Context) error {
+	st.raw.CreatedUnixNS = time.Now().UnixNano()
+	data, err := results.Encode(st.raw)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	if _, err := st.repo.SaveRaw(ctx, st.w.Spec.ExperimentID, st.w.Spec.Rank, data); err != nil {
+		return fmt.Errorf("save raw result: %w", err)
+	}
+	if _, err := st.repo.MarkComplete(ctx, st.w.Spec.ExperimentID, st.w.Spec.Rank, hexSum); err != nil {
+		return fmt.Errorf("mark rank %d complete: %w", st.w.Spec.Rank, err)
+	}
+	return nil
+}
