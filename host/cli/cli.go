@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/lemctl/lemctl/host/cli/measurecmd"
+	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/version"
 )
@@ -78,7 +80,10 @@ func newRoot(env *cliutil.Env) *cobra.Command {
 }
 
 // commands lists the constructors of lemctl's subcommands; each lives in its own package.
-var commands = []func(*cliutil.Env) *cobra.Command{}
+var commands = []func(*cliutil.Env) *cobra.Command{
+	measurecmd.NewCommand,
+	workercmd.NewCommand,
+}
 
 func newVersionCmd(env *cliutil.Env) *cobra.Command {
 	return &cobra.Command{

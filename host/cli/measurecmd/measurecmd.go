@@ -1,0 +1,418 @@
+// Package measurecmd is `lemctl measure -- CMD ARGS…`: the energy of any command, like
+// `perf stat` for energy. It starts the chosen energy plugins, runs the command with the
+// terminal's stdin/stdout/stderr, stops the meters when it exits, and prints per-domain energy,
+// mean and peak power, duration and the validity findings. It exits with the command's own exit
+// code (128 + signal when the command was killed), so it can wrap anything in a script.
+package measurecmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/config"
+	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/energy"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/sysinfo"
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/clock"
+)
+
+type options struct {
+	meters   []string
+	sets     []string
+	interval time.Duration
+	output   string
+}
+
+// NewCommand builds `lemctl measure`.
+func NewCommand(env *cliutil.Env) *cobra.Command {
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:   "measure [--meter NAME]… [--set METER.KEY=VALUE]… [--interval D] [--output table|json] -- CMD [ARGS…]",
+		Short: "Measure the energy of any command",
+		Long: "measure runs CMD under every chosen energy plugin (all installed ones by default) and prints the\n" +
+			"energy of each domain over the command's run, mean and peak power, duration and validity.\n" +
+			"It exits with CMD's exit code (128 + signal if CMD was killed).",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), env, o, args) },
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
+	f.StringArrayVar(&o.sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
+	f.DurationVar(&o.interval, "interval", 0, "sampling interval (default: each plugin's own)")
+	f.StringVarP(&o.output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	f.SetInterspersed(false)
+	return cmd
+}
+
+// Report is what measure prints with --output json.
+type Report struct {
+	Command   []string         `json:"command"`
+	ExitCode  int              `json:"exit_code"`
+	DurationS float64          `json:"duration_s"`
+	StartUnix int64            `json:"start_unix_ns"`
+	EndUnix   int64            `json:"end_unix_ns"`
+	TotalJ    *float64         `json:"total_j"`
+	Domains   []DomainReport   `json:"domains"`
+	Validity  results.Validity `json:"validity"`
+	Overhead  results.Overhead `json:"overhead"`
+}
+
+// DomainReport is one domain's figures over the command's run.
+type DomainReport struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name,omitempty"`
+	Plugin         string            `json:"plugin"`
+	Kind           string            `json:"kind"`
+	Scope          string            `json:"scope"`
+	Method         string            `json:"method"`
+	Confidence     string            `json:"confidence"`
+	Available      bool              `json:"available"`
+	Reason         string            `json:"reason,omitempty"`
+	EnergyJ        *float64          `json:"energy_j"`
+	MeanPowerW     *float64          `json:"mean_power_w"`
+	PeakPowerW     *float64          `json:"peak_power_w"`
+	CounterUpdates *int              `json:"counter_updates"`
+	UpdatePeriodS  *float64          `json:"update_period_s"`
+	ResolutionJ    *float64          `json:"resolution_j"`
+	Samples        int               `json:"samples"`
+	Health         []results.Finding `json:"health"`
+}
+
+type meter struct {
+	name   string
+	client *sdk.Client
+	id     string
+}
+
+func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error {
+	if err := cliutil.CheckOutput(o.output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
+		return err
+	}
+	tables := map[string]map[string]any{}
+	for _, s := range o.sets {
+		path, value, err := config.ParseSet(s)
+		if err != nil {
+			return cliutil.Usagef("--set %s", err)
+		}
+		if len(path) != 2 {
+			return cliutil.Usagef("--set %q: want METER.KEY=VALUE (e.g. rapl.interval=\"50ms\")", s)
+		}
+		if tables[path[0]] == nil {
+			tables[path[0]] = map[string]any{}
+		}
+		tables[path[0]][path[1]] = jsonable(value)
+	}
+	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	if err != nil {
+		return cliutil.Usage(err)
+	}
+	defer cat.Close()
+	names := o.meters
+	if len(names) == 0 {
+		for _, p := range cat.ByKind(sdk.KindEnergy) {
+			names = append(names, p.Name)
+		}
+	}
+	for name := range tables {
+		if !contains(names, name) {
+			return cliutil.Usagef("--set %s.…: %q is not a meter of this measurement (meters: %s)", name, name, strings.Join(names, ", "))
+		}
+	}
+	var meters []meter
+	defer func() {
+		for _, m := range meters {
+			m.client.Close()
+		}
+	}()
+	for _, name := range names {
+		p, ok := cat.Find(name)
+		if !ok || !p.Available || !p.Info.Serves(sdk.KindEnergy) {
+			reason := "not installed (searched: " + strings.Join(cat.Searched(), ", ") + ")"
+			if ok && !p.Available {
+				reason = p.Reason
+			} else if ok {
+				reason = "it is not an energy plugin"
+			}
+			return cliutil.Usagef("--meter %s: %s", name, reason)
+		}
+		c, err := cat.Open(ctx, name, sdk.KindEnergy)
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("start meter %s: %w", name, err))
+		}
+		meters = append(meters, meter{name: name, client: c})
+		tbl := tables[name]
+		if tbl == nil {
+			tbl = map[string]any{}
+		}
+		errs, err := c.Configure(ctx, tbl)
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("configure meter %s: %w", name, err))
+		}
+		if len(errs) > 0 {
+			var msgs []string
+			for _, e := range errs {
+				msgs = append(msgs, fmt.Sprintf("--set %s.%s", name, e.Error()))
+			}
+			return cliutil.Usagef("%s", strings.Join(msgs, "\n"))
+		}
+	}
+	if len(meters) == 0 {
+		env.Logger.Warn("no energy plugin is installed: measuring duration only", "searched", strings.Join(cat.Searched(), ", "))
+	}
+
+	sys := sysinfo.Default()
+	cpu0 := meterCPU(sys, meters)
+	for i := range meters {
+		s, err := meters[i].client.Meter().Start(ctx, sdk.StartRequest{Interval: o.interval, Label: "measure"})
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("start meter %s: %w", meters[i].name, err))
+		}
+		meters[i].id = s.ID
+	}
+
+	// The command shares the terminal: Ctrl-C reaches it directly, so measure itself ignores
+	// SIGINT/SIGQUIT while it waits (like time(1) and perf stat).
+	signal.Ignore(os.Interrupt, syscall.SIGQUIT)
+	defer signal.Reset(os.Interrupt, syscall.SIGQUIT)
+	c := exec.Command(args[0], args[1:]...)
+	c.Stdin, c.Stdout, c.Stderr = env.In, os.Stdout, os.Stderr
+	if f, ok := env.Out.(*os.File); !ok || f != os.Stdout {
+		c.Stdout = env.Out
+	}
+	start := clock.Now()
+	runErr := c.Run()
+	end := clock.Now()
+	code, err := exitCode(runErr)
+	if err != nil {
+		stopAll(ctx, meters)
+		return cliutil.Exit(127, fmt.Errorf("run %s: %w", args[0], err))
+	}
+
+	var ms []*sdk.Measurement
+	plugin := map[string]string{}
+	for _, m := range meters {
+		meas, err := m.client.Meter().Stop(context.WithoutCancel(ctx), m.id)
+		if err != nil {
+			env.Logger.Warn("stop meter", "meter", m.name, "error", err)
+			continue
+		}
+		for _, d := range meas.Domains {
+			plugin[d.Domain.ID] = m.name
+		}
+		ms = append(ms, meas)
+	}
+	cpu1 := meterCPU(sys, meters)
+	rep := report(args, code, start, end, ms, plugin)
+	if cpu0 >= 0 && cpu1 >= 0 && rep.DurationS > 0 {
+		s := float64(cpu1-cpu0) / 1e9
+		rep.Overhead = results.Overhead{MeterCPUS: results.Float(s), Share: results.Float(s / rep.DurationS)}
+	}
+	if o.output == cliutil.OutputJSON {
+		if err := cliutil.WriteJSON(env.Out, rep); err != nil {
+			return err
+		}
+	} else {
+		writeTable(env.Err, rep)
+	}
+	if code != 0 {
+		return cliutil.Exit(code, nil)
+	}
+	return nil
+}
+
+func stopAll(ctx context.Context, meters []meter) {
+	for _, m := range meters {
+		_, _ = m.client.Meter().Stop(context.WithoutCancel(ctx), m.id)
+	}
+}
+
+func meterCPU(sys *sysinfo.Reader, meters []meter) int64 {
+	if len(meters) == 0 {
+		return -1
+	}
+	var total int64
+	for _, m := range meters {
+		ns, err := sys.CPUTimeNS(m.client.Pid())
+		if err != nil {
+			return -1
+		}
+		total += ns
+	}
+	return total
+}
+
+func exitCode(err error) (int, error) {
+	if err == nil {
+		return 0, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
+func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measurement, plugin map[string]string) *Report {
+	iv := energy.Interval{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS}
+	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, Thresholds: energy.Thresholds{MinCounterUpdates: 10}})
+	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
+	// measure has no baseline by design: drop the baseline finding, keep the rest.
+	var kept []results.Finding
+	valid := true
+	for _, f := range findings {
+		if f.Code == "baseline_missing" {
+			continue
+		}
+		if f.Severity == results.SeverityError {
+			valid = false
+		}
+		kept = append(kept, f)
+	}
+	samples := map[string][]sdk.Sample{}
+	for _, m := range ms {
+		for _, d := range m.Domains {
+			samples[d.Domain.ID] = d.Samples
+		}
+	}
+	for _, d := range e.Domains {
+		dr := DomainReport{ID: d.ID, Name: d.Name, Plugin: d.Plugin, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
+			Available: d.Available, Reason: d.Reason, EnergyJ: d.TotalJ, CounterUpdates: d.CounterUpdates, UpdatePeriodS: d.UpdatePerS,
+			ResolutionJ: d.ResolutionJ, Health: d.Health, Samples: len(samples[d.ID])}
+		for _, h := range d.Health {
+			if h.Severity == results.SeverityError {
+				valid = false
+			}
+		}
+		if d.TotalJ != nil {
+			dr.MeanPowerW = results.Ratio(*d.TotalJ, rep.DurationS)
+			dr.PeakPowerW = peak(samples[d.ID], iv)
+		}
+		rep.Domains = append(rep.Domains, dr)
+	}
+	if kept == nil {
+		kept = []results.Finding{}
+	}
+	rep.Validity = results.Validity{Valid: valid, Findings: kept}
+	return rep
+}
+
+// peak is the highest power in the window: the instantaneous readings when the meter has them,
+// else the energy differences over spans of at least 100 ms (shorter spans magnify the counter's
+// quantisation).
+func peak(samples []sdk.Sample, iv energy.Interval) *float64 {
+	best := math.NaN()
+	for _, s := range samples {
+		if s.MonoNS >= iv.StartMonoNS && s.MonoNS <= iv.EndMonoNS && !math.IsNaN(s.PowerW) && !(s.PowerW <= best) {
+			best = s.PowerW
+		}
+	}
+	if !math.IsNaN(best) {
+		return results.Float(best)
+	}
+	const span = int64(100 * time.Millisecond)
+	j := 0
+	for i := range samples {
+		for j < i && samples[i].MonoNS-samples[j+1].MonoNS >= span {
+			j++
+		}
+		if samples[i].MonoNS-samples[j].MonoNS >= span {
+			p := float64(samples[i].Energy-samples[j].Energy) / 1e6 / (float64(samples[i].MonoNS-samples[j].MonoNS) / 1e9)
+			if !(p <= best) {
+				best = p
+			}
+		}
+	}
+	if math.IsNaN(best) {
+		return nil
+	}
+	return results.Float(best)
+}
+
+func writeTable(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "\n Energy of %q (exit %d), %.3f s:\n\n", strings.Join(r.Command, " "), r.ExitCode, r.DurationS)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  DOMAIN\tKIND\tMETER\tMETHOD\tENERGY\tMEAN\tPEAK")
+	sort.SliceStable(r.Domains, func(i, j int) bool { return r.Domains[i].ID < r.Domains[j].ID })
+	for _, d := range r.Domains {
+		if !d.Available {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t-\tunavailable: %s\t\t\n", d.ID, d.Kind, d.Plugin, d.Reason)
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s J\t%s W\t%s W\n", d.ID, d.Kind, d.Plugin, d.Method, num(d.EnergyJ), num(d.MeanPowerW), num(d.PeakPowerW))
+	}
+	if len(r.Domains) == 0 {
+		fmt.Fprintln(tw, "  (no energy plugin installed)\t\t\t\t\t\t")
+	}
+	tw.Flush()
+	if r.TotalJ != nil {
+		fmt.Fprintf(w, "\n  total (GPU + package + DRAM): %s J\n", num(r.TotalJ))
+	}
+	if r.Overhead.Share != nil {
+		fmt.Fprintf(w, "  meter CPU: %.3f s (%.2f %% of the run)\n", *r.Overhead.MeterCPUS, 100**r.Overhead.Share)
+	}
+	verdict := "valid"
+	if !r.Validity.Valid {
+		verdict = "INVALID"
+	}
+	fmt.Fprintf(w, "  validity: %s\n", verdict)
+	for _, f := range r.Validity.Findings {
+		fmt.Fprintf(w, "    %s %s: %s\n", f.Severity, f.Code, f.Message)
+	}
+	fmt.Fprintln(w)
+}
+
+func num(p *float64) string {
+	if p == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.4g", *p)
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonable converts TOML-decoded values (int64, time, …) to JSON-friendly ones.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case int64:
+		return float64(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = jsonable(e)
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = jsonable(e)
+		}
+		return out
+	}
+	return v
+}
