@@ -85,7 +85,7 @@ func (st *state) run(ctx context.Context) error {
 	log := w.Log
 	st.raw = &results.Raw{SchemaVersion: results.SchemaVersion, Kind: results.KindRaw, ExperimentID: spec.ExperimentID,
 		ConfigHash: spec.ConfigHash, Config: spec.Config, Rank: spec.Rank, WorldSize: spec.WorldSize,
-		Device: results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
+		Device:  results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
 		Dataset: results.Dataset{Name: spec.Dataset.Name, SHA256: spec.Dataset.SHA256, Prompts: spec.Dataset.Prompts},
 		Model:   results.Model{Ref: spec.Model.Ref}, Requests: []results.Request{}, Warnings: []results.Warning{}, Repeats: []results.Repeat{}}
 	for _, o := range spec.Overrides {

@@ -1,0 +1,61 @@
+package runcmd
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lemctl/lemctl/host/launch"
+)
+
+// progress shows per-worker progress on stderr: a line per change (text), one JSON object per
+// message (json), or nothing (quiet).
+type progress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	mode  string
+	last  map[int]string
+	lastT map[int]time.Time
+}
+
+func newProgress(w io.Writer, mode string, n int) *progress {
+	return &progress{w: w, mode: mode, last: map[int]string{}, lastT: map[int]time.Time{}}
+}
+
+func (p *progress) update(m launch.Message) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "quiet":
+		return
+	case "json":
+		b, _ := json.Marshal(m)
+		fmt.Fprintln(p.w, string(b))
+		return
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[rank %d] %-14s", m.Rank, m.Phase)
+	if m.PromptsTotal > 0 {
+		fmt.Fprintf(&b, " %d/%d prompts", m.PromptsDone, m.PromptsTotal)
+	}
+	if m.TokensPerS > 0 {
+		fmt.Fprintf(&b, " %.1f tok/s", m.TokensPerS)
+	}
+	if m.Detail != "" {
+		fmt.Fprintf(&b, " (%s)", m.Detail)
+	}
+	line := b.String()
+	// Phase changes always print; within the measured window, at most one line a second.
+	if m.Phase == "measured" && strings.HasPrefix(p.last[m.Rank], fmt.Sprintf("[rank %d] measured", m.Rank)) && time.Since(p.lastT[m.Rank]) < time.Second {
+		return
+	}
+	if line != p.last[m.Rank] {
+		fmt.Fprintln(p.w, line)
+		p.last[m.Rank], p.lastT[m.Rank] = line, time.Now()
+	}
+}
+
+func (p *progress) finish() {}

@@ -1,0 +1,574 @@
+// Package runcmd is `lemctl run FILE`, the main job: validate the experiment, discover the
+// plugins, sample and partition the prompts, start one worker per device slot, coordinate their
+// barriers, show progress, then aggregate late and print the summary.
+package runcmd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/examples"
+	"github.com/lemctl/lemctl/host/aggregate"
+	"github.com/lemctl/lemctl/host/cli/resultscmd"
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/config"
+	"github.com/lemctl/lemctl/host/dataset"
+	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/launch"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/version"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Options are run's flags.
+type Options struct {
+	Dataset     string
+	Prompts     int
+	Set         []string
+	NoAggregate bool
+	Progress    string // "text", "json" or "quiet"
+}
+
+// NewCommand builds `lemctl run`.
+func NewCommand(env *cliutil.Env) *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "run [FILE]",
+		Short: "Run an experiment: one worker per device slot, then aggregate",
+		Long: "run measures the experiment FILE (default: the embedded examples/quickstart.toml).\n" +
+			"Exit codes: 0 ok (even when the validity verdict is false), 1 the run failed or is partial,\n" +
+			"2 bad usage or config, 130 interrupted.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Progress != "text" && o.Progress != "json" && o.Progress != "quiet" {
+				return cliutil.Usagef("--progress %q: valid values are text, json, quiet", o.Progress)
+			}
+			file := ""
+			if len(args) == 1 {
+				file = args[0]
+			}
+			var prompts *int
+			if cmd.Flags().Changed("prompts") {
+				prompts = &o.Prompts
+			}
+			return Run(cmd.Context(), env, o, file, prompts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
+	f.IntVarP(&o.Prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
+	f.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
+	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate later with `lemctl aggregate`")
+	f.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	return cmd
+}
+
+// Run runs the experiment in file ("" = the embedded quickstart).
+func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prompts *int) error {
+	// First Ctrl-C: stop gracefully; second: force.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	defer cancel()
+	force := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		n := 0
+		for range sigs {
+			n++
+			if n == 1 {
+				cancel()
+			} else if n == 2 {
+				close(force)
+			}
+		}
+	}()
+	go func() {
+		select {
+		case <-parent.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	if err != nil {
+		return cliutil.Usage(err)
+	}
+	defer cat.Close()
+
+	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: cat}
+	var cfg *config.Config
+	if file == "" {
+		cfg, err = config.Load(ctx, "examples/quickstart.toml (embedded)", examples.Quickstart, copts)
+	} else {
+		cfg, err = config.LoadFile(ctx, file, copts)
+	}
+	if err != nil {
+		return configError(err)
+	}
+	for _, w := range cfg.Warnings {
+		env.Logger.Warn(w)
+	}
+	p, err := newPlan(ctx, env, cat, cfg)
+	if err != nil {
+		return err
+	}
+	return p.execute(ctx, force, o)
+}
+
+func configError(err error) error {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		lines := make([]string, 0, len(errs))
+		for _, e := range errs {
+			lines = append(lines, e.Error())
+		}
+		return cliutil.Usage(fmt.Errorf("%d configuration error(s):\n%s", len(errs), strings.Join(lines, "\n")))
+	}
+	return cliutil.Usage(err)
+}
+
+var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// NewExperimentID returns a unique id that sorts by start time: 20261128T120000Z-name-1a2b3c.
+func NewExperimentID(name string, now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	n := strings.Trim(unsafeID.ReplaceAllString(name, "-"), "-")
+	if len(n) > 40 {
+		n = n[:40]
+	}
+	if n == "" {
+		n = "run"
+	}
+	return now.UTC().Format("20060102T150405Z") + "-" + n + "-" + hex.EncodeToString(b[:])
+}
+
+// pluginRef pins the selected plugin called name and attaches its table.
+func pluginRef(cat *discovery.Catalog, name string, kind sdk.Kind, table map[string]any) (launch.PluginRef, error) {
+	p, ok := cat.Find(name)
+	if !ok {
+		return launch.PluginRef{}, cliutil.Usagef("plugin %q (%s) is not installed (searched: %s)", name, kind, strings.Join(cat.Searched(), ", "))
+	}
+	if !p.Available {
+		return launch.PluginRef{}, cliutil.Usagef("plugin %q (%s) at %s is unavailable: %s", name, kind, p.Path, p.Reason)
+	}
+	if !p.Info.Serves(kind) {
+		return launch.PluginRef{}, cliutil.Usagef("plugin %q at %s is not a %s plugin (it serves %v)", name, p.Path, kind, p.Info.Kinds)
+	}
+	ref := launch.PluginRef{Name: name, Path: p.Path, SHA256: p.SHA256, Version: p.Info.Version, Config: table}
+	for _, k := range p.Info.Kinds {
+		ref.Kinds = append(ref.Kinds, string(k))
+	}
+	if ref.Config == nil {
+		ref.Config = map[string]any{}
+	}
+	return ref, nil
+}
+
+func mergeTables(a, b map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// plan is a validated run, ready to launch.
+type plan struct {
+	env     *cliutil.Env
+	cfg     *config.Config
+	cat     *discovery.Catalog
+	id      string
+	specs   []*launch.Spec
+	repoRef launch.PluginRef
+	runDir  string
+}
+
+func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg *config.Config) (*plan, error) {
+	p := &plan{env: env, cfg: cfg, cat: cat, id: NewExperimentID(cfg.Name, time.Now())}
+	modelTable, engineTable := cfg.Model.Options, cfg.Engine.Options
+	if cfg.Model.Plugin == cfg.Engine.Plugin {
+		// One plugin serves both: it gets one table with both sections' keys.
+		modelTable = mergeTables(modelTable, engineTable)
+		engineTable = modelTable
+	}
+	loader, err := pluginRef(cat, cfg.Model.Plugin, sdk.KindLoader, modelTable)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := pluginRef(cat, cfg.Engine.Plugin, sdk.KindEngine, engineTable)
+	if err != nil {
+		return nil, err
+	}
+	resultsDir := cfg.Repository.Path
+	if resultsDir == "" {
+		resultsDir = env.ResultsDir
+	}
+	if abs, err := filepath.Abs(resultsDir); err == nil {
+		resultsDir = abs
+	}
+	repoTable := mergeTables(cfg.Repository.Options, map[string]any{"path": resultsDir})
+	repo, err := pluginRef(cat, cfg.Repository.Plugin, sdk.KindRepository, repoTable)
+	if err != nil {
+		return nil, err
+	}
+	p.repoRef = repo
+	p.runDir = filepath.Join(resultsDir, "runs", p.id)
+	var meters []launch.PluginRef
+	names := cfg.Energy.Meters.Names
+	if cfg.Energy.Meters.Auto {
+		names = nil
+		for _, pl := range cat.ByKind(sdk.KindEnergy) {
+			names = append(names, pl.Name)
+		}
+	}
+	for _, n := range names {
+		ref, err := pluginRef(cat, n, sdk.KindEnergy, cfg.Energy.Tables[n])
+		if err != nil {
+			return nil, err
+		}
+		meters = append(meters, ref)
+	}
+	if len(meters) == 0 {
+		env.Logger.Warn("no energy plugin is installed or enabled: energy will not be measured", "searched", strings.Join(cat.Searched(), ", "))
+	}
+
+	slots, err := deviceSlots(ctx, cat, cfg, meters)
+	if err != nil {
+		return nil, err
+	}
+
+	ds, err := openDataset(ctx, cat, cfg, loader)
+	if err != nil {
+		return nil, err
+	}
+	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
+	if err != nil {
+		return nil, cliutil.Usagef("workload.prompts: %v", err)
+	}
+	cfgJSON, err := json.Marshal(cfg.Map())
+	if err != nil {
+		return nil, err
+	}
+	hash, err := config.Hash(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var overrides []launch.Override
+	for k, src := range cfg.Sources {
+		overrides = append(overrides, launch.Override{Key: k, Value: fmt.Sprint(lookup(cfg.Map(), k)), Source: src})
+	}
+	interval := int64(0)
+	if cfg.Energy.Interval != "" {
+		d, err := time.ParseDuration(cfg.Energy.Interval)
+		if err != nil {
+			return nil, cliutil.Usagef("energy.interval: %v", err)
+		}
+		interval = int64(d)
+	}
+	world := len(slots)
+	for rank, slot := range slots {
+		shard, err := dataset.Shard(sample, rank, world)
+		if err != nil {
+			return nil, cliutil.Usagef("%v", err)
+		}
+		spec := &launch.Spec{ExperimentID: p.id, Name: cfg.Name, Rank: rank, WorldSize: world, Device: slot.device,
+			Threads: slot.threads, CPUs: slot.cpus, Config: cfgJSON, ConfigHash: hash, Overrides: overrides,
+			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader}, Engine: engine, Meters: meters, Repository: repo,
+			Dataset: launch.DatasetRef{Name: ds.Name, SHA256: ds.SHA256, Prompts: len(sample)},
+			Workload: launch.WorkloadSpec{BatchSize: cfg.Workload.BatchSize, Repeats: cfg.Workload.Repeats, MinWindowS: cfg.Workload.MinWindowS,
+				Decoding: sdk.Decoding{MaxNewTokens: cfg.Workload.MaxNewTokens, MaxInputTokens: cfg.Workload.MaxInputTokens,
+					Greedy: cfg.Workload.Decoding.Greedy, Temperature: cfg.Workload.Decoding.Temperature, TopK: cfg.Workload.Decoding.TopK,
+					TopP: cfg.Workload.Decoding.TopP, Seed: cfg.Workload.Seed, IgnoreEOS: cfg.Workload.Decoding.IgnoreEOS}},
+			Lifecycle: launch.LifecycleSpec{BaselineS: cfg.Lifecycle.BaselineS, WarmupMode: cfg.Lifecycle.Warmup.Mode,
+				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
+				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches,
+				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
+			Energy:   launch.EnergySpec{IntervalNS: interval},
+			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates},
+			PauseAt:  os.Getenv("LEM_TEST_PAUSE"),
+		}
+		for _, pr := range shard {
+			spec.Prompts = append(spec.Prompts, sdk.Prompt{ID: pr.ID, Text: pr.Text, IDs: pr.IDs})
+		}
+		p.specs = append(p.specs, spec)
+	}
+	return p, nil
+}
+
+func lookup(m map[string]any, dotted string) any {
+	var cur any = m
+	for _, k := range strings.Split(dotted, ".") {
+		t, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = t[k]
+	}
+	return cur
+}
+
+// loaderTokenizer tokenizes with the loader plugin, for synthetic:<n> datasets.
+type loaderTokenizer struct {
+	l   sdk.Loader
+	ref string
+}
+
+func (t loaderTokenizer) Tokenize(ctx context.Context, texts []string) ([][]int32, error) {
+	return t.l.Tokenize(ctx, t.ref, texts)
+}
+
+func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]string, error) {
+	return t.l.Detokenize(ctx, t.ref, ids)
+}
+
+func openDataset(ctx context.Context, cat *discovery.Catalog, cfg *config.Config, loader launch.PluginRef) (*dataset.Dataset, error) {
+	opts := dataset.Options{Format: cfg.Workload.Format, Column: cfg.Workload.Column, Count: cfg.Workload.Prompts}
+	if strings.HasPrefix(cfg.Workload.Dataset, "synthetic:") {
+		c, err := cat.Open(ctx, loader.Name, sdk.KindLoader)
+		if err != nil {
+			return nil, cliutil.Failed(fmt.Errorf("start loader %s for the synthetic dataset: %w", loader.Name, err))
+		}
+		defer c.Close()
+		if errs, err := c.Configure(ctx, loader.Config); err != nil || len(errs) > 0 {
+			return nil, cliutil.Failed(fmt.Errorf("configure loader %s: %v %v", loader.Name, err, errs))
+		}
+		opts.Tokenizer = loaderTokenizer{l: c.Loader(), ref: cfg.Model.Ref}
+		ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
+		if err != nil {
+			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", cfg.Workload.Dataset, err))
+		}
+		return ds, nil
+	}
+	ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
+	if err != nil {
+		return nil, cliutil.Usagef("workload.dataset %s: %v", cfg.Workload.Dataset, err)
+	}
+	return ds, nil
+}
+
+type slot struct {
+	device  launch.DeviceSlot
+	threads int
+	cpus    []int
+}
+
+// deviceSlots expands launch.devices × processes_per_device into worker slots. GPU indices are
+// mapped to UUIDs through an energy plugin's inventory, so CUDA_VISIBLE_DEVICES names each GPU
+// unambiguously; without such a plugin a GPU device list is a configuration error.
+func deviceSlots(ctx context.Context, cat *discovery.Catalog, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
+	per := max(1, cfg.Launch.ProcessesPerDevice)
+	if cfg.Launch.Devices.IsCPU() || len(cfg.Launch.Devices) == 0 {
+		cores := runtime.NumCPU()
+		threads := cfg.Launch.Threads
+		if threads <= 0 {
+			threads = cores
+		}
+		each := max(1, threads/per)
+		var out []slot
+		for i := 0; i < per; i++ {
+			s := slot{device: launch.DeviceSlot{Kind: "cpu", Index: -1, Slot: fmt.Sprintf("cpu:%d", i), Name: "cpu"}, threads: each}
+			if cfg.Launch.PinCPUs {
+				for c := i * each; c < (i+1)*each && c < cores; c++ {
+					s.cpus = append(s.cpus, c)
+				}
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	gpus, err := gpuInventory(ctx, cat, meters)
+	if err != nil {
+		return nil, err
+	}
+	var out []slot
+	for _, d := range cfg.Launch.Devices {
+		g, ok := gpus[d]
+		if !ok {
+			known := make([]string, 0, len(gpus))
+			for k := range gpus {
+				known = append(known, k)
+			}
+			return nil, cliutil.Usagef("launch.devices: GPU %q not found by the energy plugins (found: %s)", d, strings.Join(known, ", "))
+		}
+		for i := 0; i < per; i++ {
+			s := g
+			s.Slot = fmt.Sprintf("cuda:%s:%d", g.UUID, i)
+			out = append(out, slot{device: s, threads: cfg.Launch.Threads})
+		}
+	}
+	return out, nil
+}
+
+// gpuInventory maps GPU indices and UUIDs to device slots from the energy plugins' inventories.
+func gpuInventory(ctx context.Context, cat *discovery.Catalog, meters []launch.PluginRef) (map[string]launch.DeviceSlot, error) {
+	out := map[string]launch.DeviceSlot{}
+	var reasons []string
+	for _, m := range meters {
+		c, err := cat.Open(ctx, m.Name, sdk.KindEnergy)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", m.Name, err))
+			continue
+		}
+		if errs, err := c.Configure(ctx, m.Config); err != nil || len(errs) > 0 {
+			c.Close()
+			reasons = append(reasons, fmt.Sprintf("%s: configure: %v %v", m.Name, err, errs))
+			continue
+		}
+		doms, err := c.Meter().Inventory(ctx)
+		c.Close()
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: inventory: %v", m.Name, err))
+			continue
+		}
+		for _, d := range doms {
+			if d.Kind != sdk.DomainGPU || d.DeviceUUID == "" {
+				if d.Kind == sdk.DomainGPU && !d.Available {
+					reasons = append(reasons, fmt.Sprintf("%s: %s", m.Name, d.Reason))
+				}
+				continue
+			}
+			ds := launch.DeviceSlot{Kind: "cuda", Index: d.DeviceIndex, UUID: d.DeviceUUID, Name: d.Name}
+			out[fmt.Sprint(d.DeviceIndex)] = ds
+			out[d.DeviceUUID] = ds
+		}
+	}
+	if len(out) == 0 {
+		why := "no energy plugin that lists GPUs (such as nvml) is installed or enabled"
+		if len(reasons) > 0 {
+			why = strings.Join(reasons, "; ")
+		}
+		return nil, cliutil.Usagef("launch.devices lists GPUs, but lemctl cannot map them to UUIDs: %s", why)
+	}
+	return out, nil
+}
+
+// execute launches the workers and waits for them, then aggregates.
+func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) error {
+	env := p.env
+	repoClient, err := p.cat.Open(ctx, p.repoRef.Name, sdk.KindRepository)
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("start repository %s: %w", p.repoRef.Name, err))
+	}
+	defer repoClient.Close()
+	if errs, err := repoClient.Configure(ctx, p.repoRef.Config); err != nil || len(errs) > 0 {
+		return cliutil.Failed(fmt.Errorf("configure repository %s: %v %v", p.repoRef.Name, err, errs))
+	}
+	repo := repoClient.Repository()
+	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
+		ConfigHash: p.specs[0].ConfigHash, State: results.StateRunning, WorldSize: len(p.specs), StartUnixNS: time.Now().UnixNano(),
+		LemctlVersion: version.Version}
+	host, _ := os.Hostname()
+	saveManifest := func() {
+		data, err := results.Encode(manifest)
+		if err == nil {
+			_, err = repo.SaveManifest(context.WithoutCancel(ctx), p.id, data)
+		}
+		if err != nil {
+			env.Logger.Error("save run manifest", "error", err)
+		}
+	}
+	launcher := &launch.Local{Executable: env.Executable, RunDir: p.runDir}
+	var workers []launch.Worker
+	killAll := func() {
+		for _, w := range workers {
+			_ = w.Kill()
+			_, _ = w.Wait()
+		}
+	}
+	for _, spec := range p.specs {
+		w, err := launcher.Launch(ctx, spec)
+		if err != nil {
+			killAll()
+			manifest.State, manifest.Error = results.StateFailed, err.Error()
+			saveManifest()
+			return cliutil.Failed(err)
+		}
+		workers = append(workers, w)
+		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: results.Host{Hostname: host},
+			Device: results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
+			PID:    w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
+	}
+	saveManifest()
+	env.Logger.Info("experiment started", "id", p.id, "workers", len(workers), "logs", p.runDir)
+
+	prog := newProgress(env.Err, o.Progress, len(workers))
+	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update,
+		OnEvent: func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
+	outcomes, interrupted := coord.Run(ctx)
+	prog.finish()
+
+	end := time.Now().UnixNano()
+	manifest.EndUnixNS = &end
+	var failed []string
+	for i, oc := range outcomes {
+		code := oc.ExitCode
+		manifest.Ranks[i].ExitCode = &code
+		switch {
+		case oc.Done && code == 0:
+			manifest.Ranks[i].State = results.StateCompleted
+		case interrupted:
+			manifest.Ranks[i].State = results.StateInterrupted
+		default:
+			manifest.Ranks[i].State = results.StateFailed
+			failed = append(failed, fmt.Sprintf("rank %d (%s) failed: %s; log: %s", oc.Rank, manifest.Ranks[i].Device.Slot, oc.Error, oc.LogPath))
+		}
+	}
+	switch {
+	case interrupted:
+		manifest.State, manifest.Error = results.StateInterrupted, "interrupted by the user"
+	case len(failed) > 0:
+		manifest.State, manifest.Error = results.StateFailed, strings.Join(failed, "; ")
+	default:
+		manifest.State = results.StateCompleted
+	}
+	saveManifest()
+	if interrupted {
+		return cliutil.Exit(cliutil.ExitInterrupted, fmt.Errorf("interrupted: experiment %s stopped; raw results saved so far stay in %s", p.id, p.repoRef.Config["path"]))
+	}
+	for _, f := range failed {
+		env.Logger.Error(f)
+	}
+	if o.NoAggregate {
+		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
+		if len(failed) > 0 {
+			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
+		}
+		return nil
+	}
+	out, err := aggregate.Run(context.WithoutCancel(ctx), repo, p.id, aggregate.Options{LemctlVersion: version.Version, LemctlCommit: version.CommitOrUnknown()})
+	if err != nil {
+		msg := err.Error()
+		if len(failed) > 0 {
+			msg = strings.Join(failed, "\n") + "\n" + msg
+		}
+		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
+	}
+	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
+	if len(failed) > 0 {
+		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
+	}
+	return nil
+}

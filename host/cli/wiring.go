@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/lemctl/lemctl/host/cli/resultscmd"
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// DefaultRepository is the repository plugin that --results-dir addresses.
+const DefaultRepository = "fsstore"
+
+func init() {
+	resultscmd.OpenRepository = openRepository
+}
+
+// openRepository starts the default repository plugin on --results-dir.
+func openRepository(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error) {
+	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := cat.Open(ctx, DefaultRepository, sdk.KindRepository)
+	if err != nil {
+		cat.Close()
+		return nil, nil, err
+	}
+	dir, err := filepath.Abs(env.ResultsDir)
+	if err != nil {
+		dir = env.ResultsDir
+	}
+	errs, err := c.Configure(ctx, map[string]any{"path": dir})
+	if err == nil && len(errs) > 0 {
+		err = fmt.Errorf("%v", errs)
+	}
+	if err != nil {
+		c.Close()
+		cat.Close()
+		return nil, nil, fmt.Errorf("configure %s: %w", DefaultRepository, err)
+	}
+	return c.Repository(), func() { c.Close(); cat.Close() }, nil
+}
