@@ -465,7 +465,6 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 			st.stopMeters(context.WithoutCancel(ctx), sessions)
 		}
 	}()
-	done, total := 0, len(spec.Prompts)*repeats
 	for rep := 0; rep < repeats; rep++ {
 		rw := repeatWindow{}
 		passStart := clock.Mono()
@@ -496,9 +495,9 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				m.prefill = append(m.prefill, energy.Interval{StartMonoNS: bt.StartMonoNS, EndMonoNS: bt.FirstTokenMonoNS})
 				m.decode = append(m.decode, energy.Interval{StartMonoNS: bt.FirstTokenMonoNS, EndMonoNS: bt.EndMonoNS})
 				rw.reqs = append(rw.reqs, got...)
-				done += len(batch)
+				done := min(len(spec.Prompts), (bi+1)*max(1, spec.Workload.BatchSize))
 				elapsed := float64(clock.Mono()-passStart) / 1e9
-				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: total,
+				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: len(spec.Prompts),
 					TokensPerS: float64(tokens(rw.reqs)) / math.Max(elapsed, 1e-9), Detail: fmt.Sprintf("repeat %d/%d pass %d", rep+1, repeats, pass+1)})
 			}
 			if rep == 0 {
