@@ -1,0 +1,12 @@
+// Command lem-plugin-onnx is lemctl's ONNX Runtime plugin (loader; the engine follows in M1.4).
+// lemctl starts it; it is not run by hand.
+package main
+
+import (
+	"github.com/lemctl/lemctl/plugins/onnx"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+func main() {
+	sdk.Serve(onnx.New())
+}

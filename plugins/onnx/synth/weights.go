@@ -1,0 +1,192 @@
+package synth
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+)
+
+// initKind says how a weight is initialised.
+type initKind int
+
+const (
+	initUniform initKind = iota // uniform in [-a, a) with standard deviation std
+	initOnes                    // all 1 (norm gains)
+	initZeros                   // all 0 (norm biases)
+)
+
+// weight is one initialiser: its name, shape and initialisation.
+type weight struct {
+	name string
+	dims []int64
+	kind initKind
+	std  float64
+}
+
+func (w weight) elements() int64 {
+	n := int64(1)
+	for _, d := range w.dims {
+		n *= d
+	}
+	return n
+}
+
+// Initialisation scales. Embeddings and biases use GPT-2's 0.02; matrices use 1/sqrt(fan_in), a
+// little larger than GPT-2's 0.02 for small widths, so the blocks (not the token's own
+// embedding) dominate the residual stream and greedy decoding does not just repeat its input.
+const (
+	embedStd = 0.02
+	biasStd  = 0.02
+)
+
+func matrix(name string, in, out int) weight {
+	return weight{name: name, dims: []int64{int64(in), int64(out)}, kind: initUniform, std: 1 / math.Sqrt(float64(in))}
+}
+
+func vector(name string, n int, kind initKind, std float64) weight {
+	return weight{name: name, dims: []int64{int64(n)}, kind: kind, std: std}
+}
+
+// weights lists the preset's initialisers in file order, with HF-style names.
+func (p Preset) weights() []weight {
+	d, v := p.Hidden, p.Vocab
+	var ws []weight
+	switch p.Arch {
+	case ArchGPT2:
+		ws = append(ws,
+			weight{name: "transformer.wte.weight", dims: []int64{int64(v), int64(d)}, kind: initUniform, std: embedStd},
+			weight{name: "transformer.wpe.weight", dims: []int64{int64(p.Positions), int64(d)}, kind: initUniform, std: embedStd},
+		)
+		for i := 0; i < p.Layers; i++ {
+			pre := fmt.Sprintf("transformer.h.%d.", i)
+			ws = append(ws,
+				vector(pre+"ln_1.weight", d, initOnes, 0),
+				vector(pre+"ln_1.bias", d, initZeros, 0),
+				matrix(pre+"attn.c_attn.weight", d, 3*d),
+				vector(pre+"attn.c_attn.bias", 3*d, initUniform, biasStd),
+				matrix(pre+"attn.c_proj.weight", d, d),
+				vector(pre+"attn.c_proj.bias", d, initUniform, biasStd),
+				vector(pre+"ln_2.weight", d, initOnes, 0),
+				vector(pre+"ln_2.bias", d, initZeros, 0),
+				matrix(pre+"mlp.c_fc.weight", d, p.Inner),
+				vector(pre+"mlp.c_fc.bias", p.Inner, initUniform, biasStd),
+				matrix(pre+"mlp.c_proj.weight", p.Inner, d),
+				vector(pre+"mlp.c_proj.bias", d, initUniform, biasStd),
+			)
+		}
+		ws = append(ws,
+			vector("transformer.ln_f.weight", d, initOnes, 0),
+			vector("transformer.ln_f.bias", d, initZeros, 0),
+		)
+	case ArchLlama:
+		hd := p.HeadDim()
+		ws = append(ws, weight{name: "model.embed_tokens.weight", dims: []int64{int64(v), int64(d)}, kind: initUniform, std: embedStd})
+		for i := 0; i < p.Layers; i++ {
+			pre := fmt.Sprintf("model.layers.%d.", i)
+			ws = append(ws,
+				vector(pre+"input_layernorm.weight", d, initOnes, 0),
+				matrix(pre+"self_attn.q_proj.weight", d, p.Heads*hd),
+				matrix(pre+"self_attn.k_proj.weight", d, p.KVHeads*hd),
+				matrix(pre+"self_attn.v_proj.weight", d, p.KVHeads*hd),
+				matrix(pre+"self_attn.o_proj.weight", p.Heads*hd, d),
+				vector(pre+"post_attention_layernorm.weight", d, initOnes, 0),
+				matrix(pre+"mlp.gate_proj.weight", d, p.Inner),
+				matrix(pre+"mlp.up_proj.weight", d, p.Inner),
+				matrix(pre+"mlp.down_proj.weight", p.Inner, d),
+			)
+		}
+		ws = append(ws,
+			vector("model.norm.weight", d, initOnes, 0),
+			matrix("lm_head.weight", d, v),
+		)
+	}
+	return ws
+}
+
+// rng is PCG-XSH-RR (64-bit state, 32-bit output): small, fast and bit-for-bit reproducible on
+// every platform. Each weight gets its own stream, derived from the seed and the weight's name,
+// so a weight's values do not depend on the order weights are generated in.
+type rng struct{ state, inc uint64 }
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+func newRNG(seed uint64, name string) *rng {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	s := splitmix64(seed ^ h.Sum64())
+	r := &rng{inc: splitmix64(s)<<1 | 1}
+	r.next()
+	r.state += splitmix64(s + 1)
+	r.next()
+	return r
+}
+
+func (r *rng) next() uint32 {
+	old := r.state
+	r.state = old*6364136223846793005 + r.inc
+	xorshifted := uint32(((old >> 18) ^ old) >> 27)
+	rot := uint32(old >> 59)
+	return xorshifted>>rot | xorshifted<<((-rot)&31)
+}
+
+// uniform returns a float32 in [-1, 1), exactly (24 random bits).
+func (r *rng) uniform() float32 {
+	k := int32(r.next() >> 8)             // [0, 2^24)
+	return float32(k-(1<<23)) / (1 << 23) // exact in float32
+}
+
+// writeWeight streams the values of w, generated from seed, to out as little-endian float32,
+// in chunks, never holding the whole tensor.
+func writeWeight(out *bufio.Writer, w weight, seed uint64) error {
+	n := w.elements()
+	var buf [4]byte
+	switch w.kind {
+	case initOnes, initZeros:
+		bits := uint32(0)
+		if w.kind == initOnes {
+			bits = math.Float32bits(1)
+		}
+		binary.LittleEndian.PutUint32(buf[:], bits)
+		for i := int64(0); i < n; i++ {
+			if _, err := out.Write(buf[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	r := newRNG(seed, w.name)
+	// A uniform distribution on [-a, a) has standard deviation a/sqrt(3).
+	a := float32(w.std * math.Sqrt(3))
+	chunk := make([]byte, 0, 1<<16)
+	for i := int64(0); i < n; i++ {
+		v := float32(a * r.uniform())
+		chunk = binary.LittleEndian.AppendUint32(chunk, math.Float32bits(v))
+		if len(chunk) == cap(chunk) {
+			if _, err := out.Write(chunk); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+	}
+	_, err := out.Write(chunk)
+	return err
+}
+
+// pad writes zero bytes to out until offset is a multiple of align.
+func pad(out io.Writer, offset, align int64) (int64, error) {
+	r := offset % align
+	if r == 0 {
+		return offset, nil
+	}
+	z := make([]byte, align-r)
+	_, err := out.Write(z)
+	return offset + align - r, err
+}
