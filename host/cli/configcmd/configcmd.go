@@ -1,0 +1,229 @@
+package configcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/examples"
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/config"
+)
+
+// NewConfigurer, when set, returns the PluginConfigurer that checks plugin tables with the
+// installed plugins (plugin discovery sets it), and a function that releases what it started.
+// While it is nil, plugin tables are not checked and the commands say so on stderr.
+var NewConfigurer func(env *cliutil.Env) (config.PluginConfigurer, func(), error)
+
+// overrideFlags are -d, -n and --set, shared by validate and show (and meant to match run's).
+type overrideFlags struct {
+	dataset string
+	prompts int
+	set     []string
+}
+
+func (o *overrideFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.dataset, "dataset", "d", "", "dataset: builtin, synthetic:<input_tokens> or a file (overrides workload.dataset)")
+	f.IntVarP(&o.prompts, "prompts", "n", 0, "number of prompts (overrides workload.prompts)")
+	f.StringArrayVar(&o.set, "set", nil, "key.path=VALUE with VALUE a TOML value, e.g. workload.batch_size=4 (repeatable; beats the file)")
+}
+
+func (o *overrideFlags) overrides(cmd *cobra.Command) config.Overrides {
+	ov := config.Overrides{Dataset: o.dataset, Set: o.set}
+	if cmd.Flags().Changed("prompts") {
+		n := o.prompts
+		ov.Prompts = &n
+	}
+	return ov
+}
+
+// NewCommand builds `lemctl config`.
+func NewCommand(env *cliutil.Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Check experiment files and show the effective configuration and its hash",
+		Long: `Experiment files are TOML; docs/config.md lists every key with its default and range.
+
+  lemctl config validate FILE…   check files: every problem as FILE:LINE: key: message (valid: …)
+  lemctl config show [FILE]      the effective config, every default filled in, and its hash
+
+Exit codes: 0 valid, 2 invalid (nothing is written either way).`,
+	}
+	cmd.AddCommand(newValidate(env), newShow(env))
+	return cmd
+}
+
+// configurer returns the plugin configurer, or nil with a warning on stderr.
+func configurer(env *cliutil.Env) (config.PluginConfigurer, func(), error) {
+	if NewConfigurer == nil {
+		fmt.Fprintln(env.Err, "warning: plugin tables ([engine], [energy.<meter>], … keys of plugins) are not checked: plugin discovery is not available in this build")
+		return nil, func() {}, nil
+	}
+	c, done, err := NewConfigurer(env)
+	if err != nil {
+		return nil, nil, cliutil.Failed(fmt.Errorf("config: cannot start plugin discovery to check plugin tables: %w", err))
+	}
+	if done == nil {
+		done = func() {}
+	}
+	return c, done, nil
+}
+
+// load loads one file (or the embedded quickstart when file is ""), printing errors and
+// warnings to stderr. An invalid config returns its config.Errors (already printed).
+func load(ctx context.Context, env *cliutil.Env, file string, opts config.Options) (*config.Config, error) {
+	var cfg *config.Config
+	var err error
+	if file == "" {
+		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, opts)
+	} else {
+		cfg, err = config.LoadFile(ctx, file, opts)
+	}
+	if err != nil {
+		var errs config.Errors
+		if !errors.As(err, &errs) {
+			return nil, err
+		}
+		for _, e := range errs {
+			fmt.Fprintln(env.Err, e.Error())
+		}
+		return nil, errs
+	}
+	name := file
+	if name == "" {
+		name = examples.QuickstartName + " (embedded)"
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Err, "%s: warning: %s\n", name, w)
+	}
+	return cfg, nil
+}
+
+func newValidate(env *cliutil.Env) *cobra.Command {
+	var o overrideFlags
+	cmd := &cobra.Command{
+		Use:   "validate FILE…",
+		Short: "Check experiment files; print every problem with its line (exit 2 if any)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			c, done, err := configurer(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			invalid := 0
+			for _, file := range files {
+				cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd)})
+				var errs config.Errors
+				switch {
+				case errors.As(err, &errs):
+					invalid++
+					continue
+				case err != nil:
+					return cliutil.Failed(fmt.Errorf("config validate %s: %w", file, err))
+				}
+				hash, err := config.Hash(cfg)
+				if err != nil {
+					return cliutil.Failed(err)
+				}
+				fmt.Fprintf(env.Out, "%s: valid (config_hash %s)\n", file, hash)
+			}
+			if invalid > 0 {
+				return cliutil.Usagef("%d of %d config files invalid", invalid, len(files))
+			}
+			return nil
+		},
+	}
+	o.register(cmd)
+	return cmd
+}
+
+// ShowJSON is what `config show --output json` prints.
+type ShowJSON struct {
+	File                string            `json:"file"`
+	ConfigHash          string            `json:"config_hash"`
+	Config              map[string]any    `json:"config"`
+	Sources             map[string]string `json:"sources"`
+	Warnings            []string          `json:"warnings"`
+	PluginTablesChecked bool              `json:"plugin_tables_checked"`
+}
+
+func newShow(env *cliutil.Env) *cobra.Command {
+	var o overrideFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show [FILE]",
+		Short: "Print the effective config (every default filled in, overrides applied) and its hash",
+		Long: `Show prints the configuration a run of FILE would use — the file, overridden by -d, -n and
+--set, with every default filled in — and the config hash the run would record. Without FILE it
+shows the embedded quickstart experiment. --output toml prints a file that loads back to the same
+hash (the hash and the overridden keys are comments); --output json adds the record of where each
+overridden value came from.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cliutil.CheckOutput(output, cliutil.OutputTOML, cliutil.OutputJSON); err != nil {
+				return err
+			}
+			file := ""
+			if len(args) == 1 {
+				file = args[0]
+			}
+			c, done, err := configurer(env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd)})
+			var errs config.Errors
+			switch {
+			case errors.As(err, &errs):
+				return cliutil.Usagef("%s: invalid config (%d problems)", displayName(file), len(errs))
+			case err != nil:
+				return cliutil.Failed(err)
+			}
+			hash, err := config.Hash(cfg)
+			if err != nil {
+				return cliutil.Failed(err)
+			}
+			if output == cliutil.OutputJSON {
+				sources := cfg.Sources
+				if sources == nil {
+					sources = map[string]string{}
+				}
+				warnings := cfg.Warnings
+				if warnings == nil {
+					warnings = []string{}
+				}
+				return cliutil.WriteJSON(env.Out, ShowJSON{File: displayName(file), ConfigHash: hash, Config: cfg.Map(),
+					Sources: sources, Warnings: warnings, PluginTablesChecked: cfg.PluginTablesChecked})
+			}
+			return writeTOML(env.Out, file, hash, cfg)
+		},
+	}
+	o.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTOML, "toml or json")
+	return cmd
+}
+
+func displayName(file string) string {
+	if file == "" {
+		return examples.QuickstartName + " (embedded)"
+	}
+	return file
+}
+
+func writeTOML(w io.Writer, file, hash string, cfg *config.Config) error {
+	fmt.Fprintf(w, "# effective config of %s\n# config_hash = %s\n", displayName(file), hash)
+	if !cfg.PluginTablesChecked {
+		fmt.Fprintln(w, "# plugin tables were not checked by their plugins")
+	}
+	for _, s := range cfg.SourceLines() {
+		fmt.Fprintf(w, "# overridden: %s\n", s)
+	}
+	fmt.Fprintln(w)
+	return cfg.WriteTOML(w)
+}

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"sort"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Map returns the effective config as nested tables, the same shape as the TOML file: every
+// host key with its value, and the plugins' own keys in their sections. Results record it (as
+// JSON, under "config"); `config show` prints it.
+func (c *Config) Map() map[string]any {
+	m := map[string]any{
+		"name":   c.Name,
+		"model":  merge(c.Model.Options, map[string]any{"plugin": c.Model.Plugin, "ref": c.Model.Ref}),
+		"engine": merge(c.Engine.Options, map[string]any{"plugin": c.Engine.Plugin}),
+		"workload": map[string]any{
+			"dataset":          c.Workload.Dataset,
+			"format":           c.Workload.Format,
+			"column":           c.Workload.Column,
+			"prompts":          int64(c.Workload.Prompts),
+			"seed":             int64(c.Workload.Seed),
+			"order":            c.Workload.Order,
+			"batch_size":       int64(c.Workload.BatchSize),
+			"max_input_tokens": int64(c.Workload.MaxInputTokens),
+			"max_new_tokens":   int64(c.Workload.MaxNewTokens),
+			"repeats":          int64(c.Workload.Repeats),
+			"min_window_s":     c.Workload.MinWindowS,
+			"decoding": map[string]any{
+				"greedy":      c.Workload.Decoding.Greedy,
+				"temperature": c.Workload.Decoding.Temperature,
+				"top_k":       int64(c.Workload.Decoding.TopK),
+				"top_p":       c.Workload.Decoding.TopP,
+				"ignore_eos":  c.Workload.Decoding.IgnoreEOS,
+			},
+		},
+		"launch": map[string]any{
+			"devices":              c.Launch.Devices.value(),
+			"processes_per_device": int64(c.Launch.ProcessesPerDevice),
+			"threads":              int64(c.Launch.Threads),
+			"pin_cpus":             c.Launch.PinCPUs,
+		},
+		"lifecycle": map[string]any{
+			"baseline_s":     c.Lifecycle.BaselineS,
+			"thermal_wait_s": c.Lifecycle.ThermalWaitS,
+			"cooldown_s":     c.Lifecycle.CooldownS,
+			"warmup": map[string]any{
+				"mode":         c.Lifecycle.Warmup.Mode,
+				"batches":      int64(c.Lifecycle.Warmup.Batches),
+				"cv_threshold": c.Lifecycle.Warmup.CVThreshold,
+				"min_batches":  int64(c.Lifecycle.Warmup.MinBatches),
+				"max_batches":  int64(c.Lifecycle.Warmup.MaxBatches),
+				"window":       int64(c.Lifecycle.Warmup.Window),
+			},
+		},
+		"repository": merge(c.Repository.Options, map[string]any{"plugin": c.Repository.Plugin, "path": c.Repository.Path}),
+		"validity": map[string]any{
+			"min_window_s":         c.Validity.MinWindowS,
+			"min_counter_updates":  int64(c.Validity.MinCounterUpdates),
+			"temperature_drift_c":  c.Validity.TemperatureDriftC,
+			"integration_mismatch": c.Validity.IntegrationMismatch,
+			"min_window_overlap":   c.Validity.MinWindowOverlap,
+		},
+	}
+	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}
+	for name, t := range c.Energy.Tables {
+		energy[name] = maps.Clone(t)
+	}
+	m["energy"] = energy
+	if c.Worker != nil {
+		w := map[string]any{
+			"rank": int64(c.Worker.Rank), "world_size": int64(c.Worker.WorldSize), "device": c.Worker.Device,
+			"slot": int64(c.Worker.Slot), "threads": int64(c.Worker.Threads),
+		}
+		if len(c.Worker.CPUs) > 0 {
+			w["cpus"] = intsToAny(c.Worker.CPUs)
+		}
+		if len(c.Worker.Shard) > 0 {
+			w["shard"] = intsToAny(c.Worker.Shard)
+		}
+		m["worker"] = w
+	}
+	return m
+}
+
+func intsToAny(is []int) []any {
+	out := make([]any, len(is))
+	for i, v := range is {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+// merge returns a copy of plugin options with the host keys set over them.
+func merge(opts, host map[string]any) map[string]any {
+	out := maps.Clone(opts)
+	if out == nil {
+		out = map[string]any{}
+	}
+	maps.Copy(out, host)
+	return out
+}
+
+// HashedMap returns what the config hash covers: Map without what differs per worker or per
+// invocation (the worker assignment — rank, device slot, thread split, shard — and the results
+// path). Where values came from (Sources) is never part of Map.
+func (c *Config) HashedMap() map[string]any {
+	m := c.Map()
+	delete(m, "worker")
+	if repo, ok := m["repository"].(map[string]any); ok {
+		delete(repo, "path")
+	}
+	return m
+}
+
+// CanonicalJSON is the JSON that Hash hashes: HashedMap with sorted keys, no insignificant
+// space, no HTML escaping.
+func (c *Config) CanonicalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(c.HashedMap()); err != nil {
+		return nil, fmt.Errorf("config hash: encode canonical JSON: %w", err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// Hash is the config hash of ARCHITECTURE.md: the hex sha256 of CanonicalJSON. `lemctl run`
+// records it and `lemctl config show` prints it; both call this function.
+func Hash(c *Config) (string, error) {
+	b, err := c.CanonicalJSON()
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// WriteTOML writes the effective config as a TOML document that Load accepts and that hashes
+// the same.
+func (c *Config) WriteTOML(w io.Writer) error {
+	enc := toml.NewEncoder(w)
+	enc.Indent = ""
+	if err := enc.Encode(c.Map()); err != nil {
+		return fmt.Errorf("encode config as TOML: %w", err)
+	}
+	return nil
+}
+
+// SourceLines lists the overridden keys as "key = source", sorted, for display.
+func (c *Config) SourceLines() []string {
+	keys := make([]string, 0, len(c.Sources))
+	for k := range c.Sources {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = k + ": " + c.Sources[k]
+	}
+	return out
+}

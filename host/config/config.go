@@ -1,0 +1,262 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Config is an effective experiment configuration: the file, overridden by the command line,
+// with every default filled in. Its JSON form (Map) is what results record and what Hash hashes.
+type Config struct {
+	Name       string     `json:"name"`
+	Model      Model      `json:"model"`
+	Engine     Engine     `json:"engine"`
+	Workload   Workload   `json:"workload"`
+	Launch     Launch     `json:"launch"`
+	Lifecycle  Lifecycle  `json:"lifecycle"`
+	Energy     Energy     `json:"energy"`
+	Repository Repository `json:"repository"`
+	Validity   Validity   `json:"validity"`
+
+	// Worker is what the launcher assigns to one worker. It travels with the config into the
+	// worker's raw result but never enters the hash. Nil outside a worker.
+	Worker *Worker `json:"worker,omitempty"`
+
+	// File is the config file's name as given ("" when built from bytes without a name).
+	File string `json:"-"`
+	// Sources records where each overridden value came from, by dotted key path: "flag --set",
+	// "flag -d", "flag -n". Keys absent here come from the file or from the defaults.
+	Sources map[string]string `json:"-"`
+	// Warnings are problems that do not make the config invalid.
+	Warnings []string `json:"-"`
+	// PluginTablesChecked is false when no PluginConfigurer was given: plugin tables were not
+	// checked by their plugins.
+	PluginTablesChecked bool `json:"-"`
+}
+
+// Model is [model].
+type Model struct {
+	Plugin string `json:"plugin"`
+	Ref    string `json:"ref"`
+	// Options are the loader plugin's own keys (every other key of [model]).
+	Options map[string]any `json:"-"`
+}
+
+// Engine is [engine].
+type Engine struct {
+	Plugin string `json:"plugin"`
+	// Options are the engine plugin's own keys (every other key of [engine]).
+	Options map[string]any `json:"-"`
+}
+
+// Workload is [workload].
+type Workload struct {
+	Dataset        string   `json:"dataset"`
+	Format         string   `json:"format"`
+	Column         string   `json:"column"`
+	Prompts        int      `json:"prompts"`
+	Seed           uint64   `json:"seed"`
+	Order          string   `json:"order"`
+	BatchSize      int      `json:"batch_size"`
+	MaxInputTokens int      `json:"max_input_tokens"`
+	MaxNewTokens   int      `json:"max_new_tokens"`
+	Repeats        int      `json:"repeats"`
+	MinWindowS     float64  `json:"min_window_s"`
+	Decoding       Decoding `json:"decoding"`
+}
+
+// Decoding is [workload.decoding].
+type Decoding struct {
+	Greedy      bool    `json:"greedy"`
+	Temperature float64 `json:"temperature"`
+	TopK        int     `json:"top_k"`
+	TopP        float64 `json:"top_p"`
+	IgnoreEOS   bool    `json:"ignore_eos"`
+}
+
+// Launch is [launch].
+type Launch struct {
+	Devices            Devices `json:"devices"`
+	ProcessesPerDevice int     `json:"processes_per_device"`
+	Threads            int     `json:"threads"`
+	PinCPUs            bool    `json:"pin_cpus"`
+}
+
+// Lifecycle is [lifecycle].
+type Lifecycle struct {
+	BaselineS    float64 `json:"baseline_s"`
+	ThermalWaitS float64 `json:"thermal_wait_s"`
+	CooldownS    float64 `json:"cooldown_s"`
+	Warmup       Warmup  `json:"warmup"`
+}
+
+// Warmup is [lifecycle.warmup].
+type Warmup struct {
+	Mode        string  `json:"mode"`
+	Batches     int     `json:"batches"`
+	CVThreshold float64 `json:"cv_threshold"`
+	MinBatches  int     `json:"min_batches"`
+	MaxBatches  int     `json:"max_batches"`
+	Window      int     `json:"window"`
+}
+
+// Energy is [energy].
+type Energy struct {
+	// Meters lists the meter plugins; nil means "auto".
+	Meters Meters `json:"meters"`
+	// Interval is a Go duration string, "" for each plugin's default.
+	Interval string `json:"interval"`
+	// Tables are the [energy.<meter>] tables, by meter name.
+	Tables map[string]map[string]any `json:"-"`
+}
+
+// Repository is [repository].
+type Repository struct {
+	Plugin string `json:"plugin"`
+	// Path is where results go ("" means --results-dir). Not hashed.
+	Path string `json:"path"`
+	// Options are the repository plugin's own keys.
+	Options map[string]any `json:"-"`
+}
+
+// Validity is [validity]: thresholds of the validity verdict (METHODOLOGY.md).
+type Validity struct {
+	MinWindowS          float64 `json:"min_window_s"`
+	MinCounterUpdates   int     `json:"min_counter_updates"`
+	TemperatureDriftC   float64 `json:"temperature_drift_c"`
+	IntegrationMismatch float64 `json:"integration_mismatch"`
+	MinWindowOverlap    float64 `json:"min_window_overlap"`
+}
+
+// Worker is one worker's assignment, filled by the launcher. Nothing in it enters the hash.
+type Worker struct {
+	Rank      int    `json:"rank"`
+	WorldSize int    `json:"world_size"`
+	Device    string `json:"device"` // "cpu", a GPU index or a GPU UUID
+	Slot      int    `json:"slot"`   // which of processes_per_device on that device
+	Threads   int    `json:"threads"`
+	CPUs      []int  `json:"cpus,omitempty"`
+	// Shard lists the indices (into the sampled prompt list) this worker measures.
+	Shard []int `json:"shard,omitempty"`
+}
+
+// Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the
+// key has no line (a default, a missing key); Source replaces file:line for a value that came
+// from the command line ("flag --set").
+type Error struct {
+	File    string
+	Line    int
+	Source  string
+	Key     string
+	Message string
+	Valid   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	switch {
+	case e.Source != "":
+		b.WriteString(e.Source)
+	case e.File != "" && e.Line > 0:
+		b.WriteString(e.File + ":" + strconv.Itoa(e.Line))
+	case e.File != "":
+		b.WriteString(e.File)
+	}
+	if e.Key != "" {
+		if b.Len() > 0 {
+			b.WriteString(": ")
+		}
+		b.WriteString(e.Key)
+	}
+	if b.Len() > 0 {
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	if e.Valid != "" {
+		b.WriteString(" (valid: " + e.Valid + ")")
+	}
+	return b.String()
+}
+
+// Errors is every problem found in one pass, in file order. It is the error Load returns for an
+// invalid config.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.As find each *Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+func (es Errors) sort() {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		if (a.Source != "") != (b.Source != "") {
+			return a.Source == ""
+		}
+		if a.Line != b.Line {
+			if a.Line == 0 || b.Line == 0 {
+				return b.Line == 0
+			}
+			return a.Line < b.Line
+		}
+		return a.Key < b.Key
+	})
+}
+
+// PluginConfigurer checks a plugin's table: the host implements it by asking the installed
+// plugin's Configure. It returns the per-key errors the plugin reported (keys relative to the
+// table); an error return means the plugin could not be asked, and a plugin that is not
+// installed must be reported as a *PluginNotInstalledError.
+type PluginConfigurer interface {
+	ConfigurePlugin(ctx context.Context, plugin string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error)
+}
+
+// PluginConfigurerFunc adapts a function to PluginConfigurer.
+type PluginConfigurerFunc func(ctx context.Context, plugin string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error)
+
+// ConfigurePlugin calls f.
+func (f PluginConfigurerFunc) ConfigurePlugin(ctx context.Context, plugin string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error) {
+	return f(ctx, plugin, kind, table)
+}
+
+// ErrPluginNotInstalled is matched by errors.Is for a *PluginNotInstalledError.
+var ErrPluginNotInstalled = errors.New("plugin not installed")
+
+// PluginNotInstalledError says that no installed plugin of the name serves the kind.
+type PluginNotInstalledError struct {
+	Plugin string
+	Kind   sdk.Kind
+	// Installed lists the installed plugins of that kind, for the message.
+	Installed []string
+	// Searched lists the directories that were searched, for the message.
+	Searched []string
+}
+
+func (e *PluginNotInstalledError) Error() string {
+	msg := fmt.Sprintf("%s plugin %q is not installed", e.Kind, e.Plugin)
+	if len(e.Searched) > 0 {
+		msg += " (searched " + strings.Join(e.Searched, ", ") + ")"
+	}
+	return msg
+}
+
+// Is reports ErrPluginNotInstalled.
+func (e *PluginNotInstalledError) Is(target error) bool { return target == ErrPluginNotInstalled }

@@ -1,0 +1,678 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/lemctl/lemctl/host/dataset"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Sources of overridden values, as recorded in Config.Sources.
+const (
+	SourceSet     = "flag --set"
+	SourceDataset = "flag -d"
+	SourcePrompts = "flag -n"
+)
+
+// Overrides are the command-line values that beat the file: -d, -n and --set.
+type Overrides struct {
+	// Dataset is -d (workload.dataset); "" leaves the file's value.
+	Dataset string
+	// Prompts is -n (workload.prompts); nil leaves the file's value.
+	Prompts *int
+	// Set are the --set arguments, "key.path=VALUE" with VALUE a TOML value, applied in order.
+	Set []string
+}
+
+// Options control Load.
+type Options struct {
+	// FS reads the config file and checks dataset paths. Nil: the operating system, with paths
+	// as given (relative to the current directory).
+	FS fs.FS
+	// Overrides beat the file.
+	Overrides Overrides
+	// Configurer checks plugin tables with the installed plugins. Nil: plugin tables are not
+	// checked (Config.PluginTablesChecked is false).
+	Configurer PluginConfigurer
+}
+
+// OSFS is an fs.FS over the operating system that accepts any path os.Open accepts (absolute,
+// relative to the current directory, with ".."), unlike os.DirFS.
+type OSFS struct{}
+
+// Open opens name with os.Open.
+func (OSFS) Open(name string) (fs.File, error) { return os.Open(name) }
+
+// Stat stats name with os.Stat.
+func (OSFS) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
+
+// LoadFile reads and loads the config file name through opts.FS.
+func LoadFile(ctx context.Context, name string, opts Options) (*Config, error) {
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = OSFS{}
+	}
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, Errors{{File: name, Message: "cannot read config: " + describeFSError(err)}}
+	}
+	return Load(ctx, name, data, opts)
+}
+
+// Load validates a config document (named name in messages) with opts' overrides and returns
+// the effective config. An invalid config returns Errors with every problem found.
+func Load(ctx context.Context, name string, data []byte, opts Options) (*Config, error) {
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	l := &loader{file: name, opts: opts, sources: map[string]string{}, vals: map[string]any{}, bad: map[string]bool{}}
+	raw := map[string]any{}
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: name, Line: pe.Position.Line, Message: "TOML syntax: " + pe.Message}}
+		}
+		return nil, Errors{{File: name, Message: "TOML: " + err.Error()}}
+	}
+	l.lines = indexKeyLines(data)
+	l.applyOverrides(raw)
+	cfg := l.validate(ctx, raw)
+	if len(l.errs) > 0 {
+		l.errs.sort()
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+type loader struct {
+	file     string
+	opts     Options
+	lines    map[string]int
+	sources  map[string]string
+	vals     map[string]any  // canonical values by pathKey
+	bad      map[string]bool // keys that had an error (no default is filled for them)
+	errs     Errors
+	warnings []string
+
+	modelOpts, engineOpts, repoOpts map[string]any
+	meterTables                     map[string]map[string]any
+}
+
+// sourceOf returns the command-line source of path or of a table above it.
+func (l *loader) sourceOf(segs []string) string {
+	for i := len(segs); i >= 1; i-- {
+		if s, ok := l.sources[pathKey(segs[:i]...)]; ok {
+			return s
+		}
+	}
+	return ""
+}
+
+// lineOf returns the line of path or of the nearest table above it that has one.
+func (l *loader) lineOf(segs []string) int {
+	for i := len(segs); i >= 1; i-- {
+		if n, ok := l.lines[pathKey(segs[:i]...)]; ok {
+			return n
+		}
+	}
+	return 0
+}
+
+func (l *loader) errAt(segs []string, msg, valid string) {
+	e := &Error{File: l.file, Key: displayPath(segs...), Message: msg, Valid: valid}
+	if src := l.sourceOf(segs); src != "" {
+		e.Source = src
+	} else {
+		e.Line = l.lineOf(segs)
+	}
+	l.errs = append(l.errs, e)
+	l.bad[pathKey(segs...)] = true
+}
+
+// applyOverrides writes -d, -n and --set into the raw document and records their sources.
+func (l *loader) applyOverrides(raw map[string]any) {
+	o := l.opts.Overrides
+	if o.Dataset != "" {
+		l.set(raw, []string{"workload", "dataset"}, o.Dataset, SourceDataset)
+	}
+	if o.Prompts != nil {
+		l.set(raw, []string{"workload", "prompts"}, int64(*o.Prompts), SourcePrompts)
+	}
+	for _, arg := range o.Set {
+		segs, value, err := ParseSet(arg)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: SourceSet + " " + strconv.Quote(arg), Message: err.Error(),
+				Valid: "key.path=VALUE with VALUE a TOML value, e.g. workload.batch_size=4 or 'launch.devices=[0, 1]'"})
+			continue
+		}
+		l.set(raw, segs, value, SourceSet)
+	}
+}
+
+func (l *loader) set(raw map[string]any, segs []string, value any, source string) {
+	t := raw
+	for i, s := range segs[:len(segs)-1] {
+		next, ok := t[s]
+		if !ok {
+			m := map[string]any{}
+			t[s] = m
+			t = m
+			continue
+		}
+		m, ok := next.(map[string]any)
+		if !ok {
+			l.errs = append(l.errs, &Error{Source: source, Key: displayPath(segs...),
+				Message: fmt.Sprintf("cannot set: %s is a %s, not a table", displayPath(segs[:i+1]...), describe(next))})
+			return
+		}
+		t = m
+	}
+	t[segs[len(segs)-1]] = value
+	l.sources[pathKey(segs...)] = source
+}
+
+// ParseSet parses a --set argument "key.path=VALUE". VALUE is a TOML value (4, 1.5, true,
+// "text", [0, 1], {a = 1}); a bare word that is not TOML (builtin, data/p.jsonl) is taken as a
+// string.
+func ParseSet(arg string) ([]string, any, error) {
+	s := &keyScanner{src: []byte(arg), line: 1, lines: map[string]int{}}
+	segs, ok := s.key()
+	s.skipSpace(false)
+	if !ok || len(segs) == 0 || s.peek(0) != '=' {
+		return nil, nil, fmt.Errorf("%q is not key.path=VALUE", arg)
+	}
+	value := strings.TrimSpace(arg[s.pos+1:])
+	if value == "" {
+		return nil, nil, fmt.Errorf("%q has no value after '='", arg)
+	}
+	var doc map[string]any
+	if _, err := toml.Decode("v = "+value, &doc); err == nil {
+		return segs, doc["v"], nil
+	} else if strings.ContainsAny(value, "\"'[]{}=\n") {
+		var pe toml.ParseError
+		msg := err.Error()
+		if errors.As(err, &pe) {
+			msg = pe.Message
+		}
+		return nil, nil, fmt.Errorf("value %s is not a TOML value: %s", value, msg)
+	}
+	return segs, value, nil
+}
+
+// describeFSError turns a file-system error into a short reason.
+func describeFSError(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "no such file"
+	case errors.Is(err, fs.ErrPermission):
+		return "permission denied"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func (l *loader) validate(ctx context.Context, raw map[string]any) *Config {
+	l.modelOpts, l.engineOpts, l.repoOpts = map[string]any{}, map[string]any{}, map[string]any{}
+	l.meterTables = map[string]map[string]any{}
+	l.walk(nil, raw)
+	l.fillDefaults()
+	l.crossChecks()
+	if len(l.errs) == 0 {
+		l.checkPlugins(ctx)
+	}
+	if len(l.errs) > 0 {
+		return nil
+	}
+	cfg := l.build()
+	cfg.File = l.file
+	cfg.Sources = l.displaySources()
+	cfg.Warnings = l.warnings
+	cfg.PluginTablesChecked = l.opts.Configurer != nil
+	return cfg
+}
+
+func (l *loader) displaySources() map[string]string {
+	out := make(map[string]string, len(l.sources))
+	for k, v := range l.sources {
+		out[displayPath(strings.Split(k, keySep)...)] = v
+	}
+	return out
+}
+
+// walk validates the table at prefix.
+func (l *loader) walk(prefix []string, table map[string]any) {
+	section := pathKey(prefix...)
+	for _, k := range sortedKeys(table) {
+		v := table[k]
+		segs := append(append([]string(nil), prefix...), k)
+		if spec, ok := specByPath[pathKey(segs...)]; ok {
+			canon, msg := spec.check(v)
+			if msg != "" {
+				l.errAt(segs, msg, spec.validDoc())
+				continue
+			}
+			l.vals[pathKey(segs...)] = canon
+			continue
+		}
+		if containsString(subTables[section], k) {
+			sub, ok := v.(map[string]any)
+			if !ok {
+				l.errAt(segs, fmt.Sprintf("wrong type: %s, want a table", describe(v)), "a table ["+displayPath(segs...)+"]")
+				continue
+			}
+			l.walk(segs, sub)
+			continue
+		}
+		if len(prefix) == 1 {
+			switch prefix[0] {
+			case "model":
+				l.modelOpts[k] = v
+				continue
+			case "engine":
+				l.engineOpts[k] = v
+				continue
+			case "repository":
+				l.repoOpts[k] = v
+				continue
+			case "energy":
+				if t, ok := v.(map[string]any); ok {
+					l.meterTables[k] = t
+					continue
+				}
+			}
+		}
+		l.unknown(prefix, k)
+	}
+}
+
+// keysIn lists the names valid directly under prefix.
+func keysIn(prefix []string) []string {
+	var names []string
+	for _, s := range schema {
+		if len(s.path) == len(prefix)+1 && pathKey(s.path[:len(prefix)]...) == pathKey(prefix...) {
+			names = append(names, s.path[len(prefix)])
+		}
+	}
+	names = append(names, subTables[pathKey(prefix...)]...)
+	sort.Strings(names)
+	return names
+}
+
+func (l *loader) unknown(prefix []string, k string) {
+	segs := append(append([]string(nil), prefix...), k)
+	names := keysIn(prefix)
+	msg := "unknown key"
+	if near := closest(k, names); near != "" {
+		msg += fmt.Sprintf("; did you mean %q?", displayPath(append(append([]string(nil), prefix...), near)...))
+	} else if elsewhere := findElsewhere(k); elsewhere != "" {
+		msg += fmt.Sprintf("; did you mean %q?", elsewhere)
+	}
+	if len(prefix) == 1 && prefix[0] == "energy" {
+		msg += " (a meter's own keys go in a table [energy.<meter>])"
+	}
+	valid := "one of " + quoteList(names)
+	if len(names) == 0 {
+		valid = "no keys"
+	}
+	l.errAt(segs, msg, valid)
+}
+
+// findElsewhere returns the full path of a schema key or table named k in another section.
+func findElsewhere(k string) string {
+	for _, s := range schema {
+		if s.path[len(s.path)-1] == k {
+			return displayPath(s.path...)
+		}
+	}
+	for sec, subs := range subTables {
+		for _, sub := range subs {
+			if sub == k && sec != "" {
+				return displayPath(append(strings.Split(sec, keySep), sub)...)
+			}
+		}
+	}
+	return ""
+}
+
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// fillDefaults fills every key that is neither set nor in error; a missing required key is an
+// error.
+func (l *loader) fillDefaults() {
+	for i := range schema {
+		s := &schema[i]
+		k := pathKey(s.path...)
+		if _, ok := l.vals[k]; ok || l.bad[k] {
+			continue
+		}
+		switch {
+		case s.required:
+			l.errAt(s.path, "missing (required)", s.validDoc())
+		case s.def != nil:
+			l.vals[k] = s.def
+		}
+	}
+	if _, ok := l.vals[pathKey("name")]; !ok && !l.bad[pathKey("name")] {
+		l.vals[pathKey("name")] = defaultName(l.file)
+	}
+}
+
+// defaultName derives the experiment name from the file name.
+func defaultName(file string) string {
+	base := path.Base(strings.ReplaceAll(file, "\\", "/"))
+	base = strings.TrimSuffix(base, path.Ext(base))
+	var b strings.Builder
+	for _, r := range base {
+		if r < 128 && isBareByte(byte(r)) || r == '.' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.TrimLeft(b.String(), ".-_")
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	if name == "" {
+		name = "experiment"
+	}
+	return name
+}
+
+func (l *loader) has(segs ...string) bool { _, ok := l.vals[pathKey(segs...)]; return ok }
+
+func (l *loader) str(segs ...string) string { s, _ := l.vals[pathKey(segs...)].(string); return s }
+
+func (l *loader) int(segs ...string) int64 { i, _ := l.vals[pathKey(segs...)].(int64); return i }
+
+func (l *loader) float(segs ...string) float64 { f, _ := l.vals[pathKey(segs...)].(float64); return f }
+
+func (l *loader) bool(segs ...string) bool { b, _ := l.vals[pathKey(segs...)].(bool); return b }
+
+// crossChecks validates relations between keys and the dataset.
+func (l *loader) crossChecks() {
+	if l.has("lifecycle", "warmup", "min_batches") && l.has("lifecycle", "warmup", "max_batches") {
+		lo, hi := l.int("lifecycle", "warmup", "min_batches"), l.int("lifecycle", "warmup", "max_batches")
+		if lo > hi {
+			l.errAt(p("lifecycle", "warmup", "max_batches"), fmt.Sprintf("%d is below lifecycle.warmup.min_batches (%d)", hi, lo),
+				fmt.Sprintf("an integer ≥ min_batches (%d)", lo))
+		}
+		if l.has("lifecycle", "warmup", "window") {
+			if w := l.int("lifecycle", "warmup", "window"); w > hi {
+				l.errAt(p("lifecycle", "warmup", "window"), fmt.Sprintf("%d is above lifecycle.warmup.max_batches (%d)", w, hi),
+					fmt.Sprintf("an integer in [2, max_batches (%d)]", hi))
+			}
+		}
+	}
+	if l.has("workload", "min_window_s") && l.has("validity", "min_window_s") {
+		if w, v := l.float("workload", "min_window_s"), l.float("validity", "min_window_s"); w < v {
+			l.warnings = append(l.warnings, fmt.Sprintf("workload.min_window_s (%g s) is below validity.min_window_s (%g s): a window that short is marked window_too_short", w, v))
+		}
+	}
+	if l.has("workload", "decoding", "greedy") && l.bool("workload", "decoding", "greedy") {
+		for _, k := range []string{"temperature", "top_k", "top_p"} {
+			if _, set := l.lines[pathKey("workload", "decoding", k)]; set || l.sources[pathKey("workload", "decoding", k)] != "" {
+				l.warnings = append(l.warnings, fmt.Sprintf("workload.decoding.%s is ignored: decoding.greedy is true", k))
+			}
+		}
+	}
+	l.checkDataset()
+	if meters, ok := l.vals[pathKey("energy", "meters")].([]any); ok {
+		listed := make([]string, 0, len(meters))
+		for _, m := range meters {
+			listed = append(listed, m.(string))
+		}
+		for _, name := range sortedTableKeys(l.meterTables) {
+			if !containsString(listed, name) {
+				valid := "a table named after a meter in energy.meters"
+				if len(listed) > 0 {
+					valid = "one of " + quoteList(listed)
+				}
+				l.errAt(p("energy", name), fmt.Sprintf("table for meter %q, which energy.meters does not list", name), valid)
+			}
+		}
+	}
+}
+
+func (l *loader) checkDataset() {
+	dsKey := p("workload", "dataset")
+	if !l.has(dsKey...) {
+		return
+	}
+	src, err := dataset.ParseSource(l.str(dsKey...))
+	if err != nil {
+		l.errAt(dsKey, err.Error(), `"builtin", "synthetic:<input_tokens>" or a file path`)
+		return
+	}
+	switch src.Kind {
+	case dataset.SourceSynthetic:
+		if l.has("workload", "prompts") && l.int("workload", "prompts") == 0 {
+			l.errAt(p("workload", "prompts"), fmt.Sprintf("a synthetic dataset (%s) has no natural size: set the number of prompts", src.Name), "an integer in [1, 10000000]")
+		}
+	case dataset.SourceFile:
+		if l.has("workload", "format") {
+			if _, err := dataset.FormatOf(src.Path, l.str("workload", "format")); err != nil {
+				l.errAt(dsKey, err.Error(), "a file ending in .jsonl, .ndjson, .json or .txt, or set workload.format")
+				return
+			}
+		}
+		name := src.Path
+		info, err := fs.Stat(l.opts.FS, name)
+		switch {
+		case err != nil:
+			l.errAt(dsKey, fmt.Sprintf("dataset file %q: %s", name, describeFSError(err)),
+				`"builtin", "synthetic:<input_tokens>" or a readable file (paths are relative to the current directory)`)
+		case info.IsDir():
+			l.errAt(dsKey, fmt.Sprintf("dataset %q is a directory", name), "a JSONL, JSON or text file")
+		}
+	}
+}
+
+// checkPlugins asks the configurer about every plugin the config names.
+func (l *loader) checkPlugins(ctx context.Context) {
+	c := l.opts.Configurer
+	if c == nil {
+		return
+	}
+	l.askPlugin(ctx, c, l.str("model", "plugin"), sdk.KindLoader, p("model"), p("model", "plugin"), l.modelOpts)
+	l.askPlugin(ctx, c, l.str("engine", "plugin"), sdk.KindEngine, p("engine"), p("engine", "plugin"), l.engineOpts)
+	l.askPlugin(ctx, c, l.str("repository", "plugin"), sdk.KindRepository, p("repository"), p("repository", "plugin"), l.repoOpts)
+	meters, _ := l.vals[pathKey("energy", "meters")].([]any)
+	listed := map[string]bool{}
+	for _, m := range meters {
+		name := m.(string)
+		listed[name] = true
+		table := l.meterTables[name]
+		if table == nil {
+			table = map[string]any{}
+		}
+		l.askPlugin(ctx, c, name, sdk.KindEnergy, p("energy", name), p("energy", "meters"), table)
+	}
+	for _, name := range sortedTableKeys(l.meterTables) {
+		if listed[name] {
+			continue
+		}
+		l.askPlugin(ctx, c, name, sdk.KindEnergy, p("energy", name), p("energy", name), l.meterTables[name])
+	}
+}
+
+func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin string, kind sdk.Kind, table, nameKey []string, opts map[string]any) {
+	errs, err := c.ConfigurePlugin(ctx, plugin, kind, opts)
+	var nie *PluginNotInstalledError
+	switch {
+	case errors.As(err, &nie):
+		valid := "an installed " + string(kind) + " plugin"
+		if len(nie.Installed) > 0 {
+			valid = "one of " + quoteList(nie.Installed)
+		}
+		l.errAt(nameKey, nie.Error(), valid)
+		return
+	case errors.Is(err, ErrPluginNotInstalled):
+		l.errAt(nameKey, fmt.Sprintf("%s plugin %q is not installed", kind, plugin), "an installed "+string(kind)+" plugin")
+		return
+	case err != nil:
+		l.errAt(table, fmt.Sprintf("%s plugin %q could not check its table: %v", kind, plugin, err), "")
+		return
+	}
+	for _, ce := range errs {
+		segs := append(append([]string(nil), table...), strings.Split(ce.Key, ".")...)
+		if ce.Key == "" {
+			segs = table
+		}
+		msg := ce.Message
+		if strings.HasPrefix(msg, "unknown key") && len(table) == 1 && !strings.Contains(msg, "did you mean") {
+			if near := closest(ce.Key, keysIn(table)); near != "" {
+				msg += fmt.Sprintf("; did you mean %q?", displayPath(table[0], near))
+			} else if elsewhere := findElsewhere(ce.Key); elsewhere != "" {
+				msg += fmt.Sprintf("; did you mean %q? (a key below a [table] header belongs to that table)", elsewhere)
+			}
+		}
+		l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %q)", msg, kind, plugin), ce.Valid)
+	}
+}
+
+func sortedTableKeys(m map[string]map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// build turns the validated values into a Config.
+func (l *loader) build() *Config {
+	c := &Config{Name: l.str("name")}
+	c.Model = Model{Plugin: l.str("model", "plugin"), Ref: l.str("model", "ref"), Options: l.modelOpts}
+	c.Engine = Engine{Plugin: l.str("engine", "plugin"), Options: l.engineOpts}
+	w := &c.Workload
+	w.Dataset = l.str("workload", "dataset")
+	w.Format = l.str("workload", "format")
+	w.Column = l.str("workload", "column")
+	w.Prompts = int(l.int("workload", "prompts"))
+	w.Seed = uint64(l.int("workload", "seed"))
+	w.Order = l.str("workload", "order")
+	w.BatchSize = int(l.int("workload", "batch_size"))
+	w.MaxInputTokens = int(l.int("workload", "max_input_tokens"))
+	w.MaxNewTokens = int(l.int("workload", "max_new_tokens"))
+	w.Repeats = int(l.int("workload", "repeats"))
+	w.MinWindowS = l.float("workload", "min_window_s")
+	w.Decoding = Decoding{
+		Greedy:      l.bool("workload", "decoding", "greedy"),
+		Temperature: l.float("workload", "decoding", "temperature"),
+		TopK:        int(l.int("workload", "decoding", "top_k")),
+		TopP:        l.float("workload", "decoding", "top_p"),
+		IgnoreEOS:   l.bool("workload", "decoding", "ignore_eos"),
+	}
+	switch d := l.vals[pathKey("launch", "devices")].(type) {
+	case string:
+		c.Launch.Devices = Devices{d}
+	case []any:
+		for _, e := range d {
+			c.Launch.Devices = append(c.Launch.Devices, fmt.Sprint(e))
+		}
+	}
+	c.Launch.ProcessesPerDevice = int(l.int("launch", "processes_per_device"))
+	c.Launch.Threads = int(l.int("launch", "threads"))
+	c.Launch.PinCPUs = l.bool("launch", "pin_cpus")
+	c.Lifecycle = Lifecycle{
+		BaselineS:    l.float("lifecycle", "baseline_s"),
+		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),
+		CooldownS:    l.float("lifecycle", "cooldown_s"),
+		Warmup: Warmup{
+			Mode:        l.str("lifecycle", "warmup", "mode"),
+			Batches:     int(l.int("lifecycle", "warmup", "batches")),
+			CVThreshold: l.float("lifecycle", "warmup", "cv_threshold"),
+			MinBatches:  int(l.int("lifecycle", "warmup", "min_batches")),
+			MaxBatches:  int(l.int("lifecycle", "warmup", "max_batches")),
+			Window:      int(l.int("lifecycle", "warmup", "window")),
+		},
+	}
+	switch m := l.vals[pathKey("energy", "meters")].(type) {
+	case string:
+		c.Energy.Meters = Meters{Auto: true}
+	case []any:
+		c.Energy.Meters = Meters{Names: []string{}}
+		for _, e := range m {
+			c.Energy.Meters.Names = append(c.Energy.Meters.Names, e.(string))
+		}
+	}
+	c.Energy.Interval = l.str("energy", "interval")
+	c.Energy.Tables = l.meterTables
+	c.Repository = Repository{Plugin: l.str("repository", "plugin"), Path: l.str("repository", "path"), Options: l.repoOpts}
+	c.Validity = Validity{
+		MinWindowS:          l.float("validity", "min_window_s"),
+		MinCounterUpdates:   int(l.int("validity", "min_counter_updates")),
+		TemperatureDriftC:   l.float("validity", "temperature_drift_c"),
+		IntegrationMismatch: l.float("validity", "integration_mismatch"),
+		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
+	}
+	return c
+}
+
+// closest returns the name within edit distance max(2, len/3) of key, or "".
+func closest(key string, names []string) string {
+	best, bestD := "", 1<<30
+	for _, n := range names {
+		if n == key {
+			continue
+		}
+		d := editDistance(strings.ToLower(key), strings.ToLower(n))
+		if d < bestD {
+			best, bestD = n, d
+		}
+	}
+	if bestD <= max(2, len(key)/3) {
+		return best
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

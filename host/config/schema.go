@@ -1,0 +1,438 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// kind is the TOML type a key accepts.
+type kind int
+
+const (
+	kString kind = iota
+	kInt
+	kFloat
+	kBool
+	kDuration // a Go duration string ("100ms"); "" allowed where noted
+	kDevices  // "cpu" or a list of GPU indices / UUIDs
+	kMeters   // "auto" or a list of plugin names
+)
+
+// keySpec describes one key of the schema. The schema is the single source of the defaults, the
+// ranges, the validation and docs/config.md (a test checks that every key is documented).
+type keySpec struct {
+	path []string
+	kind kind
+	def  any // canonical default (string, int64, float64, bool, []any); nil: no default
+	// defDoc describes the default when it is not a literal (e.g. "the file name").
+	defDoc   string
+	required bool
+	enum     []string
+	min, max *float64
+	minOpen  bool // the range excludes min
+	// allowEmpty lets a string or duration key be "".
+	allowEmpty bool
+	// validText, when set, replaces the generated description of the valid values.
+	validText string
+	// pattern, when set, must match a string value; patternDoc describes it.
+	pattern    *regexp.Regexp
+	patternDoc string
+	doc        string
+}
+
+func bound(v float64) *float64 { return &v }
+
+var (
+	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	pluginPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
+
+const pluginPatternDoc = "a plugin name: lowercase letters, digits, '_' and '-' (the binary is lem-plugin-<name>)"
+
+// schema lists every host key. Sections with plugin tables ([model], [engine], [repository],
+// [energy.<meter>]) pass every other key to the plugin.
+var schema = []keySpec{
+	{path: p("name"), kind: kString, defDoc: "the config file's name without its extension (\"quickstart\" for the embedded default)", pattern: namePattern,
+		patternDoc: "1–64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+		doc:        "Name of the experiment; it prefixes the experiment id and is part of the config hash."},
+
+	{path: p("model", "plugin"), kind: kString, def: "onnx", pattern: pluginPattern, patternDoc: pluginPatternDoc,
+		doc: "Loader plugin that resolves model.ref. Every other key of [model] is the loader's own table, passed to its Configure."},
+	{path: p("model", "ref"), kind: kString, required: true,
+		validText: "a model directory, a model file, or synthetic:<preset> (e.g. \"synthetic:gpt2-124m\"); the loader plugin says which it resolves",
+		doc:       "Model reference the loader resolves: a directory, a file, or synthetic:<preset> (e.g. synthetic:gpt2-124m)."},
+
+	{path: p("engine", "plugin"), kind: kString, def: "onnx", pattern: pluginPattern, patternDoc: pluginPatternDoc,
+		doc: "Engine plugin that runs the model. Every other key of [engine] is the engine's own table, passed to its Configure."},
+
+	{path: p("workload", "dataset"), kind: kString, def: "builtin",
+		validText: "\"builtin\", \"synthetic:<input_tokens>\" (1 to 1048576), or the path of a readable .jsonl, .ndjson, .json or .txt file (another extension needs workload.format)",
+		doc:       "Prompts: \"builtin\" (the prompt set shipped in lemctl), \"synthetic:<input_tokens>\" (prompts of exactly that many tokens, built with the loader's tokenizer; needs workload.prompts), or a file path (JSONL, Alpaca JSON, ShareGPT JSON or text), relative to the current directory. `lemctl datasets` lists them."},
+	{path: p("workload", "format"), kind: kString, def: "auto", enum: []string{"auto", "jsonl", "alpaca", "sharegpt", "text"},
+		doc: "Format of a dataset file. auto: .jsonl/.ndjson → jsonl, .txt → text, .json → sharegpt when the records have `conversations`, else alpaca."},
+	{path: p("workload", "column"), kind: kString, def: "", allowEmpty: true,
+		doc: "Field holding the prompt in JSONL or Alpaca records. Empty: `prompt`, else `text`, else `instruction` + `input`."},
+	{path: p("workload", "prompts"), kind: kInt, def: int64(0), min: bound(0), max: bound(10_000_000),
+		doc: "Number of prompts measured, over all workers together. 0: every prompt of the dataset (a synthetic dataset needs a count). Asking for more prompts than the dataset has is an error."},
+	{path: p("workload", "seed"), kind: kInt, def: int64(0), min: bound(0), max: bound(math.MaxInt64),
+		doc: "Seed of the prompt sample (order = \"shuffle\") and of sampled decoding. The same seed gives the same prompts in the same order."},
+	{path: p("workload", "order"), kind: kString, def: "sequential", enum: []string{"sequential", "shuffle"},
+		doc: "sequential: the first `prompts` records in file order; shuffle: a seeded random sample of `prompts` records in random order."},
+	{path: p("workload", "batch_size"), kind: kInt, def: int64(8), min: bound(1), max: bound(65536),
+		doc: "Requests per static batch. Energy per token moves several-fold with batch size, so every result shows it."},
+	{path: p("workload", "max_input_tokens"), kind: kInt, def: int64(0), min: bound(0), max: bound(1 << 20),
+		doc: "Longer prompts are truncated from the left to this many tokens. 0: the model's context length minus max_new_tokens."},
+	{path: p("workload", "max_new_tokens"), kind: kInt, def: int64(128), min: bound(1), max: bound(1 << 20),
+		doc: "Tokens generated per request (exactly this many when decoding.ignore_eos)."},
+	{path: p("workload", "repeats"), kind: kInt, def: int64(1), min: bound(1), max: bound(1000),
+		doc: "Measured windows over the same prompts; the result gives each repeat and their mean, sample std, 95 % CI and CV."},
+	{path: p("workload", "min_window_s"), kind: kFloat, def: 10.0, min: bound(0), max: bound(86400),
+		doc: "The measured window repeats the worker's batches (each pass counted) until it has lasted at least this many seconds, so short workloads still give a valid window. 0: one pass."},
+
+	{path: p("workload", "decoding", "greedy"), kind: kBool, def: true,
+		doc: "Argmax decoding. false: sample with temperature, top_k, top_p and workload.seed."},
+	{path: p("workload", "decoding", "temperature"), kind: kFloat, def: 1.0, min: bound(0), minOpen: true, max: bound(100),
+		doc: "Sampling temperature (greedy = false only)."},
+	{path: p("workload", "decoding", "top_k"), kind: kInt, def: int64(0), min: bound(0), max: bound(1 << 20),
+		doc: "Sample from the k most likely tokens; 0 disables (greedy = false only)."},
+	{path: p("workload", "decoding", "top_p"), kind: kFloat, def: 1.0, min: bound(0), minOpen: true, max: bound(1),
+		doc: "Nucleus sampling mass; 1 disables (greedy = false only)."},
+	{path: p("workload", "decoding", "ignore_eos"), kind: kBool, def: true,
+		doc: "Generate exactly max_new_tokens for every request, even past an end-of-sequence token, so runs of different models do the same work. false: stop at EOS (counted once)."},
+
+	{path: p("launch", "devices"), kind: kDevices, def: "cpu",
+		doc: "Where workers run: \"cpu\", or a list of GPU indices (0, 1, …) and/or GPU UUIDs (\"GPU-…\", \"MIG-…\"). processes_per_device workers are started per entry."},
+	{path: p("launch", "processes_per_device"), kind: kInt, def: int64(1), min: bound(1), max: bound(1024),
+		doc: "Workers per device entry (for \"cpu\": the number of CPU workers)."},
+	{path: p("launch", "threads"), kind: kInt, def: int64(0), min: bound(0), max: bound(4096),
+		doc: "Intra-op threads per worker. 0: the host's usable cores (cgroup quota and affinity respected) divided evenly among the CPU workers on that host."},
+	{path: p("launch", "pin_cpus"), kind: kBool, def: false,
+		doc: "Pin each worker to its own disjoint set of cores."},
+
+	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: bound(0), max: bound(3600),
+		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
+	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: bound(0), max: bound(3600),
+		doc: "Before the baseline, wait up to this long for device temperatures to settle. 0: do not wait."},
+	{path: p("lifecycle", "cooldown_s"), kind: kFloat, def: 0.0, min: bound(0), max: bound(3600),
+		doc: "Pause after each measured window (between repeats and after the last one) while the meters keep sampling."},
+	{path: p("lifecycle", "warmup", "mode"), kind: kString, def: "cv", enum: []string{"fixed", "cv"},
+		doc: "fixed: run `batches` warmup batches. cv: run batches until the coefficient of variation of the last `window` batch latencies is below cv_threshold, at least min_batches and at most max_batches (a warning when max_batches is reached first)."},
+	{path: p("lifecycle", "warmup", "batches"), kind: kInt, def: int64(3), min: bound(0), max: bound(10000),
+		doc: "Warmup batches in fixed mode; 0 disables warmup."},
+	{path: p("lifecycle", "warmup", "cv_threshold"), kind: kFloat, def: 0.05, min: bound(0), minOpen: true, max: bound(1),
+		doc: "cv mode: stop once the latency CV (sample std ÷ mean) of the last `window` batches is below this."},
+	{path: p("lifecycle", "warmup", "min_batches"), kind: kInt, def: int64(3), min: bound(1), max: bound(10000),
+		doc: "cv mode: run at least this many batches."},
+	{path: p("lifecycle", "warmup", "max_batches"), kind: kInt, def: int64(20), min: bound(1), max: bound(10000),
+		doc: "cv mode: run at most this many batches; must be ≥ min_batches and ≥ window."},
+	{path: p("lifecycle", "warmup", "window"), kind: kInt, def: int64(3), min: bound(2), max: bound(10000),
+		doc: "cv mode: number of most recent batch latencies the CV is computed over."},
+
+	{path: p("energy", "meters"), kind: kMeters, def: "auto",
+		doc: "Energy meter plugins: \"auto\" (every installed energy plugin that finds a device), or a list of plugin names (an empty list measures no energy). A table [energy.<meter>] is that meter's own configuration, passed to its Configure."},
+	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: bound(0.001), max: bound(10),
+		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
+
+	{path: p("repository", "plugin"), kind: kString, def: "fsstore", pattern: pluginPattern, patternDoc: pluginPatternDoc,
+		doc: "Repository plugin that stores raw and aggregated results. Every other key of [repository] is the plugin's own table."},
+	{path: p("repository", "path"), kind: kString, def: "", allowEmpty: true,
+		doc: "Where results go. \"\": --results-dir (default ./results). Per-invocation: not part of the config hash."},
+
+	{path: p("validity", "min_window_s"), kind: kFloat, def: 10.0, min: bound(0), max: bound(86400),
+		doc: "window_too_short when the measured window is shorter (seconds)."},
+	{path: p("validity", "min_counter_updates"), kind: kInt, def: int64(10), min: bound(0), max: bound(1_000_000),
+		doc: "too_few_counter_updates when a measured domain's counter changed fewer times in the window."},
+	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: bound(0), minOpen: true, max: bound(200),
+		doc: "temperature_drift when a device's temperature changed more than this over the window (°C)."},
+	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: bound(0), minOpen: true, max: bound(10),
+		doc: "counter_integration_mismatch when a counter and the integrated instant power differ by more than this fraction."},
+	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: bound(0), max: bound(1),
+		doc: "windows_not_concurrent when the workers' windows intersect by less than this fraction of the shortest window."},
+}
+
+func p(segs ...string) []string { return segs }
+
+// pluginSections are the sections whose unknown keys belong to a plugin, with the key naming the
+// plugin and the kind it must serve.
+var pluginSections = map[string]struct{}{"model": {}, "engine": {}, "repository": {}}
+
+// sections are the top-level tables and sub-tables of the host schema.
+var subTables = map[string][]string{
+	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
+	"workload":  {"decoding"},
+	"lifecycle": {"warmup"},
+}
+
+var specByPath = func() map[string]*keySpec {
+	m := make(map[string]*keySpec, len(schema))
+	for i := range schema {
+		m[pathKey(schema[i].path...)] = &schema[i]
+	}
+	return m
+}()
+
+// validDoc describes the valid values of a key for an error message.
+func (k *keySpec) validDoc() string {
+	if k.validText != "" {
+		return k.validText
+	}
+	switch k.kind {
+	case kDevices:
+		return `"cpu", or a list of GPU indices (integers ≥ 0) and GPU UUIDs ("GPU-…" or "MIG-…"), without duplicates`
+	case kMeters:
+		return `"auto", or a list of distinct energy plugin names`
+	case kBool:
+		return "true or false"
+	}
+	if len(k.enum) > 0 {
+		q := make([]string, len(k.enum))
+		for i, e := range k.enum {
+			q[i] = strconv.Quote(e)
+		}
+		return "one of " + strings.Join(q, ", ")
+	}
+	if k.pattern != nil {
+		return k.patternDoc
+	}
+	var typ string
+	switch k.kind {
+	case kString:
+		typ = "a string"
+		if !k.allowEmpty && k.def == nil {
+			typ = "a non-empty string"
+		}
+		return typ
+	case kInt:
+		typ = "an integer"
+	case kFloat:
+		typ = "a number"
+	case kDuration:
+		typ = `a duration such as "100ms"`
+		if k.allowEmpty {
+			typ = `"" or a duration such as "100ms"`
+		}
+	}
+	return typ + rangeDoc(k)
+}
+
+func rangeDoc(k *keySpec) string {
+	unit := ""
+	if k.kind == kDuration {
+		unit = "s"
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) + unit }
+	switch {
+	case k.min != nil && k.max != nil:
+		open := "["
+		if k.minOpen {
+			open = "("
+		}
+		return fmt.Sprintf(" in %s%s, %s]", open, f(*k.min), f(*k.max))
+	case k.min != nil:
+		if k.minOpen {
+			return " > " + f(*k.min)
+		}
+		return " ≥ " + f(*k.min)
+	}
+	return ""
+}
+
+// describe names a value and its TOML type for a "wrong type" message.
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("string %q", v)
+	case int64:
+		return fmt.Sprintf("integer %d", v)
+	case float64:
+		return "float " + strconv.FormatFloat(v, 'g', -1, 64)
+	case bool:
+		return fmt.Sprintf("boolean %v", v)
+	case []any:
+		return "array"
+	case []map[string]any:
+		return "array of tables"
+	case map[string]any:
+		return "table"
+	case time.Time:
+		return "date-time " + v.Format(time.RFC3339Nano)
+	case nil:
+		return "nothing"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// check validates v against the spec and returns its canonical form, or a message.
+func (k *keySpec) check(v any) (any, string) {
+	wrong := func(want string) (any, string) { return nil, fmt.Sprintf("wrong type: %s, want %s", describe(v), want) }
+	switch k.kind {
+	case kString:
+		s, ok := v.(string)
+		if !ok {
+			return wrong("a string")
+		}
+		if s == "" && !k.allowEmpty {
+			return nil, "must not be empty"
+		}
+		if len(k.enum) > 0 && !containsString(k.enum, s) {
+			return nil, fmt.Sprintf("%q is not a valid value", s)
+		}
+		if k.pattern != nil && !k.pattern.MatchString(s) {
+			return nil, fmt.Sprintf("%q is not valid", s)
+		}
+		return s, ""
+	case kBool:
+		b, ok := v.(bool)
+		if !ok {
+			return wrong("true or false")
+		}
+		return b, ""
+	case kInt:
+		i, ok := v.(int64)
+		if !ok {
+			return wrong("an integer")
+		}
+		if msg := k.checkRange(float64(i)); msg != "" {
+			return nil, fmt.Sprintf("%d is out of range", i)
+		}
+		return i, ""
+	case kFloat:
+		var f float64
+		switch n := v.(type) {
+		case int64:
+			f = float64(n)
+		case float64:
+			f = n
+		default:
+			return wrong("a number")
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, fmt.Sprintf("%v is not a finite number", f)
+		}
+		if msg := k.checkRange(f); msg != "" {
+			return nil, fmt.Sprintf("%s is out of range", strconv.FormatFloat(f, 'g', -1, 64))
+		}
+		return f, ""
+	case kDuration:
+		s, ok := v.(string)
+		if !ok {
+			return wrong(`a duration string such as "100ms"`)
+		}
+		if s == "" && k.allowEmpty {
+			return "", ""
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Sprintf("%q is not a duration", s)
+		}
+		if msg := k.checkRange(d.Seconds()); msg != "" {
+			return nil, fmt.Sprintf("%q is out of range", s)
+		}
+		return d.String(), ""
+	case kDevices:
+		return checkDevices(v)
+	case kMeters:
+		return checkMeters(v)
+	}
+	return nil, "unsupported key kind"
+}
+
+func (k *keySpec) checkRange(f float64) string {
+	if k.min != nil && (f < *k.min || (k.minOpen && f == *k.min)) {
+		return "low"
+	}
+	if k.max != nil && f > *k.max {
+		return "high"
+	}
+	return ""
+}
+
+func checkDevices(v any) (any, string) {
+	switch v := v.(type) {
+	case string:
+		if v == "cpu" {
+			return "cpu", ""
+		}
+		return nil, fmt.Sprintf("%q is not a device list", v)
+	case []any:
+		if len(v) == 0 {
+			return nil, "the device list is empty"
+		}
+		out := make([]any, 0, len(v))
+		seen := map[string]bool{}
+		for i, e := range v {
+			var id string
+			switch e := e.(type) {
+			case int64:
+				if e < 0 {
+					return nil, fmt.Sprintf("element %d: GPU index %d is negative", i, e)
+				}
+				id = strconv.FormatInt(e, 10)
+				out = append(out, e)
+			case string:
+				switch {
+				case e == "cpu":
+					if len(v) != 1 {
+						return nil, fmt.Sprintf("element %d: \"cpu\" cannot be mixed with GPUs", i)
+					}
+					return "cpu", ""
+				case strings.HasPrefix(e, "GPU-") && len(e) > 4, strings.HasPrefix(e, "MIG-") && len(e) > 4:
+				default:
+					return nil, fmt.Sprintf("element %d: %q is neither a GPU index, a GPU UUID nor \"cpu\"", i, e)
+				}
+				id = e
+				out = append(out, e)
+			default:
+				return nil, fmt.Sprintf("element %d: wrong type %s", i, describe(e))
+			}
+			if seen[id] {
+				return nil, fmt.Sprintf("element %d: device %s is listed twice", i, id)
+			}
+			seen[id] = true
+		}
+		return out, ""
+	}
+	return nil, fmt.Sprintf("wrong type: %s", describe(v))
+}
+
+func checkMeters(v any) (any, string) {
+	switch v := v.(type) {
+	case string:
+		if v == "auto" {
+			return "auto", ""
+		}
+		return nil, fmt.Sprintf("%q is not valid (write a list for one meter: [%q])", v, v)
+	case []any:
+		out := make([]any, 0, len(v))
+		seen := map[string]bool{}
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Sprintf("element %d: wrong type %s, want a plugin name", i, describe(e))
+			}
+			if !pluginPattern.MatchString(s) {
+				return nil, fmt.Sprintf("element %d: %q is not a plugin name", i, s)
+			}
+			if seen[s] {
+				return nil, fmt.Sprintf("element %d: meter %q is listed twice", i, s)
+			}
+			seen[s] = true
+			out = append(out, s)
+		}
+		return out, ""
+	}
+	return nil, fmt.Sprintf("wrong type: %s", describe(v))
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
