@@ -1,0 +1,460 @@
+package aggregate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Codes of the completeness checks. Each failed check becomes an error finding with its code.
+const (
+	CodeMissingMarker        = "missing_marker"
+	CodeChecksumMismatch     = "checksum_mismatch"
+	CodeRawInvalid           = "raw_invalid"
+	CodeMissingRank          = "missing_rank"
+	CodeUnexpectedRank       = "unexpected_rank"
+	CodeWorldSizeMismatch    = "world_size_mismatch"
+	CodeDuplicateDeviceSlot  = "duplicate_device_slot"
+	CodeWindowsNotConcurrent = "windows_not_concurrent"
+	CodeMixedConfigHash      = "mixed_config_hash"
+	CodeMixedEngine          = "mixed_engine"
+	CodeMixedModel           = "mixed_model"
+
+	// Findings the aggregation adds that are not checks.
+	CodeEnergyNotStitched = "energy_not_stitched"
+	CodeDynamicNegative   = "dynamic_negative"
+	CodeRunNotCompleted   = "run_not_completed"
+	CodeManifestInvalid   = "manifest_invalid"
+)
+
+// countedKinds are the domain kinds energy.total_j sums: they never nest in each other.
+var countedKinds = map[string]bool{sdk.DomainGPU: true, sdk.DomainPackage: true, sdk.DomainDRAM: true}
+
+// MinOverlap is the share of the shortest window that all windows must have in common.
+const MinOverlap = 0.5
+
+// Options control an aggregation.
+type Options struct {
+	// NoStrict aggregates what is there when completeness checks fail, marking the aggregate
+	// partial; by default any failed check is an error.
+	NoStrict bool
+	// AllowMixed turns a mixed config hash, engine or model into a warning.
+	AllowMixed bool
+	// Force replaces an existing aggregate.
+	Force bool
+	// LemctlVersion and LemctlCommit are recorded in the aggregate.
+	LemctlVersion, LemctlCommit string
+	// Now gives the creation time; time.Now when nil.
+	Now func() time.Time
+}
+
+// CheckError is a strict aggregation's refusal: the completeness checks that failed.
+type CheckError struct {
+	Experiment string
+	Failures   []results.Finding
+}
+
+func (e *CheckError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "aggregate %s: %d completeness check(s) failed (--no-strict writes a partial aggregate):", e.Experiment, len(e.Failures))
+	for _, f := range e.Failures {
+		b.WriteString("\n  " + f.Code + ": " + f.Message)
+	}
+	return b.String()
+}
+
+// Input is one stored raw result as the repository lists and returns it.
+type Input struct {
+	Entry sdk.RawEntry
+	Data  []byte
+}
+
+// Outcome is what Run did.
+type Outcome struct {
+	Aggregated *results.Aggregated
+	Data       []byte
+	Stored     *sdk.Stored
+}
+
+// Run aggregates an experiment from the raw results in repo and stores the aggregate. An
+// existing aggregate is an sdk.ErrAlreadyExists error unless opts.Force. A strict aggregation
+// whose checks fail returns a *CheckError and stores nothing.
+func Run(ctx context.Context, repo sdk.Repository, exp string, opts Options) (*Outcome, error) {
+	if !opts.Force {
+		if _, err := repo.LoadAggregated(ctx, exp); err == nil {
+			return nil, fmt.Errorf("aggregate %s: %w: an aggregate exists (--force replaces it)", exp, sdk.ErrAlreadyExists)
+		} else if !errors.Is(err, sdk.ErrNotFound) {
+			return nil, fmt.Errorf("aggregate %s: %w", exp, err)
+		}
+	}
+	decoded, manifest, err := loadDecoded(ctx, repo, exp)
+	if err != nil {
+		return nil, err
+	}
+	agg, err := assemble(exp, decoded, manifest, opts)
+	if err != nil {
+		return nil, err
+	}
+	data, err := results.Encode(agg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := repo.SaveAggregated(ctx, exp, data, opts.Force)
+	if err != nil {
+		return nil, fmt.Errorf("aggregate %s: %w", exp, err)
+	}
+	return &Outcome{Aggregated: agg, Data: data, Stored: st}, nil
+}
+
+// Load reads every raw result of exp and its manifest (nil bytes when there is none).
+func Load(ctx context.Context, repo sdk.Repository, exp string) ([]Input, []byte, error) {
+	entries, err := repo.ListRaw(ctx, exp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aggregate %s: list raw results: %w", exp, err)
+	}
+	if len(entries) == 0 {
+		return nil, nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
+	}
+	inputs := make([]Input, len(entries))
+	for i, e := range entries {
+		data, err := repo.LoadRaw(ctx, exp, e.Rank)
+		if err != nil {
+			return nil, nil, fmt.Errorf("aggregate %s: load rank %d: %w", exp, e.Rank, err)
+		}
+		inputs[i] = Input{Entry: e, Data: data}
+	}
+	manifest, err := repo.LoadManifest(ctx, exp)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return nil, nil, fmt.Errorf("aggregate %s: load manifest: %w", exp, err)
+	}
+	return inputs, manifest, nil
+}
+
+// decodedInput is one raw result after hashing and decoding; its bytes are no longer held.
+type decodedInput struct {
+	entry sdk.RawEntry
+	sum   string
+	raw   *results.Raw
+	err   error
+}
+
+func decodeOne(e sdk.RawEntry, data []byte) decodedInput {
+	s := sha256.Sum256(data)
+	d := decodedInput{entry: e, sum: hex.EncodeToString(s[:])}
+	d.raw, d.err = results.DecodeRaw(data)
+	return d
+}
+
+// parallel runs fn(0..n−1) on GOMAXPROCS goroutines and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	errs := make([]error, n)
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for i := range next {
+				errs[i] = fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// loadDecoded lists, loads, hashes and decodes the raw results GOMAXPROCS at a time, so that at
+// most that many raw files' bytes are held at once, and loads the manifest.
+func loadDecoded(ctx context.Context, repo sdk.Repository, exp string) ([]decodedInput, []byte, error) {
+	entries, err := repo.ListRaw(ctx, exp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("aggregate %s: list raw results: %w", exp, err)
+	}
+	if len(entries) == 0 {
+		return nil, nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
+	}
+	out := make([]decodedInput, len(entries))
+	err = parallel(len(entries), func(i int) error {
+		data, err := repo.LoadRaw(ctx, exp, entries[i].Rank)
+		if err != nil {
+			return fmt.Errorf("aggregate %s: load rank %d: %w", exp, entries[i].Rank, err)
+		}
+		out[i] = decodeOne(entries[i], data)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	manifest, err := repo.LoadManifest(ctx, exp)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return nil, nil, fmt.Errorf("aggregate %s: load manifest: %w", exp, err)
+	}
+	return out, manifest, nil
+}
+
+// worker is one decoded raw result.
+type worker struct {
+	rank int
+	sha  string
+	raw  *results.Raw
+}
+
+// checks collects failed completeness checks and other findings.
+type checks struct {
+	failures []results.Finding // become errors (strict: refusal)
+	findings []results.Finding // warnings and infos the aggregation adds
+}
+
+func (c *checks) fail(code string, rank *int, format string, args ...any) {
+	c.failures = append(c.failures, results.Finding{Code: code, Severity: results.SeverityError, Message: fmt.Sprintf(format, args...), Rank: rank})
+}
+
+func (c *checks) warn(code string, rank *int, format string, args ...any) {
+	c.findings = append(c.findings, results.Finding{Code: code, Severity: results.SeverityWarning, Message: fmt.Sprintf(format, args...), Rank: rank})
+}
+
+// Build aggregates decoded inputs. manifest may be nil. It never reads or writes a repository.
+func Build(exp string, inputs []Input, manifest []byte, opts Options) (*results.Aggregated, error) {
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
+	}
+	decoded := make([]decodedInput, len(inputs))
+	_ = parallel(len(inputs), func(i int) error {
+		decoded[i] = decodeOne(inputs[i].Entry, inputs[i].Data)
+		return nil
+	})
+	return assemble(exp, decoded, manifest, opts)
+}
+
+// assemble checks and aggregates decoded inputs.
+func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options) (*results.Aggregated, error) {
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
+	}
+	var c checks
+	sort.Slice(inputs, func(i, j int) bool { return inputs[i].entry.Rank < inputs[j].entry.Rank })
+	var ws []*worker
+	for _, in := range inputs {
+		rank := in.entry.Rank
+		rp := results.IntPtr(rank)
+		switch mk := in.entry.Marker; {
+		case mk == nil:
+			c.fail(CodeMissingMarker, rp, "rank %d has a raw result but no completion marker (the worker did not confirm it)", rank)
+		case !strings.EqualFold(mk.SHA256, in.sum):
+			c.fail(CodeChecksumMismatch, rp, "rank %d: the raw result's sha256 %s differs from its completion marker's %s (the file changed after it was written); rank %d left out", rank, in.sum, mk.SHA256, rank)
+			continue
+		}
+		if in.err != nil {
+			c.fail(CodeRawInvalid, rp, "rank %d: %v; rank %d left out", rank, in.err, rank)
+			continue
+		}
+		raw := in.raw
+		if raw.ExperimentID != exp || raw.Rank != rank {
+			c.fail(CodeRawInvalid, rp, "rank %d: the file says experiment %q rank %d; rank %d left out", rank, raw.ExperimentID, raw.Rank, rank)
+			continue
+		}
+		ws = append(ws, &worker{rank: rank, sha: in.sum, raw: raw})
+	}
+	if len(ws) == 0 {
+		return nil, &CheckError{Experiment: exp, Failures: append(c.failures, results.Finding{Code: CodeRawInvalid,
+			Severity: results.SeverityError, Message: "no usable raw result: nothing to aggregate"})}
+	}
+
+	worldSize := checkWorld(&c, ws, manifest)
+	present := map[int]bool{}
+	for _, in := range inputs {
+		present[in.entry.Rank] = true
+	}
+	ws = checkRanks(&c, ws, worldSize, present)
+	checkSlots(&c, ws)
+	checkMixed(&c, ws, opts.AllowMixed)
+	checkWindows(&c, ws)
+
+	if len(c.failures) > 0 && !opts.NoStrict {
+		return nil, &CheckError{Experiment: exp, Failures: c.failures}
+	}
+	if len(ws) == 0 {
+		return nil, &CheckError{Experiment: exp, Failures: append(c.failures, results.Finding{Code: CodeUnexpectedRank,
+			Severity: results.SeverityError, Message: "no raw result within the world size: nothing to aggregate"})}
+	}
+	agg := build(exp, ws, worldSize, &c, opts)
+	return agg, nil
+}
+
+// checkWorld returns the world size: the manifest's when it has one, else the largest of the raw
+// results' (which must agree).
+func checkWorld(c *checks, ws []*worker, manifest []byte) int {
+	sizes := map[int][]int{}
+	n := 0
+	for _, w := range ws {
+		sizes[w.raw.WorldSize] = append(sizes[w.raw.WorldSize], w.rank)
+		n = max(n, w.raw.WorldSize)
+	}
+	if manifest != nil {
+		m, err := results.DecodeManifest(manifest)
+		switch {
+		case err != nil:
+			c.warn(CodeManifestInvalid, nil, "run manifest ignored: %v", err)
+		default:
+			if m.WorldSize > 0 {
+				n = m.WorldSize
+			}
+			if m.State != results.StateCompleted {
+				c.warn(CodeRunNotCompleted, nil, "the run manifest says the run is %s", m.State)
+			}
+		}
+	}
+	if len(sizes) > 1 {
+		var parts []string
+		for _, s := range sortedKeys(sizes) {
+			parts = append(parts, fmt.Sprintf("world_size %d in ranks %v", s, sizes[s]))
+		}
+		c.fail(CodeWorldSizeMismatch, nil, "the raw results disagree on the world size: %s; using %d", strings.Join(parts, ", "), n)
+	}
+	return n
+}
+
+// checkRanks requires ranks 0..n−1 exactly and drops ranks ≥ n. A rank present but left out by
+// an earlier check (its own failure says why) is not reported again.
+func checkRanks(c *checks, ws []*worker, n int, present map[int]bool) []*worker {
+	var kept []*worker
+	for _, w := range ws {
+		if w.rank >= n {
+			c.fail(CodeUnexpectedRank, results.IntPtr(w.rank), "rank %d is outside 0..%d (world size %d); left out", w.rank, n-1, n)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	for r := range n {
+		if !present[r] {
+			c.fail(CodeMissingRank, results.IntPtr(r), "rank %d of 0..%d has no raw result", r, n-1)
+		}
+	}
+	return kept
+}
+
+// checkSlots requires every (host, device, slot) to be unique, and every accelerator to be used
+// by one worker only.
+func checkSlots(c *checks, ws []*worker) {
+	slots := map[string]int{}
+	devices := map[string]int{}
+	for _, w := range ws {
+		h, d := w.raw.Host, w.raw.Device
+		key := fmt.Sprintf("%s|%s|%d|%s|%s", h.Key(), d.Kind, d.Index, d.UUID, d.Slot)
+		if prev, dup := slots[key]; dup {
+			c.fail(CodeDuplicateDeviceSlot, results.IntPtr(w.rank), "ranks %d and %d both ran on host %s device slot %q", prev, w.rank, h.Hostname, d.Slot)
+			continue
+		}
+		slots[key] = w.rank
+		if d.Kind != "" && d.Kind != "cpu" {
+			dk := h.Key() + "|" + deviceID(d)
+			if prev, dup := devices[dk]; dup {
+				c.fail(CodeDuplicateDeviceSlot, results.IntPtr(w.rank), "ranks %d and %d both ran on host %s device %s", prev, w.rank, h.Hostname, deviceID(d))
+				continue
+			}
+			devices[dk] = w.rank
+		}
+	}
+}
+
+func deviceID(d results.Device) string {
+	if d.UUID != "" {
+		return d.Kind + ":" + d.UUID
+	}
+	return d.Kind + ":" + strconv.Itoa(d.Index)
+}
+
+// checkMixed requires the same config hash, engine and model everywhere.
+func checkMixed(c *checks, ws []*worker, allow bool) {
+	first := ws[0].raw
+	report := func(code, what, a, b string, rank int) {
+		msg := fmt.Sprintf("rank %d has %s %s, rank %d has %s", rank, what, b, ws[0].rank, a)
+		if allow {
+			c.warn(code, results.IntPtr(rank), "%s (allowed by --allow-mixed)", msg)
+		} else {
+			c.fail(code, results.IntPtr(rank), "%s (--allow-mixed accepts this)", msg)
+		}
+	}
+	for _, w := range ws[1:] {
+		r := w.raw
+		if r.ConfigHash != first.ConfigHash {
+			report(CodeMixedConfigHash, "config hash", first.ConfigHash, r.ConfigHash, w.rank)
+		}
+		if r.Engine != first.Engine {
+			report(CodeMixedEngine, "engine", engineString(first.Engine), engineString(r.Engine), w.rank)
+		}
+		if r.Model.Ref != first.Model.Ref || r.Model.SHA256 != first.Model.SHA256 {
+			report(CodeMixedModel, "model", first.Model.Ref+"@"+first.Model.SHA256, r.Model.Ref+"@"+r.Model.SHA256, w.rank)
+		}
+	}
+}
+
+func engineString(e results.Engine) string {
+	return fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, e.ExecutionProvider)
+}
+
+// singleHost reports whether every worker ran on one host boot, so that monotonic times compare.
+func singleHost(ws []*worker) bool {
+	for _, w := range ws[1:] {
+		if w.raw.Host != ws[0].raw.Host {
+			return false
+		}
+	}
+	return true
+}
+
+// windowOf returns a worker's window on the common clock: monotonic on one host, wall time
+// across hosts.
+func windowOf(s results.Span, mono bool) interval {
+	if mono {
+		return interval{s.StartMonoNS, s.EndMonoNS}
+	}
+	return interval{s.StartUnixNS, s.EndUnixNS}
+}
+
+// checkWindows requires all windows to share an intersection ≥ MinOverlap of the shortest.
+func checkWindows(c *checks, ws []*worker) {
+	if len(ws) < 2 {
+		return
+	}
+	mono := singleHost(ws)
+	latestStart, earliestEnd := int64(math.MinInt64), int64(math.MaxInt64)
+	shortest := int64(math.MaxInt64)
+	var shortRank int
+	for _, w := range ws {
+		iv := windowOf(w.raw.Window.Span, mono)
+		latestStart = max(latestStart, iv.start)
+		earliestEnd = min(earliestEnd, iv.end)
+		if d := iv.end - iv.start; d < shortest {
+			shortest, shortRank = d, w.rank
+		}
+	}
+	common := max(0, earliestEnd-latestStart)
+	if float64(common) < MinOverlap*float64(shortest) {
+		c.fail(CodeWindowsNotConcurrent, nil, "the workers' measured windows have %.3f s in common, less than %.0f %% of the shortest (rank %d, %.3f s)",
+			float64(common)/1e9, MinOverlap*100, shortRank, float64(shortest)/1e9)
+	}
+}
+
+func sortedKeys[V any](m map[int]V) []int {
+	ks := make([]int, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	return ks
+}

@@ -1,0 +1,302 @@
+package resultscmd
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lemctl/lemctl/host/results"
+)
+
+const na = "—" // a figure that was not measured
+
+// WriteAggregated prints an aggregated result as a table for humans.
+func WriteAggregated(w io.Writer, a *results.Aggregated) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	state := "complete"
+	if a.Partial {
+		state = "PARTIAL"
+	}
+	row(tw, "experiment", fmt.Sprintf("%s (aggregated: ranks %s of %d, %s)", a.ExperimentID, ints(a.Ranks), a.WorldSize, state))
+	header(tw, a.ConfigHash, a.Model, a.Engine, a.Dataset)
+	union := na
+	if a.Window.UnionS != nil {
+		union = fmt.Sprintf("%.3f s", *a.Window.UnionS)
+	}
+	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s; union of the workers' windows %s)",
+		wall(a.Window.StartUnixNS), wall(a.Window.EndUnixNS), a.Window.DurationS, union))
+	work(tw, a.Workload, a.Throughput, a.LatencyMS)
+	energy(tw, a.Energy, a.FLOPs)
+	validity(tw, a.Validity, a.PartialReasons)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := domains(w, a.Energy.Domains, true); err != nil {
+		return err
+	}
+	if len(a.Repeats) > 1 {
+		if err := repeats(w, a.Repeats, a.RepeatStats); err != nil {
+			return err
+		}
+	}
+	return findings(w, a.Validity.Findings)
+}
+
+// WriteRaw prints one worker's raw result as a table for humans.
+func WriteRaw(w io.Writer, r *results.Raw) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row(tw, "experiment", fmt.Sprintf("%s (raw: rank %d of %d)", r.ExperimentID, r.Rank, r.WorldSize))
+	row(tw, "host", fmt.Sprintf("%s (boot %s), device %s (%s)", r.Host.Hostname, r.Host.BootID, r.Device.Slot, deviceName(r.Device)))
+	header(tw, r.ConfigHash, r.Model, r.Engine, r.Dataset)
+	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s)", wall(r.Window.StartUnixNS), wall(r.Window.EndUnixNS), r.Window.DurationS))
+	work(tw, r.Workload, r.Throughput, r.LatencyMS)
+	energy(tw, r.Energy, r.FLOPs)
+	validity(tw, r.Validity, nil)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := domains(w, r.Energy.Domains, false); err != nil {
+		return err
+	}
+	return findings(w, r.Validity.Findings)
+}
+
+func row(tw io.Writer, key, value string) { fmt.Fprintf(tw, "%s\t%s\n", key, value) }
+
+func header(tw io.Writer, hash string, m results.Model, e results.Engine, d results.Dataset) {
+	row(tw, "config hash", hash)
+	params := na
+	if m.Parameters != nil {
+		params = strconv.FormatInt(*m.Parameters, 10)
+	}
+	model := fmt.Sprintf("%s (%s, %s parameters", m.Ref, orNA(m.Architecture), params)
+	if m.Synthetic {
+		model += ", synthetic"
+	}
+	row(tw, "model", model+")")
+	row(tw, "engine", fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, orNA(e.ExecutionProvider)))
+	row(tw, "dataset", fmt.Sprintf("%s (%d prompts)", orNA(d.Name), d.Prompts))
+}
+
+func work(tw io.Writer, wl results.Workload, t results.Throughput, l results.Latency) {
+	row(tw, "requests", strconv.FormatInt(wl.Requests, 10))
+	batch := na
+	if wl.BatchSize != nil {
+		batch = strconv.Itoa(*wl.BatchSize)
+	}
+	row(tw, "tokens", fmt.Sprintf("input %d, output %d (batch size %s, %d repeat(s))", wl.InputTokens, wl.OutputTokens, batch, wl.Repeats))
+	row(tw, "throughput", fmt.Sprintf("%s output tok/s, %s req/s, %s total tok/s",
+		num(t.OutputTokensPerS, 2), num(t.RequestsPerS, 3), num(t.TotalTokensPerS, 2)))
+	row(tw, "TTFT", fmt.Sprintf("p50 %s, p99 %s (%d requests)", msNum(l.TTFT.P50), msNum(l.TTFT.P99), l.TTFT.Count))
+	row(tw, "ITL", fmt.Sprintf("p50 %s, p99 %s (%d intervals)", msNum(l.ITL.P50), msNum(l.ITL.P99), l.ITL.Count))
+	row(tw, "E2E", fmt.Sprintf("p50 %s, p99 %s", msNum(l.E2E.P50), msNum(l.E2E.P99)))
+}
+
+func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
+	if e.TotalJ == nil {
+		row(tw, "energy", "not measured (no GPU, CPU package or DRAM domain was available)")
+	} else {
+		kinds := strings.Join(e.CountedDomainKinds, " + ")
+		row(tw, "energy", fmt.Sprintf("%s J total (%s), static %s J, dynamic %s J", num(e.TotalJ, 3), kinds, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
+		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
+			num(e.JPerOutputToken, 4), num(e.DynamicJPerOutputToken, 4), num(e.JPerRequest, 3), num(e.TokensPerJ, 4)))
+	}
+	flops := na
+	if f.Total != nil {
+		flops = fmt.Sprintf("%.4g (%s per output token, %s)", *f.Total, gnum(f.PerOutputToken), orNA(f.Method))
+	}
+	row(tw, "FLOPs", flops)
+}
+
+func validity(tw io.Writer, v results.Validity, partial []string) {
+	counts := map[string]int{}
+	for _, f := range v.Findings {
+		counts[f.Severity]++
+	}
+	verdict := "VALID"
+	if !v.Valid {
+		verdict = "INVALID"
+	}
+	var parts []string
+	for _, s := range []string{results.SeverityError, results.SeverityWarning, results.SeverityInfo} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s(s)", counts[s], s))
+		}
+	}
+	if len(parts) > 0 {
+		verdict += " (" + strings.Join(parts, ", ") + ")"
+	}
+	row(tw, "validity", verdict)
+	for _, p := range partial {
+		row(tw, "partial", p)
+	}
+}
+
+func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
+	if len(ds) == 0 {
+		_, err := fmt.Fprintln(w, "\nno energy domains")
+		return err
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if aggregated {
+		fmt.Fprintln(tw, "DOMAIN\tKIND\tSCOPE\tHOST\tRANKS\tMETHOD\tENERGY\tSTATIC\tDYNAMIC")
+	} else {
+		fmt.Fprintln(tw, "DOMAIN\tKIND\tSCOPE\tMETHOD\tENERGY\tSTATIC\tDYNAMIC")
+	}
+	for _, d := range ds {
+		method := d.Method
+		energy := na
+		switch {
+		case !d.Available:
+			method = "unavailable: " + orNA(d.Reason)
+		case d.TotalJ != nil:
+			energy = num(d.TotalJ, 3) + " J"
+			if d.Stitched {
+				energy += " (stitched)"
+			}
+			if d.Kind == "psys" || d.Kind == "core" || d.Kind == "uncore" {
+				energy += " (nested, not in total)"
+			}
+			if d.Confidence != "" && d.Confidence != "measured" {
+				method += " (" + d.Confidence + ")"
+			}
+		}
+		static, dynamic := na, na
+		if d.StaticJ != nil {
+			static = num(d.StaticJ, 3) + " J"
+		}
+		if d.DynamicJ != nil {
+			dynamic = num(d.DynamicJ, 3) + " J"
+		}
+		if aggregated {
+			host := na
+			if d.Host != nil {
+				host = d.Host.Hostname
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Kind, d.Scope, host, ints(d.Ranks), method, energy, static, dynamic)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Kind, d.Scope, method, energy, static, dynamic)
+		}
+	}
+	return tw.Flush()
+}
+
+func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REPEAT\tOUTPUT TOKENS\tDURATION\tOUTPUT TOK/S\tENERGY\tJ/OUTPUT TOKEN\tTTFT P50\tITL P50")
+	for _, r := range reps {
+		fmt.Fprintf(tw, "%d\t%d\t%.3f s\t%s\t%s\t%s\t%s\t%s\n", r.Index, r.OutputTokens, r.Window.DurationS,
+			num(r.OutputTokensPerS, 2), unit(r.EnergyJ, 3, "J"), num(r.JPerOutputToken, 4), msNum(r.TTFTP50MS), msNum(r.ITLP50MS))
+	}
+	names := make([]string, 0, len(stats))
+	for k := range stats {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "FIGURE\tMEAN\tSTD\t95 % CI\tCV")
+	}
+	for _, k := range names {
+		s := stats[k]
+		ci := na
+		if s.CI95Low != nil {
+			ci = fmt.Sprintf("[%s, %s]", gnum(s.CI95Low), gnum(s.CI95High))
+		}
+		cv := na
+		if s.CV != nil {
+			cv = fmt.Sprintf("%.2f %%", *s.CV*100)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k, gnum(s.Mean), gnum(s.Std), ci, cv)
+	}
+	return tw.Flush()
+}
+
+func findings(w io.Writer, fs []results.Finding) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tCODE\tRANK\tMESSAGE")
+	for _, f := range fs {
+		rank := "all"
+		if f.Rank != nil {
+			rank = strconv.Itoa(*f.Rank)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Severity, f.Code, rank, f.Message)
+	}
+	return tw.Flush()
+}
+
+func deviceName(d results.Device) string {
+	s := d.Kind
+	if d.Index >= 0 {
+		s += ":" + strconv.Itoa(d.Index)
+	}
+	if d.Name != "" {
+		s += " " + d.Name
+	}
+	if d.UUID != "" {
+		s += " " + d.UUID
+	}
+	return s
+}
+
+// num formats a nullable figure with a fixed number of decimals.
+func num(v *float64, decimals int) string {
+	if v == nil {
+		return na
+	}
+	return strconv.FormatFloat(*v, 'f', decimals, 64)
+}
+
+// unit formats a nullable figure with its unit; "—" alone when it was not measured.
+func unit(v *float64, decimals int, u string) string {
+	if v == nil {
+		return na
+	}
+	return strconv.FormatFloat(*v, 'f', decimals, 64) + " " + u
+}
+
+func msNum(v *float64) string { return unit(v, 2, "ms") }
+
+// gnum formats a nullable figure with 4 significant digits.
+func gnum(v *float64) string {
+	if v == nil {
+		return na
+	}
+	return strconv.FormatFloat(*v, 'g', 4, 64)
+}
+
+func orNA(s string) string {
+	if s == "" {
+		return na
+	}
+	return s
+}
+
+func ints(v []int) string {
+	if len(v) == 0 {
+		return na
+	}
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// wall formats a wall-clock time in UTC with milliseconds.
+func wall(ns int64) string {
+	if ns == 0 {
+		return na
+	}
+	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000Z")
+}

@@ -1,0 +1,331 @@
+package resultscmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// OpenRepository opens the results repository for env (the repository plugin configured with
+// env.ResultsDir as its path) and returns it with a function that releases it. The lead's plugin
+// discovery (M1.2) sets it; tests set it to an in-memory repository. `lemctl aggregate` uses it
+// too.
+var OpenRepository func(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error)
+
+// Open calls OpenRepository, or explains that no repository is available.
+func Open(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error) {
+	if OpenRepository == nil {
+		return nil, nil, cliutil.Failed(errors.New("no results repository: this lemctl was built without a repository opener (plugin discovery); cannot read " + env.ResultsDir))
+	}
+	repo, closeFn, err := OpenRepository(ctx, env)
+	if err != nil {
+		return nil, nil, cliutil.Failed(fmt.Errorf("open results repository %s: %w", env.ResultsDir, err))
+	}
+	if closeFn == nil {
+		closeFn = func() {}
+	}
+	return repo, closeFn, nil
+}
+
+// NewCommand builds `lemctl results` with its list, show and export subcommands.
+func NewCommand(env *cliutil.Env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "results",
+		Short: "List, show and export stored results (from --results-dir)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newList(env), newShow(env), newExport(env))
+	return cmd
+}
+
+func newList(env *cliutil.Env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the experiments in the results repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
+				return err
+			}
+			repo, done, err := Open(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			exps, err := repo.List(cmd.Context())
+			if err != nil {
+				return cliutil.Failed(fmt.Errorf("list results in %s: %w", env.ResultsDir, err))
+			}
+			if output == cliutil.OutputJSON {
+				type exp struct {
+					ID             string `json:"id"`
+					RawRanks       []int  `json:"raw_ranks"`
+					CompletedRanks []int  `json:"completed_ranks"`
+					Aggregated     bool   `json:"aggregated"`
+					Manifest       bool   `json:"manifest"`
+					ModifiedUnixNS int64  `json:"modified_unix_ns"`
+				}
+				out := []exp{}
+				for _, e := range exps {
+					out = append(out, exp{e.ID, nonNil(e.RawRanks), nonNil(e.CompletedRanks), e.Aggregated, e.Manifest, e.ModifiedUnixNS})
+				}
+				return cliutil.WriteJSON(env.Out, out)
+			}
+			if len(exps) == 0 {
+				_, err := fmt.Fprintf(env.Out, "no experiments in %s\n", env.ResultsDir)
+				return err
+			}
+			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "EXPERIMENT\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
+			for _, e := range exps {
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, len(e.RawRanks), len(e.CompletedRanks), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "table or json")
+	return cmd
+}
+
+func newShow(env *cliutil.Env) *cobra.Command {
+	var output string
+	var raw bool
+	cmd := &cobra.Command{
+		Use:   "show EXP",
+		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
+				return err
+			}
+			ctx, exp := cmd.Context(), args[0]
+			repo, done, err := Open(ctx, env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			if raw {
+				return showRaw(ctx, env.Out, repo, exp, output)
+			}
+			data, agg, err := loadAggregated(ctx, repo, exp)
+			if err != nil {
+				return err
+			}
+			if output == cliutil.OutputJSON {
+				_, err := env.Out.Write(data)
+				return err
+			}
+			return WriteAggregated(env.Out, agg)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "table or json")
+	cmd.Flags().BoolVar(&raw, "raw", false, "show every worker's raw result instead of the aggregate")
+	return cmd
+}
+
+func loadAggregated(ctx context.Context, repo sdk.Repository, exp string) ([]byte, *results.Aggregated, error) {
+	data, err := repo.LoadAggregated(ctx, exp)
+	if errors.Is(err, sdk.ErrNotFound) {
+		return nil, nil, cliutil.Failed(fmt.Errorf("experiment %s has no aggregate (run `lemctl aggregate %s`, or `lemctl results show --raw %s`): %w", exp, exp, exp, err))
+	}
+	if errors.Is(err, sdk.ErrInvalidArgument) {
+		return nil, nil, cliutil.Usage(fmt.Errorf("experiment id: %w", err))
+	}
+	if err != nil {
+		return nil, nil, cliutil.Failed(fmt.Errorf("load the aggregate of %s: %w", exp, err))
+	}
+	agg, err := results.DecodeAggregated(data)
+	if err != nil {
+		return nil, nil, cliutil.Failed(fmt.Errorf("the aggregate of %s: %w", exp, err))
+	}
+	return data, agg, nil
+}
+
+// loadRaws returns every stored raw result of exp, by rank.
+func loadRaws(ctx context.Context, repo sdk.Repository, exp string) ([][]byte, []*results.Raw, error) {
+	entries, err := repo.ListRaw(ctx, exp)
+	if errors.Is(err, sdk.ErrInvalidArgument) {
+		return nil, nil, cliutil.Usage(fmt.Errorf("experiment id: %w", err))
+	}
+	if err != nil {
+		return nil, nil, cliutil.Failed(fmt.Errorf("list the raw results of %s: %w", exp, err))
+	}
+	var datas [][]byte
+	var raws []*results.Raw
+	for _, e := range entries {
+		data, err := repo.LoadRaw(ctx, exp, e.Rank)
+		if err != nil {
+			return nil, nil, cliutil.Failed(fmt.Errorf("load %s rank %d: %w", exp, e.Rank, err))
+		}
+		r, err := results.DecodeRaw(data)
+		if err != nil {
+			return nil, nil, cliutil.Failed(fmt.Errorf("%s rank %d: %w", exp, e.Rank, err))
+		}
+		datas = append(datas, data)
+		raws = append(raws, r)
+	}
+	return datas, raws, nil
+}
+
+func showRaw(ctx context.Context, w io.Writer, repo sdk.Repository, exp, output string) error {
+	datas, raws, err := loadRaws(ctx, repo, exp)
+	if err != nil {
+		return err
+	}
+	if output == cliutil.OutputJSON {
+		// The stored documents, exactly as stored apart from indentation, in an array by rank.
+		var buf bytes.Buffer
+		buf.WriteString("[\n")
+		for i, d := range datas {
+			if i > 0 {
+				buf.WriteString(",\n")
+			}
+			buf.WriteString("  ")
+			if err := json.Indent(&buf, bytes.TrimSpace(d), "  ", "  "); err != nil {
+				return cliutil.Failed(fmt.Errorf("%s rank %d: %w", exp, raws[i].Rank, err))
+			}
+		}
+		buf.WriteString("\n]\n")
+		_, err := w.Write(buf.Bytes())
+		return err
+	}
+	for i, r := range raws {
+		if i > 0 {
+			fmt.Fprintln(w, "\n---")
+		}
+		if err := WriteRaw(w, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Export formats.
+const (
+	FormatCSV  = "csv"
+	FormatJSON = "json"
+)
+
+func newExport(env *cliutil.Env) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "export EXP",
+		Short: "Export an experiment's results: the aggregate as JSON, or one CSV row for the aggregate and one per rank",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != FormatCSV && format != FormatJSON {
+				return cliutil.Usagef("--format %q: valid values are %q", format, []string{FormatCSV, FormatJSON})
+			}
+			ctx, exp := cmd.Context(), args[0]
+			repo, done, err := Open(ctx, env)
+			if err != nil {
+				return err
+			}
+			defer done()
+			data, agg, err := loadAggregated(ctx, repo, exp)
+			if err != nil {
+				return err
+			}
+			if format == FormatJSON {
+				_, err := env.Out.Write(data)
+				return err
+			}
+			_, raws, err := loadRaws(ctx, repo, exp)
+			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return err
+			}
+			return WriteCSV(env.Out, agg, raws)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", FormatCSV, "csv or json")
+	return cmd
+}
+
+// CSVHeader lists the columns of `lemctl results export --format csv`. An empty cell is a figure
+// that was not measured.
+var CSVHeader = []string{
+	"scope", "experiment_id", "rank", "hostname", "device_slot", "config_hash", "model_ref", "engine",
+	"requests", "input_tokens", "output_tokens", "batch_size", "duration_s",
+	"output_tokens_per_s", "requests_per_s", "total_tokens_per_s",
+	"ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p90_ms", "itl_p99_ms", "e2e_p50_ms", "e2e_p99_ms",
+	"energy_total_j", "energy_static_j", "energy_dynamic_j", "j_per_output_token", "dynamic_j_per_output_token",
+	"j_per_request", "tokens_per_j", "flops_total", "flops_per_output_token", "peak_memory_bytes",
+	"valid", "partial",
+}
+
+// WriteCSV writes the aggregate's row, then one row per raw result.
+func WriteCSV(w io.Writer, a *results.Aggregated, raws []*results.Raw) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader); err != nil {
+		return err
+	}
+	duration := a.Window.DurationS
+	if a.Window.UnionS != nil {
+		duration = *a.Window.UnionS
+	}
+	rows := [][]string{csvRow("aggregate", a.ExperimentID, "", "", "", a.ConfigHash, a.Model, a.Engine, a.Workload, duration,
+		a.Throughput, a.LatencyMS, a.Energy, a.FLOPs, a.Memory, a.Validity.Valid, strconv.FormatBool(a.Partial))}
+	for _, r := range raws {
+		rows = append(rows, csvRow("rank", r.ExperimentID, strconv.Itoa(r.Rank), r.Host.Hostname, r.Device.Slot, r.ConfigHash,
+			r.Model, r.Engine, r.Workload, r.Window.DurationS, r.Throughput, r.LatencyMS, r.Energy, r.FLOPs, r.Memory, r.Validity.Valid, ""))
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		return fmt.Errorf("write csv: %w", err)
+	}
+	return nil
+}
+
+func csvRow(scope, exp, rank, host, slot, hash string, m results.Model, e results.Engine, wl results.Workload, duration float64,
+	t results.Throughput, l results.Latency, en results.Energy, f results.FLOPs, mem results.Memory, valid bool, partial string) []string {
+	batch := ""
+	if wl.BatchSize != nil {
+		batch = strconv.Itoa(*wl.BatchSize)
+	}
+	peak := ""
+	if mem.PeakBytes != nil {
+		peak = strconv.FormatInt(*mem.PeakBytes, 10)
+	}
+	return []string{scope, exp, rank, host, slot, hash, m.Ref, e.Plugin + " " + e.Version,
+		strconv.FormatInt(wl.Requests, 10), strconv.FormatInt(wl.InputTokens, 10), strconv.FormatInt(wl.OutputTokens, 10), batch,
+		strconv.FormatFloat(duration, 'g', -1, 64),
+		cell(t.OutputTokensPerS), cell(t.RequestsPerS), cell(t.TotalTokensPerS),
+		cell(l.TTFT.P50), cell(l.TTFT.P90), cell(l.TTFT.P99), cell(l.ITL.P50), cell(l.ITL.P90), cell(l.ITL.P99), cell(l.E2E.P50), cell(l.E2E.P99),
+		cell(en.TotalJ), cell(en.StaticJ), cell(en.DynamicJ), cell(en.JPerOutputToken), cell(en.DynamicJPerOutputToken),
+		cell(en.JPerRequest), cell(en.TokensPerJ), cell(f.Total), cell(f.PerOutputToken), peak,
+		strconv.FormatBool(valid), partial}
+}
+
+// cell formats a nullable figure for CSV: empty when not measured, else the shortest exact form.
+func cell(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*v, 'g', -1, 64)
+}
+
+func nonNil(v []int) []int {
+	if v == nil {
+		return []int{}
+	}
+	return v
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

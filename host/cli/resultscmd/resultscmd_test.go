@@ -1,0 +1,245 @@
+package resultscmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lemctl/lemctl/host/aggregate"
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/results/resultstest"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// The fixture results tree is host/aggregate's (generated there from known scenarios).
+const fixtureTree = "../../aggregate/testdata/results"
+
+func repoWithAggregates(t *testing.T, exps ...string) *resultstest.Memory {
+	t.Helper()
+	repo, err := resultstest.LoadTree(fixtureTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.Now = func() time.Time { return time.Unix(1_796_000_200, 0) }
+	for _, exp := range exps {
+		_, err := aggregate.Run(context.Background(), repo, exp, aggregate.Options{NoStrict: true,
+			LemctlVersion: "test", LemctlCommit: "test", Now: func() time.Time { return time.Unix(1_796_000_300, 0) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return repo
+}
+
+// execute runs `lemctl results ARGS…` against repo and returns stdout, stderr and the exit code.
+func execute(t *testing.T, repo sdk.Repository, args ...string) (string, string, int) {
+	t.Helper()
+	prev := OpenRepository
+	t.Cleanup(func() { OpenRepository = prev })
+	OpenRepository = func(context.Context, *cliutil.Env) (sdk.Repository, func(), error) {
+		return repo, func() {}, nil
+	}
+	var out, errb bytes.Buffer
+	env := &cliutil.Env{Out: &out, Err: &errb, ResultsDir: "results"}
+	cmd := NewCommand(env)
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		errb.WriteString(err.Error())
+	}
+	return out.String(), errb.String(), cliutil.CodeOf(err)
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+func TestShowTable(t *testing.T) {
+	repo := repoWithAggregates(t, "shared-package", "two-gpus", "missing-marker")
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"show-shared-package", []string{"show", "shared-package"}},
+		{"show-two-gpus", []string{"show", "two-gpus"}},
+		{"show-partial", []string{"show", "missing-marker"}},
+		{"show-raw-two-gpus", []string{"show", "--raw", "two-gpus"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, code := execute(t, repo, tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			golden(t, tc.name, out)
+		})
+	}
+}
+
+func TestShowJSON(t *testing.T) {
+	repo := repoWithAggregates(t, "two-gpus")
+	out, stderr, code := execute(t, repo, "show", "two-gpus", "--output", "json")
+	stored, _ := repo.LoadAggregated(context.Background(), "two-gpus")
+	if code != 0 || out != string(stored) {
+		t.Fatalf("exit %d (%s); show --output json must print the stored aggregate as is", code, stderr)
+	}
+	out, stderr, code = execute(t, repo, "show", "--raw", "-o", "json", "two-gpus")
+	var raws []results.Raw
+	if code != 0 || json.Unmarshal([]byte(out), &raws) != nil || len(raws) != 2 || raws[1].Rank != 1 {
+		t.Fatalf("show --raw -o json: exit %d (%s): %.200s", code, stderr, out)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	repo := repoWithAggregates(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no aggregate yet", []string{"show", "two-gpus"}, 1, "run `lemctl aggregate two-gpus`"},
+		{"unknown experiment", []string{"show", "--raw", "nope"}, 1, "not found"},
+		{"bad output", []string{"show", "two-gpus", "-o", "yaml"}, 2, `--output "yaml": valid values are ["table" "json"]`},
+		{"bad id", []string{"show", "../x"}, 2, "experiment id"},
+		{"bad format", []string{"export", "two-gpus", "--format", "xml"}, 2, `--format "xml": valid values are ["csv" "json"]`},
+		{"export without aggregate", []string{"export", "two-gpus"}, 1, "has no aggregate"},
+		{"list bad output", []string{"list", "-o", "toml"}, 2, "--output"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := execute(t, repo, tc.args...)
+			if code != tc.code || !strings.Contains(stderr, tc.msg) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, stderr, tc.code, tc.msg)
+			}
+		})
+	}
+	OpenRepository = nil
+	_, _, err := Open(context.Background(), &cliutil.Env{ResultsDir: "r"})
+	if cliutil.CodeOf(err) != 1 || !strings.Contains(err.Error(), "no results repository") {
+		t.Errorf("Open without an opener: %v", err)
+	}
+}
+
+func TestList(t *testing.T) {
+	repo := repoWithAggregates(t, "two-gpus")
+	out, stderr, code := execute(t, repo, "list")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "list", out)
+	out, _, _ = execute(t, repo, "list", "-o", "json")
+	var got []struct {
+		ID             string `json:"id"`
+		RawRanks       []int  `json:"raw_ranks"`
+		CompletedRanks []int  `json:"completed_ranks"`
+		Aggregated     bool   `json:"aggregated"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 8 {
+		t.Fatalf("list -o json = %s (%v)", out, err)
+	}
+	for _, e := range got {
+		if e.ID == "missing-marker" && (len(e.RawRanks) != 2 || len(e.CompletedRanks) != 1 || e.Aggregated) {
+			t.Errorf("missing-marker = %+v", e)
+		}
+		if e.ID == "two-gpus" && !e.Aggregated {
+			t.Errorf("two-gpus = %+v", e)
+		}
+	}
+	out, _, code = execute(t, resultstest.NewMemory(), "list")
+	if code != 0 || out != "no experiments in results\n" {
+		t.Errorf("empty list = %q", out)
+	}
+}
+
+func TestExport(t *testing.T) {
+	repo := repoWithAggregates(t, "shared-package", "missing-rank")
+	out, stderr, code := execute(t, repo, "export", "shared-package", "--format", "csv")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "export-shared-package.csv", out)
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) != 4 || len(rows[0]) != len(CSVHeader) {
+		t.Fatalf("csv: %d rows, %v", len(rows), err)
+	}
+	col := func(name string) int {
+		for i, h := range CSVHeader {
+			if h == name {
+				return i
+			}
+		}
+		t.Fatalf("no column %s", name)
+		return -1
+	}
+	if rows[1][col("scope")] != "aggregate" || rows[1][col("output_tokens")] != "128" || rows[2][col("rank")] != "0" {
+		t.Errorf("rows = %q", rows[:3])
+	}
+	// A figure that was not measured is an empty cell, never 0: the workers' static energy.
+	if got := rows[2][col("energy_static_j")]; got != "" {
+		t.Errorf("rank 0 energy_static_j = %q, want empty (the worker did not report it)", got)
+	}
+	out, _, code = execute(t, repo, "export", "shared-package", "--format", "json")
+	stored, _ := repo.LoadAggregated(context.Background(), "shared-package")
+	if code != 0 || out != string(stored) {
+		t.Errorf("export --format json must print the stored aggregate")
+	}
+}
+
+// Nothing measured: the table says so, shows each domain's reason, and prints "—" for the
+// figures that do not exist (never 0).
+func TestShowUnmeasured(t *testing.T) {
+	w := resultstest.Worker{Exp: "dark", WorldSize: 1, Host: results.Host{Hostname: "h", BootID: "b"},
+		Device: results.Device{Kind: "cpu", Index: -1, Slot: "cpu:0"}, StartMonoNS: 1e9, EndMonoNS: 11e9, WallOffsetNS: 1_796_000_000e9,
+		RequestsPerRepeat: 1, InputTokens: 3, OutputTokens: 1, TTFTNS: 5e6,
+		Domains: []resultstest.DomainSpec{
+			{ID: "intel-rapl:0", Kind: "package", Scope: "socket", Unavailable: "permission denied: energy_uj is root-only (CVE-2020-8694)"},
+			{ID: "GPU-none", Kind: "gpu", Scope: "device", Unavailable: "NVML library not found"},
+		}}
+	repo := resultstest.NewMemory()
+	ctx := context.Background()
+	data := w.Bytes()
+	repo.SaveRaw(ctx, "dark", 0, data)
+	st, _ := repo.ListRaw(ctx, "dark")
+	if _, err := repo.MarkComplete(ctx, "dark", 0, st[0].SHA256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := aggregate.Run(ctx, repo, "dark", aggregate.Options{Now: func() time.Time { return time.Unix(0, 0) }}); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := execute(t, repo, "show", "dark")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	golden(t, "show-unmeasured", out)
+	out, _, _ = execute(t, repo, "show", "--raw", "dark")
+	if !strings.Contains(out, "unavailable: NVML library not found") {
+		t.Errorf("show --raw lacks the reason:\n%s", out)
+	}
+}

@@ -1,0 +1,482 @@
+package results
+
+import "encoding/json"
+
+// SchemaVersion is the major version of the result schema. Keys are only added within a version.
+const SchemaVersion = "1"
+
+// Kinds of result documents.
+const (
+	KindRaw        = "raw"
+	KindAggregated = "aggregated"
+	KindManifest   = "manifest"
+)
+
+// Severities of findings (the same strings as the sdk's).
+const (
+	SeverityError   = "error"
+	SeverityWarning = "warning"
+	SeverityInfo    = "info"
+)
+
+// Raw is one worker's result: what one process measured on one device slot.
+type Raw struct {
+	SchemaVersion string          `json:"schema_version"`
+	Kind          string          `json:"kind"`
+	ExperimentID  string          `json:"experiment_id"`
+	ConfigHash    string          `json:"config_hash"`
+	Config        json.RawMessage `json:"config"`
+	Provenance    Provenance      `json:"provenance"`
+	Model         Model           `json:"model"`
+	Engine        Engine          `json:"engine"`
+	Dataset       Dataset         `json:"dataset"`
+
+	Rank      int      `json:"rank"`
+	WorldSize int      `json:"world_size"`
+	Host      Host     `json:"host"`
+	Device    Device   `json:"device"`
+	Plugins   []Plugin `json:"plugins"`
+
+	Window     RawWindow  `json:"window"`
+	Workload   Workload   `json:"workload"`
+	Requests   []Request  `json:"requests"`
+	LatencyMS  Latency    `json:"latency_ms"`
+	Throughput Throughput `json:"throughput"`
+	Energy     Energy     `json:"energy"`
+	Memory     Memory     `json:"memory"`
+	FLOPs      FLOPs      `json:"flops"`
+	Validity   Validity   `json:"validity"`
+	Overhead   Overhead   `json:"overhead"`
+	// Environment is the snapshot taken before the idle baseline.
+	Environment Environment `json:"environment"`
+	Repeats     []Repeat    `json:"repeats"`
+	Warnings    []Warning   `json:"warnings"`
+
+	CreatedUnixNS int64 `json:"created_unix_ns"`
+}
+
+// Aggregated is the late aggregation of an experiment's raw results (host/aggregate).
+type Aggregated struct {
+	SchemaVersion string          `json:"schema_version"`
+	Kind          string          `json:"kind"`
+	ExperimentID  string          `json:"experiment_id"`
+	ConfigHash    string          `json:"config_hash"`
+	Config        json.RawMessage `json:"config"`
+	Provenance    Provenance      `json:"provenance"`
+	Model         Model           `json:"model"`
+	Engine        Engine          `json:"engine"`
+	Dataset       Dataset         `json:"dataset"`
+
+	WorldSize      int      `json:"world_size"`
+	Ranks          []int    `json:"ranks"`
+	Partial        bool     `json:"partial"`
+	PartialReasons []string `json:"partial_reasons"`
+	Hosts          []Host   `json:"hosts"`
+	Devices        []Slot   `json:"devices"`
+
+	Window      Window            `json:"window"`
+	Workload    Workload          `json:"workload"`
+	LatencyMS   Latency           `json:"latency_ms"`
+	Throughput  Throughput        `json:"throughput"`
+	Energy      Energy            `json:"energy"`
+	Memory      Memory            `json:"memory"`
+	FLOPs       FLOPs             `json:"flops"`
+	Validity    Validity          `json:"validity"`
+	Overhead    Overhead          `json:"overhead"`
+	Environment AggEnvironment    `json:"environment"`
+	Repeats     []Repeat          `json:"repeats"`
+	RepeatStats map[string]*Stats `json:"repeat_stats"`
+	Warnings    []Warning         `json:"warnings"`
+
+	// Aggregation records how the aggregate was made (options, the aggregator's version).
+	Aggregation AggregationInfo `json:"aggregation"`
+	// CreatedUnixNS is the only field that differs when an aggregate is re-made from the same raw
+	// results with the same lemctl.
+	CreatedUnixNS int64 `json:"created_unix_ns"`
+}
+
+// AggregationInfo records how an aggregate was produced.
+type AggregationInfo struct {
+	LemctlVersion string `json:"lemctl_version"`
+	LemctlCommit  string `json:"lemctl_commit"`
+	Strict        bool   `json:"strict"`
+	AllowMixed    bool   `json:"allow_mixed"`
+	// RawSHA256 maps each aggregated rank (as a decimal string) to the sha256 of its raw bytes.
+	RawSHA256 map[string]string `json:"raw_sha256"`
+}
+
+// Provenance says what produced a result.
+type Provenance struct {
+	LemctlVersion     string            `json:"lemctl_version"`
+	LemctlCommit      string            `json:"lemctl_commit"`
+	RuntimeVersions   map[string]string `json:"runtime_versions,omitempty"`
+	ExecutionProvider string            `json:"execution_provider,omitempty"`
+	// Overrides lists the config values set on the command line, with where they came from.
+	Overrides []Override `json:"overrides,omitempty"`
+}
+
+// Override is one configuration value that did not come from defaults.
+type Override struct {
+	Key    string `json:"key"`
+	Value  string `json:"value"`
+	Source string `json:"source"` // "file:LINE", "--set", "-n", …
+}
+
+// Model identifies the model measured.
+type Model struct {
+	Ref          string `json:"ref"`
+	SHA256       string `json:"sha256"`
+	Architecture string `json:"architecture"`
+	Parameters   *int64 `json:"parameters"`
+	Synthetic    bool   `json:"synthetic"`
+}
+
+// Engine identifies the engine plugin and how it ran.
+type Engine struct {
+	Plugin            string `json:"plugin"`
+	Version           string `json:"version"`
+	ExecutionProvider string `json:"execution_provider"`
+}
+
+// Dataset identifies the prompts.
+type Dataset struct {
+	Name    string `json:"name"`
+	SHA256  string `json:"sha256"`
+	Prompts int    `json:"prompts"`
+}
+
+// Host identifies a machine boot: the same hostname after a reboot is another host, because
+// monotonic clocks and counters restart.
+type Host struct {
+	Hostname string `json:"hostname"`
+	BootID   string `json:"boot_id"`
+}
+
+// Key returns a string that identifies the host boot.
+func (h Host) Key() string { return h.Hostname + "/" + h.BootID }
+
+// Device is the device slot a worker ran on.
+type Device struct {
+	Kind  string `json:"kind"` // "cpu" or "cuda"
+	Index int    `json:"index"`
+	UUID  string `json:"uuid"`
+	Name  string `json:"name"`
+	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g. "cuda:0" or
+	// "cpu:0".
+	Slot string `json:"slot"`
+}
+
+// Slot is a device slot of an aggregate: which host and rank ran on it.
+type Slot struct {
+	Host   Host   `json:"host"`
+	Device Device `json:"device"`
+	Rank   int    `json:"rank"`
+}
+
+// Plugin is one plugin a worker used.
+type Plugin struct {
+	Name    string   `json:"name"`
+	Version string   `json:"version"`
+	Kinds   []string `json:"kinds"`
+	SHA256  string   `json:"sha256"`
+}
+
+// Window is a span of time. In an aggregate it is min start → max end over the workers.
+type Window struct {
+	StartUnixNS int64   `json:"start_unix_ns"`
+	EndUnixNS   int64   `json:"end_unix_ns"`
+	DurationS   float64 `json:"duration_s"`
+	// UnionS is the length of the union of the workers' windows (aggregates only); throughput is
+	// output tokens ÷ UnionS.
+	UnionS *float64 `json:"union_s,omitempty"`
+}
+
+// Span is a window on both clocks. Mono times are CLOCK_MONOTONIC ns of the worker's host.
+type Span struct {
+	StartUnixNS int64   `json:"start_unix_ns"`
+	EndUnixNS   int64   `json:"end_unix_ns"`
+	DurationS   float64 `json:"duration_s"`
+	StartMonoNS int64   `json:"start_mono_ns"`
+	EndMonoNS   int64   `json:"end_mono_ns"`
+}
+
+// RawWindow is a worker's measured window (the first repeat's start to the last repeat's end)
+// with the spans of every lifecycle phase.
+type RawWindow struct {
+	Span
+	// Phases maps a phase name (environment, idle_baseline, load, warmup, measured, cooldown, …)
+	// to its span.
+	Phases map[string]Span `json:"phases"`
+}
+
+// Workload counts the work done in the measured window (real tokens, never padding).
+type Workload struct {
+	Requests     int64 `json:"requests"`
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+	BatchSize    *int  `json:"batch_size"`
+	Repeats      int   `json:"repeats"`
+	// Passes counts how often the shard's batches ran to fill workload.min_window_s.
+	Passes int `json:"passes,omitempty"`
+}
+
+// Request is one request's timing on the worker's monotonic clock.
+type Request struct {
+	ID           string  `json:"id"`
+	Repeat       int     `json:"repeat"`
+	InputTokens  int     `json:"input_tokens"`
+	OutputTokens int     `json:"output_tokens"`
+	StartMonoNS  int64   `json:"start_mono_ns"`
+	TokenMonoNS  []int64 `json:"token_mono_ns"`
+	FinishReason string  `json:"finish_reason,omitempty"`
+}
+
+// Latency summarises time to first token, inter-token latency and end-to-end latency in ms.
+type Latency struct {
+	TTFT Summary `json:"ttft"`
+	ITL  Summary `json:"itl"`
+	E2E  Summary `json:"e2e"`
+}
+
+// Summary describes a sample. Everything but Count is null for an empty sample.
+type Summary struct {
+	Count int      `json:"count"`
+	Mean  *float64 `json:"mean"`
+	Min   *float64 `json:"min"`
+	P50   *float64 `json:"p50"`
+	P90   *float64 `json:"p90"`
+	P95   *float64 `json:"p95"`
+	P99   *float64 `json:"p99"`
+	Max   *float64 `json:"max"`
+}
+
+// Throughput is work per second over a window (a worker's own, or the union of the workers').
+type Throughput struct {
+	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
+	RequestsPerS     *float64 `json:"requests_per_s"`
+	TotalTokensPerS  *float64 `json:"total_tokens_per_s"`
+	// PerWorker lists each rank's figures over its own window (aggregates only).
+	PerWorker []WorkerThroughput `json:"per_worker,omitempty"`
+}
+
+// WorkerThroughput is one rank's throughput over its own window.
+type WorkerThroughput struct {
+	Rank             int      `json:"rank"`
+	DurationS        float64  `json:"duration_s"`
+	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
+	RequestsPerS     *float64 `json:"requests_per_s"`
+	TotalTokensPerS  *float64 `json:"total_tokens_per_s"`
+}
+
+// Energy is the energy of a window, in joules, with its split and per-domain detail.
+type Energy struct {
+	// TotalJ sums the GPU, CPU package and DRAM domains (never psys, core or uncore: they
+	// nest); null when no such domain was measured.
+	TotalJ                  *float64     `json:"total_j"`
+	StaticJ                 *float64     `json:"static_j"`
+	DynamicJ                *float64     `json:"dynamic_j"`
+	JPerOutputToken         *float64     `json:"j_per_output_token"`
+	DynamicJPerOutputToken  *float64     `json:"dynamic_j_per_output_token"`
+	JPerRequest             *float64     `json:"j_per_request"`
+	TokensPerJ              *float64     `json:"tokens_per_j"`
+	Phases                  EnergyPhases `json:"phases"`
+	Domains                 []Domain     `json:"domains"`
+	CountedDomainKinds      []string     `json:"counted_domain_kinds,omitempty"`
+	UnavailableDomainsCount int          `json:"unavailable_domains,omitempty"`
+}
+
+// EnergyPhases splits energy between prefill and decode.
+type EnergyPhases struct {
+	PrefillJ *float64 `json:"prefill_j"`
+	DecodeJ  *float64 `json:"decode_j"`
+}
+
+// Domain is one energy domain (a GPU, a RAPL zone, …).
+type Domain struct {
+	ID          string `json:"id"`
+	Name        string `json:"name,omitempty"`
+	Kind        string `json:"kind"`
+	Scope       string `json:"scope"`
+	Method      string `json:"method"`
+	Confidence  string `json:"confidence"`
+	Available   bool   `json:"available"`
+	Reason      string `json:"reason"`
+	Plugin      string `json:"plugin,omitempty"`
+	DeviceUUID  string `json:"device_uuid,omitempty"`
+	DeviceIndex *int   `json:"device_index,omitempty"`
+
+	TotalJ      *float64     `json:"total_j"`
+	IdlePowerW  *float64     `json:"idle_power_w"`
+	StaticJ     *float64     `json:"static_j"`
+	DynamicJ    *float64     `json:"dynamic_j"`
+	ResolutionJ *float64     `json:"resolution_j"`
+	UpdatePerS  *float64     `json:"update_period_s,omitempty"`
+	Phases      EnergyPhases `json:"phases"`
+	Health      []Finding    `json:"health"`
+	// CounterUpdates is how often the counter changed in the window (raw results).
+	CounterUpdates *int `json:"counter_updates,omitempty"`
+
+	// Timeline is the domain's cumulative curve (raw results only, inline): it must cover the
+	// worker's window and be non-decreasing in both time and energy.
+	Timeline []Sample `json:"timeline,omitempty"`
+
+	// Host and Ranks say, in an aggregate, which host the domain is on and which ranks saw it.
+	Host  *Host `json:"host,omitempty"`
+	Ranks []int `json:"ranks,omitempty"`
+	// Stitched is true in an aggregate when the energy was stitched from several workers'
+	// cumulative curves over the union of their windows.
+	Stitched bool `json:"stitched,omitempty"`
+}
+
+// Sample is one point of a domain's timeline: cumulative energy since the worker's first sample,
+// corrected for wraps and resets by the meter. Absent readings are null.
+type Sample struct {
+	MonoNS       int64    `json:"mono_ns"`
+	EnergyUJ     uint64   `json:"energy_uj"`
+	PowerW       *float64 `json:"power_w,omitempty"`
+	TemperatureC *float64 `json:"temperature_c,omitempty"`
+}
+
+// Memory is the peak and model memory of a device (raw) or of all devices (aggregated: the max
+// per device, summed over devices).
+type Memory struct {
+	PeakBytes  *int64         `json:"peak_bytes"`
+	ModelBytes *int64         `json:"model_bytes"`
+	Devices    []DeviceMemory `json:"devices,omitempty"`
+}
+
+// DeviceMemory is one device's memory in an aggregate.
+type DeviceMemory struct {
+	Host       Host   `json:"host"`
+	Device     string `json:"device"`
+	PeakBytes  *int64 `json:"peak_bytes"`
+	ModelBytes *int64 `json:"model_bytes"`
+}
+
+// FLOPs is the arithmetic done (2 per multiply-add).
+type FLOPs struct {
+	Total          *float64 `json:"total"`
+	PerOutputToken *float64 `json:"per_output_token"`
+	Method         string   `json:"method"`
+}
+
+// Validity is the verdict: valid unless some finding has severity "error".
+type Validity struct {
+	Valid    bool      `json:"valid"`
+	Findings []Finding `json:"findings"`
+}
+
+// Finding is a validity or health observation with a stable code (METHODOLOGY.md).
+type Finding struct {
+	Code     string `json:"code"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+	Advice   string `json:"advice,omitempty"`
+	Domain   string `json:"domain,omitempty"`
+	// Rank is the worker the finding came from; null for a finding about the whole experiment.
+	Rank *int `json:"rank"`
+}
+
+// Warning is a free-text warning tagged with the rank it came from (null: the aggregation).
+type Warning struct {
+	Message string `json:"message"`
+	Rank    *int   `json:"rank"`
+}
+
+// Overhead is what measuring cost: CPU time of the meter plugins during the window.
+type Overhead struct {
+	MeterCPUS *float64 `json:"meter_cpu_s"`
+	Share     *float64 `json:"share"`
+}
+
+// Environment is a worker's environment snapshot.
+type Environment struct {
+	// Facts are host-level facts: cpu_model, governor, cgroup_cpu_quota, virtualization, …
+	Facts map[string]string `json:"facts"`
+	// Devices are per-device facts, as the energy plugins report them.
+	Devices []DeviceEnvironment `json:"devices"`
+}
+
+// DeviceEnvironment holds facts about one device or domain.
+type DeviceEnvironment struct {
+	ID    string            `json:"id"`
+	Facts map[string]string `json:"facts"`
+}
+
+// AggEnvironment groups the workers' environments by host.
+type AggEnvironment struct {
+	Hosts []HostEnvironment `json:"hosts"`
+}
+
+// HostEnvironment is one host's environment in an aggregate: the lowest rank's facts and the
+// union of device facts by id.
+type HostEnvironment struct {
+	Host    Host                `json:"host"`
+	Ranks   []int               `json:"ranks"`
+	Facts   map[string]string   `json:"facts"`
+	Devices []DeviceEnvironment `json:"devices"`
+}
+
+// Repeat is the figures of one repeat of the measured window.
+type Repeat struct {
+	Index int `json:"index"`
+	// Window is the repeat's span (raw results). An aggregate gives start/end over the
+	// workers and duration_s = the union of their repeat windows.
+	Window           Span     `json:"window"`
+	Requests         int64    `json:"requests"`
+	InputTokens      int64    `json:"input_tokens"`
+	OutputTokens     int64    `json:"output_tokens"`
+	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
+	EnergyJ          *float64 `json:"energy_j"`
+	JPerOutputToken  *float64 `json:"j_per_output_token"`
+	TTFTP50MS        *float64 `json:"ttft_p50_ms"`
+	ITLP50MS         *float64 `json:"itl_p50_ms"`
+}
+
+// Stats summarises a figure over repeats: mean, sample standard deviation, the 95 % confidence
+// interval of the mean (Student t, n−1 degrees of freedom) and the coefficient of variation.
+// Std, the interval and CV are null with fewer than two values; CV is null when the mean is 0.
+type Stats struct {
+	N        int       `json:"n"`
+	Mean     *float64  `json:"mean"`
+	Std      *float64  `json:"std"`
+	CI95Low  *float64  `json:"ci95_low"`
+	CI95High *float64  `json:"ci95_high"`
+	CI95Half *float64  `json:"ci95_half_width"`
+	CV       *float64  `json:"cv"`
+	Values   []float64 `json:"values"`
+}
+
+// Run states of a manifest.
+const (
+	StateRunning     = "running"
+	StateCompleted   = "completed"
+	StateFailed      = "failed"
+	StateInterrupted = "interrupted"
+)
+
+// Manifest records a run as the launcher sees it, before and after its workers.
+type Manifest struct {
+	SchemaVersion string         `json:"schema_version"`
+	Kind          string         `json:"kind"`
+	ExperimentID  string         `json:"experiment_id"`
+	ConfigHash    string         `json:"config_hash"`
+	State         string         `json:"state"`
+	WorldSize     int            `json:"world_size"`
+	Ranks         []ManifestRank `json:"ranks"`
+	StartUnixNS   int64          `json:"start_unix_ns"`
+	EndUnixNS     *int64         `json:"end_unix_ns"`
+	Error         string         `json:"error,omitempty"`
+	LemctlVersion string         `json:"lemctl_version"`
+}
+
+// ManifestRank is one worker of a run.
+type ManifestRank struct {
+	Rank     int    `json:"rank"`
+	Host     Host   `json:"host"`
+	Device   Device `json:"device"`
+	PID      int    `json:"pid,omitempty"`
+	LogPath  string `json:"log_path"`
+	State    string `json:"state"`
+	ExitCode *int   `json:"exit_code"`
+}
