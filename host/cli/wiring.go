@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/lemctl/lemctl/host/cli/configcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -16,6 +18,13 @@ const DefaultRepository = "fsstore"
 
 func init() {
 	resultscmd.OpenRepository = openRepository
+	configcmd.NewConfigurer = func(env *cliutil.Env) (config.PluginConfigurer, func(), error) {
+		cat, err := discovery.Discover(context.Background(), discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+		if err != nil {
+			return nil, nil, err
+		}
+		return cat, cat.Close, nil
+	}
 }
 
 // openRepository starts the default repository plugin on --results-dir.

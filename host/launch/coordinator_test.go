@@ -103,7 +103,6 @@ func TestFailureBeforeABarrierReleasesTheOthers(t *testing.T) {
 }
 
 func TestFailureAfterTheWindowBarrierDoesNotStopTheOthers(t *testing.T) {
-	var rec sync.Map
 	dies := func(ctx context.Context, w *WorkerSide) int {
 		for _, b := range []string{BarrierBaseline, BarrierLoad, BarrierWindow} {
 			if w.Barrier(ctx, b) != nil {
@@ -122,7 +121,6 @@ func TestFailureAfterTheWindowBarrierDoesNotStopTheOthers(t *testing.T) {
 		w.Done()
 		return 0
 	}
-	_ = rec
 	c := &Coordinator{Workers: []Worker{start(0, slowGood), start(1, dies)}}
 	out, _ := c.Run(context.Background())
 	if out[0].ExitCode != 0 || !out[0].Done {

@@ -296,7 +296,12 @@ type session struct {
 func (st *state) startMeters(ctx context.Context, label string) ([]session, error) {
 	var out []session
 	for _, m := range st.meters {
-		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: time.Duration(st.w.Spec.Energy.IntervalNS)})
+		// The meter's own table beats [energy].interval, which beats the plugin's default.
+		interval := time.Duration(st.w.Spec.Energy.IntervalNS)
+		if _, own := m.ref.Config["interval"]; own {
+			interval = 0
+		}
+		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: interval})
 		if err != nil {
 			st.stopMeters(context.WithoutCancel(ctx), out)
 			return nil, fmt.Errorf("start meter %s: %w", m.ref.Name, err)
@@ -529,7 +534,7 @@ func tokens(reqs []results.Request) int64 {
 
 func (st *state) save(ctx context.Context) error {
 	st.raw.CreatedUnixNS = time.Now().UnixNano()
-	data, err := results.Encode(st.raw)
+	data, err := results.EncodeRaw(st.raw)
 	if err != nil {
 		return err
 	}

@@ -114,7 +114,7 @@ func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prom
 	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: cat}
 	var cfg *config.Config
 	if file == "" {
-		cfg, err = config.Load(ctx, "examples/quickstart.toml (embedded)", examples.Quickstart, copts)
+		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, copts)
 	} else {
 		cfg, err = config.LoadFile(ctx, file, copts)
 	}

@@ -1,0 +1,126 @@
+// Package modelcmd is `lemctl model`: inspect a model reference and tokenize text with it,
+// through the loader plugin (onnx by default), exactly as a run would resolve it.
+package modelcmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// NewCommand builds `lemctl model` with inspect and tokenize.
+func NewCommand(env *cliutil.Env) *cobra.Command {
+	var pluginName string
+	cmd := &cobra.Command{Use: "model", Short: "Inspect models and tokenize text through the loader plugin"}
+	cmd.PersistentFlags().StringVar(&pluginName, "plugin", "onnx", "loader plugin")
+
+	var output string
+	inspect := &cobra.Command{
+		Use:   "inspect REF",
+		Short: "Resolve a model reference (a directory or synthetic:<preset>[?seed=N]) and print the artifact",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
+				return err
+			}
+			return withLoader(cmd.Context(), env, pluginName, func(l sdk.Loader) error {
+				a, err := l.Resolve(cmd.Context(), args[0])
+				if err != nil {
+					return cliutil.Failed(fmt.Errorf("resolve %s: %w", args[0], err))
+				}
+				if output == cliutil.OutputJSON {
+					return cliutil.WriteJSON(env.Out, a)
+				}
+				writeArtifact(env.Out, a)
+				return nil
+			})
+		},
+	}
+	inspect.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "output format: table or json")
+
+	tokenize := &cobra.Command{
+		Use:   "tokenize REF TEXT",
+		Short: "Print the token ids of TEXT for the model REF",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return withLoader(cmd.Context(), env, pluginName, func(l sdk.Loader) error {
+				ids, err := l.Tokenize(cmd.Context(), args[0], []string{args[1]})
+				if err != nil {
+					return cliutil.Failed(fmt.Errorf("tokenize with %s: %w", args[0], err))
+				}
+				s := make([]string, len(ids[0]))
+				for i, id := range ids[0] {
+					s[i] = fmt.Sprint(id)
+				}
+				_, err = fmt.Fprintln(env.Out, strings.Join(s, " "))
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(inspect, tokenize)
+	return cmd
+}
+
+func withLoader(ctx context.Context, env *cliutil.Env, name string, f func(sdk.Loader) error) error {
+	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	if err != nil {
+		return cliutil.Usage(err)
+	}
+	defer cat.Close()
+	p, ok := cat.Find(name)
+	if !ok {
+		return cliutil.Usagef("--plugin %s: not installed (searched: %s)", name, strings.Join(cat.Searched(), ", "))
+	}
+	if !p.Available {
+		return cliutil.Usagef("--plugin %s (%s): %s", name, p.Path, p.Reason)
+	}
+	c, err := cat.Open(ctx, name, sdk.KindLoader)
+	if err != nil {
+		return cliutil.Failed(err)
+	}
+	defer c.Close()
+	errs, err := c.Configure(ctx, map[string]any{})
+	if err != nil || len(errs) > 0 {
+		return cliutil.Failed(fmt.Errorf("configure %s: %v %v", name, err, errs))
+	}
+	return f(c.Loader())
+}
+
+func writeArtifact(w io.Writer, a *sdk.Artifact) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
+	row("reference", a.Reference)
+	row("path", a.Path)
+	row("format", a.Format)
+	row("sha256", a.SHA256)
+	row("architecture", a.Architecture)
+	row("synthetic", a.Synthetic)
+	row("dtype", a.DType)
+	row("parameters", a.Parameters)
+	row("non-embedding parameters", a.NonEmbeddingParameters)
+	row("FLOPs per token at position t", fmt.Sprintf("%d + %d × t", a.FLOPs.PerToken, a.FLOPs.PerTokenPosition))
+	row("layers / d_model / heads", fmt.Sprintf("%d / %d / %d", a.Layers, a.Hidden, a.Heads))
+	row("KV cache", fmt.Sprintf("%d layers × %d KV heads × %d head dim", a.KV.Layers, a.KV.KVHeads, a.KV.HeadDim))
+	row("vocabulary", a.VocabSize)
+	row("context length", a.ContextLength)
+	row("EOS ids", a.EOSTokenIDs)
+	row("tokenizer", fmt.Sprintf("%s %v", a.Tokenizer.Kind, a.Tokenizer.Files))
+	keys := make([]string, 0, len(a.Metadata))
+	for k := range a.Metadata {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row("metadata."+k, a.Metadata[k])
+	}
+	tw.Flush()
+}
