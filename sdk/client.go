@@ -155,7 +155,10 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	if cfg.logger == nil {
 		cfg.logger = hclog.NewNullLogger()
 	}
-	cmd := exec.Command(path)
+	// The process is tied to startCtx only until Close: cancelling ctx during the handshake kills
+	// it at once (go-plugin's own Kill would wait for the start timeout).
+	startCtx, cancelStart := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(startCtx, path)
 	cmd.Env = append(os.Environ(), cfg.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cc := &plugin.ClientConfig{
@@ -164,6 +167,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
+		SkipHostEnv:      true, // cmd.Env already holds the host's environment plus cfg.env
 		StartTimeout:     cfg.startTimeout,
 		Logger:           cfg.logger,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
@@ -193,15 +197,22 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	select {
 	case st = <-ch:
 	case <-ctx.Done():
+		cancelStart() // kills the process, so the handshake fails now
+		st = <-ch
 		pc.Kill()
+		cancelStart()
+		if st.err == nil {
+			close(done)
+		}
 		return nil, ctx.Err()
 	}
 	if st.err != nil {
 		pc.Kill()
+		cancelStart()
 		return nil, st.err
 	}
 	var once sync.Once
-	kill := func() { pc.Kill(); once.Do(func() { close(done) }) }
+	kill := func() { pc.Kill(); cancelStart(); once.Do(func() { close(done) }) }
 	c, err := NewClient(ctx, st.rpc, kill)
 	if err != nil {
 		kill()

@@ -87,6 +87,20 @@ func (k ConfigKey) Valid() string {
 		return fmt.Sprintf("%s ≥ %g", k.Type, *k.Min)
 	case k.Max != nil:
 		return fmt.Sprintf("%s ≤ %g", k.Type, *k.Max)
+	}
+	switch k.Type {
+	case TypeStrings:
+		return "a list of strings"
+	case TypeInts:
+		return "a list of integers"
+	case TypeAny:
+		return "any value"
+	case TypeDuration:
+		return `a duration such as "100ms"`
+	case TypeTable:
+		return "a table"
+	case TypeInt:
+		return "an integer"
 	default:
 		return "a " + k.Type
 	}
