@@ -191,7 +191,7 @@ func TestDescribe(t *testing.T) {
 	if d.Name != "good-a" || d.Description != "discovery test plugin" || d.Capabilities["mode"] != "good" || len(d.Config) != 3 {
 		t.Fatalf("description: %+v", d)
 	}
-	want := []string{`interval duration "100ms" a duration`, `level int 3 int in [1, 9]`, `flavour string "plain" one of ["plain","spicy"]`}
+	want := []string{`interval duration "100ms" a duration such as "100ms"`, `level int 3 int in [1, 9]`, `flavour string "plain" one of ["plain","spicy"]`}
 	for i, k := range d.Config {
 		if got := fmt.Sprintf("%s %s %s %s", k.Key, k.Type, k.Default, k.Valid); got != want[i] {
 			t.Errorf("config key %d: %q, want %q", i, got, want[i])
