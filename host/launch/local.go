@@ -110,7 +110,9 @@ func (l *Local) Launch(ctx context.Context, spec *Spec) (Worker, error) {
 
 // WorkerEnv is the environment a worker gets for its device.
 func WorkerEnv(spec *Spec) []string {
-	env := []string{fmt.Sprintf("LEM_WORKER_RANK=%d", spec.Rank)}
+	// LEM_RUN_PID lets a meter tell the run's own processes (every worker descends from the
+	// parent) from foreign ones on a device.
+	env := []string{fmt.Sprintf("LEM_WORKER_RANK=%d", spec.Rank), fmt.Sprintf("LEM_RUN_PID=%d", os.Getpid())}
 	if spec.Device.Kind == "cuda" {
 		id := spec.Device.UUID
 		if id == "" {
