@@ -148,12 +148,14 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 	} else {
 		fmt.Fprintln(tw, "DOMAIN\tKIND\tSCOPE\tMETHOD\tENERGY\tSTATIC\tDYNAMIC")
 	}
+	var unavailable []string
 	for _, d := range ds {
 		method := d.Method
 		energy := na
 		switch {
 		case !d.Available:
-			method = "unavailable: " + orNA(d.Reason)
+			method = "unavailable (below)"
+			unavailable = append(unavailable, d.ID+": unavailable: "+orNA(d.Reason))
 		case d.TotalJ != nil:
 			energy = num(d.TotalJ, 3) + " J"
 			if d.Stitched {
@@ -183,7 +185,15 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Kind, d.Scope, method, energy, static, dynamic)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, u := range unavailable {
+		if _, err := fmt.Fprintln(w, "  "+u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats) error {
