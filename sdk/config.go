@@ -32,7 +32,7 @@ func ValidateConfig(schema []ConfigKey, raw map[string]any) (Config, []ConfigErr
 		spec, ok := byKey[key]
 		if !ok {
 			msg := "unknown key"
-			if near := closest(key, names); near != "" {
+			if near := Suggest(key, names); near != "" {
 				msg += fmt.Sprintf("; did you mean %q?", near)
 			}
 			valid := "no keys"
@@ -187,10 +187,15 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// closest returns the name within edit distance 2 (or a third of its length) of key, or "".
-func closest(key string, names []string) string {
+// Suggest returns the name closest to key (a misspelt config key) within edit distance
+// max(2, len(key)/3), ignoring case, or "" when none is that close. The host uses it too, so a
+// "did you mean" reads the same for host keys and plugin keys.
+func Suggest(key string, names []string) string {
 	best, bestD := "", 1<<30
 	for _, n := range names {
+		if n == key {
+			continue
+		}
 		d := editDistance(strings.ToLower(key), strings.ToLower(n))
 		if d < bestD {
 			best, bestD = n, d

@@ -639,40 +639,4 @@ func (l *loader) build() *Config {
 }
 
 // closest returns the name within edit distance max(2, len/3) of key, or "".
-func closest(key string, names []string) string {
-	best, bestD := "", 1<<30
-	for _, n := range names {
-		if n == key {
-			continue
-		}
-		d := editDistance(strings.ToLower(key), strings.ToLower(n))
-		if d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if bestD <= max(2, len(key)/3) {
-		return best
-	}
-	return ""
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
+func closest(key string, names []string) string { return sdk.Suggest(key, names) }

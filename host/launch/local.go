@@ -93,7 +93,7 @@ func (l *Local) Launch(ctx context.Context, spec *Spec) (Worker, error) {
 		}
 		started <- nil
 		err := cmd.Wait()
-		w.code, w.err = exitCode(err)
+		w.code, w.err = ExitCode(err)
 		close(w.waited)
 	}()
 	err = <-started
@@ -123,7 +123,10 @@ func WorkerEnv(spec *Spec) []string {
 	return env
 }
 
-func exitCode(err error) (int, error) {
+// ExitCode turns the error of exec.Cmd.Wait into the exit code a shell would report: the
+// process's status, or 128 + signal when a signal killed it. Errors other than a non-zero exit
+// (the command could not be waited for) are returned.
+func ExitCode(err error) (int, error) {
 	if err == nil {
 		return 0, nil
 	}

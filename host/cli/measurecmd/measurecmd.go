@@ -7,7 +7,6 @@ package measurecmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -26,6 +25,7 @@ import (
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/energy"
+	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/sdk"
@@ -198,7 +198,7 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	start := clock.Now()
 	runErr := c.Run()
 	end := clock.Now()
-	code, err := exitCode(runErr)
+	code, err := launch.ExitCode(runErr)
 	if err != nil {
 		stopAll(ctx, meters)
 		return cliutil.Exit(127, fmt.Errorf("run %s: %w", args[0], err))
@@ -255,20 +255,6 @@ func meterCPU(sys *sysinfo.Reader, meters []meter) int64 {
 		total += ns
 	}
 	return total
-}
-
-func exitCode(err error) (int, error) {
-	if err == nil {
-		return 0, nil
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
-	}
-	return 0, err
 }
 
 func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measurement, plugin map[string]string) *Report {
