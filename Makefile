@@ -14,7 +14,7 @@ THIRD_PARTY := $(CURDIR)/third_party
 export LEM_THIRD_PARTY := $(THIRD_PARTY)
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: help setup build lemctl plugins examples proto proto-check test test-unit bench run clean
+.PHONY: help setup build lemctl plugins examples proto proto-check mod-check test bench run clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,7 +52,10 @@ proto: ## regenerate the committed protobuf code
 proto-check: ## fail if the committed protobuf code differs from what `make proto` generates
 	@bash scripts/genproto.sh --check
 
-test: setup build proto-check ## run every module's tests (race detector on)
+mod-check: ## fail if any module's go.mod/go.sum is not tidy
+	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "mod-check: $$m is not tidy: run 'go mod tidy' there" >&2; exit 1; }; done; echo "mod-check: every module is tidy"
+
+test: setup build proto-check mod-check ## run every module's tests (race detector on)
 	@set -e; for m in $(MODULES); do \
 	  echo "== go test $$m"; \
 	  (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off LEM_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...); \
