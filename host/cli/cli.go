@@ -13,7 +13,15 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
+	"github.com/lemctl/lemctl/host/cli/aggregatecmd"
+	"github.com/lemctl/lemctl/host/cli/configcmd"
+	"github.com/lemctl/lemctl/host/cli/datasetscmd"
+	"github.com/lemctl/lemctl/host/cli/generatecmd"
 	"github.com/lemctl/lemctl/host/cli/measurecmd"
+	"github.com/lemctl/lemctl/host/cli/modelcmd"
+	"github.com/lemctl/lemctl/host/cli/pluginscmd"
+	"github.com/lemctl/lemctl/host/cli/resultscmd"
+	"github.com/lemctl/lemctl/host/cli/runcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/version"
@@ -81,7 +89,15 @@ func newRoot(env *cliutil.Env) *cobra.Command {
 
 // commands lists the constructors of lemctl's subcommands; each lives in its own package.
 var commands = []func(*cliutil.Env) *cobra.Command{
+	runcmd.NewCommand,
 	measurecmd.NewCommand,
+	aggregatecmd.NewCommand,
+	resultscmd.NewCommand,
+	configcmd.NewCommand,
+	datasetscmd.NewCommand,
+	generatecmd.NewCommand,
+	pluginscmd.NewCommand,
+	modelcmd.NewCommand,
 	workercmd.NewCommand,
 }
 

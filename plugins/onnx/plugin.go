@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 
+	"github.com/lemctl/lemctl/plugins/onnx/engine"
 	"github.com/lemctl/lemctl/plugins/onnx/loader"
 	"github.com/lemctl/lemctl/plugins/onnx/model"
 	"github.com/lemctl/lemctl/plugins/onnx/synth"
@@ -15,6 +16,7 @@ var Version = "0.1.0"
 // New returns the onnx plugin.
 func New() *sdk.Plugin {
 	l := loader.New()
+	e := engine.New()
 	return &sdk.Plugin{
 		Name:        "onnx",
 		Version:     Version,
@@ -24,10 +26,15 @@ func New() *sdk.Plugin {
 			"onnxruntime":       model.RequiredORTVersion,
 			"tokenizer":         "byte-level-bpe",
 		},
-		Schema: loader.Schema(),
+		Schema: append(loader.Schema(), engine.Schema()...),
 		Configure: func(ctx context.Context, cfg sdk.Config) ([]sdk.ConfigError, error) {
-			return l.Configure(ctx, cfg)
+			errs, err := l.Configure(ctx, cfg)
+			if err != nil || len(errs) > 0 {
+				return errs, err
+			}
+			return e.Configure(ctx, cfg)
 		},
 		Loader: l,
+		Engine: e,
 	}
 }

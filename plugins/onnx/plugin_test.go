@@ -15,15 +15,25 @@ import (
 	"github.com/lemctl/lemctl/sdk/plugintest"
 )
 
-// TestConformance runs the sdk's conformance suite on the plugin as a loader, over gRPC.
+// TestConformance runs the sdk's conformance suite on the plugin as a loader and an engine, over gRPC.
 func TestConformance(t *testing.T) {
 	v := testenv.Vocab(t)
 	vocabDir := filepath.Dir(v.EncoderJSON)
 	cache := t.TempDir()
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, []byte("x"), 0o644)
-	plugintest.Run(t, onnx.New(), plugintest.Options{
-		Config: map[string]any{"cache_dir": cache, "vocab_dir": vocabDir},
+	p := onnx.New()
+	cfg := map[string]any{"cache_dir": cache, "vocab_dir": vocabDir}
+	if errs, err := p.Configure(context.Background(), sdk.Config(cfg)); err != nil || len(errs) > 0 {
+		t.Fatal(err, errs)
+	}
+	art, err := p.Loader.Resolve(context.Background(), "synthetic:gpt2-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.Run(t, p, plugintest.Options{
+		Config: cfg,
+		Engine: plugintest.EngineOptions{Artifact: art, Device: sdk.Device{Kind: "cpu", Index: -1}},
 		BadConfigs: []plugintest.BadConfig{
 			{Table: map[string]any{"library_path": "/lib/x86_64-linux-gnu/libc.so.6"}, Key: "library_path"},
 			{Table: map[string]any{"library_path": filepath.Join(cache, "missing.so")}, Key: "library_path"},

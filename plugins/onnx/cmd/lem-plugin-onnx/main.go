@@ -1,4 +1,4 @@
-// Command lem-plugin-onnx is lemctl's ONNX Runtime plugin (loader; the engine follows in M1.4).
+// Command lem-plugin-onnx is lemctl's ONNX Runtime plugin: loader and engine.
 // lemctl starts it; it is not run by hand.
 package main
 
