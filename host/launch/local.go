@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Launcher starts one worker. The local launcher runs subprocesses; another launcher (Slurm)
@@ -87,6 +89,12 @@ func (l *Local) Launch(ctx context.Context, spec *Spec) (Worker, error) {
 		// Pdeathsig fires when the forking thread exits: fork from a thread that is held until
 		// the worker has exited.
 		runtime.LockOSThread()
+		// Pinning this (dedicated, never unlocked) thread before the fork pins the worker and,
+		// through inheritance, every plugin it starts.
+		if err := pin(spec.CPUs); err != nil {
+			started <- fmt.Errorf("pin rank %d to cpus %v: %w", spec.Rank, spec.CPUs, err)
+			return
+		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
@@ -106,6 +114,19 @@ func (l *Local) Launch(ctx context.Context, spec *Spec) (Worker, error) {
 	}
 	w.conn = NewConn(evR, cmdW)
 	return w, nil
+}
+
+// pin restricts the calling OS thread to cpus (nothing when cpus is empty).
+func pin(cpus []int) error {
+	if len(cpus) == 0 {
+		return nil
+	}
+	var set unix.CPUSet
+	set.Zero()
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	return unix.SchedSetaffinity(0, &set)
 }
 
 // WorkerEnv is the environment a worker gets for its device.
