@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +140,30 @@ meters = []
 	}
 	if agg.Partial {
 		t.Errorf("aggregate is partial: %v", agg.PartialReasons)
+	}
+}
+
+// TestModelInspectAndTokenize runs `lemctl model` through the onnx loader plugin.
+func TestModelInspectAndTokenize(t *testing.T) {
+	plugins := productPlugins(t, "onnx")
+	r := lemctl(t, nil, "model", "inspect", "synthetic:gpt2-tiny", "--output", "json", "--plugin-dir", plugins)
+	if code := r.wait(t, 2*time.Minute); code != 0 {
+		t.Fatalf("model inspect exited %d\n%s", code, r.stderr.String())
+	}
+	var a sdk.Artifact
+	if err := json.Unmarshal(r.stdout.Bytes(), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Architecture != "gpt2" || !a.Synthetic || a.Parameters <= 0 || len(a.SHA256) != 64 || a.FLOPs.PerToken <= 0 {
+		t.Errorf("artifact %+v", a)
+	}
+	// "Hello, world!" is [15496, 11, 995, 0] in GPT-2's BPE.
+	r = lemctl(t, nil, "model", "tokenize", "synthetic:gpt2-tiny", "Hello, world!", "--plugin-dir", plugins)
+	if code := r.wait(t, time.Minute); code != 0 || strings.TrimSpace(r.stdout.String()) != "15496 11 995 0" {
+		t.Errorf("model tokenize exited %d: %q", code, r.stdout.String())
+	}
+	r = lemctl(t, nil, "model", "inspect", "synthetic:nope", "--plugin-dir", plugins)
+	if code := r.wait(t, time.Minute); code != 1 || !strings.Contains(r.stderr.String(), "gpt2-tiny") {
+		t.Errorf("unknown preset: exit %d, want 1 listing the presets\n%s", code, r.stderr.String())
 	}
 }
