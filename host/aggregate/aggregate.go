@@ -39,8 +39,6 @@ const (
 	CodeManifestInvalid   = "manifest_invalid"
 )
 
-// countedKinds are the domain kinds energy.total_j sums: they never nest in each other.
-var countedKinds = map[string]bool{sdk.DomainGPU: true, sdk.DomainPackage: true, sdk.DomainDRAM: true}
 
 // MinOverlap is the share of the shortest window that all windows must have in common.
 const MinOverlap = 0.5

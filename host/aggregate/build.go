@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	hostenergy "github.com/lemctl/lemctl/host/energy"
 	"github.com/lemctl/lemctl/host/results"
 )
 
@@ -323,7 +324,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			if len(g.members) > 1 {
 				d.Phases = results.EnergyPhases{}
 			}
-			if countedKinds[d.Kind] {
+			if hostenergy.Counted(d.Kind) {
 				counted = true
 				kinds[d.Kind] = true
 				total += j
@@ -522,7 +523,7 @@ func repeats(ws []*worker, groups []*domainGroup, mono bool) ([]results.Repeat, 
 		var ej float64
 		counted, known := false, true
 		for _, g := range groups {
-			if len(g.members) == 0 || !countedKinds[g.members[0].dom.Kind] {
+			if len(g.members) == 0 || !hostenergy.Counted(g.members[0].dom.Kind) {
 				continue
 			}
 			for _, m := range g.members {
