@@ -39,7 +39,6 @@ const (
 	CodeManifestInvalid   = "manifest_invalid"
 )
 
-
 // MinOverlap is the share of the shortest window that all windows must have in common.
 const MinOverlap = 0.5
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/lemctl/lemctl/host/results"
@@ -280,16 +281,17 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		}
 	}
 	if counted == 0 {
-		reasons := ""
+		var ids []string
 		for _, d := range out.Domains {
 			if !d.Available {
-				reasons += fmt.Sprintf("; %s: %s", d.ID, d.Reason)
+				ids = append(ids, d.ID)
 			}
 		}
-		if len(out.Domains) == 0 {
-			reasons = "; no energy plugin is installed or enabled"
+		why := "no energy plugin is installed or enabled"
+		if len(ids) > 0 {
+			why = "unavailable: " + strings.Join(ids, ", ") + " (each domain gives its reason)"
 		}
-		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package or DRAM domain was measured"+reasons+": figures are throughput and latency only",
+		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package or DRAM domain was measured ("+why+"): figures are throughput and latency only",
 			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
 		return
 	}

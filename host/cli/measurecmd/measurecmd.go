@@ -338,9 +338,11 @@ func writeTable(w io.Writer, r *Report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  DOMAIN\tKIND\tMETER\tMETHOD\tENERGY\tMEAN\tPEAK")
 	sort.SliceStable(r.Domains, func(i, j int) bool { return r.Domains[i].ID < r.Domains[j].ID })
+	var unavailable []string
 	for _, d := range r.Domains {
 		if !d.Available {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t-\tunavailable: %s\t\t\n", d.ID, d.Kind, d.Plugin, d.Reason)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t-\tunavailable (below)\t\t\n", d.ID, d.Kind, d.Plugin)
+			unavailable = append(unavailable, fmt.Sprintf("  %s: unavailable: %s", d.ID, d.Reason))
 			continue
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s J\t%s W\t%s W\n", d.ID, d.Kind, d.Plugin, d.Method, num(d.EnergyJ), num(d.MeanPowerW), num(d.PeakPowerW))
@@ -349,6 +351,9 @@ func writeTable(w io.Writer, r *Report) {
 		fmt.Fprintln(tw, "  (no energy plugin installed)\t\t\t\t\t\t")
 	}
 	tw.Flush()
+	for _, u := range unavailable {
+		fmt.Fprintln(w, u)
+	}
 	if r.TotalJ != nil {
 		fmt.Fprintf(w, "\n  total (GPU + package + DRAM): %s J\n", num(r.TotalJ))
 	}
