@@ -178,7 +178,11 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 		return d
 	}
 	d.TotalJ = results.Float(total)
-	_ = gap
+	d.EdgeGapS = results.Float(gap.Seconds())
+	if dom.UpdatePeriod > 0 && in.Window.Seconds() > 0 {
+		// One update period of mean power at each of the two edges.
+		d.QuantisationJ = results.Float(2 * dom.UpdatePeriod.Seconds() * total / in.Window.Seconds())
+	}
 	updates := 0
 	for i := 1; i < len(de.Samples); i++ {
 		s := de.Samples[i]

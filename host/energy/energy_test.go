@@ -61,6 +61,8 @@ func TestComputeStaticDynamicAndTotals(t *testing.T) {
 	approx("prefill_j", e.Phases.PrefillJ, 300+50)
 	approx("decode_j", e.Phases.DecodeJ, 2700+450)
 	approx("core total (detail only)", e.Domains[2].TotalJ, 300)
+	approx("gpu edge gap (edges fall on samples)", e.Domains[0].EdgeGapS, 0)
+	approx("gpu quantisation (2 × 100 ms × 300 W)", e.Domains[0].QuantisationJ, 60)
 	if len(findings) != 0 {
 		t.Errorf("unexpected findings %v", findings)
 	}

@@ -315,6 +315,12 @@ type Domain struct {
 	Health      []Finding    `json:"health"`
 	// CounterUpdates is how often the counter changed in the window (raw results).
 	CounterUpdates *int `json:"counter_updates,omitempty"`
+	// EdgeGapS is the larger distance, in seconds, between a window edge and the nearest
+	// sample the energy was interpolated from (METHODOLOGY.md rule 6; raw results).
+	EdgeGapS *float64 `json:"edge_gap_s,omitempty"`
+	// QuantisationJ is the counter's quantisation error over the window: one update period ×
+	// mean power at each edge (METHODOLOGY.md rule 8; raw results).
+	QuantisationJ *float64 `json:"quantisation_j,omitempty"`
 
 	// Timeline is the domain's cumulative curve (raw results only, inline): it must cover the
 	// worker's window and be non-decreasing in both time and energy.
