@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -178,9 +179,25 @@ burn_share = 0.05
 
 func TestRunRepeats(t *testing.T) {
 	cfg := strings.Replace(experiment("repeats", 1, noMeters), "min_window_s = 0", "min_window_s = 0\nrepeats = 3", 1)
-	r, res := runExperiment(t, cfg, nil)
+	r, res := runExperiment(t, cfg, nil, "--progress", "json")
 	if r.code != 0 {
 		t.Fatalf("run exited %d\nstderr:\n%s", r.code, r.stderr.String())
+	}
+	// --progress json: the workers' progress as one JSON object per line on stderr.
+	phases := map[string]bool{}
+	for _, line := range strings.Split(r.stderr.String(), "\n") {
+		var m struct {
+			Type  string `json:"type"`
+			Phase string `json:"phase"`
+		}
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &m) == nil && m.Type == "progress" {
+			phases[m.Phase] = true
+		}
+	}
+	for _, want := range []string{"idle_baseline", "load", "warmup", "measured"} {
+		if !phases[want] {
+			t.Errorf("no JSON progress line for phase %s (got %v)", want, phases)
+		}
 	}
 	exp := experimentID(t, res)
 	raw := readRaw(t, res, exp, 0)
