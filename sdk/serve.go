@@ -16,9 +16,8 @@ import (
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	logger       hclog.Logger
-	parentPoll   time.Duration
-	noParentWait bool
+	logger     hclog.Logger
+	parentPoll time.Duration
 }
 
 // WithLogger replaces the JSON logger on stderr that Serve builds by default.

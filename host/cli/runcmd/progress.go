@@ -21,7 +21,7 @@ type progress struct {
 	lastT map[int]time.Time
 }
 
-func newProgress(w io.Writer, mode string, n int) *progress {
+func newProgress(w io.Writer, mode string) *progress {
 	return &progress{w: w, mode: mode, last: map[int]string{}, lastT: map[int]time.Time{}}
 }
 
@@ -58,4 +58,3 @@ func (p *progress) update(m launch.Message) {
 	}
 }
 
-func (p *progress) finish() {}

@@ -511,11 +511,10 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	saveManifest()
 	env.Logger.Info("experiment started", "id", p.id, "workers", len(workers), "logs", p.runDir)
 
-	prog := newProgress(env.Err, o.Progress, len(workers))
+	prog := newProgress(env.Err, o.Progress)
 	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update,
 		OnEvent: func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
 	outcomes, interrupted := coord.Run(ctx)
-	prog.finish()
 
 	end := time.Now().UnixNano()
 	manifest.EndUnixNS = &end
