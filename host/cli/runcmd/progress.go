@@ -57,4 +57,3 @@ func (p *progress) update(m launch.Message) {
 		p.last[m.Rank], p.lastT[m.Rank] = line, time.Now()
 	}
 }
-
