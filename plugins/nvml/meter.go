@@ -348,13 +348,6 @@ func (m *Meter) Stop(ctx context.Context, session string) (*sdk.Measurement, err
 	}
 	for i := range meas.Domains {
 		de := &meas.Domains[i]
-		// The sampler reports counter_reset on the measurement only; give each domain its own
-		// findings too, so that a domain's health is complete on its own.
-		for _, f := range meas.Findings {
-			if f.Domain == de.Domain.ID && !slices.ContainsFunc(de.Health, func(h sdk.Finding) bool { return h.Code == f.Code && h.MonoNS == f.MonoNS }) {
-				de.Health = append(de.Health, f)
-			}
-		}
 		e := byID[de.Domain.ID]
 		if e == nil || e.g == nil {
 			continue

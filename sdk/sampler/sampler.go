@@ -175,6 +175,7 @@ type domainState struct {
 	failed    error // last read error
 	okReads   int
 	longest   time.Duration // longest unchanged stretch of the counter
+	health    []sdk.Finding // findings raised while sampling (counter resets)
 }
 
 type session struct {
@@ -292,7 +293,7 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 			if kind == counter.Reset {
 				ev := d.acc.Events()
 				last := ev[len(ev)-1]
-				se.findings = append(se.findings, sdk.Finding{Code: "counter_reset", Severity: sdk.SeverityError,
+				d.health = append(d.health, sdk.Finding{Code: "counter_reset", Severity: sdk.SeverityError,
 					Message: last.Message, Advice: "repeat the measurement; a driver reload or counter reset happened during it",
 					Domain: d.spec.ID, MonoNS: ns})
 			}
@@ -317,7 +318,8 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 		Findings: se.findings, SamplerCPUNS: processCPUNS() - se.cpuStart}
 	for _, id := range se.order {
 		d := se.domains[id]
-		de := sdk.DomainEnergy{Domain: d.spec.Domain, Samples: d.samples}
+		// A domain's health is complete on its own; the measurement's findings repeat it.
+		de := sdk.DomainEnergy{Domain: d.spec.Domain, Samples: d.samples, Health: d.health}
 		if d.okReads < 2 {
 			de.Domain.Available = false
 			reason := "fewer than two successful reads in the session"
@@ -330,7 +332,7 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 			de.Energy = d.samples[len(d.samples)-1].Energy
 			if d.spec.Method == sdk.MethodCounter {
 				de.CounterUpdates = d.acc.Updates()
-				de.Health = se.stuck(d, stopNS)
+				de.Health = append(de.Health, se.stuck(d, stopNS)...)
 			} else {
 				de.CounterUpdates = d.okReads - 1
 			}
