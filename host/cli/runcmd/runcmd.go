@@ -30,6 +30,7 @@ import (
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/host/version"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -265,7 +266,8 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
 	}
-	cfgJSON, err := json.Marshal(cfg.Map())
+	cfgMap := cfg.Map()
+	cfgJSON, err := json.Marshal(cfgMap)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +277,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	}
 	var overrides []launch.Override
 	for k, src := range cfg.Sources {
-		overrides = append(overrides, launch.Override{Key: k, Value: fmt.Sprint(lookup(cfg.Map(), k)), Source: src})
+		overrides = append(overrides, launch.Override{Key: k, Value: fmt.Sprint(lookup(cfgMap, k)), Source: src})
 	}
 	interval := int64(0)
 	if cfg.Energy.Interval != "" {
@@ -477,7 +479,12 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
 		ConfigHash: p.specs[0].ConfigHash, State: results.StateRunning, WorldSize: len(p.specs), StartUnixNS: time.Now().UnixNano(),
 		LemctlVersion: version.Version}
-	host, _ := os.Hostname()
+	// The workers are local: they run on this host boot.
+	hostID, err := sysinfo.Default().Host()
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("identify this host: %w", err))
+	}
+	host := results.Host{Hostname: hostID.Hostname, BootID: hostID.BootID}
 	saveManifest := func() {
 		data, err := results.Encode(manifest)
 		if err == nil {
@@ -504,7 +511,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 			return cliutil.Failed(err)
 		}
 		workers = append(workers, w)
-		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: results.Host{Hostname: host},
+		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: host,
 			Device: results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
 			PID:    w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
 	}
