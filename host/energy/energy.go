@@ -332,3 +332,27 @@ func WindowFindings(window Interval, th Thresholds) []results.Finding {
 	}
 	return nil
 }
+
+// CountedBetween sums the energy of the counted domains (GPU, package, DRAM; each domain id
+// once) over iv, in joules; nil when none was measured. A repeat's energy uses it.
+func CountedBetween(ms []*sdk.Measurement, iv Interval) *float64 {
+	total, n := 0.0, 0
+	seen := map[string]bool{}
+	for _, m := range ms {
+		for _, d := range m.Domains {
+			if seen[d.Domain.ID] || !d.Domain.Available || !Counted(d.Domain.Kind) {
+				continue
+			}
+			seen[d.Domain.ID] = true
+			j, _, ok := Between(d.Samples, iv.StartMonoNS, iv.EndMonoNS)
+			if ok {
+				total += j
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return results.Float(total)
+}

@@ -126,3 +126,16 @@ func deref(p *float64) any {
 	}
 	return *p
 }
+
+func TestCountedBetween(t *testing.T) {
+	gpu := constant("gpu0", sdk.DomainGPU, 300, 0, 10*sec, 100*time.Millisecond)
+	core := constant("core0", sdk.DomainCore, 30, 0, 10*sec, 10*time.Millisecond)
+	ms := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{gpu, core}}, {Domains: []sdk.DomainEnergy{gpu}}}
+	got := CountedBetween(ms, Interval{2 * sec, 4 * sec})
+	if got == nil || math.Abs(*got-600) > 1e-6 {
+		t.Errorf("CountedBetween = %v, want 600 J (the GPU once, never the core)", deref(got))
+	}
+	if CountedBetween([]*sdk.Measurement{{Domains: []sdk.DomainEnergy{core}}}, Interval{2 * sec, 4 * sec}) != nil {
+		t.Error("with no counted domain the energy must be nil, not 0")
+	}
+}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/lemctl/lemctl/host/energy"
 	"github.com/lemctl/lemctl/host/results"
-	"github.com/lemctl/lemctl/sdk"
 )
 
 // FLOPsMethod says how FLOPs were counted.
@@ -80,7 +79,7 @@ func (st *state) metrics(m *measured) {
 			rep.OutputTokens += int64(r.OutputTokens)
 		}
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
-		if ej := countedEnergy(m.measurements, rw.iv); ej != nil {
+		if ej := energy.CountedBetween(m.measurements, rw.iv); ej != nil {
 			rep.EnergyJ = ej
 			rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
 		}
@@ -109,29 +108,6 @@ func (st *state) metrics(m *measured) {
 		findings = []results.Finding{}
 	}
 	raw.Validity = results.Validity{Valid: valid, Findings: findings}
-}
-
-// countedEnergy sums the counted domains' energy over iv; nil when none was measured.
-func countedEnergy(ms []*sdk.Measurement, iv energy.Interval) *float64 {
-	total, n := 0.0, 0
-	seen := map[string]bool{}
-	for _, m := range ms {
-		for _, d := range m.Domains {
-			if seen[d.Domain.ID] || !d.Domain.Available || !energy.Counted(d.Domain.Kind) {
-				continue
-			}
-			seen[d.Domain.ID] = true
-			j, _, ok := energy.Between(d.Samples, iv.StartMonoNS, iv.EndMonoNS)
-			if ok {
-				total += j
-				n++
-			}
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	return results.Float(total)
 }
 
 func nonZero(v int64) *int64 {
