@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -18,13 +19,21 @@ type ServeOption func(*serveConfig)
 type serveConfig struct {
 	logger     hclog.Logger
 	parentPoll time.Duration
+	maxProcs   int
 }
 
 // WithLogger replaces the JSON logger on stderr that Serve builds by default.
 func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.logger = l } }
 
-// WithParentPoll sets how often Serve checks that its parent is alive (default 250 ms).
+// WithParentPoll sets how often Serve checks that its parent is alive where the kernel cannot
+// tell it (no pidfd_open: Linux before 5.3); default 250 ms.
 func WithParentPoll(d time.Duration) ServeOption { return func(c *serveConfig) { c.parentPoll = d } }
+
+// WithMaxProcs caps GOMAXPROCS at n unless the GOMAXPROCS environment variable is set. Meters
+// serve with 2: a meter does a few reads per tick; with one P, the runtime takes the P from the
+// sampling thread while it waits for its tick and wakes another thread to hold it, and with more
+// than two there are only more threads to wake (see docs/performance.md, "nvml sampler overhead").
+func WithMaxProcs(n int) ServeOption { return func(c *serveConfig) { c.maxProcs = n } }
 
 // Logger returns the logger plugins should use: hclog JSON on stderr, which the host forwards
 // with the plugin's name. The level comes from $LEM_PLUGIN_LOG_LEVEL (default info).
@@ -56,6 +65,9 @@ func Serve(p *Plugin, opts ...ServeOption) {
 		fmt.Fprintf(os.Stderr, "%s is a lemctl plugin (%s): lemctl starts it; it is not run by hand.\nTry: lemctl plugins describe %s\n",
 			os.Args[0], kindList(p.Kinds()), p.Name)
 		os.Exit(1)
+	}
+	if _, set := os.LookupEnv("GOMAXPROCS"); cfg.maxProcs > 0 && !set && runtime.GOMAXPROCS(0) > cfg.maxProcs {
+		runtime.GOMAXPROCS(cfg.maxProcs)
 	}
 	watchParent(cfg.parentPoll, cfg.logger)
 	plugin.Serve(&plugin.ServeConfig{
@@ -130,22 +142,47 @@ func ClientPlugins() plugin.PluginSet {
 }
 
 // watchParent makes the process exit when its parent dies: PR_SET_PDEATHSIG as the fast path
-// (the kernel sends SIGTERM when the thread that forked us exits), and a poll of getppid as the
-// backstop for the cases the signal misses (it was set after the parent died, or the forking
-// thread is not the one that lives longest).
+// (the kernel sends SIGTERM when the thread that forked us exits), and, for the cases the signal
+// misses (the forking thread is not the one that lives longest), a pidfd of the parent that one
+// blocked thread waits on — no wake-ups while the parent lives, which matters to a meter. Where
+// pidfd_open is missing, a poll of getppid every poll interval stands in.
 func watchParent(poll time.Duration, log hclog.Logger) {
 	ppid := os.Getppid()
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0)
+	pidfd, pidfdErr := unix.PidfdOpen(ppid, 0)
+	// Checked after opening the pidfd: if the parent was still our parent then, the pidfd is
+	// the parent's and not a reused pid's.
 	if ppid == 1 || os.Getppid() != ppid {
 		log.Error("parent process already gone; exiting")
 		os.Exit(1)
 	}
-	go func() {
-		for range time.Tick(poll) {
-			if os.Getppid() != ppid {
-				log.Warn("parent process died; exiting", "parent_pid", ppid)
-				os.Exit(1)
+	exit := func() {
+		log.Warn("parent process died; exiting", "parent_pid", ppid)
+		os.Exit(1)
+	}
+	if pidfdErr == nil {
+		go func() {
+			fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+			for {
+				n, err := unix.Poll(fds, -1)
+				if n > 0 || (err != nil && err != unix.EINTR) {
+					break
+				}
 			}
+			if os.Getppid() != ppid {
+				exit()
+			}
+			pollParent(ppid, poll, exit) // poll failed without the parent dying: keep watching
+		}()
+		return
+	}
+	go pollParent(ppid, poll, exit)
+}
+
+func pollParent(ppid int, poll time.Duration, exit func()) {
+	for range time.Tick(poll) {
+		if os.Getppid() != ppid {
+			exit()
 		}
-	}()
+	}
 }
