@@ -81,15 +81,6 @@ type Meter struct {
 	set     Settings
 	loaded  bool
 	backend *backend
-
-	startMu sync.Mutex // serialises Start, so that the opened source can be tied to its id
-	pending *source
-	sources map[string]*openSession
-}
-
-type openSession struct {
-	src *source
-	set Settings
 }
 
 // backend is NVML after the one load attempt of the process.
@@ -119,7 +110,7 @@ func NewMeter(o Options) *Meter {
 	if o.Stat == nil {
 		o.Stat = os.Stat
 	}
-	m := &Meter{opts: o, log: o.Logger, set: DefaultSettings(), sources: map[string]*openSession{}}
+	m := &Meter{opts: o, log: o.Logger, set: DefaultSettings()}
 	if m.log == nil {
 		m.log = hclog.New(&hclog.LoggerOptions{Name: Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
 	}
@@ -307,18 +298,7 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 
 // Start opens a session (see sampler.Sessions.Start).
 func (m *Meter) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Session, error) {
-	m.startMu.Lock()
-	defer m.startMu.Unlock()
-	m.pending = nil
-	s, err := m.sessions.Start(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	m.mu.Lock()
-	m.sources[s.ID] = &openSession{src: m.pending, set: m.set}
-	m.mu.Unlock()
-	m.pending = nil
-	return s, nil
+	return m.sessions.Start(ctx, req)
 }
 
 // Mark takes a reading now and records it under label.
@@ -326,24 +306,17 @@ func (m *Meter) Mark(ctx context.Context, session, label string) (int64, error) 
 	return m.sessions.Mark(ctx, session, label)
 }
 
-// Stop ends a session and adds the GPU health findings to the sampler's.
+// Stop ends a session; its measurement carries the GPU health findings (see finish).
 func (m *Meter) Stop(ctx context.Context, session string) (*sdk.Measurement, error) {
-	m.mu.Lock()
-	sess := m.sources[session]
-	delete(m.sources, session)
-	m.mu.Unlock()
-	if sess != nil && sess.src != nil {
-		sess.src.checkProcesses()
-	}
-	meas, err := m.sessions.Stop(ctx, session)
-	if err != nil {
-		return nil, err
-	}
-	if sess == nil || sess.src == nil {
-		return meas, nil
-	}
+	return m.sessions.Stop(ctx, session)
+}
+
+// finish is a session's sampler.Opened.Finish: one last look at the GPUs' processes, then the
+// health findings of every measured GPU.
+func finish(meas *sdk.Measurement, src *source, th Thresholds) {
+	src.checkProcesses()
 	byID := map[string]*entry{}
-	for _, e := range sess.src.entries {
+	for _, e := range src.entries {
 		byID[e.id] = e
 	}
 	for i := range meas.Domains {
@@ -352,11 +325,10 @@ func (m *Meter) Stop(ctx context.Context, session string) (*sdk.Measurement, err
 		if e == nil || e.g == nil {
 			continue
 		}
-		found := health(de, e, sess.src, sess.set.Thresholds)
+		found := health(de, e, src, th)
 		de.Health = append(de.Health, found...)
 		meas.Findings = append(meas.Findings, found...)
 	}
-	return meas, nil
 }
 
 // open is the sampler's Opener.
@@ -432,6 +404,7 @@ func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened
 	}
 	src := newSource(entries, tree)
 	src.checkProcesses()
-	m.pending = src
-	return &sampler.Opened{Source: src, Domains: specs, Interval: interval, Findings: findings}, nil
+	th := v.set.Thresholds
+	return &sampler.Opened{Source: src, Domains: specs, Interval: interval, Findings: findings,
+		Finish: func(meas *sdk.Measurement) { finish(meas, src, th) }}, nil
 }

@@ -75,6 +75,10 @@ type Opened struct {
 	SlowInterval time.Duration
 	// Findings are reported with the measurement (e.g. a domain skipped at start).
 	Findings []sdk.Finding
+	// Finish, when set, runs at Stop on the assembled measurement, after the last reading and
+	// Source.Close: a meter adds what only it can judge (nvml's GPU health). A finding it adds to
+	// a domain's Health belongs in the measurement's Findings too.
+	Finish func(m *sdk.Measurement)
 }
 
 // Opener opens a session's source for a start request.
@@ -189,6 +193,7 @@ type session struct {
 	startNS    int64
 	lastSlowNS int64
 	cpuStart   int64
+	ticker     *fdTicker // nil where timerfd is refused: the loop uses a time.Ticker
 	stopLoop   chan struct{}
 	loopDone   chan struct{}
 }
@@ -207,6 +212,7 @@ func (se *session) start() {
 	se.cpuStart = processCPUNS()
 	se.read(context.Background(), true)
 	se.startNS = se.firstSampleNS()
+	se.ticker, _ = newFDTicker(se.opened.Interval)
 	go se.loop()
 }
 
@@ -219,8 +225,23 @@ func (se *session) firstSampleNS() int64 {
 	return clock.Mono()
 }
 
+// loop reads every interval until stop: on the timerfd ticker, or on a time.Ticker where the
+// timerfd could not be made or fails.
 func (se *session) loop() {
 	defer close(se.loopDone)
+	if t := se.ticker; t != nil {
+		defer t.Close()
+		for {
+			err := t.Wait()
+			if err == errTickerStopped {
+				return
+			}
+			if err != nil {
+				break
+			}
+			se.tick()
+		}
+	}
 	t := time.NewTicker(se.opened.Interval)
 	defer t.Stop()
 	for {
@@ -228,10 +249,15 @@ func (se *session) loop() {
 		case <-se.stopLoop:
 			return
 		case <-t.C:
-			now := clock.Mono()
-			se.read(context.Background(), time.Duration(now-se.lastSlowNS) >= se.opened.SlowInterval)
+			se.tick()
 		}
 	}
+}
+
+// tick takes the interval's reading, with the slow fields when their interval has passed.
+func (se *session) tick() {
+	now := clock.Mono()
+	se.read(context.Background(), time.Duration(now-se.lastSlowNS) >= se.opened.SlowInterval)
 }
 
 func (se *session) mark(ctx context.Context, label string) int64 {
@@ -309,6 +335,9 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 
 func (se *session) stop(ctx context.Context) *sdk.Measurement {
 	close(se.stopLoop)
+	if se.ticker != nil {
+		se.ticker.Stop()
+	}
 	<-se.loopDone
 	stopNS := se.read(ctx, true)
 	_ = se.opened.Source.Close()
@@ -345,6 +374,9 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 			m.Findings = append(m.Findings, f)
 		}
 		m.Domains = append(m.Domains, de)
+	}
+	if se.opened.Finish != nil {
+		se.opened.Finish(m)
 	}
 	return m
 }

@@ -1,0 +1,131 @@
+package sampler
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/clock"
+	"github.com/lemctl/lemctl/sdk/counter"
+)
+
+// rampSource is one counter domain whose counter is 1 µJ per µs since it was made (1 W).
+type rampSource struct {
+	mu     sync.Mutex
+	t0     int64
+	reads  int
+	closed bool
+}
+
+func (r *rampSource) Read(context.Context, bool) ([]Reading, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reads++
+	now := clock.Mono()
+	rd := NewReading("d")
+	rd.MonoNS, rd.Counter = now, uint64((now-r.t0)/1000)
+	return []Reading{rd}, nil
+}
+
+func (r *rampSource) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	return nil
+}
+
+func rampSessions(src *rampSource, interval time.Duration) *Sessions {
+	return &Sessions{Open: func(context.Context, sdk.StartRequest) (*Opened, error) {
+		return &Opened{Source: src, Interval: interval, Domains: []Spec{{
+			Domain:  sdk.Domain{ID: "d", Kind: sdk.DomainGPU, Method: sdk.MethodCounter, Available: true},
+			Counter: counter.Config{},
+		}}}, nil
+	}}
+}
+
+// TestSessionSamplesEveryInterval: a 20 ms session sampled for about 300 ms has a reading per
+// tick on a steady clock, and its energy is the ramp's (1 W over the session).
+func TestSessionSamplesEveryInterval(t *testing.T) {
+	src := &rampSource{t0: clock.Mono()}
+	s := rampSessions(src, 20*time.Millisecond)
+	ctx := context.Background()
+	sess, err := s.Start(ctx, sdk.StartRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	m, err := s.Stop(ctx, sess.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := m.Domains[0].Samples
+	// Start and Stop each add a reading; a loaded machine may fold a few ticks together.
+	want := int((m.StopMonoNS-m.StartMonoNS)/int64(20*time.Millisecond)) + 2
+	if len(samples) < want/2 || len(samples) > want+1 {
+		t.Errorf("%d samples over %v at 20 ms, want about %d", len(samples), time.Duration(m.StopMonoNS-m.StartMonoNS), want)
+	}
+	for i := 1; i < len(samples); i++ {
+		if samples[i].MonoNS <= samples[i-1].MonoNS {
+			t.Fatalf("sample %d at %d is not after %d", i, samples[i].MonoNS, samples[i-1].MonoNS)
+		}
+	}
+	wantJ := float64(m.StopMonoNS-m.StartMonoNS) / 1e9
+	gotJ := float64(samples[len(samples)-1].Energy-samples[0].Energy) / 1e6
+	if d := gotJ - wantJ; d > 1e-5 || d < -1e-5 {
+		t.Errorf("energy %.6f J, want %.6f J (1 W × session)", gotJ, wantJ)
+	}
+	if !src.closed {
+		t.Error("the source was not closed at Stop")
+	}
+}
+
+// TestStopDoesNotWaitForTheNextTick: with an hour's interval, Stop returns (it wakes the
+// sampling thread) and has taken its own last reading.
+func TestStopDoesNotWaitForTheNextTick(t *testing.T) {
+	src := &rampSource{t0: clock.Mono()}
+	s := rampSessions(src, time.Hour)
+	ctx := context.Background()
+	sess, err := s.Start(ctx, sdk.StartRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *sdk.Measurement)
+	go func() {
+		m, err := s.Stop(ctx, sess.ID)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- m
+	}()
+	select {
+	case m := <-done:
+		if n := len(m.Domains[0].Samples); n != 2 {
+			t.Errorf("%d samples, want 2 (start and stop)", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Stop still waiting for the hour-long tick after a minute")
+	}
+}
+
+// TestFDTicker: Wait returns on ticks, returns errTickerStopped after Stop (also a Stop made
+// before the Wait), and Stop after Close is harmless.
+func TestFDTicker(t *testing.T) {
+	tk, err := newFDTicker(5 * time.Millisecond)
+	if err != nil {
+		t.Skipf("timerfd refused here (the sampler falls back to time.Ticker): %v", err)
+	}
+	for range 3 {
+		if err := tk.Wait(); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	}
+	tk.Stop()
+	if err := tk.Wait(); err != errTickerStopped {
+		t.Fatalf("Wait after Stop = %v, want errTickerStopped", err)
+	}
+	tk.Close()
+	tk.Stop()
+	tk.Close()
+}
