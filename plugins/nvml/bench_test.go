@@ -2,8 +2,10 @@ package nvml_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,29 +19,31 @@ import (
 )
 
 // processCPUNS sums the on-CPU time of every thread of pid from /proc/<pid>/task/*/schedstat
-// (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for a sampler's share).
-func processCPUNS(pid int) (int64, error) {
+// (nanoseconds; /proc/<pid>/stat counts 10 ms ticks, too coarse for a sampler's share), and the
+// number of times its threads were scheduled onto a CPU (each one a wake-up, mostly).
+func processCPUNS(pid int) (cpuNS, runs int64, err error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no schedstat for pid %d: %v", pid, err)
+		return 0, 0, fmt.Errorf("no schedstat for pid %d: %v", pid, err)
 	}
-	var sum int64
 	for _, p := range tasks {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue // a thread that exited
 		}
 		f := strings.Fields(string(b))
-		if len(f) < 1 {
+		if len(f) < 3 {
 			continue
 		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse %s: %w", p, err)
+		ns, err1 := strconv.ParseInt(f[0], 10, 64)
+		n, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, 0, fmt.Errorf("parse %s: %w", p, err)
 		}
-		sum += ns
+		cpuNS += ns
+		runs += n
 	}
-	return sum, nil
+	return cpuNS, runs, nil
 }
 
 // BenchmarkSamplerOverhead measures the plugin process's CPU time per second of wall time while
@@ -67,7 +71,7 @@ func BenchmarkSamplerOverhead(b *testing.B) {
 				}
 			}
 			time.Sleep(300 * time.Millisecond) // past the session's start-up work
-			cpu0, err := processCPUNS(pid)
+			cpu0, runs0, err := processCPUNS(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -77,7 +81,7 @@ func BenchmarkSamplerOverhead(b *testing.B) {
 				time.Sleep(time.Second)
 			}
 			b.StopTimer()
-			cpu1, err := processCPUNS(pid)
+			cpu1, runs1, err := processCPUNS(pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -85,6 +89,7 @@ func BenchmarkSamplerOverhead(b *testing.B) {
 			share := float64(cpu1-cpu0) / float64(wall) * 100
 			b.ReportMetric(share, "%cpu")
 			b.ReportMetric(float64(cpu1-cpu0)/wall.Seconds()/1e3, "cpu-µs/s")
+			b.ReportMetric(float64(runs1-runs0)/wall.Seconds(), "runs/s")
 			if s == nil {
 				return
 			}
@@ -97,13 +102,14 @@ func BenchmarkSamplerOverhead(b *testing.B) {
 	}
 }
 
-// BenchmarkTickerFloor is the machine's floor for the figure above: the CPU share of a Go
-// process that does nothing but wake on a ticker at the same intervals. On a loaded or
-// virtualised machine the wake-ups alone can cost more than the sampler's reads; read the
-// sampler's figure against this one.
-func BenchmarkTickerFloor(b *testing.B) {
+// BenchmarkWakeFloor is the machine's floor for the figure above: the CPU share of a process
+// that does nothing but wake at the same intervals. go-ticker is a Go process (this one) on a
+// time.Ticker; c is testdata/wakefloor/wakefloor.c, a C loop on clock_nanosleep, the cheapest
+// sampler there is. On a virtualised machine a wake-up alone can cost tens of µs; read the
+// sampler's figure against these.
+func BenchmarkWakeFloor(b *testing.B) {
 	for _, interval := range []time.Duration{100 * time.Millisecond, 10 * time.Millisecond} {
-		b.Run(interval.String(), func(b *testing.B) {
+		b.Run("go-ticker/"+interval.String(), func(b *testing.B) {
 			cpu := func() int64 {
 				var ru unix.Rusage
 				if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
@@ -123,7 +129,45 @@ func BenchmarkTickerFloor(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(cpu()-c0)/float64(time.Since(w0))*100, "%cpu")
 		})
+		b.Run("c/"+interval.String(), func(b *testing.B) {
+			cmd := exec.Command(wakeFloorBinary(b), strconv.FormatInt(int64(interval), 10))
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			time.Sleep(200 * time.Millisecond)
+			cpu0, runs0, err := processCPUNS(cmd.Process.Pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			w0 := time.Now()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				time.Sleep(time.Second)
+			}
+			b.StopTimer()
+			cpu1, runs1, err := processCPUNS(cmd.Process.Pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			wall := time.Since(w0)
+			b.ReportMetric(float64(cpu1-cpu0)/float64(wall)*100, "%cpu")
+			b.ReportMetric(float64(runs1-runs0)/wall.Seconds(), "runs/s")
+		})
 	}
+}
+
+// wakeFloorBinary compiles testdata/wakefloor/wakefloor.c.
+func wakeFloorBinary(b *testing.B) string {
+	cc, err := exec.LookPath("gcc")
+	if err != nil {
+		b.Skipf("no gcc for the C wake floor: %v", err)
+	}
+	p := filepath.Join(b.TempDir(), "wakefloor")
+	if out, err := exec.Command(cc, "-O2", "-Wall", "-o", p, filepath.Join("testdata", "wakefloor", "wakefloor.c")).CombinedOutput(); err != nil {
+		b.Fatalf("build wakefloor: %v\n%s", err, out)
+	}
+	return p
 }
 
 // BenchmarkRead is the work of one fast reading (counter plus instant and average power of one
