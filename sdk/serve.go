@@ -47,7 +47,7 @@ func Logger(name string) hclog.Logger {
 
 // Serve runs p as a plugin process until the host closes it. It never returns normally. It writes
 // nothing to stdout but go-plugin's handshake line, speaks gRPC only, raises the message limits,
-// and exits when the process that started it dies (a parent-death signal, and a poll of the
+// and exits when the process that started it dies (a parent-death signal, and a pidfd of the
 // parent as the backstop, because go-plugin does neither by itself).
 func Serve(p *Plugin, opts ...ServeOption) {
 	cfg := serveConfig{parentPoll: 250 * time.Millisecond}
