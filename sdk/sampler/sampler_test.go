@@ -46,7 +46,7 @@ func rampSessions(src *rampSource, interval time.Duration) *Sessions {
 }
 
 // TestSessionSamplesEveryInterval: a 20 ms session sampled for about 300 ms has a reading per
-// tick on a steady clock, and its energy is the ramp's (1 W over the session).
+// tick on a steady clock, and its energy is the ramp's (1 W between the first and last samples).
 func TestSessionSamplesEveryInterval(t *testing.T) {
 	src := &rampSource{t0: clock.Mono()}
 	s := rampSessions(src, 20*time.Millisecond)
@@ -71,10 +71,10 @@ func TestSessionSamplesEveryInterval(t *testing.T) {
 			t.Fatalf("sample %d at %d is not after %d", i, samples[i].MonoNS, samples[i-1].MonoNS)
 		}
 	}
-	wantJ := float64(m.StopMonoNS-m.StartMonoNS) / 1e9
-	gotJ := float64(samples[len(samples)-1].Energy-samples[0].Energy) / 1e6
-	if d := gotJ - wantJ; d > 1e-5 || d < -1e-5 {
-		t.Errorf("energy %.6f J, want %.6f J (1 W × session)", gotJ, wantJ)
+	first, last := samples[0], samples[len(samples)-1]
+	wantUJ := (last.MonoNS - first.MonoNS) / 1000 // 1 W is 1 µJ per µs
+	if got := int64(last.Energy - first.Energy); got < wantUJ-1 || got > wantUJ+1 {
+		t.Errorf("energy %d µJ between the first and last samples, want %d µJ (1 W × their distance)", got, wantUJ)
 	}
 	if !src.closed {
 		t.Error("the source was not closed at Stop")
