@@ -46,6 +46,30 @@ func processCPUNS(pid int) (cpuNS, runs int64, err error) {
 	return cpuNS, runs, nil
 }
 
+// reportProcessCPU watches process pid for b.N seconds and reports its CPU share of one core,
+// its CPU µs per second and its threads' runs per second.
+func reportProcessCPU(b *testing.B, pid int) {
+	b.Helper()
+	cpu0, runs0, err := processCPUNS(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w0 := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		time.Sleep(time.Second)
+	}
+	b.StopTimer()
+	cpu1, runs1, err := processCPUNS(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	wall := time.Since(w0)
+	b.ReportMetric(float64(cpu1-cpu0)/float64(wall)*100, "%cpu")
+	b.ReportMetric(float64(cpu1-cpu0)/wall.Seconds()/1e3, "cpu-µs/s")
+	b.ReportMetric(float64(runs1-runs0)/wall.Seconds(), "runs/s")
+}
+
 // BenchmarkSamplerOverhead measures the plugin process's CPU time per second of wall time while
 // a session samples one simulated GPU (counter, instant and average power every interval; slow
 // fields every 100 ms; processes every second). One op is one second of sampling. Goals: ≤ 0.2 %
@@ -71,25 +95,7 @@ func BenchmarkSamplerOverhead(b *testing.B) {
 				}
 			}
 			time.Sleep(300 * time.Millisecond) // past the session's start-up work
-			cpu0, runs0, err := processCPUNS(pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w0 := time.Now()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				time.Sleep(time.Second)
-			}
-			b.StopTimer()
-			cpu1, runs1, err := processCPUNS(pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wall := time.Since(w0)
-			share := float64(cpu1-cpu0) / float64(wall) * 100
-			b.ReportMetric(share, "%cpu")
-			b.ReportMetric(float64(cpu1-cpu0)/wall.Seconds()/1e3, "cpu-µs/s")
-			b.ReportMetric(float64(runs1-runs0)/wall.Seconds(), "runs/s")
+			reportProcessCPU(b, pid)
 			if s == nil {
 				return
 			}
@@ -136,23 +142,7 @@ func BenchmarkWakeFloor(b *testing.B) {
 			}
 			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 			time.Sleep(200 * time.Millisecond)
-			cpu0, runs0, err := processCPUNS(cmd.Process.Pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			w0 := time.Now()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				time.Sleep(time.Second)
-			}
-			b.StopTimer()
-			cpu1, runs1, err := processCPUNS(cmd.Process.Pid)
-			if err != nil {
-				b.Fatal(err)
-			}
-			wall := time.Since(w0)
-			b.ReportMetric(float64(cpu1-cpu0)/float64(wall)*100, "%cpu")
-			b.ReportMetric(float64(runs1-runs0)/wall.Seconds(), "runs/s")
+			reportProcessCPU(b, cmd.Process.Pid)
 		})
 	}
 }
