@@ -1,0 +1,88 @@
+package sdk
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// envWatchRole makes the test binary play a part in TestParentWatchExitsWithoutThePoll.
+const envWatchRole = "LEM_SDK_TEST_WATCH_ROLE"
+
+func TestMain(m *testing.M) {
+	switch os.Getenv(envWatchRole) {
+	case "parent":
+		// Start the watcher, say its pid, and exit at once.
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), envWatchRole+"=watcher")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		fmt.Println(cmd.Process.Pid)
+		time.Sleep(300 * time.Millisecond) // the watcher is watching by then
+		os.Exit(0)
+	case "watcher":
+		// Ignore the parent-death signal, so that only the pidfd can end this process in time:
+		// the getppid poll is set to an hour.
+		signal.Ignore(syscall.SIGTERM)
+		watchParent(time.Hour, hclog.NewNullLogger())
+		time.Sleep(time.Minute)
+		os.Exit(4) // the watch did not fire
+	}
+	os.Exit(m.Run())
+}
+
+// TestParentWatchExitsWithoutThePoll: a plugin process whose parent dies exits through the pidfd
+// watch (exit status 1) even when the parent-death signal is ignored and the poll would not come
+// for an hour.
+func TestParentWatchExitsWithoutThePoll(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envWatchRole+"=parent")
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read the watcher's pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatalf("watcher pid %q: %v", line, err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("parent: %v", err)
+	}
+	// The watcher is not our child: watch /proc for it to be gone (or a zombie, where the
+	// reaper it was given does not reap).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return // gone
+		}
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] == "Z" {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("watcher %d still running 20 s after its parent exited", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
