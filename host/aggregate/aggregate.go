@@ -72,12 +72,6 @@ func (e *CheckError) Error() string {
 	return b.String()
 }
 
-// Input is one stored raw result as the repository lists and returns it.
-type Input struct {
-	Entry sdk.RawEntry
-	Data  []byte
-}
-
 // Outcome is what Run did.
 type Outcome struct {
 	Aggregated *results.Aggregated
@@ -113,30 +107,6 @@ func Run(ctx context.Context, repo sdk.Repository, exp string, opts Options) (*O
 		return nil, fmt.Errorf("aggregate %s: %w", exp, err)
 	}
 	return &Outcome{Aggregated: agg, Data: data, Stored: st}, nil
-}
-
-// Load reads every raw result of exp and its manifest (nil bytes when there is none).
-func Load(ctx context.Context, repo sdk.Repository, exp string) ([]Input, []byte, error) {
-	entries, err := repo.ListRaw(ctx, exp)
-	if err != nil {
-		return nil, nil, fmt.Errorf("aggregate %s: list raw results: %w", exp, err)
-	}
-	if len(entries) == 0 {
-		return nil, nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
-	}
-	inputs := make([]Input, len(entries))
-	for i, e := range entries {
-		data, err := repo.LoadRaw(ctx, exp, e.Rank)
-		if err != nil {
-			return nil, nil, fmt.Errorf("aggregate %s: load rank %d: %w", exp, e.Rank, err)
-		}
-		inputs[i] = Input{Entry: e, Data: data}
-	}
-	manifest, err := repo.LoadManifest(ctx, exp)
-	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-		return nil, nil, fmt.Errorf("aggregate %s: load manifest: %w", exp, err)
-	}
-	return inputs, manifest, nil
 }
 
 // decodedInput is one raw result after hashing and decoding; its bytes are no longer held.
@@ -222,19 +192,6 @@ func (c *checks) fail(code string, rank *int, format string, args ...any) {
 
 func (c *checks) warn(code string, rank *int, format string, args ...any) {
 	c.findings = append(c.findings, results.Finding{Code: code, Severity: results.SeverityWarning, Message: fmt.Sprintf(format, args...), Rank: rank})
-}
-
-// Build aggregates decoded inputs. manifest may be nil. It never reads or writes a repository.
-func Build(exp string, inputs []Input, manifest []byte, opts Options) (*results.Aggregated, error) {
-	if len(inputs) == 0 {
-		return nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
-	}
-	decoded := make([]decodedInput, len(inputs))
-	_ = parallel(len(inputs), func(i int) error {
-		decoded[i] = decodeOne(inputs[i].Entry, inputs[i].Data)
-		return nil
-	})
-	return assemble(exp, decoded, manifest, opts)
 }
 
 // assemble checks and aggregates decoded inputs.
