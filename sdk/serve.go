@@ -17,23 +17,22 @@ import (
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	logger     hclog.Logger
-	parentPoll time.Duration
-	maxProcs   int
+	logger hclog.Logger
 }
+
+// parentPollFallback is how often Serve checks getppid where pidfd_open is missing (Linux
+// before 5.3).
+const parentPollFallback = 250 * time.Millisecond
+
+// meterMaxProcs is the GOMAXPROCS a plugin that serves only energy runs with, unless the
+// GOMAXPROCS environment variable is set. A meter does a few reads per tick, and its CPU time is
+// mostly the Go runtime's wake-ups around each tick. With one P the runtime takes the P from the
+// sampling thread while it waits for its tick and wakes another thread to hold it; with more
+// than two there are only more threads to wake (docs/performance.md, "nvml sampler overhead").
+const meterMaxProcs = 2
 
 // WithLogger replaces the JSON logger on stderr that Serve builds by default.
 func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.logger = l } }
-
-// WithParentPoll sets how often Serve checks that its parent is alive where the kernel cannot
-// tell it (no pidfd_open: Linux before 5.3); default 250 ms.
-func WithParentPoll(d time.Duration) ServeOption { return func(c *serveConfig) { c.parentPoll = d } }
-
-// WithMaxProcs caps GOMAXPROCS at n unless the GOMAXPROCS environment variable is set. Meters
-// serve with 2: a meter does a few reads per tick; with one P, the runtime takes the P from the
-// sampling thread while it waits for its tick and wakes another thread to hold it, and with more
-// than two there are only more threads to wake (see docs/performance.md, "nvml sampler overhead").
-func WithMaxProcs(n int) ServeOption { return func(c *serveConfig) { c.maxProcs = n } }
 
 // Logger returns the logger plugins should use: hclog JSON on stderr, which the host forwards
 // with the plugin's name. The level comes from $LEM_PLUGIN_LOG_LEVEL (default info).
@@ -48,28 +47,31 @@ func Logger(name string) hclog.Logger {
 // Serve runs p as a plugin process until the host closes it. It never returns normally. It writes
 // nothing to stdout but go-plugin's handshake line, speaks gRPC only, raises the message limits,
 // and exits when the process that started it dies (a parent-death signal, and a pidfd of the
-// parent as the backstop, because go-plugin does neither by itself).
+// parent as the backstop, because go-plugin does neither by itself). A plugin that serves only
+// energy runs with GOMAXPROCS 2 (see meterMaxProcs).
 func Serve(p *Plugin, opts ...ServeOption) {
-	cfg := serveConfig{parentPoll: 250 * time.Millisecond}
+	if err := p.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "lemctl plugin: %v\n", err)
+		os.Exit(1)
+	}
+	var cfg serveConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.logger == nil {
 		cfg.logger = Logger(p.Name)
 	}
-	if err := p.check(); err != nil {
-		fmt.Fprintf(os.Stderr, "lemctl plugin: %v\n", err)
-		os.Exit(1)
-	}
 	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
 		fmt.Fprintf(os.Stderr, "%s is a lemctl plugin (%s): lemctl starts it; it is not run by hand.\nTry: lemctl plugins describe %s\n",
 			os.Args[0], kindList(p.Kinds()), p.Name)
 		os.Exit(1)
 	}
-	if _, set := os.LookupEnv("GOMAXPROCS"); cfg.maxProcs > 0 && !set && runtime.GOMAXPROCS(0) > cfg.maxProcs {
-		runtime.GOMAXPROCS(cfg.maxProcs)
+	if k := p.Kinds(); len(k) == 1 && k[0] == KindEnergy {
+		if _, set := os.LookupEnv("GOMAXPROCS"); !set && runtime.GOMAXPROCS(0) > meterMaxProcs {
+			runtime.GOMAXPROCS(meterMaxProcs)
+		}
 	}
-	watchParent(cfg.parentPoll, cfg.logger)
+	watchParent(parentPollFallback, cfg.logger)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: ServerPlugins(p)},

@@ -6,4 +6,4 @@ package main
 
 import "github.com/lemctl/lemctl/sdk"
 
-func main() { sdk.Serve(newPlugin(), sdk.WithMaxProcs(2)) }
+func main() { sdk.Serve(newPlugin()) }

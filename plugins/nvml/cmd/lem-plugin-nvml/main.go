@@ -7,5 +7,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(nvml.NewPlugin(nil), sdk.WithMaxProcs(2))
+	sdk.Serve(nvml.NewPlugin(nil))
 }

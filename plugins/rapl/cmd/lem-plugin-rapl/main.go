@@ -6,5 +6,5 @@ import (
 )
 
 func main() {
-	sdk.Serve(rapl.NewPlugin(sdk.Logger(rapl.Name)), sdk.WithMaxProcs(2))
+	sdk.Serve(rapl.NewPlugin(sdk.Logger(rapl.Name)))
 }
