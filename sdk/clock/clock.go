@@ -41,6 +41,3 @@ func WallAt(monoNS int64) int64 {
 	s := Now()
 	return s.WallNS - (s.MonoNS - monoNS)
 }
-
-// Since returns the time elapsed since monoNS on the monotonic clock.
-func Since(monoNS int64) time.Duration { return time.Duration(Mono() - monoNS) }

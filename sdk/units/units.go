@@ -97,11 +97,3 @@ func (p Power) Over(d time.Duration) Energy {
 	// µW × ns = 1e-15 J = 1e-9 µJ; use floating point to avoid overflow for long spans.
 	return Energy(math.Round(float64(p) * float64(d) / 1e9))
 }
-
-// AveragePower returns the mean power of e delivered over d; zero when d is not positive.
-func AveragePower(e Energy, d time.Duration) Power {
-	if d <= 0 {
-		return 0
-	}
-	return Power(math.Round(float64(e) * 1e9 / float64(d)))
-}

@@ -42,10 +42,6 @@ type Preset struct {
 // HeadDim is Hidden / Heads.
 func (p Preset) HeadDim() int { return p.Hidden / p.Heads }
 
-// TiedHead reports whether the LM head shares the token embedding (GPT-2) or is its own
-// matrix (Llama).
-func (p Preset) TiedHead() bool { return p.Arch == ArchGPT2 }
-
 // gpt2Vocab is the size of the GPT-2 BPE vocabulary every preset uses, so the real tokenizer
 // works with every synthetic model.
 const gpt2Vocab = 50257
