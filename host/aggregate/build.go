@@ -345,9 +345,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 		d.Host = &h
 		e.Domains = append(e.Domains, d)
 	}
-	for _, k := range sortedStrings(kinds) {
-		e.CountedDomainKinds = append(e.CountedDomainKinds, k)
-	}
+	e.CountedDomainKinds = append(e.CountedDomainKinds, sortedStrings(kinds)...)
 	if !counted {
 		return e
 	}

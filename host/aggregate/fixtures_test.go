@@ -19,10 +19,7 @@ const (
 	wallOffset = int64(1_796_000_000) * sec // mono + wallOffset = unix time (2026-11)
 )
 
-var (
-	hostA = results.Host{Hostname: "node-a", BootID: "boot-a"}
-	hostB = results.Host{Hostname: "node-b", BootID: "boot-b"}
-)
+var hostA = results.Host{Hostname: "node-a", BootID: "boot-a"}
 
 func cpuDev(slot int) results.Device {
 	return results.Device{Kind: "cpu", Index: -1, Name: "Fake CPU", Slot: "cpu:" + string(rune('0'+slot))}

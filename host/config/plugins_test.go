@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -50,10 +49,9 @@ func builtPlugins(t *testing.T) string {
 			return
 		}
 		pluginDir = dir
-		gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		build := func(moduleDir string, pkgs ...string) error {
 			args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
-			cmd := exec.Command(gobin, args...)
+			cmd := exec.Command("go", args...) // go test puts its own go first on PATH
 			cmd.Dir = moduleDir
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {

@@ -156,11 +156,7 @@ var schema = []keySpec{
 
 func p(segs ...string) []string { return segs }
 
-// pluginSections are the sections whose unknown keys belong to a plugin, with the key naming the
-// plugin and the kind it must serve.
-var pluginSections = map[string]struct{}{"model": {}, "engine": {}, "repository": {}}
-
-// sections are the top-level tables and sub-tables of the host schema.
+// subTables are the top-level tables and sub-tables of the host schema.
 var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	badpluginBin = filepath.Join(dir, "badplugin")
-	cmd := exec.Command(goTool(), "build", "-o", badpluginBin, "./internal/badplugin")
+	cmd := exec.Command("go", "build", "-o", badpluginBin, "./internal/badplugin")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build the test plugin:", err)
@@ -41,13 +40,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -370,9 +370,7 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 					Domain: d.spec.ID, Message: "some reads failed: " + d.failed.Error()})
 			}
 		}
-		for _, f := range de.Health {
-			m.Findings = append(m.Findings, f)
-		}
+		m.Findings = append(m.Findings, de.Health...)
 		m.Domains = append(m.Domains, de)
 	}
 	if se.opened.Finish != nil {
