@@ -8,7 +8,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
@@ -16,18 +15,12 @@ import (
 	"github.com/lemctl/lemctl/sdk/units"
 )
 
-type energyPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Meter
-}
-
-func (p *energyPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	energyv1.RegisterEnergyServer(s, &energyServer{impl: p.impl})
-	return nil
-}
-
-func (p *energyPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &energyClient{c: energyv1.NewEnergyClient(c)}, nil
+// energyService serves energyv1.Energy with impl; with impl nil (the host) it only makes clients.
+func energyService(impl Meter) *grpcService {
+	return &grpcService{
+		register: func(s *grpc.Server) { energyv1.RegisterEnergyServer(s, &energyServer{impl: impl}) },
+		client:   func(c *grpc.ClientConn) any { return &energyClient{c: energyv1.NewEnergyClient(c)} },
+	}
 }
 
 type energyServer struct {

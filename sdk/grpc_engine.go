@@ -6,24 +6,17 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	enginev1 "github.com/lemctl/lemctl/sdk/proto/lem/engine/v1"
 )
 
-type enginePlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Engine
-}
-
-func (p *enginePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	enginev1.RegisterEngineServer(s, &engineServer{impl: p.impl})
-	return nil
-}
-
-func (p *enginePlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &engineClient{c: enginev1.NewEngineClient(c)}, nil
+// engineService serves enginev1.Engine with impl; with impl nil (the host) it only makes clients.
+func engineService(impl Engine) *grpcService {
+	return &grpcService{
+		register: func(s *grpc.Server) { enginev1.RegisterEngineServer(s, &engineServer{impl: impl}) },
+		client:   func(c *grpc.ClientConn) any { return &engineClient{c: enginev1.NewEngineClient(c)} },
+	}
 }
 
 type engineServer struct {

@@ -3,24 +3,17 @@ package sdk
 import (
 	"context"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	loaderv1 "github.com/lemctl/lemctl/sdk/proto/lem/loader/v1"
 )
 
-type loaderPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Loader
-}
-
-func (p *loaderPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	loaderv1.RegisterLoaderServer(s, &loaderServer{impl: p.impl})
-	return nil
-}
-
-func (p *loaderPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &loaderClient{c: loaderv1.NewLoaderClient(c)}, nil
+// loaderService serves loaderv1.Loader with impl; with impl nil (the host) it only makes clients.
+func loaderService(impl Loader) *grpcService {
+	return &grpcService{
+		register: func(s *grpc.Server) { loaderv1.RegisterLoaderServer(s, &loaderServer{impl: impl}) },
+		client:   func(c *grpc.ClientConn) any { return &loaderClient{c: loaderv1.NewLoaderClient(c)} },
+	}
 }
 
 type loaderServer struct {

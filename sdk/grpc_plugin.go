@@ -34,19 +34,28 @@ const MaxMessageBytes = 256 << 20
 // ChunkBytes is the largest payload a single streamed message carries (ARCHITECTURE.md).
 const ChunkBytes = 1 << 20
 
-// basePlugin serves lem.plugin.v1.
-type basePlugin struct {
+// grpcService is one lemctl service as a go-plugin plugin (gRPC only).
+type grpcService struct {
 	plugin.NetRPCUnsupportedPlugin
-	impl *Plugin
+	register func(*grpc.Server)
+	client   func(*grpc.ClientConn) any
 }
 
-func (b *basePlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginv1.RegisterPluginServer(s, &baseServer{impl: b.impl})
+func (g *grpcService) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	g.register(s)
 	return nil
 }
 
-func (b *basePlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &baseClient{c: pluginv1.NewPluginClient(c)}, nil
+func (g *grpcService) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return g.client(c), nil
+}
+
+// baseService serves pluginv1.Plugin with impl; with impl nil (the host) it only makes clients.
+func baseService(impl *Plugin) *grpcService {
+	return &grpcService{
+		register: func(s *grpc.Server) { pluginv1.RegisterPluginServer(s, &baseServer{impl: impl}) },
+		client:   func(c *grpc.ClientConn) any { return &baseClient{c: pluginv1.NewPluginClient(c)} },
+	}
 }
 
 type baseServer struct {

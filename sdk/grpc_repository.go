@@ -7,24 +7,18 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	repositoryv1 "github.com/lemctl/lemctl/sdk/proto/lem/repository/v1"
 )
 
-type repositoryPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	impl Repository
-}
-
-func (p *repositoryPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	repositoryv1.RegisterRepositoryServer(s, &repositoryServer{impl: p.impl})
-	return nil
-}
-
-func (p *repositoryPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &repositoryClient{c: repositoryv1.NewRepositoryClient(c)}, nil
+// repositoryService serves repositoryv1.Repository with impl; with impl nil (the host) it only
+// makes clients.
+func repositoryService(impl Repository) *grpcService {
+	return &grpcService{
+		register: func(s *grpc.Server) { repositoryv1.RegisterRepositoryServer(s, &repositoryServer{impl: impl}) },
+		client:   func(c *grpc.ClientConn) any { return &repositoryClient{c: repositoryv1.NewRepositoryClient(c)} },
+	}
 }
 
 type repositoryServer struct {

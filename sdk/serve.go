@@ -116,18 +116,18 @@ func kindList(ks []Kind) string {
 // ServerPlugins is the go-plugin set a plugin process serves: the common service and one entry
 // per kind p implements. Serve uses it; in-process tests (sdk/plugintest) use it too.
 func ServerPlugins(p *Plugin) plugin.PluginSet {
-	set := plugin.PluginSet{dispenseBase: &basePlugin{impl: p}}
+	set := plugin.PluginSet{dispenseBase: baseService(p)}
 	if p.Loader != nil {
-		set[dispenseLoader] = &loaderPlugin{impl: p.Loader}
+		set[dispenseLoader] = loaderService(p.Loader)
 	}
 	if p.Engine != nil {
-		set[dispenseEngine] = &enginePlugin{impl: p.Engine}
+		set[dispenseEngine] = engineService(p.Engine)
 	}
 	if p.Energy != nil {
-		set[dispenseEnergy] = &energyPlugin{impl: p.Energy}
+		set[dispenseEnergy] = energyService(p.Energy)
 	}
 	if p.Repository != nil {
-		set[dispenseRepository] = &repositoryPlugin{impl: p.Repository}
+		set[dispenseRepository] = repositoryService(p.Repository)
 	}
 	return set
 }
@@ -135,11 +135,11 @@ func ServerPlugins(p *Plugin) plugin.PluginSet {
 // ClientPlugins is the go-plugin set the host dispenses from.
 func ClientPlugins() plugin.PluginSet {
 	return plugin.PluginSet{
-		dispenseBase:       &basePlugin{},
-		dispenseLoader:     &loaderPlugin{},
-		dispenseEngine:     &enginePlugin{},
-		dispenseEnergy:     &energyPlugin{},
-		dispenseRepository: &repositoryPlugin{},
+		dispenseBase:       baseService(nil),
+		dispenseLoader:     loaderService(nil),
+		dispenseEngine:     engineService(nil),
+		dispenseEnergy:     energyService(nil),
+		dispenseRepository: repositoryService(nil),
 	}
 }
 
