@@ -23,32 +23,24 @@ import (
 	"github.com/lemctl/lemctl/sdk/units"
 )
 
-// Reading is one domain's raw values at one instant. Float fields are NaN when not read; use
-// NewReading to get one with every field unset.
+// Reading is one domain's raw values at one instant: the raw counter, and the timeline fields
+// of sdk.Sample. Float fields are NaN when not read; use NewReading to get one with every field
+// unset. Sample.MonoNS is when the value was read (0 lets the sampler use the time the Read call
+// returned); Sample.Energy is ignored: the sampler computes it.
 type Reading struct {
 	Domain string
-	// MonoNS is when the value was read; 0 lets the sampler use the time the Read call returned.
-	MonoNS int64
 	// Counter is the raw energy counter in µJ (counter-method domains).
 	Counter uint64
 	// Err, when set, says the domain could not be read this time.
 	Err error
-
-	PowerW            float64
-	AveragePowerW     float64
-	TemperatureC      float64
-	SMClockMHz        float64
-	MemoryClockMHz    float64
-	UtilizationPct    float64
-	MemoryUsedBytes   float64
-	ClockEventReasons uint64
+	sdk.Sample
 }
 
 // NewReading returns a reading of domain with every optional field NaN.
 func NewReading(domain string) Reading {
 	nan := math.NaN()
-	return Reading{Domain: domain, PowerW: nan, AveragePowerW: nan, TemperatureC: nan, SMClockMHz: nan,
-		MemoryClockMHz: nan, UtilizationPct: nan, MemoryUsedBytes: nan}
+	return Reading{Domain: domain, Sample: sdk.Sample{PowerW: nan, AveragePowerW: nan, TemperatureC: nan,
+		SMClockMHz: nan, MemoryClockMHz: nan, UtilizationPct: nan, MemoryUsedBytes: nan}}
 }
 
 // Source reads the domains of one session.
@@ -297,9 +289,8 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 			ns = now
 		}
 		d.okReads++
-		sample := sdk.Sample{MonoNS: ns, PowerW: r.PowerW, AveragePowerW: r.AveragePowerW, TemperatureC: r.TemperatureC,
-			SMClockMHz: r.SMClockMHz, MemoryClockMHz: r.MemoryClockMHz, UtilizationPct: r.UtilizationPct,
-			MemoryUsedBytes: r.MemoryUsedBytes, ClockEventReasons: r.ClockEventReasons}
+		sample := r.Sample
+		sample.MonoNS = ns
 		switch d.spec.Method {
 		case sdk.MethodPowerIntegration, sdk.MethodEstimate:
 			p := r.PowerW
