@@ -97,20 +97,12 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 	}
 	a.LatencyMS = lat.Summary()
 	wl := a.Workload
-	a.Throughput = results.Throughput{
-		OutputTokensPerS: results.Ratio(float64(wl.OutputTokens), unionS),
-		RequestsPerS:     results.Ratio(float64(wl.Requests), unionS),
-		TotalTokensPerS:  results.Ratio(float64(wl.OutputTokens+wl.InputTokens), unionS),
-	}
+	a.Throughput = results.Throughput{Rates: results.RatesOf(wl, unionS)}
 	for _, w := range ws {
 		r := w.raw
 		d := float64(r.Window.EndMonoNS-r.Window.StartMonoNS) / 1e9
 		a.Throughput.PerWorker = append(a.Throughput.PerWorker, results.WorkerThroughput{
-			Rank: w.rank, DurationS: d,
-			OutputTokensPerS: results.Ratio(float64(r.Workload.OutputTokens), d),
-			RequestsPerS:     results.Ratio(float64(r.Workload.Requests), d),
-			TotalTokensPerS:  results.Ratio(float64(r.Workload.OutputTokens+r.Workload.InputTokens), d),
-		})
+			Rank: w.rank, DurationS: d, Rates: results.RatesOf(r.Workload, d)})
 	}
 	if flopsKnown {
 		a.FLOPs.Total = results.Float(flopsTotal)

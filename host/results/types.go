@@ -252,20 +252,32 @@ type Summary struct {
 
 // Throughput is work per second over a window (a worker's own, or the union of the workers').
 type Throughput struct {
-	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
-	RequestsPerS     *float64 `json:"requests_per_s"`
-	TotalTokensPerS  *float64 `json:"total_tokens_per_s"`
+	Rates
 	// PerWorker lists each rank's figures over its own window (aggregates only).
 	PerWorker []WorkerThroughput `json:"per_worker,omitempty"`
 }
 
-// WorkerThroughput is one rank's throughput over its own window.
-type WorkerThroughput struct {
-	Rank             int      `json:"rank"`
-	DurationS        float64  `json:"duration_s"`
+// Rates are a workload's tokens and requests per second over a duration.
+type Rates struct {
 	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
 	RequestsPerS     *float64 `json:"requests_per_s"`
 	TotalTokensPerS  *float64 `json:"total_tokens_per_s"`
+}
+
+// RatesOf is w's throughput over seconds; every figure is null when seconds is not positive.
+func RatesOf(w Workload, seconds float64) Rates {
+	return Rates{
+		OutputTokensPerS: Ratio(float64(w.OutputTokens), seconds),
+		RequestsPerS:     Ratio(float64(w.Requests), seconds),
+		TotalTokensPerS:  Ratio(float64(w.InputTokens+w.OutputTokens), seconds),
+	}
+}
+
+// WorkerThroughput is one rank's throughput over its own window.
+type WorkerThroughput struct {
+	Rank      int     `json:"rank"`
+	DurationS float64 `json:"duration_s"`
+	Rates
 }
 
 // Energy is the energy of a window, in joules, with its split and per-domain detail.

@@ -35,11 +35,7 @@ func (st *state) metrics(m *measured) {
 	raw.Workload = wl
 	raw.LatencyMS = results.LatencyOf(reqs)
 	dur := m.window.Seconds()
-	raw.Throughput = results.Throughput{
-		OutputTokensPerS: results.Ratio(float64(wl.OutputTokens), dur),
-		RequestsPerS:     results.Ratio(float64(wl.Requests), dur),
-		TotalTokensPerS:  results.Ratio(float64(wl.InputTokens+wl.OutputTokens), dur),
-	}
+	raw.Throughput = results.Throughput{Rates: results.RatesOf(wl, dur)}
 	if st.artifact != nil && st.artifact.FLOPs.PerToken > 0 {
 		raw.FLOPs = results.FLOPs{Total: results.Float(flops), PerOutputToken: results.Ratio(flops, float64(wl.OutputTokens)), Method: FLOPsMethod}
 	} else {

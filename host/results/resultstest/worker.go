@@ -129,11 +129,7 @@ func (w Worker) Raw() *results.Raw {
 	}
 	r.LatencyMS = results.LatencyOf(r.Requests)
 	d := r.Window.DurationS
-	r.Throughput = results.Throughput{
-		OutputTokensPerS: results.Ratio(float64(r.Workload.OutputTokens), d),
-		RequestsPerS:     results.Ratio(float64(r.Workload.Requests), d),
-		TotalTokensPerS:  results.Ratio(float64(r.Workload.OutputTokens+r.Workload.InputTokens), d),
-	}
+	r.Throughput = results.Throughput{Rates: results.RatesOf(r.Workload, d)}
 	if w.FLOPsPerToken > 0 {
 		r.FLOPs = results.FLOPs{Total: results.Float(w.FLOPsPerToken * float64(r.Workload.OutputTokens)),
 			PerOutputToken: results.Float(w.FLOPsPerToken), Method: "analytic"}
