@@ -129,14 +129,8 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Validity.Findings = append(a.Validity.Findings, f)
 		a.PartialReasons = append(a.PartialReasons, f.Code+": "+f.Message)
 	}
-	a.Validity.Findings = append(a.Validity.Findings, c.findings...)
+	a.Validity = results.ValidityOf(append(a.Validity.Findings, c.findings...), nil)
 	a.Partial = len(c.failures) > 0
-	a.Validity.Valid = true
-	for _, f := range a.Validity.Findings {
-		if f.Severity == results.SeverityError {
-			a.Validity.Valid = false
-		}
-	}
 	return a
 }
 

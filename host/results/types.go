@@ -384,6 +384,24 @@ type Validity struct {
 	Findings []Finding `json:"findings"`
 }
 
+// ValidityOf is the verdict on findings and on the health of domains: invalid when any of them
+// has severity "error". Findings is never nil in the result (it encodes as []).
+func ValidityOf(findings []Finding, domains []Domain) Validity {
+	v := Validity{Valid: true, Findings: findings}
+	if v.Findings == nil {
+		v.Findings = []Finding{}
+	}
+	for _, f := range findings {
+		v.Valid = v.Valid && f.Severity != SeverityError
+	}
+	for _, d := range domains {
+		for _, h := range d.Health {
+			v.Valid = v.Valid && h.Severity != SeverityError
+		}
+	}
+	return v
+}
+
 // Finding is a validity or health observation with a stable code (METHODOLOGY.md).
 type Finding struct {
 	Code     string `json:"code"`

@@ -85,25 +85,11 @@ func (st *state) metrics(m *measured) {
 	}
 
 	rank := results.IntPtr(spec.Rank)
-	valid := true
 	for i := range findings {
 		findings[i].Rank = rank
-		if findings[i].Severity == results.SeverityError {
-			valid = false
-		}
-	}
-	for _, d := range raw.Energy.Domains {
-		for _, h := range d.Health {
-			if h.Severity == results.SeverityError {
-				valid = false
-			}
-		}
 	}
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Code < findings[j].Code })
-	if findings == nil {
-		findings = []results.Finding{}
-	}
-	raw.Validity = results.Validity{Valid: valid, Findings: findings}
+	raw.Validity = results.ValidityOf(findings, raw.Energy.Domains)
 }
 
 func nonZero(v int64) *int64 {

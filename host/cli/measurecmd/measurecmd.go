@@ -263,15 +263,10 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
 	// measure has no baseline by design: drop the baseline finding, keep the rest.
 	var kept []results.Finding
-	valid := true
 	for _, f := range findings {
-		if f.Code == "baseline_missing" {
-			continue
+		if f.Code != "baseline_missing" {
+			kept = append(kept, f)
 		}
-		if f.Severity == results.SeverityError {
-			valid = false
-		}
-		kept = append(kept, f)
 	}
 	samples := map[string][]sdk.Sample{}
 	for _, m := range ms {
@@ -283,21 +278,13 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 		dr := DomainReport{ID: d.ID, Name: d.Name, Plugin: d.Plugin, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
 			Available: d.Available, Reason: d.Reason, EnergyJ: d.TotalJ, CounterUpdates: d.CounterUpdates, UpdatePeriodS: d.UpdatePerS,
 			ResolutionJ: d.ResolutionJ, Health: d.Health, Samples: len(samples[d.ID])}
-		for _, h := range d.Health {
-			if h.Severity == results.SeverityError {
-				valid = false
-			}
-		}
 		if d.TotalJ != nil {
 			dr.MeanPowerW = results.Ratio(*d.TotalJ, rep.DurationS)
 			dr.PeakPowerW = peak(samples[d.ID], iv)
 		}
 		rep.Domains = append(rep.Domains, dr)
 	}
-	if kept == nil {
-		kept = []results.Finding{}
-	}
-	rep.Validity = results.Validity{Valid: valid, Findings: kept}
+	rep.Validity = results.ValidityOf(kept, e.Domains)
 	return rep
 }
 

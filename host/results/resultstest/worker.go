@@ -93,14 +93,9 @@ func (w Worker) Raw() *results.Raw {
 		}},
 		Workload:    results.Workload{BatchSize: &batch, Repeats: repeats},
 		Memory:      results.Memory{PeakBytes: w.PeakBytes},
-		Validity:    results.Validity{Valid: true, Findings: w.Findings},
+		Validity:    results.ValidityOf(w.Findings, nil),
 		Overhead:    results.Overhead{MeterCPUS: w.MeterCPUS},
 		Environment: results.Environment{Facts: map[string]string{"cpu_model": "Fake CPU", "rank": fmt.Sprint(w.Rank)}},
-	}
-	for _, f := range w.Findings {
-		if f.Severity == results.SeverityError {
-			r.Validity.Valid = false
-		}
 	}
 	length := (w.EndMonoNS - w.StartMonoNS) / int64(repeats)
 	for k := range repeats {
