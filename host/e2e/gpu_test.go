@@ -22,24 +22,9 @@ func simulatedNVML(t *testing.T) (pluginDir, lib string) {
 		}
 		t.Skip("gcc not installed: cannot build the simulated NVML library")
 	}
+	pluginDir = installProductPlugin(t, "nvml", "CGO_ENABLED=1", "CGO_CFLAGS=-Wno-deprecated-declarations")
 	dir := t.TempDir()
-	pluginDir = filepath.Join(dir, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	mod := filepath.Join(repoRoot, "plugins", "nvml")
-	if bin := os.Getenv("LEM_BIN"); bin != "" {
-		if err := copyFile(filepath.Join(bin, "plugins", "lem-plugin-nvml"), filepath.Join(pluginDir, "lem-plugin-nvml")); err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(pluginDir, "lem-plugin-nvml"), "./cmd/lem-plugin-nvml")
-		cmd.Dir = mod
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "CGO_CFLAGS=-Wno-deprecated-declarations")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build nvml plugin: %v\n%s", err, b)
-		}
-	}
 	list := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/NVIDIA/go-nvml")
 	list.Dir = mod
 	list.Env = append(os.Environ(), "GOWORK=off")

@@ -81,14 +81,36 @@ func setup(tmp string) error {
 	return nil
 }
 
-func gobuild(dir, pkg, out string) error {
+// gobuild builds pkg of the module in dir, without cgo unless env says otherwise.
+func gobuild(dir, pkg, out string, env ...string) error {
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// installProductPlugin puts lem-plugin-<name> into a new plugin directory and returns it: the
+// binary from $LEM_BIN/plugins when set, else built from plugins/<name>.
+func installProductPlugin(t *testing.T, name string, env ...string) (pluginDir string) {
+	t.Helper()
+	pluginDir = filepath.Join(t.TempDir(), "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := "lem-plugin-" + name
+	var err error
+	if dir := os.Getenv("LEM_BIN"); dir != "" {
+		err = copyFile(filepath.Join(dir, "plugins", bin), filepath.Join(pluginDir, bin))
+	} else {
+		err = gobuild(filepath.Join(repoRoot, "plugins", name), "./cmd/"+bin, filepath.Join(pluginDir, bin), env...)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pluginDir
 }
 
 func copyFile(src, dst string) error {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,19 +13,9 @@ import (
 // built from plugins/rapl (or rapl taken from $LEM_BIN/plugins).
 func raplBinaries(t *testing.T) (pluginDir, fake string) {
 	t.Helper()
+	pluginDir = installProductPlugin(t, "rapl")
 	dir := t.TempDir()
-	pluginDir = filepath.Join(dir, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	mod := filepath.Join(repoRoot, "plugins", "rapl")
-	if bin := os.Getenv("LEM_BIN"); bin != "" {
-		if err := copyFile(filepath.Join(bin, "plugins", "lem-plugin-rapl"), filepath.Join(pluginDir, "lem-plugin-rapl")); err != nil {
-			t.Fatal(err)
-		}
-	} else if err := gobuild(mod, "./cmd/lem-plugin-rapl", filepath.Join(pluginDir, "lem-plugin-rapl")); err != nil {
-		t.Fatal(err)
-	}
 	fake = filepath.Join(dir, "fake-powercap")
 	if err := gobuild(mod, "./cmd/fake-powercap", fake); err != nil {
 		t.Fatal(err)
