@@ -94,6 +94,9 @@ type Input struct {
 	Window       Interval
 	// IdlePowerW maps domain id → idle power from the baseline; nil when there was none.
 	IdlePowerW map[string]float64
+	// NoBaseline says the caller measures no baseline by design (lemctl measure): the missing
+	// static/dynamic split is then not a finding.
+	NoBaseline bool
 	// Prefill and Decode are the batch intervals of each phase inside the window.
 	Prefill, Decode []Interval
 	OutputTokens    int64
@@ -307,7 +310,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		out.StaticJ = results.Float(static)
 		out.DynamicJ = results.Float(dynamic)
 		out.DynamicJPerOutputToken = results.Ratio(dynamic, float64(in.OutputTokens))
-	} else {
+	} else if !in.NoBaseline {
 		add("baseline_missing", results.SeverityWarning, "", "no idle baseline for every measured domain, so static and dynamic energy are not split",
 			"set lifecycle.baseline_s > 0")
 	}

@@ -90,6 +90,9 @@ func TestComputeFindings(t *testing.T) {
 	if !has(findings, "baseline_missing") {
 		t.Errorf("baseline_missing not raised: %v", findings)
 	}
+	if _, findings = Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win, NoBaseline: true}); has(findings, "baseline_missing") {
+		t.Errorf("baseline_missing raised for a caller with no baseline by design: %v", findings)
+	}
 	un := sdk.DomainEnergy{Domain: sdk.Domain{ID: "rapl", Kind: sdk.DomainPackage, Reason: "no /sys/class/powercap"}}
 	e, findings := Compute(Input{Measurements: []*sdk.Measurement{{Domains: []sdk.DomainEnergy{un}}}, Window: win})
 	if !has(findings, "no_energy_measured") || e.TotalJ != nil || e.UnavailableDomainsCount != 1 {

@@ -259,15 +259,9 @@ func meterCPU(sys *sysinfo.Reader, meters []meter) int64 {
 
 func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measurement, plugin map[string]string) *Report {
 	iv := energy.Interval{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS}
-	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, Thresholds: energy.Thresholds{MinCounterUpdates: 10}})
+	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
+		Thresholds: energy.Thresholds{MinCounterUpdates: 10}})
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
-	// measure has no baseline by design: drop the baseline finding, keep the rest.
-	var kept []results.Finding
-	for _, f := range findings {
-		if f.Code != "baseline_missing" {
-			kept = append(kept, f)
-		}
-	}
 	samples := map[string][]sdk.Sample{}
 	for _, m := range ms {
 		for _, d := range m.Domains {
@@ -284,7 +278,7 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 		}
 		rep.Domains = append(rep.Domains, dr)
 	}
-	rep.Validity = results.ValidityOf(kept, e.Domains)
+	rep.Validity = results.ValidityOf(findings, e.Domains)
 	return rep
 }
 
