@@ -52,12 +52,15 @@ func New() *Loader {
 	return &Loader{resolved: map[string]*entry{}, tokenizers: map[string]*tokenizer.Tokenizer{}}
 }
 
-// SetSettings replaces the settings (the plugin's Configure calls it).
+// SetSettings replaces the settings (the plugin's Configure calls it). Resolved artifacts stay
+// cached unless the settings changed: re-resolving hashes every weight file again.
 func (l *Loader) SetSettings(s Settings) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if s != l.settings {
+		l.resolved = map[string]*entry{}
+	}
 	l.settings = s
-	l.resolved = map[string]*entry{}
 }
 
 // Settings returns the current settings.
