@@ -85,9 +85,8 @@ func (st *state) run(ctx context.Context) error {
 	log := w.Log
 	st.raw = &results.Raw{SchemaVersion: results.SchemaVersion, Kind: results.KindRaw, ExperimentID: spec.ExperimentID,
 		ConfigHash: spec.ConfigHash, Config: spec.Config, Rank: spec.Rank, WorldSize: spec.WorldSize,
-		Device:  results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
-		Dataset: results.Dataset{Name: spec.Dataset.Name, SHA256: spec.Dataset.SHA256, Prompts: spec.Dataset.Prompts},
-		Model:   results.Model{Ref: spec.Model.Ref}, Requests: []results.Request{}, Warnings: []results.Warning{}, Repeats: []results.Repeat{}}
+		Device: results.Device(spec.Device), Dataset: results.Dataset(spec.Dataset),
+		Model: results.Model{Ref: spec.Model.Ref}, Requests: []results.Request{}, Warnings: []results.Warning{}, Repeats: []results.Repeat{}}
 	for _, o := range spec.Overrides {
 		st.raw.Provenance.Overrides = append(st.raw.Provenance.Overrides, results.Override(o))
 	}
@@ -96,7 +95,7 @@ func (st *state) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st.raw.Host = results.Host{Hostname: host.Hostname, BootID: host.BootID}
+	st.raw.Host = results.Host(host)
 
 	// Plugins.
 	if err := st.phase(ctx, "plugins", func() error { return st.openPlugins(ctx) }); err != nil {
@@ -393,28 +392,14 @@ func (st *state) warmup(ctx context.Context) error {
 			lat = append(lat, float64(t.EndMonoNS-t.StartMonoNS))
 		}
 		st.w.Control.Progress(launch.Message{Phase: "warmup", Detail: fmt.Sprintf("batch %d", i+1)})
-		if len(lat) >= max(lc.MinBatches, window) && cv(lat[len(lat)-window:]) < lc.CVThreshold {
-			return nil
+		if len(lat) >= max(lc.MinBatches, window) {
+			if s := results.NewStats(lat[len(lat)-window:]); s.CV != nil && *s.CV < lc.CVThreshold {
+				return nil
+			}
 		}
 	}
 	st.warn("warmup: latency CV did not fall below %g within %d batches", lc.CVThreshold, max(lc.MaxBatches, lc.MinBatches))
 	return nil
-}
-
-func cv(xs []float64) float64 {
-	var sum float64
-	for _, x := range xs {
-		sum += x
-	}
-	mean := sum / float64(len(xs))
-	var ss float64
-	for _, x := range xs {
-		ss += (x - mean) * (x - mean)
-	}
-	if mean == 0 || len(xs) < 2 {
-		return math.Inf(1)
-	}
-	return math.Sqrt(ss/float64(len(xs)-1)) / mean
 }
 
 // measured is what the window produced.
@@ -473,6 +458,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 	for rep := 0; rep < repeats; rep++ {
 		rw := repeatWindow{}
 		passStart := clock.Mono()
+		var repOut int64 // output tokens of the repeat so far, for the progress line
 		for pass := 0; ; pass++ {
 			for bi, batch := range bs {
 				for _, s := range sessions {
@@ -500,10 +486,11 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				m.prefill = append(m.prefill, energy.Interval{StartMonoNS: bt.StartMonoNS, EndMonoNS: bt.FirstTokenMonoNS})
 				m.decode = append(m.decode, energy.Interval{StartMonoNS: bt.FirstTokenMonoNS, EndMonoNS: bt.EndMonoNS})
 				rw.reqs = append(rw.reqs, got...)
+				repOut += tokens(got)
 				done := min(len(spec.Prompts), (bi+1)*max(1, spec.Workload.BatchSize))
 				elapsed := float64(clock.Mono()-passStart) / 1e9
 				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: len(spec.Prompts),
-					TokensPerS: float64(tokens(rw.reqs)) / math.Max(elapsed, 1e-9), Detail: fmt.Sprintf("repeat %d/%d pass %d", rep+1, repeats, pass+1)})
+					TokensPerS: float64(repOut) / math.Max(elapsed, 1e-9), Detail: fmt.Sprintf("repeat %d/%d pass %d", rep+1, repeats, pass+1)})
 			}
 			if rep == 0 {
 				m.passes = pass + 1

@@ -484,7 +484,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	if err != nil {
 		return cliutil.Failed(fmt.Errorf("identify this host: %w", err))
 	}
-	host := results.Host{Hostname: hostID.Hostname, BootID: hostID.BootID}
+	host := results.Host(hostID)
 	saveManifest := func() {
 		data, err := results.Encode(manifest)
 		if err == nil {
@@ -512,7 +512,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		}
 		workers = append(workers, w)
 		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: host,
-			Device: results.Device{Kind: spec.Device.Kind, Index: spec.Device.Index, UUID: spec.Device.UUID, Name: spec.Device.Name, Slot: spec.Device.Slot},
+			Device: results.Device(spec.Device),
 			PID:    w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
 	}
 	saveManifest()
