@@ -19,8 +19,8 @@ import (
 func (c *Config) Map() map[string]any {
 	m := map[string]any{
 		"name":   c.Name,
-		"model":  merge(c.Model.Options, map[string]any{"plugin": c.Model.Plugin, "ref": c.Model.Ref}),
-		"engine": merge(c.Engine.Options, map[string]any{"plugin": c.Engine.Plugin}),
+		"model":  MergeTables(c.Model.Options, map[string]any{"plugin": c.Model.Plugin, "ref": c.Model.Ref}),
+		"engine": MergeTables(c.Engine.Options, map[string]any{"plugin": c.Engine.Plugin}),
 		"workload": map[string]any{
 			"dataset":          c.Workload.Dataset,
 			"format":           c.Workload.Format,
@@ -60,7 +60,7 @@ func (c *Config) Map() map[string]any {
 				"window":       int64(c.Lifecycle.Warmup.Window),
 			},
 		},
-		"repository": merge(c.Repository.Options, map[string]any{"plugin": c.Repository.Plugin, "path": c.Repository.Path}),
+		"repository": MergeTables(c.Repository.Options, map[string]any{"plugin": c.Repository.Plugin, "path": c.Repository.Path}),
 		"validity": map[string]any{
 			"min_window_s":         c.Validity.MinWindowS,
 			"min_counter_updates":  int64(c.Validity.MinCounterUpdates),
@@ -98,13 +98,13 @@ func intsToAny(is []int) []any {
 	return out
 }
 
-// merge returns a copy of plugin options with the host keys set over them.
-func merge(opts, host map[string]any) map[string]any {
-	out := maps.Clone(opts)
+// MergeTables returns a copy of base with the keys of over set on it (never nil).
+func MergeTables(base, over map[string]any) map[string]any {
+	out := maps.Clone(base)
 	if out == nil {
 		out = map[string]any{}
 	}
-	maps.Copy(out, host)
+	maps.Copy(out, over)
 	return out
 }
 

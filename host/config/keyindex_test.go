@@ -2,10 +2,13 @@ package config
 
 import (
 	"context"
-	"github.com/BurntSushi/toml"
 	"io/fs"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/lemctl/lemctl/sdk"
 )
 
 func TestIndexKeyLines(t *testing.T) {
@@ -81,8 +84,8 @@ func TestDisplayPath(t *testing.T) {
 func TestClosest(t *testing.T) {
 	names := []string{"batch_size", "max_new_tokens", "prompts"}
 	for key, want := range map[string]string{"batchsize": "batch_size", "promts": "prompts", "max_new_tokns": "max_new_tokens", "zzz": "", "batch_size": ""} {
-		if got := closest(key, names); got != want {
-			t.Errorf("closest(%q) = %q, want %q", key, got, want)
+		if got := sdk.Suggest(key, names); got != want {
+			t.Errorf("sdk.Suggest(%q) = %q, want %q", key, got, want)
 		}
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -255,7 +257,7 @@ func (l *loader) displaySources() map[string]string {
 // walk validates the table at prefix.
 func (l *loader) walk(prefix []string, table map[string]any) {
 	section := pathKey(prefix...)
-	for _, k := range sortedKeys(table) {
+	for _, k := range slices.Sorted(maps.Keys(table)) {
 		v := table[k]
 		segs := append(append([]string(nil), prefix...), k)
 		if spec, ok := specByPath[pathKey(segs...)]; ok {
@@ -267,7 +269,7 @@ func (l *loader) walk(prefix []string, table map[string]any) {
 			l.vals[pathKey(segs...)] = canon
 			continue
 		}
-		if containsString(subTables[section], k) {
+		if slices.Contains(subTables[section], k) {
 			sub, ok := v.(map[string]any)
 			if !ok {
 				l.errAt(segs, fmt.Sprintf("wrong type: %s, want a table", describe(v)), "a table ["+displayPath(segs...)+"]")
@@ -315,7 +317,7 @@ func (l *loader) unknown(prefix []string, k string) {
 	segs := append(append([]string(nil), prefix...), k)
 	names := keysIn(prefix)
 	msg := "unknown key"
-	if near := closest(k, names); near != "" {
+	if near := sdk.Suggest(k, names); near != "" {
 		msg += fmt.Sprintf("; did you mean %q?", displayPath(append(append([]string(nil), prefix...), near)...))
 	} else if elsewhere := findElsewhere(k); elsewhere != "" {
 		msg += fmt.Sprintf("; did you mean %q?", elsewhere)
@@ -353,15 +355,6 @@ func quoteList(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return strings.Join(q, ", ")
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // fillDefaults fills every key that is neither set nor in error; a missing required key is an
@@ -450,8 +443,8 @@ func (l *loader) crossChecks() {
 		for _, m := range meters {
 			listed = append(listed, m.(string))
 		}
-		for _, name := range sortedTableKeys(l.meterTables) {
-			if !containsString(listed, name) {
+		for _, name := range slices.Sorted(maps.Keys(l.meterTables)) {
+			if !slices.Contains(listed, name) {
 				valid := "a table named after a meter in energy.meters"
 				if len(listed) > 0 {
 					valid = "one of " + quoteList(listed)
@@ -516,7 +509,7 @@ func (l *loader) checkPlugins(ctx context.Context) {
 		}
 		l.askPlugin(ctx, c, name, sdk.KindEnergy, p("energy", name), p("energy", "meters"), table)
 	}
-	for _, name := range sortedTableKeys(l.meterTables) {
+	for _, name := range slices.Sorted(maps.Keys(l.meterTables)) {
 		if listed[name] {
 			continue
 		}
@@ -549,7 +542,7 @@ func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin strin
 		}
 		msg := ce.Message
 		if strings.HasPrefix(msg, "unknown key") && len(table) == 1 && !strings.Contains(msg, "did you mean") {
-			if near := closest(ce.Key, keysIn(table)); near != "" {
+			if near := sdk.Suggest(ce.Key, keysIn(table)); near != "" {
 				msg += fmt.Sprintf("; did you mean %q?", displayPath(table[0], near))
 			} else if elsewhere := findElsewhere(ce.Key); elsewhere != "" {
 				msg += fmt.Sprintf("; did you mean %q? (a key below a [table] header belongs to that table)", elsewhere)
@@ -557,15 +550,6 @@ func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin strin
 		}
 		l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %q)", msg, kind, plugin), ce.Valid)
 	}
-}
-
-func sortedTableKeys(m map[string]map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // build turns the validated values into a Config.
@@ -639,4 +623,3 @@ func (l *loader) build() *Config {
 }
 
 // closest returns the name within edit distance max(2, len/3) of key, or "".
-func closest(key string, names []string) string { return sdk.Suggest(key, names) }

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lemctl/lemctl/sdk"
 )
 
 // kind is the TOML type a key accepts.
@@ -44,8 +47,6 @@ type keySpec struct {
 	doc        string
 }
 
-func bound(v float64) *float64 { return &v }
-
 var (
 	namePattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	pluginPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -76,65 +77,65 @@ var schema = []keySpec{
 		doc: "Format of a dataset file. auto: .jsonl/.ndjson → jsonl, .txt → text, .json → sharegpt when the records have `conversations`, else alpaca."},
 	{path: p("workload", "column"), kind: kString, def: "", allowEmpty: true,
 		doc: "Field holding the prompt in JSONL or Alpaca records. Empty: `prompt`, else `text`, else `instruction` + `input`."},
-	{path: p("workload", "prompts"), kind: kInt, def: int64(0), min: bound(0), max: bound(10_000_000),
+	{path: p("workload", "prompts"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(10_000_000),
 		doc: "Number of prompts measured, over all workers together. 0: every prompt of the dataset (a synthetic dataset needs a count). Asking for more prompts than the dataset has is an error."},
-	{path: p("workload", "seed"), kind: kInt, def: int64(0), min: bound(0), max: bound(math.MaxInt64),
+	{path: p("workload", "seed"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(math.MaxInt64),
 		doc: "Seed of the prompt sample (order = \"shuffle\") and of sampled decoding. The same seed gives the same prompts in the same order."},
 	{path: p("workload", "order"), kind: kString, def: "sequential", enum: []string{"sequential", "shuffle"},
 		doc: "sequential: the first `prompts` records in file order; shuffle: a seeded random sample of `prompts` records in random order."},
-	{path: p("workload", "batch_size"), kind: kInt, def: int64(8), min: bound(1), max: bound(65536),
+	{path: p("workload", "batch_size"), kind: kInt, def: int64(8), min: sdk.Bound(1), max: sdk.Bound(65536),
 		doc: "Requests per static batch. Energy per token moves several-fold with batch size, so every result shows it."},
-	{path: p("workload", "max_input_tokens"), kind: kInt, def: int64(0), min: bound(0), max: bound(1 << 20),
+	{path: p("workload", "max_input_tokens"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(1 << 20),
 		doc: "Longer prompts are truncated from the left to this many tokens. 0: the model's context length minus max_new_tokens."},
-	{path: p("workload", "max_new_tokens"), kind: kInt, def: int64(128), min: bound(1), max: bound(1 << 20),
+	{path: p("workload", "max_new_tokens"), kind: kInt, def: int64(128), min: sdk.Bound(1), max: sdk.Bound(1 << 20),
 		doc: "Tokens generated per request (exactly this many when decoding.ignore_eos)."},
-	{path: p("workload", "repeats"), kind: kInt, def: int64(1), min: bound(1), max: bound(1000),
+	{path: p("workload", "repeats"), kind: kInt, def: int64(1), min: sdk.Bound(1), max: sdk.Bound(1000),
 		doc: "Measured windows over the same prompts; the result gives each repeat and their mean, sample std, 95 % CI and CV."},
-	{path: p("workload", "min_window_s"), kind: kFloat, def: 10.0, min: bound(0), max: bound(86400),
+	{path: p("workload", "min_window_s"), kind: kFloat, def: 10.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "The measured window repeats the worker's batches (each pass counted) until it has lasted at least this many seconds, so short workloads still give a valid window. 0: one pass."},
 
 	{path: p("workload", "decoding", "greedy"), kind: kBool, def: true,
 		doc: "Argmax decoding. false: sample with temperature, top_k, top_p and workload.seed."},
-	{path: p("workload", "decoding", "temperature"), kind: kFloat, def: 1.0, min: bound(0), minOpen: true, max: bound(100),
+	{path: p("workload", "decoding", "temperature"), kind: kFloat, def: 1.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(100),
 		doc: "Sampling temperature (greedy = false only)."},
-	{path: p("workload", "decoding", "top_k"), kind: kInt, def: int64(0), min: bound(0), max: bound(1 << 20),
+	{path: p("workload", "decoding", "top_k"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(1 << 20),
 		doc: "Sample from the k most likely tokens; 0 disables (greedy = false only)."},
-	{path: p("workload", "decoding", "top_p"), kind: kFloat, def: 1.0, min: bound(0), minOpen: true, max: bound(1),
+	{path: p("workload", "decoding", "top_p"), kind: kFloat, def: 1.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(1),
 		doc: "Nucleus sampling mass; 1 disables (greedy = false only)."},
 	{path: p("workload", "decoding", "ignore_eos"), kind: kBool, def: true,
 		doc: "Generate exactly max_new_tokens for every request, even past an end-of-sequence token, so runs of different models do the same work. false: stop at EOS (counted once)."},
 
 	{path: p("launch", "devices"), kind: kDevices, def: "cpu",
 		doc: "Where workers run: \"cpu\", or a list of GPU indices (0, 1, …) and/or GPU UUIDs (\"GPU-…\", \"MIG-…\"). processes_per_device workers are started per entry."},
-	{path: p("launch", "processes_per_device"), kind: kInt, def: int64(1), min: bound(1), max: bound(1024),
+	{path: p("launch", "processes_per_device"), kind: kInt, def: int64(1), min: sdk.Bound(1), max: sdk.Bound(1024),
 		doc: "Workers per device entry (for \"cpu\": the number of CPU workers)."},
-	{path: p("launch", "threads"), kind: kInt, def: int64(0), min: bound(0), max: bound(4096),
+	{path: p("launch", "threads"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(4096),
 		doc: "Intra-op threads per worker. 0: the host's usable cores (cgroup quota and affinity respected) divided evenly among the CPU workers on that host."},
 	{path: p("launch", "pin_cpus"), kind: kBool, def: false,
 		doc: "Pin each worker to its own disjoint set of cores."},
 
-	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: bound(0), max: bound(3600),
+	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
-	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: bound(0), max: bound(3600),
+	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Before the baseline, wait up to this long for device temperatures to settle. 0: do not wait."},
-	{path: p("lifecycle", "cooldown_s"), kind: kFloat, def: 0.0, min: bound(0), max: bound(3600),
+	{path: p("lifecycle", "cooldown_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Pause after each measured window (between repeats and after the last one) while the meters keep sampling."},
 	{path: p("lifecycle", "warmup", "mode"), kind: kString, def: "cv", enum: []string{"fixed", "cv"},
 		doc: "fixed: run `batches` warmup batches. cv: run batches until the coefficient of variation of the last `window` batch latencies is below cv_threshold, at least min_batches and at most max_batches (a warning when max_batches is reached first)."},
-	{path: p("lifecycle", "warmup", "batches"), kind: kInt, def: int64(3), min: bound(0), max: bound(10000),
+	{path: p("lifecycle", "warmup", "batches"), kind: kInt, def: int64(3), min: sdk.Bound(0), max: sdk.Bound(10000),
 		doc: "Warmup batches in fixed mode; 0 disables warmup."},
-	{path: p("lifecycle", "warmup", "cv_threshold"), kind: kFloat, def: 0.05, min: bound(0), minOpen: true, max: bound(1),
+	{path: p("lifecycle", "warmup", "cv_threshold"), kind: kFloat, def: 0.05, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(1),
 		doc: "cv mode: stop once the latency CV (sample std ÷ mean) of the last `window` batches is below this."},
-	{path: p("lifecycle", "warmup", "min_batches"), kind: kInt, def: int64(3), min: bound(1), max: bound(10000),
+	{path: p("lifecycle", "warmup", "min_batches"), kind: kInt, def: int64(3), min: sdk.Bound(1), max: sdk.Bound(10000),
 		doc: "cv mode: run at least this many batches."},
-	{path: p("lifecycle", "warmup", "max_batches"), kind: kInt, def: int64(20), min: bound(1), max: bound(10000),
+	{path: p("lifecycle", "warmup", "max_batches"), kind: kInt, def: int64(20), min: sdk.Bound(1), max: sdk.Bound(10000),
 		doc: "cv mode: run at most this many batches; must be ≥ min_batches and ≥ window."},
-	{path: p("lifecycle", "warmup", "window"), kind: kInt, def: int64(3), min: bound(2), max: bound(10000),
+	{path: p("lifecycle", "warmup", "window"), kind: kInt, def: int64(3), min: sdk.Bound(2), max: sdk.Bound(10000),
 		doc: "cv mode: number of most recent batch latencies the CV is computed over."},
 
 	{path: p("energy", "meters"), kind: kMeters, def: "auto",
 		doc: "Energy meter plugins: \"auto\" (every installed energy plugin that finds a device), or a list of plugin names (an empty list measures no energy). A table [energy.<meter>] is that meter's own configuration, passed to its Configure."},
-	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: bound(0.001), max: bound(10),
+	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: sdk.Bound(0.001), max: sdk.Bound(10),
 		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
 
 	{path: p("repository", "plugin"), kind: kString, def: "fsstore", pattern: pluginPattern, patternDoc: pluginPatternDoc,
@@ -142,15 +143,15 @@ var schema = []keySpec{
 	{path: p("repository", "path"), kind: kString, def: "", allowEmpty: true,
 		doc: "Where results go. \"\": --results-dir (default ./results). Per-invocation: not part of the config hash."},
 
-	{path: p("validity", "min_window_s"), kind: kFloat, def: 10.0, min: bound(0), max: bound(86400),
+	{path: p("validity", "min_window_s"), kind: kFloat, def: 10.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "window_too_short when the measured window is shorter (seconds)."},
-	{path: p("validity", "min_counter_updates"), kind: kInt, def: int64(10), min: bound(0), max: bound(1_000_000),
+	{path: p("validity", "min_counter_updates"), kind: kInt, def: int64(10), min: sdk.Bound(0), max: sdk.Bound(1_000_000),
 		doc: "too_few_counter_updates when a measured domain's counter changed fewer times in the window."},
-	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: bound(0), minOpen: true, max: bound(200),
+	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
 		doc: "temperature_drift when a device's temperature changed more than this over the window (°C)."},
-	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: bound(0), minOpen: true, max: bound(10),
+	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
 		doc: "counter_integration_mismatch when a counter and the integrated instant power differ by more than this fraction."},
-	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: bound(0), max: bound(1),
+	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: sdk.Bound(0), max: sdk.Bound(1),
 		doc: "windows_not_concurrent when the workers' windows intersect by less than this fraction of the shortest window."},
 }
 
@@ -274,7 +275,7 @@ func (k *keySpec) check(v any) (any, string) {
 		if s == "" && !k.allowEmpty {
 			return nil, "must not be empty"
 		}
-		if len(k.enum) > 0 && !containsString(k.enum, s) {
+		if len(k.enum) > 0 && !slices.Contains(k.enum, s) {
 			return nil, fmt.Sprintf("%q is not a valid value", s)
 		}
 		if k.pattern != nil && !k.pattern.MatchString(s) {
@@ -422,13 +423,4 @@ func checkMeters(v any) (any, string) {
 		return out, ""
 	}
 	return nil, fmt.Sprintf("wrong type: %s", describe(v))
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -182,21 +182,9 @@ func pluginRef(cat *discovery.Catalog, name string, kind sdk.Kind, table map[str
 	return ref, nil
 }
 
-func mergeTables(a, b map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range a {
-		out[k] = v
-	}
-	for k, v := range b {
-		out[k] = v
-	}
-	return out
-}
-
 // plan is a validated run, ready to launch.
 type plan struct {
 	env     *cliutil.Env
-	cfg     *config.Config
 	cat     *discovery.Catalog
 	id      string
 	specs   []*launch.Spec
@@ -205,11 +193,11 @@ type plan struct {
 }
 
 func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg *config.Config) (*plan, error) {
-	p := &plan{env: env, cfg: cfg, cat: cat, id: NewExperimentID(cfg.Name, time.Now())}
+	p := &plan{env: env, cat: cat, id: NewExperimentID(cfg.Name, time.Now())}
 	modelTable, engineTable := cfg.Model.Options, cfg.Engine.Options
 	if cfg.Model.Plugin == cfg.Engine.Plugin {
 		// One plugin serves both: it gets one table with both sections' keys.
-		modelTable = mergeTables(modelTable, engineTable)
+		modelTable = config.MergeTables(modelTable, engineTable)
 		engineTable = modelTable
 	}
 	loader, err := pluginRef(cat, cfg.Model.Plugin, sdk.KindLoader, modelTable)
@@ -227,7 +215,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	if abs, err := filepath.Abs(resultsDir); err == nil {
 		resultsDir = abs
 	}
-	repoTable := mergeTables(cfg.Repository.Options, map[string]any{"path": resultsDir})
+	repoTable := config.MergeTables(cfg.Repository.Options, map[string]any{"path": resultsDir})
 	repo, err := pluginRef(cat, cfg.Repository.Plugin, sdk.KindRepository, repoTable)
 	if err != nil {
 		return nil, err
