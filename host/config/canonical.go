@@ -74,28 +74,7 @@ func (c *Config) Map() map[string]any {
 		energy[name] = maps.Clone(t)
 	}
 	m["energy"] = energy
-	if c.Worker != nil {
-		w := map[string]any{
-			"rank": int64(c.Worker.Rank), "world_size": int64(c.Worker.WorldSize), "device": c.Worker.Device,
-			"slot": int64(c.Worker.Slot), "threads": int64(c.Worker.Threads),
-		}
-		if len(c.Worker.CPUs) > 0 {
-			w["cpus"] = intsToAny(c.Worker.CPUs)
-		}
-		if len(c.Worker.Shard) > 0 {
-			w["shard"] = intsToAny(c.Worker.Shard)
-		}
-		m["worker"] = w
-	}
 	return m
-}
-
-func intsToAny(is []int) []any {
-	out := make([]any, len(is))
-	for i, v := range is {
-		out[i] = int64(v)
-	}
-	return out
 }
 
 // MergeTables returns a copy of base with the keys of over set on it (never nil).
@@ -108,12 +87,11 @@ func MergeTables(base, over map[string]any) map[string]any {
 	return out
 }
 
-// HashedMap returns what the config hash covers: Map without what differs per worker or per
-// invocation (the worker assignment — rank, device slot, thread split, shard — and the results
-// path). Where values came from (Sources) is never part of Map.
+// HashedMap returns what the config hash covers: Map without what differs per invocation (the
+// results path). The worker assignment (rank, device slot, thread split, shard) is never part of
+// a Config: it travels in the launch spec. Where values came from (Sources) is never part of Map.
 func (c *Config) HashedMap() map[string]any {
 	m := c.Map()
-	delete(m, "worker")
 	if repo, ok := m["repository"].(map[string]any); ok {
 		delete(repo, "path")
 	}

@@ -45,18 +45,14 @@ min_window_s = 15
 devices = [0, 1]
 `
 
-// The hash ignores what differs per worker or per invocation.
-func TestHashIgnoresPerWorkerFields(t *testing.T) {
+// The hash ignores what differs per invocation.
+func TestHashIgnoresPerInvocationFields(t *testing.T) {
 	cfg := mustLoad(t, base, config.Overrides{})
 	want := mustHash(t, cfg)
 	for _, tc := range []struct {
 		name string
 		edit func(c *config.Config)
 	}{
-		{"rank", func(c *config.Config) { c.Worker = &config.Worker{Rank: 1, WorldSize: 2} }},
-		{"device slot", func(c *config.Config) { c.Worker = &config.Worker{Device: "1", Slot: 3} }},
-		{"thread split", func(c *config.Config) { c.Worker = &config.Worker{Threads: 7, CPUs: []int{0, 1, 2}} }},
-		{"shard", func(c *config.Config) { c.Worker = &config.Worker{Shard: []int{1, 3, 5}} }},
 		{"results path", func(c *config.Config) { c.Repository.Path = "/elsewhere/results" }},
 		{"sources", func(c *config.Config) { c.Sources = map[string]string{"workload.batch_size": "flag --set"} }},
 	} {
@@ -67,11 +63,6 @@ func TestHashIgnoresPerWorkerFields(t *testing.T) {
 				t.Errorf("hash changed: %s → %s", want, got)
 			}
 		})
-	}
-	// …and the worker assignment is still recorded in Map.
-	cfg.Worker = &config.Worker{Rank: 1, WorldSize: 2}
-	if _, ok := cfg.Map()["worker"]; !ok {
-		t.Error("Map lacks the worker assignment")
 	}
 }
 
@@ -122,7 +113,6 @@ baseline_s = 10.0
 // CanonicalJSON has sorted keys and no per-worker fields.
 func TestCanonicalJSON(t *testing.T) {
 	c := mustLoad(t, base, config.Overrides{})
-	c.Worker = &config.Worker{Rank: 3}
 	c.Repository.Path = "/r"
 	b, err := c.CanonicalJSON()
 	if err != nil {

@@ -24,10 +24,6 @@ type Config struct {
 	Repository Repository `json:"repository"`
 	Validity   Validity   `json:"validity"`
 
-	// Worker is what the launcher assigns to one worker. It travels with the config into the
-	// worker's raw result but never enters the hash. Nil outside a worker.
-	Worker *Worker `json:"worker,omitempty"`
-
 	// File is the config file's name as given ("" when built from bytes without a name).
 	File string `json:"-"`
 	// Sources records where each overridden value came from, by dotted key path: "flag --set",
@@ -132,18 +128,6 @@ type Validity struct {
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
-}
-
-// Worker is one worker's assignment, filled by the launcher. Nothing in it enters the hash.
-type Worker struct {
-	Rank      int    `json:"rank"`
-	WorldSize int    `json:"world_size"`
-	Device    string `json:"device"` // "cpu", a GPU index or a GPU UUID
-	Slot      int    `json:"slot"`   // which of processes_per_device on that device
-	Threads   int    `json:"threads"`
-	CPUs      []int  `json:"cpus,omitempty"`
-	// Shard lists the indices (into the sampled prompt list) this worker measures.
-	Shard []int `json:"shard,omitempty"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the
