@@ -50,7 +50,7 @@ var learnedPositionTypes = map[string]bool{"gpt2": true, "gpt_bigcode": true, "g
 // eos/bos/pad ids win, as in transformers' generate). Errors name the file and the key, and
 // wrap sdk.ErrInvalidArgument (or sdk.ErrNotFound when config.json is missing).
 func ReadConfig(dir string) (*Config, error) {
-	path := filepath.Join(dir, "config.json")
+	path := filepath.Join(dir, ConfigFile)
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s: model directory has no config.json", sdk.ErrNotFound, dir)
@@ -147,7 +147,7 @@ func ReadConfig(dir string) (*Config, error) {
 		}
 		c.Synthetic = &si
 	}
-	gpath := filepath.Join(dir, "generation_config.json")
+	gpath := filepath.Join(dir, GenConfigFile)
 	if graw, err := os.ReadFile(gpath); err == nil {
 		var g map[string]any
 		if err := json.Unmarshal(graw, &g); err != nil {

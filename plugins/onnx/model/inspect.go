@@ -19,12 +19,14 @@ import (
 
 // File names of an optimum export directory.
 const (
-	ModelFile     = "model.onnx"
-	ConfigFile    = "config.json"
-	GenConfigFile = "generation_config.json"
-	TokenizerJSON = "tokenizer.json"
-	VocabJSON     = "vocab.json"
-	MergesTxt     = "merges.txt"
+	ModelFile           = "model.onnx"
+	DataFile            = "model.onnx.data" // external weights, as synthetic models write them
+	ConfigFile          = "config.json"
+	GenConfigFile       = "generation_config.json"
+	TokenizerJSON       = "tokenizer.json"
+	TokenizerConfigFile = "tokenizer_config.json"
+	VocabJSON           = "vocab.json"
+	MergesTxt           = "merges.txt"
 )
 
 // TensorInfo is one graph input or output.
@@ -211,7 +213,7 @@ func (in *Info) checkInterface(g *onnxpb.Graph) error {
 		return fmt.Errorf("%w: %s lacks %s of a decoder with KV cache (%d layers per config.json; export with `optimum-cli export onnx --task text-generation-with-past`); found inputs %s and outputs %s",
 			sdk.ErrInvalidArgument, in.ModelPath, strings.Join(lack, " and "), c.Layers, abbrev(names(g.Inputs)), abbrev(names(g.Outputs)))
 	}
-	for _, n := range []string{"input_ids", "attention_mask"} {
+	for _, n := range []string{InputIDs, AttentionMask} {
 		if v := inputs[n]; v.ElemType != onnxpb.Int64 {
 			return fmt.Errorf("%w: %s: input %s is %s, expected int64", sdk.ErrInvalidArgument, in.ModelPath, n, onnxpb.TypeName(v.ElemType))
 		}

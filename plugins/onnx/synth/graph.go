@@ -85,12 +85,6 @@ func tensorInfo(name string, elem int32, dims ...onnxpb.Dim) onnxpb.ValueInfo {
 func sym(s string) onnxpb.Dim { return onnxpb.Dim{Param: s} }
 func fixed(v int) onnxpb.Dim  { return onnxpb.Dim{Value: int64(v)} }
 
-// PastKeyName and friends give the HF-optimum names of the cache tensors of layer i.
-func PastKeyName(i int) string      { return model.PastKey(i) }
-func PastValueName(i int) string    { return model.PastValue(i) }
-func PresentKeyName(i int) string   { return model.PresentKey(i) }
-func PresentValueName(i int) string { return model.PresentValue(i) }
-
 // graph builds the preset's decoder graph. Weights are referenced by their names in
 // p.weights(); the caller attaches them as initialisers.
 func (p Preset) graph() *onnxpb.Graph {
@@ -100,27 +94,27 @@ func (p Preset) graph() *onnxpb.Graph {
 	presentDims := []onnxpb.Dim{sym(dimBatch), fixed(p.KVHeads), sym(dimTotal), fixed(hd)}
 	g := &onnxpb.Graph{Name: "lemctl_synthetic_" + p.Name}
 	g.Inputs = []onnxpb.ValueInfo{
-		tensorInfo("input_ids", onnxpb.Int64, sym(dimBatch), sym(dimSeq)),
-		tensorInfo("attention_mask", onnxpb.Int64, sym(dimBatch), sym(dimTotal)),
-		tensorInfo("position_ids", onnxpb.Int64, sym(dimBatch), sym(dimSeq)),
+		tensorInfo(model.InputIDs, onnxpb.Int64, sym(dimBatch), sym(dimSeq)),
+		tensorInfo(model.AttentionMask, onnxpb.Int64, sym(dimBatch), sym(dimTotal)),
+		tensorInfo(model.PositionIDs, onnxpb.Int64, sym(dimBatch), sym(dimSeq)),
 	}
 	for i := 0; i < p.Layers; i++ {
 		g.Inputs = append(g.Inputs,
-			tensorInfo(PastKeyName(i), onnxpb.Float, kvDims...),
-			tensorInfo(PastValueName(i), onnxpb.Float, kvDims...))
+			tensorInfo(model.PastKey(i), onnxpb.Float, kvDims...),
+			tensorInfo(model.PastValue(i), onnxpb.Float, kvDims...))
 	}
-	g.Outputs = []onnxpb.ValueInfo{tensorInfo("logits", onnxpb.Float, sym(dimBatch), sym(dimSeq), fixed(p.Vocab))}
+	g.Outputs = []onnxpb.ValueInfo{tensorInfo(model.Logits, onnxpb.Float, sym(dimBatch), sym(dimSeq), fixed(p.Vocab))}
 	for i := 0; i < p.Layers; i++ {
 		g.Outputs = append(g.Outputs,
-			tensorInfo(PresentKeyName(i), onnxpb.Float, presentDims...),
-			tensorInfo(PresentValueName(i), onnxpb.Float, presentDims...))
+			tensorInfo(model.PresentKey(i), onnxpb.Float, presentDims...),
+			tensorInfo(model.PresentValue(i), onnxpb.Float, presentDims...))
 	}
 
 	// The mask, shared by every layer: query i of this call sits at cache index past+i and may
 	// see key j when j ≤ past+i (causal) and attention_mask[b, j] = 1 (not padding).
 	zero, one := b.scalarInt(0), b.scalarInt(1)
-	total := b.op("Gather", []string{b.op("Shape", []string{"attention_mask"}), one}, attrInt("axis", 0))
-	seq := b.op("Gather", []string{b.op("Shape", []string{"input_ids"}), one}, attrInt("axis", 0))
+	total := b.op("Gather", []string{b.op("Shape", []string{model.AttentionMask}), one}, attrInt("axis", 0))
+	seq := b.op("Gather", []string{b.op("Shape", []string{model.InputIDs}), one}, attrInt("axis", 0))
 	past := b.op("Sub", []string{total, seq})
 	keyIdx := b.op("Range", []string{zero, total, one})   // [T]
 	queryIdx := b.op("Range", []string{past, total, one}) // [S]
@@ -128,8 +122,8 @@ func (p Preset) graph() *onnxpb.Graph {
 		b.op("Unsqueeze", []string{keyIdx, b.ints(0)}),   // [1, T]
 		b.op("Unsqueeze", []string{queryIdx, b.ints(1)}), // [S, 1]
 	}) // [S, T]
-	padding := b.op("Unsqueeze", []string{b.op("Cast", []string{"attention_mask"}, attrInt("to", int64(onnxpb.Bool))), b.ints(1, 2)}) // [B,1,1,T]
-	allowed := b.op("And", []string{causal, padding})                                                                                 // [B,1,S,T]
+	padding := b.op("Unsqueeze", []string{b.op("Cast", []string{model.AttentionMask}, attrInt("to", int64(onnxpb.Bool))), b.ints(1, 2)}) // [B,1,1,T]
+	allowed := b.op("And", []string{causal, padding})                                                                                    // [B,1,S,T]
 	group := p.Heads / p.KVHeads
 	if group > 1 {
 		// Queries of one KV group are laid out as [B, KV, G·S, D]: repeat the mask G times.
@@ -143,20 +137,20 @@ func (p Preset) graph() *onnxpb.Graph {
 	switch p.Arch {
 	case ArchGPT2:
 		x = b.op("Add", []string{
-			b.op("Gather", []string{"transformer.wte.weight", "input_ids"}, attrInt("axis", 0)),
-			b.op("Gather", []string{"transformer.wpe.weight", "position_ids"}, attrInt("axis", 0)),
+			b.op("Gather", []string{"transformer.wte.weight", model.InputIDs}, attrInt("axis", 0)),
+			b.op("Gather", []string{"transformer.wpe.weight", model.PositionIDs}, attrInt("axis", 0)),
 		})
 	case ArchLlama:
-		x = b.op("Gather", []string{"model.embed_tokens.weight", "input_ids"}, attrInt("axis", 0))
+		x = b.op("Gather", []string{"model.embed_tokens.weight", model.InputIDs}, attrInt("axis", 0))
 		// Rotary tables from position_ids: angle[b,s,j] = pos[b,s] · theta^(-2j/D).
 		inv := make([]float32, hd/2)
 		for j := range inv {
 			inv[j] = float32(1 / math.Pow(p.RopeTheta, float64(2*j)/float64(hd)))
 		}
-		pos := b.op("Unsqueeze", []string{b.op("Cast", []string{"position_ids"}, attrInt("to", int64(onnxpb.Float))), b.ints(2)}) // [B,S,1]
-		freqs := b.op("Mul", []string{pos, b.floats(inv...)})                                                                     // [B,S,D/2]
-		emb := b.op("Concat", []string{freqs, freqs}, attrInt("axis", -1))                                                        // [B,S,D]
-		cos = b.op("Unsqueeze", []string{b.op("Cos", []string{emb}), b.ints(1)})                                                  // [B,1,S,D]
+		pos := b.op("Unsqueeze", []string{b.op("Cast", []string{model.PositionIDs}, attrInt("to", int64(onnxpb.Float))), b.ints(2)}) // [B,S,1]
+		freqs := b.op("Mul", []string{pos, b.floats(inv...)})                                                                        // [B,S,D/2]
+		emb := b.op("Concat", []string{freqs, freqs}, attrInt("axis", -1))                                                           // [B,S,D]
+		cos = b.op("Unsqueeze", []string{b.op("Cos", []string{emb}), b.ints(1)})                                                     // [B,1,S,D]
 		sin = b.op("Unsqueeze", []string{b.op("Sin", []string{emb}), b.ints(1)})
 	}
 
@@ -170,8 +164,8 @@ func (p Preset) graph() *onnxpb.Graph {
 	}
 	scale := b.scalarFloat(float32(1 / math.Sqrt(float64(hd))))
 	attention := func(i int, q, k, v string) string { // q [B,H,S,D], k, v [B,KV,S,D] → [B,S,H·D]
-		presentK := b.named(PresentKeyName(i), "Concat", []string{PastKeyName(i), k}, attrInt("axis", 2))
-		presentV := b.named(PresentValueName(i), "Concat", []string{PastValueName(i), v}, attrInt("axis", 2))
+		presentK := b.named(model.PresentKey(i), "Concat", []string{model.PastKey(i), k}, attrInt("axis", 2))
+		presentV := b.named(model.PresentValue(i), "Concat", []string{model.PastValue(i), v}, attrInt("axis", 2))
 		q = b.op("Mul", []string{q, scale})
 		if group > 1 {
 			q = b.op("Reshape", []string{q, b.ints(0, int64(p.KVHeads), -1, int64(hd))}) // [B,KV,G·S,D]
@@ -243,11 +237,11 @@ func (p Preset) graph() *onnxpb.Graph {
 		h := layerNorm(x, "transformer.ln_f")
 		flat := b.op("Reshape", []string{h, b.ints(-1, d)})
 		lg := b.op("Gemm", []string{flat, "transformer.wte.weight"}, attrInt("transB", 1))
-		shape := b.op("Concat", []string{b.op("Shape", []string{"input_ids"}), b.ints(int64(p.Vocab))}, attrInt("axis", 0))
-		b.named("logits", "Reshape", []string{lg, shape})
+		shape := b.op("Concat", []string{b.op("Shape", []string{model.InputIDs}), b.ints(int64(p.Vocab))}, attrInt("axis", 0))
+		b.named(model.Logits, "Reshape", []string{lg, shape})
 	case ArchLlama:
 		h := rmsNorm(x, "model.norm.weight")
-		b.named("logits", "MatMul", []string{h, "lm_head.weight"})
+		b.named(model.Logits, "MatMul", []string{h, "lm_head.weight"})
 	}
 	g.Nodes = b.nodes
 	return g

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
+	"github.com/lemctl/lemctl/plugins/onnx/model"
 	"github.com/lemctl/lemctl/plugins/onnx/synth"
 )
 
@@ -77,10 +78,10 @@ func TestDeterministic(t *testing.T) {
 					t.Errorf("%s differs between two builds with the same seed", f)
 				}
 			}
-			if bytes.Equal(a[synth.DataFile], c[synth.DataFile]) {
+			if bytes.Equal(a[model.DataFile], c[model.DataFile]) {
 				t.Errorf("seeds 7 and 8 gave the same weights")
 			}
-			if len(a[synth.DataFile]) != len(c[synth.DataFile]) {
+			if len(a[model.DataFile]) != len(c[model.DataFile]) {
 				t.Errorf("weight file size depends on the seed")
 			}
 		})
@@ -103,7 +104,7 @@ m = onnx.load(sys.argv[1])
 onnx.checker.check_model(m, full_check=True)
 assert m.opset_import[0].version == 17, m.opset_import
 print(len(m.graph.initializer))`
-			out, err := exec.Command(py, "-c", script, filepath.Join(dir, synth.ModelFile)).CombinedOutput()
+			out, err := exec.Command(py, "-c", script, filepath.Join(dir, model.ModelFile)).CombinedOutput()
 			if err != nil {
 				t.Fatalf("onnx.checker rejected %s: %v\n%s", name, err, out)
 			}
@@ -152,7 +153,7 @@ func TestEnsureCachesAndIsConcurrencySafe(t *testing.T) {
 			}
 		}
 		// An incomplete folder (a file deleted) is regenerated.
-		os.Remove(filepath.Join(dir, synth.MergesFile))
+		os.Remove(filepath.Join(dir, model.MergesTxt))
 		if _, gen, err := synth.Ensure(cache, p, 3, v); err != nil || !gen {
 			t.Errorf("incomplete cache folder: generated=%v err=%v; want regenerated", gen, err)
 		}

@@ -12,17 +12,7 @@ import (
 	"syscall"
 
 	"github.com/lemctl/lemctl/plugins/onnx/internal/onnxpb"
-)
-
-// File names of a model directory, as an optimum export writes them.
-const (
-	ModelFile            = "model.onnx"
-	DataFile             = "model.onnx.data"
-	ConfigFile           = "config.json"
-	GenerationConfigFile = "generation_config.json"
-	VocabFile            = "vocab.json"
-	MergesFile           = "merges.txt"
-	TokenizerConfigFile  = "tokenizer_config.json"
+	"github.com/lemctl/lemctl/plugins/onnx/model"
 )
 
 // dataAlign aligns every tensor in the external data file, so ONNX Runtime can map it.
@@ -46,7 +36,7 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 		g.Initializers = append(g.Initializers, &onnxpb.Tensor{
 			Name: w.name, Dims: w.dims, DataType: onnxpb.Float, Location: onnxpb.LocationExternal,
 			External: []onnxpb.Entry{
-				{Key: "location", Value: DataFile},
+				{Key: "location", Value: model.DataFile},
 				{Key: "offset", Value: strconv.FormatInt(offset, 10)},
 				{Key: "length", Value: strconv.FormatInt(length, 10)},
 			},
@@ -70,13 +60,13 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 			{Key: "lemctl.generator_version", Value: strconv.Itoa(GeneratorVersion)},
 		},
 	}
-	if err := writeFile(filepath.Join(dir, ModelFile), func(w io.Writer) error {
+	if err := writeFile(filepath.Join(dir, model.ModelFile), func(w io.Writer) error {
 		_, err := w.Write(m.Marshal())
 		return err
 	}); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(dir, DataFile), func(w io.Writer) error {
+	if err := writeFile(filepath.Join(dir, model.DataFile), func(w io.Writer) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		var off int64
 		for _, wt := range ws {
@@ -93,24 +83,24 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 	}); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, ConfigFile), p.hfConfig(seed)); err != nil {
+	if err := writeJSON(filepath.Join(dir, model.ConfigFile), p.hfConfig(seed)); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, GenerationConfigFile), map[string]any{
+	if err := writeJSON(filepath.Join(dir, model.GenConfigFile), map[string]any{
 		"bos_token_id": EOSTokenID, "eos_token_id": EOSTokenID, "_from_model_config": true,
 	}); err != nil {
 		return err
 	}
-	if err := writeJSON(filepath.Join(dir, TokenizerConfigFile), map[string]any{
+	if err := writeJSON(filepath.Join(dir, model.TokenizerConfigFile), map[string]any{
 		"tokenizer_class": "GPT2Tokenizer", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
 		"unk_token": "<|endoftext|>", "add_prefix_space": false, "model_max_length": p.Positions,
 	}); err != nil {
 		return err
 	}
-	if err := copyFile(vocab.EncoderJSON, filepath.Join(dir, VocabFile)); err != nil {
+	if err := copyFile(vocab.EncoderJSON, filepath.Join(dir, model.VocabJSON)); err != nil {
 		return err
 	}
-	return copyFile(vocab.VocabBPE, filepath.Join(dir, MergesFile))
+	return copyFile(vocab.VocabBPE, filepath.Join(dir, model.MergesTxt))
 }
 
 // hfConfig is config.json as transformers writes it for the architecture.
@@ -240,7 +230,7 @@ func Ensure(cacheDir string, p Preset, seed uint64, vocab Vocab) (dir string, ge
 
 // complete reports whether dir holds every file Build writes.
 func complete(dir string) bool {
-	for _, f := range []string{ModelFile, DataFile, ConfigFile, GenerationConfigFile, TokenizerConfigFile, VocabFile, MergesFile} {
+	for _, f := range []string{model.ModelFile, model.DataFile, model.ConfigFile, model.GenConfigFile, model.TokenizerConfigFile, model.VocabJSON, model.MergesTxt} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || !st.Mode().IsRegular() {
 			return false
 		}

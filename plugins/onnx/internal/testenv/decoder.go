@@ -26,7 +26,7 @@ func NewDecoder(t testing.TB, dir string) *Decoder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Decoder{c: c, inputs: []string{"input_ids", "attention_mask", "position_ids"}, outputs: []string{"logits"}}
+	d := &Decoder{c: c, inputs: []string{model.InputIDs, model.AttentionMask, model.PositionIDs}, outputs: []string{model.Logits}}
 	for i := 0; i < c.Layers; i++ {
 		d.inputs = append(d.inputs, model.PastKey(i), model.PastValue(i))
 		d.outputs = append(d.outputs, model.PresentKey(i), model.PresentValue(i))
