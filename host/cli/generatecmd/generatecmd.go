@@ -122,10 +122,13 @@ else a string), e.g. --plugin-config provider=cuda.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := cmd.Flags()
-			o.Greedy = !f.Changed("temperature")
 			if f.Changed("greedy") && f.Changed("temperature") {
 				return cliutil.Usagef("generate: --greedy and --temperature exclude each other")
 			}
+			if !o.Greedy && !f.Changed("temperature") {
+				return cliutil.Usagef("generate: --greedy=false needs --temperature (sampling)")
+			}
+			o.Greedy = !f.Changed("temperature")
 			if !f.Changed("temperature") && (f.Changed("top-k") || f.Changed("top-p") || f.Changed("seed")) {
 				return cliutil.Usagef("generate: --top-k, --top-p and --seed need --temperature (sampling)")
 			}

@@ -144,6 +144,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{"top-p above 1", append(slices.Clone(example), "--temperature", "1", "--top-p", "1.5"), 2, "--top-p 1.5"},
 		{"top-p without temperature", append(slices.Clone(example), "--top-p", "0.5"), 2, "need --temperature"},
 		{"greedy and temperature", append(slices.Clone(example), "--greedy", "--temperature", "1"), 2, "exclude each other"},
+		{"greedy=false without temperature", append(slices.Clone(example), "--greedy=false"), 2, "--greedy=false needs --temperature"},
 		{"bad device", append(slices.Clone(example), "--device", "tpu"), 2, "--device"},
 		{"bad output", append(slices.Clone(example), "--output", "yaml"), 2, "--output"},
 		{"loader is no engine", []string{"--plugin", "example-loader", "--model", "example:tiny"}, 2, "not engine"},
