@@ -13,8 +13,7 @@ const FLOPsMethod = "analytic: per token at position t, 2 × (non-embedding + LM
 // metrics fills the raw result's figures from the measured window.
 func (st *state) metrics(m *measured) {
 	spec, raw := st.w.Spec, st.raw
-	raw.Window = results.RawWindow{Span: results.Span{StartMonoNS: m.window.StartMonoNS, EndMonoNS: m.window.EndMonoNS,
-		StartUnixNS: m.start.WallNS, EndUnixNS: m.end.WallNS, DurationS: m.window.Seconds()}, Phases: st.phases}
+	raw.Window = results.RawWindow{Span: span(m.start, m.end), Phases: st.phases}
 
 	var reqs []results.Request
 	for _, rw := range m.repeats {
@@ -22,32 +21,24 @@ func (st *state) metrics(m *measured) {
 	}
 	raw.Requests = reqs
 	wl := results.Workload{Repeats: len(m.repeats), Passes: m.passes, BatchSize: results.IntPtr(spec.Workload.BatchSize)}
-	var flops float64
-	for _, r := range reqs {
-		wl.Requests++
-		wl.InputTokens += int64(r.InputTokens)
-		wl.OutputTokens += int64(r.OutputTokens)
-		if st.artifact != nil && st.artifact.FLOPs.PerToken > 0 {
-			// Every input token and every output token but the last passes through the model.
-			flops += float64(st.artifact.FLOPs.Span(1, r.InputTokens+r.OutputTokens-1))
-		}
-	}
+	wl.Requests, wl.InputTokens, wl.OutputTokens = counts(reqs)
 	raw.Workload = wl
 	raw.LatencyMS = results.LatencyOf(reqs)
 	dur := m.window.Seconds()
 	raw.Throughput = results.Throughput{Rates: results.RatesOf(wl, dur)}
 	if st.artifact != nil && st.artifact.FLOPs.PerToken > 0 {
+		var flops float64
+		for _, r := range reqs {
+			// Every input token and every output token but the last passes through the model.
+			flops += float64(st.artifact.FLOPs.Span(1, r.InputTokens+r.OutputTokens-1))
+		}
 		raw.FLOPs = results.FLOPs{Total: results.Float(flops), PerOutputToken: results.Ratio(flops, float64(wl.OutputTokens)), Method: FLOPsMethod}
 	} else {
 		raw.FLOPs = results.FLOPs{Method: "unavailable: the loader reported no FLOPs coefficients"}
 	}
 
 	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates}
-	var idle map[string]float64
-	if spec.Lifecycle.BaselineS > 0 {
-		idle = st.idle
-	}
-	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: idle,
+	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: st.idle,
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
@@ -67,13 +58,8 @@ func (st *state) metrics(m *measured) {
 	}
 
 	for i, rw := range m.repeats {
-		rep := results.Repeat{Index: i, Window: results.Span{StartMonoNS: rw.iv.StartMonoNS, EndMonoNS: rw.iv.EndMonoNS,
-			StartUnixNS: rw.start.WallNS, EndUnixNS: rw.end.WallNS, DurationS: rw.iv.Seconds()}}
-		for _, r := range rw.reqs {
-			rep.Requests++
-			rep.InputTokens += int64(r.InputTokens)
-			rep.OutputTokens += int64(r.OutputTokens)
-		}
+		rep := results.Repeat{Index: i, Window: span(rw.start, rw.end)}
+		rep.Requests, rep.InputTokens, rep.OutputTokens = counts(rw.reqs)
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
 		if ej := energy.CountedBetween(m.measurements, rw.iv); ej != nil {
 			rep.EnergyJ = ej
@@ -97,4 +83,14 @@ func nonZero(v int64) *int64 {
 		return nil
 	}
 	return results.Int64(v)
+}
+
+// counts returns the number of requests and their input and output tokens.
+func counts(reqs []results.Request) (n, in, out int64) {
+	for _, r := range reqs {
+		n++
+		in += int64(r.InputTokens)
+		out += int64(r.OutputTokens)
+	}
+	return n, in, out
 }

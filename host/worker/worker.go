@@ -486,7 +486,8 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				m.prefill = append(m.prefill, energy.Interval{StartMonoNS: bt.StartMonoNS, EndMonoNS: bt.FirstTokenMonoNS})
 				m.decode = append(m.decode, energy.Interval{StartMonoNS: bt.FirstTokenMonoNS, EndMonoNS: bt.EndMonoNS})
 				rw.reqs = append(rw.reqs, got...)
-				repOut += tokens(got)
+				_, _, out := counts(got)
+				repOut += out
 				done := min(len(spec.Prompts), (bi+1)*max(1, spec.Workload.BatchSize))
 				elapsed := float64(clock.Mono()-passStart) / 1e9
 				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: len(spec.Prompts),
@@ -509,14 +510,6 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 	m.window = energy.Interval{StartMonoNS: m.repeats[0].iv.StartMonoNS, EndMonoNS: m.repeats[len(m.repeats)-1].iv.EndMonoNS}
 	m.start, m.end = m.repeats[0].start, m.repeats[len(m.repeats)-1].end
 	return m, nil
-}
-
-func tokens(reqs []results.Request) int64 {
-	var n int64
-	for _, r := range reqs {
-		n += int64(r.OutputTokens)
-	}
-	return n
 }
 
 func (st *state) save(ctx context.Context) error {
