@@ -36,20 +36,20 @@ type Settings struct {
 type Loader struct {
 	mu       sync.Mutex
 	settings Settings
-	// resolved caches artifacts by reference, checked against the files' sizes and mtimes.
+	// resolved caches artifacts and their tokenizers by reference, checked against the files'
+	// sizes and mtimes (the tokenizer files are among them).
 	resolved map[string]*entry
-	// tokenizers caches a tokenizer per model directory.
-	tokenizers map[string]*tokenizer.Tokenizer
 }
 
 type entry struct {
 	art   *sdk.Artifact
+	tk    *tokenizer.Tokenizer
 	stamp string
 }
 
 // New returns a loader with default settings.
 func New() *Loader {
-	return &Loader{resolved: map[string]*entry{}, tokenizers: map[string]*tokenizer.Tokenizer{}}
+	return &Loader{resolved: map[string]*entry{}}
 }
 
 // SetSettings replaces the settings (the plugin's Configure calls it). Resolved artifacts stay
@@ -187,15 +187,24 @@ func stamp(files []string) string {
 
 // Resolve implements sdk.Loader.
 func (l *Loader) Resolve(ctx context.Context, ref string) (*sdk.Artifact, error) {
+	e, err := l.resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	a := *e.art
+	return &a, nil
+}
+
+// resolve returns the cache entry of ref, resolving it when it is missing or its files changed.
+func (l *Loader) resolve(ctx context.Context, ref string) (*entry, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
 	if e, ok := l.resolved[ref]; ok && e.stamp != "" && e.stamp == stamp(e.art.Files) {
-		a := *e.art
 		l.mu.Unlock()
-		return &a, nil
+		return e, nil
 	}
 	l.mu.Unlock()
 	dir, generated, err := l.dirFor(r)
@@ -209,7 +218,7 @@ func (l *Loader) Resolve(ctx context.Context, ref string) (*sdk.Artifact, error)
 	if err != nil {
 		return nil, err
 	}
-	tk, err := l.tokenizer(dir, in.TokenizerFiles)
+	tk, err := tokenizer.Load(in.TokenizerFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -221,11 +230,11 @@ func (l *Loader) Resolve(ctx context.Context, ref string) (*sdk.Artifact, error)
 	if r.Preset != "" {
 		a.Metadata["cache"] = map[bool]string{true: "generated", false: "hit"}[generated]
 	}
+	e := &entry{art: a, tk: tk, stamp: stamp(a.Files)}
 	l.mu.Lock()
-	l.resolved[ref] = &entry{art: a, stamp: stamp(a.Files)}
+	l.resolved[ref] = e
 	l.mu.Unlock()
-	cp := *a
-	return &cp, nil
+	return e, nil
 }
 
 // artifact builds the sdk.Artifact of an inspected model directory.
@@ -276,38 +285,18 @@ func artifact(ref string, in *model.Info, sum string, tk *tokenizer.Tokenizer) *
 	return a
 }
 
-// tokenizer returns the (cached) tokenizer of a model directory.
-func (l *Loader) tokenizer(dir string, files []string) (*tokenizer.Tokenizer, error) {
-	key := dir + "\x00" + stamp(files)
-	l.mu.Lock()
-	tk, ok := l.tokenizers[key]
-	l.mu.Unlock()
-	if ok {
-		return tk, nil
-	}
-	tk, err := tokenizer.Load(files)
+// tokenizerFor resolves ref and returns its tokenizer.
+func (l *Loader) tokenizerFor(ctx context.Context, ref string) (*tokenizer.Tokenizer, error) {
+	e, err := l.resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	l.tokenizers[key] = tk
-	l.mu.Unlock()
-	return tk, nil
-}
-
-// tokenizerFor resolves ref and returns its tokenizer.
-func (l *Loader) tokenizerFor(ctx context.Context, ref string) (*tokenizer.Tokenizer, *sdk.Artifact, error) {
-	a, err := l.Resolve(ctx, ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	tk, err := l.tokenizer(a.Metadata["model_dir"], a.Tokenizer.Files)
-	return tk, a, err
+	return e.tk, nil
 }
 
 // Tokenize implements sdk.Loader. Special tokens written in the text are plain text.
 func (l *Loader) Tokenize(ctx context.Context, ref string, texts []string) ([][]int32, error) {
-	tk, _, err := l.tokenizerFor(ctx, ref)
+	tk, err := l.tokenizerFor(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +312,7 @@ func (l *Loader) Tokenize(ctx context.Context, ref string, texts []string) ([][]
 
 // Detokenize implements sdk.Loader. Ids outside the vocabulary are an error naming them.
 func (l *Loader) Detokenize(ctx context.Context, ref string, ids [][]int32) ([]string, error) {
-	tk, _, err := l.tokenizerFor(ctx, ref)
+	tk, err := l.tokenizerFor(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
