@@ -70,12 +70,13 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// Meter is the NVML sdk.Meter. Start, Mark and Stop run on the sdk sampler; Stop adds the GPU
-// health findings.
+// Meter is the NVML sdk.Meter. Start, Mark and Stop come from the sdk sampler; each session's
+// Finish adds the GPU health findings.
 type Meter struct {
-	opts     Options
-	log      hclog.Logger
-	sessions sampler.Sessions
+	sampler.Sessions
+
+	opts Options
+	log  hclog.Logger
 
 	mu      sync.Mutex
 	set     Settings
@@ -112,9 +113,9 @@ func NewMeter(o Options) *Meter {
 	}
 	m := &Meter{opts: o, log: o.Logger, set: DefaultSettings()}
 	if m.log == nil {
-		m.log = hclog.New(&hclog.LoggerOptions{Name: Name, Output: os.Stderr, JSONFormat: true, Level: hclog.Info})
+		m.log = sdk.Logger(Name)
 	}
-	m.sessions.Open = m.open
+	m.Open = m.open
 	return m
 }
 
@@ -294,21 +295,6 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 		env.Devices = append(env.Devices, sdk.DeviceEnvironment{ID: g.id(), Facts: f})
 	}
 	return env, nil
-}
-
-// Start opens a session (see sampler.Sessions.Start).
-func (m *Meter) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Session, error) {
-	return m.sessions.Start(ctx, req)
-}
-
-// Mark takes a reading now and records it under label.
-func (m *Meter) Mark(ctx context.Context, session, label string) (int64, error) {
-	return m.sessions.Mark(ctx, session, label)
-}
-
-// Stop ends a session; its measurement carries the GPU health findings (see finish).
-func (m *Meter) Stop(ctx context.Context, session string) (*sdk.Measurement, error) {
-	return m.sessions.Stop(ctx, session)
 }
 
 // finish is a session's sampler.Opened.Finish: one last look at the GPUs' processes, then the

@@ -76,7 +76,6 @@ type Accumulator struct {
 	started  bool
 	prevRaw  uint64
 	prevMono int64
-	firstNS  int64
 	total    units.Energy
 	updates  int
 	events   []Event
@@ -100,7 +99,7 @@ func New(cfg Config) *Accumulator {
 func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 	if !a.started {
 		a.started = true
-		a.prevRaw, a.prevMono, a.firstNS, a.lastChangeNS = raw, monoNS, monoNS, monoNS
+		a.prevRaw, a.prevMono, a.lastChangeNS = raw, monoNS, monoNS
 		return Normal
 	}
 	prev := a.prevRaw
@@ -163,6 +162,9 @@ func (a *Accumulator) Updates() int { return a.updates }
 // Events returns the wraps and resets seen, in order.
 func (a *Accumulator) Events() []Event { return append([]Event(nil), a.events...) }
 
+// Last returns the latest event; it must not be called before the first one.
+func (a *Accumulator) Last() Event { return a.events[len(a.events)-1] }
+
 // Resets returns the resets seen.
 func (a *Accumulator) Resets() []Event {
 	var out []Event
@@ -176,9 +178,6 @@ func (a *Accumulator) Resets() []Event {
 
 // Unchanged returns how long the raw value has stayed the same as of the last reading.
 func (a *Accumulator) Unchanged() time.Duration { return time.Duration(a.prevMono - a.lastChangeNS) }
-
-// Started reports whether the accumulator has had its first reading.
-func (a *Accumulator) Started() bool { return a.started }
 
 // WrapPeriod returns how long the counter takes to wrap at max power: the longest safe poll
 // interval is half of it. It returns 0 when the counter never wraps or max power is unknown.

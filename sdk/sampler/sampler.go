@@ -308,8 +308,7 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 		default:
 			kind := d.acc.Add(ns, r.Counter)
 			if kind == counter.Reset {
-				ev := d.acc.Events()
-				last := ev[len(ev)-1]
+				last := d.acc.Last()
 				d.health = append(d.health, sdk.Finding{Code: "counter_reset", Severity: sdk.SeverityError,
 					Message: last.Message, Advice: "repeat the measurement; a driver reload or counter reset happened during it",
 					Domain: d.spec.ID, MonoNS: ns})
