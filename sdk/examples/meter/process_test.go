@@ -126,15 +126,26 @@ func TestProcessEnergyIsPowerTimesWindow(t *testing.T) {
 	meas := measure(t, m, "", 2*time.Second)
 	checkEnergy(t, meas, 150, 10*time.Millisecond)
 	window := time.Duration(meas.StopMonoNS - meas.StartMonoNS)
-	// The session spans the 2 s sleep between the Start and Stop calls, plus their latency.
-	if window < 2*time.Second || window > 3*time.Second {
-		t.Errorf("window %s, want about 2 s", window)
+	// The session spans the 2 s sleep between the Start and Stop calls, plus their latency
+	// (unbounded on a loaded machine, so only the lower bound is certain).
+	if window < 2*time.Second {
+		t.Errorf("window %s, want at least the 2 s between Start and Stop", window)
 	}
 	if j := meas.Domains[0].Energy.Joules(); j < 300-1.5 {
 		t.Errorf("energy %.3f J, want at least 300 J less one update period at 150 W", j)
 	}
-	if n := meas.Domains[0].CounterUpdates; n < 90 {
-		t.Errorf("%d counter updates in 2 s sampled every 20 ms", n)
+	// The counter steps every 10 ms of the absolute clock, so two readings at least two update
+	// periods apart straddle a step. How many readings the sampler took depends on the load;
+	// the updates it reports must account for every such pair it did take.
+	d := meas.Domains[0]
+	straddling := 0
+	for i := 1; i < len(d.Samples); i++ {
+		if time.Duration(d.Samples[i].MonoNS-d.Samples[i-1].MonoNS) >= 20*time.Millisecond {
+			straddling++
+		}
+	}
+	if d.CounterUpdates < max(straddling, 1) {
+		t.Errorf("%d counter updates reported over %d samples, %d of them two update periods apart", d.CounterUpdates, len(d.Samples), straddling)
 	}
 }
 
