@@ -154,7 +154,7 @@ const (
 	SeverityInfo    = "info"
 )
 
-// Finding is a health or validity observation with a stable code (METHODOLOGY.md).
+// Finding is a health or validity observation with a stable code (docs/methodology.md, "Validity").
 type Finding struct {
 	Code     string
 	Severity string
