@@ -74,7 +74,7 @@ type Domain struct {
 	DeviceIndex  int         // -1 when not a device
 }
 
-// Environment holds per-device facts (driver, clocks, limits…) and host-level facts.
+// Environment holds per-device facts and host-level facts (unprefixed: the host records <plugin>.<key>).
 type Environment struct {
 	Facts   map[string]string
 	Devices []DeviceEnvironment
