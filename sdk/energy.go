@@ -74,7 +74,7 @@ type Domain struct {
 	DeviceIndex  int         // -1 when not a device
 }
 
-// Environment holds per-device facts (driver, clocks, limits…) and host-level facts.
+// Environment holds per-device facts and host-level facts (unprefixed: the host records <plugin>.<key>).
 type Environment struct {
 	Facts   map[string]string
 	Devices []DeviceEnvironment
@@ -154,7 +154,7 @@ const (
 	SeverityInfo    = "info"
 )
 
-// Finding is a health or validity observation with a stable code (METHODOLOGY.md).
+// Finding is a health or validity observation with a stable code (docs/methodology.md, "Validity").
 type Finding struct {
 	Code     string
 	Severity string

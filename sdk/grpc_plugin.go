@@ -31,7 +31,7 @@ const (
 // with room to spare; gRPC's default of 4 MiB is too small for 64 prompts of 16k tokens.
 const MaxMessageBytes = 256 << 20
 
-// ChunkBytes is the largest payload a single streamed message carries (ARCHITECTURE.md).
+// ChunkBytes is the largest payload a single streamed message carries (docs/architecture.md).
 const ChunkBytes = 1 << 20
 
 // grpcService is one lemctl service as a go-plugin plugin (gRPC only).

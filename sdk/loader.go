@@ -45,7 +45,7 @@ type Artifact struct {
 
 // FLOPsCoefficients give the forward-pass FLOPs (2 per multiply-add) to process one token at
 // position t (1-based): PerToken + PerTokenPosition × t. PerToken is 2 × (non-embedding
-// parameters + LM-head parameters); PerTokenPosition is 4 × layers × d_model (METHODOLOGY.md).
+// parameters + LM-head parameters); PerTokenPosition is 4 × layers × d_model (docs/methodology.md).
 type FLOPsCoefficients struct {
 	PerToken         int64
 	PerTokenPosition int64

@@ -17,7 +17,7 @@ var SupportedAPIVersions = []int{APIVersion}
 // Kind names a plugin kind. One binary may serve several (the onnx plugin is loader and engine).
 type Kind string
 
-// The plugin kinds of ARCHITECTURE.md.
+// The plugin kinds of docs/architecture.md ("Plugin kinds").
 const (
 	KindLoader     Kind = "loader"
 	KindEngine     Kind = "engine"

@@ -10,7 +10,7 @@ import (
 	"github.com/lemctl/lemctl/host/results"
 )
 
-// build computes the aggregate of ws (sorted by rank) per ARCHITECTURE.md's rules table.
+// build computes the aggregate of ws (sorted by rank) per docs/results.md's aggregation rules.
 func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *results.Aggregated {
 	first := ws[0].raw
 	now := time.Now

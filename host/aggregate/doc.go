@@ -1,6 +1,6 @@
 // Package aggregate is lemctl's late aggregation: it reads an experiment's raw per-worker
 // results through an sdk.Repository (the fsstore plugin over gRPC, or any other), checks that
-// they are complete and consistent, and combines them per ARCHITECTURE.md's rules table into one
+// they are complete and consistent, and combines them per the rules of docs/results.md into one
 // aggregated result, which it stores back through the repository.
 //
 // Checks: one completion marker per raw result, ranks 0..N−1 exactly, each raw file's sha256

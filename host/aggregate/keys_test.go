@@ -29,7 +29,7 @@ func keyPaths(v any, prefix string, out map[string]bool) {
 	}
 }
 
-// The stable field names of ARCHITECTURE.md are all present, with exactly these spellings.
+// The stable field names (docs/results.md) are all present, with exactly these spellings.
 func TestStableKeys(t *testing.T) {
 	both := []string{
 		"schema_version", "kind", "experiment_id", "config_hash", "config", "provenance",

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// Exit codes (ARCHITECTURE.md): 0 ok; 1 the run failed or is partial; 2 bad usage or config;
+// Exit codes (docs/architecture.md): 0 ok; 1 the run failed or is partial; 2 bad usage or config;
 // 130 interrupted. `lemctl measure` passes its command's code through instead.
 const (
 	ExitOK          = 0

@@ -110,7 +110,7 @@ func (c *Config) CanonicalJSON() ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// Hash is the config hash of ARCHITECTURE.md: the hex sha256 of CanonicalJSON. `lemctl run`
+// Hash is the config hash (docs/architecture.md, "Configuration"): the hex sha256 of CanonicalJSON. `lemctl run`
 // records it and `lemctl config show` prints it; both call this function.
 func Hash(c *Config) (string, error) {
 	b, err := c.CanonicalJSON()

@@ -121,7 +121,7 @@ type Repository struct {
 	Options map[string]any `json:"-"`
 }
 
-// Validity is [validity]: thresholds of the validity verdict (METHODOLOGY.md).
+// Validity is [validity]: thresholds of the validity verdict (docs/methodology.md, "Validity").
 type Validity struct {
 	MinWindowS          float64 `json:"min_window_s"`
 	MinCounterUpdates   int     `json:"min_counter_updates"`

@@ -117,9 +117,9 @@ var schema = []keySpec{
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
 	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
-		doc: "Before the baseline, wait up to this long for device temperatures to settle. 0: do not wait."},
+		doc: "A fixed pause after warm-up, before the measured window, with the meters off (so devices can cool back after warm-up); a plain sleep, not a temperature-controlled settle. 0: no pause."},
 	{path: p("lifecycle", "cooldown_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
-		doc: "Pause after each measured window (between repeats and after the last one) while the meters keep sampling."},
+		doc: "A fixed pause once after the last repeat, with the meters already stopped; it changes no figure."},
 	{path: p("lifecycle", "warmup", "mode"), kind: kString, def: "cv", enum: []string{"fixed", "cv"},
 		doc: "fixed: run `batches` warmup batches. cv: run batches until the coefficient of variation of the last `window` batch latencies is below cv_threshold, at least min_batches and at most max_batches (a warning when max_batches is reached first)."},
 	{path: p("lifecycle", "warmup", "batches"), kind: kInt, def: int64(3), min: sdk.Bound(0), max: sdk.Bound(10000),
@@ -148,11 +148,11 @@ var schema = []keySpec{
 	{path: p("validity", "min_counter_updates"), kind: kInt, def: int64(10), min: sdk.Bound(0), max: sdk.Bound(1_000_000),
 		doc: "too_few_counter_updates when a measured domain's counter changed fewer times in the window."},
 	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
-		doc: "temperature_drift when a device's temperature changed more than this over the window (°C)."},
+		doc: "Recorded in the config but not used yet: the nvml plugin's own temperature_drift_c ([energy.nvml]) sets the temperature_drift threshold."},
 	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
-		doc: "counter_integration_mismatch when a counter and the integrated instant power differ by more than this fraction."},
+		doc: "Recorded in the config but not used yet: the nvml plugin's own mismatch_threshold_pct ([energy.nvml]) sets the counter_integration_mismatch threshold."},
 	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: sdk.Bound(0), max: sdk.Bound(1),
-		doc: "windows_not_concurrent when the workers' windows intersect by less than this fraction of the shortest window."},
+		doc: "Recorded in the config but not used yet: aggregation raises windows_not_concurrent when the workers' windows intersect by less than 0.5 of the shortest window."},
 }
 
 func p(segs ...string) []string { return segs }

@@ -79,6 +79,9 @@ interval = "50ms"
 		if raw.Device.Kind != "cuda" || raw.Device.UUID != uuids[rank] {
 			t.Errorf("rank %d ran on %+v, want cuda %s", rank, raw.Device, uuids[rank])
 		}
+		if f := raw.Environment.Facts; f["nvml.gpus_seen"] != "2" || f["nvml.nvml.gpus_seen"] != "" {
+			t.Errorf("rank %d: environment facts %v, want nvml.gpus_seen = 2 (docs/nvml.md), once prefixed", rank, f)
+		}
 		var gpus []string
 		for _, d := range raw.Energy.Domains {
 			if d.Kind == "gpu" {

@@ -3,7 +3,7 @@
 // integrated watts unless the domain's method is power_integration), idle power from the baseline,
 // static (idle power × window) and dynamic (total − static, floored at 0 with a finding) energy,
 // energy per phase (prefill/decode) from the batch intervals, and the meter-independent validity
-// findings of METHODOLOGY.md.
+// findings of docs/methodology.md ("Energy", "Validity").
 //
 // It never invents a number: a domain that was not measured has null figures and a reason, and
 // energy.total_j counts only GPU, CPU package and DRAM domains, which do not nest.

@@ -1,6 +1,6 @@
 // Package results is lemctl's result model: the Go types of a worker's raw result, of the
 // aggregated result of an experiment and of a run manifest, with exactly the stable JSON keys of
-// ARCHITECTURE.md ("Stable field names"), plus the small statistics every producer of those
+// docs/results.md (keys that are a contract), plus the small statistics every producer of those
 // figures shares (latency summaries with type-7 percentiles, repeat statistics with a Student-t
 // confidence interval).
 //

@@ -328,10 +328,10 @@ type Domain struct {
 	// CounterUpdates is how often the counter changed in the window (raw results).
 	CounterUpdates *int `json:"counter_updates,omitempty"`
 	// EdgeGapS is the larger distance, in seconds, between a window edge and the nearest
-	// sample the energy was interpolated from (METHODOLOGY.md rule 6; raw results).
+	// sample the energy was interpolated from (docs/methodology.md, window edges; raw results).
 	EdgeGapS *float64 `json:"edge_gap_s,omitempty"`
 	// QuantisationJ is the counter's quantisation error over the window: one update period ×
-	// mean power at each edge (METHODOLOGY.md rule 8; raw results).
+	// mean power at each edge (docs/methodology.md, resolution; raw results).
 	QuantisationJ *float64 `json:"quantisation_j,omitempty"`
 
 	// Timeline is the domain's cumulative curve (raw results only, inline): it must cover the
@@ -402,7 +402,7 @@ func ValidityOf(findings []Finding, domains []Domain) Validity {
 	return v
 }
 
-// Finding is a validity or health observation with a stable code (METHODOLOGY.md).
+// Finding is a validity or health observation with a stable code (docs/methodology.md, "Validity").
 type Finding struct {
 	Code     string `json:"code"`
 	Severity string `json:"severity"`

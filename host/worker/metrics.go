@@ -8,7 +8,7 @@ import (
 )
 
 // FLOPsMethod says how FLOPs were counted.
-const FLOPsMethod = "analytic: per token at position t, 2 × (non-embedding + LM-head parameters) + 4 × layers × d_model × t, over every position processed (METHODOLOGY.md)"
+const FLOPsMethod = "analytic: per token at position t, 2 × (non-embedding + LM-head parameters) + 4 × layers × d_model × t, over every position processed (docs/methodology.md)"
 
 // metrics fills the raw result's figures from the measured window.
 func (st *state) metrics(m *measured) {

@@ -19,7 +19,7 @@ const (
 )
 
 // CounterUpdatePeriod is the nominal update period of NVML's energy counter and instant power
-// (METHODOLOGY.md: 10–100 ms; 100 ms is the conservative figure used for edge uncertainty).
+// (docs/methodology.md: 10–100 ms; 100 ms is the conservative figure used for edge uncertainty).
 const CounterUpdatePeriod = 100 * time.Millisecond
 
 // AveragingWindow is the window of nvmlDeviceGetPowerUsage's moving average on Ampere and newer.

@@ -135,7 +135,7 @@ func hasCode(fs []sdk.Finding, code string) bool {
 }
 
 // mismatch compares the counter with the integral of the instant power over the same span, the
-// independent check of METHODOLOGY.md. The span runs from the first to the last sample at which
+// independent check of docs/methodology.md. The span runs from the first to the last sample at which
 // the counter changed; the counter's true update instants lie up to one sample gap before those
 // samples, so each edge may differ by (gap + one update period) × peak power, which is added to
 // the relative tolerance. Sessions with fewer than five counter updates or without instant power

@@ -157,21 +157,21 @@ func (m *Meter) load() *backend {
 		b.problem = err
 		var ie *initError
 		if errors.As(err, &ie) {
-			b.facts["nvml.libraries_tried"] = strings.Join(ie.tried, "; ")
+			b.facts["libraries_tried"] = strings.Join(ie.tried, "; ")
 		}
 		m.log.Warn("no NVIDIA GPU energy", "reason", err.Error())
 		return b
 	}
 	b.lib = lib
-	b.facts["nvml.library"] = displayPath(lib.path)
+	b.facts["library"] = displayPath(lib.path)
 	if v, ret := lib.lib.SystemGetDriverVersion(); ret == nv.SUCCESS {
-		b.facts["nvml.driver_version"] = v
+		b.facts["driver_version"] = v
 	}
 	if v, ret := lib.lib.SystemGetNVMLVersion(); ret == nv.SUCCESS {
-		b.facts["nvml.nvml_version"] = v
+		b.facts["nvml_version"] = v
 	}
 	if v, ret := lib.lib.SystemGetCudaDriverVersion(); ret == nv.SUCCESS {
-		b.facts["nvml.cuda_driver_version"] = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
+		b.facts["cuda_driver_version"] = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
 	}
 	gpus, err := discover(lib.lib)
 	if err != nil {
@@ -180,7 +180,7 @@ func (m *Meter) load() *backend {
 	}
 	b.gpus = gpus
 	if len(gpus) == 0 {
-		b.problem = fmt.Errorf("NVML (driver %s) sees no GPU", b.facts["nvml.driver_version"])
+		b.problem = fmt.Errorf("NVML (driver %s) sees no GPU", b.facts["driver_version"])
 	}
 	for _, g := range gpus {
 		if !g.available() {
@@ -273,23 +273,23 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 		env.Facts[k] = val
 	}
 	if v.problem != "" {
-		env.Facts["nvml.problem"] = v.problem
+		env.Facts["problem"] = v.problem
 	}
 	if cvd, ok := m.opts.LookupEnv("CUDA_VISIBLE_DEVICES"); ok {
-		env.Facts["nvml.cuda_visible_devices"] = cvd
+		env.Facts["cuda_visible_devices"] = cvd
 	}
 	if v.sel.source != "" {
-		env.Facts["nvml.device_selection"] = v.sel.source
+		env.Facts["device_selection"] = v.sel.source
 	}
 	if v.sel.note != "" {
-		env.Facts["nvml.device_selection_note"] = v.sel.note
+		env.Facts["device_selection_note"] = v.sel.note
 	}
-	env.Facts["nvml.gpus_seen"] = strconv.Itoa(len(v.b.gpus))
+	env.Facts["gpus_seen"] = strconv.Itoa(len(v.b.gpus))
 	for _, g := range v.sel.gpus {
 		f := deviceFacts(g)
-		for _, k := range []string{"nvml.driver_version", "nvml.cuda_driver_version"} {
+		for _, k := range []string{"driver_version", "cuda_driver_version"} {
 			if val, ok := v.b.facts[k]; ok {
-				f[strings.TrimPrefix(k, "nvml.")] = val
+				f[k] = val
 			}
 		}
 		env.Devices = append(env.Devices, sdk.DeviceEnvironment{ID: g.id(), Facts: f})

@@ -266,10 +266,16 @@ func TestEnvironmentFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, want := range map[string]string{"nvml.driver_version": "550.54.15", "nvml.cuda_driver_version": "12.4",
-		"nvml.cuda_visible_devices": "1", "nvml.device_selection": "CUDA_VISIBLE_DEVICES", "nvml.gpus_seen": "8"} {
+	// The host records them as "nvml.<fact>": the plugin's own keys carry no prefix.
+	for k, want := range map[string]string{"driver_version": "550.54.15", "cuda_driver_version": "12.4",
+		"cuda_visible_devices": "1", "device_selection": "CUDA_VISIBLE_DEVICES", "gpus_seen": "8"} {
 		if e.Facts[k] != want {
 			t.Errorf("host fact %s = %q, want %q", k, e.Facts[k], want)
+		}
+	}
+	for k := range e.Facts {
+		if strings.HasPrefix(k, "nvml.") {
+			t.Errorf("host fact %q carries the plugin's name, which the host adds (it would read nvml.%s)", k, k)
 		}
 	}
 	if len(e.Devices) != 1 || e.Devices[0].ID != "nvml:"+uuidOf(s, 1) {
@@ -337,7 +343,7 @@ func TestInitFailure(t *testing.T) {
 				t.Errorf("Init called %d times on %v, want %d", calls.Load(), tried, tc.wantTries)
 			}
 			e, err := m.Environment(context.Background())
-			if err != nil || !strings.Contains(e.Facts["nvml.problem"], tc.reason) || len(e.Devices) != 0 {
+			if err != nil || !strings.Contains(e.Facts["problem"], tc.reason) || len(e.Devices) != 0 {
 				t.Errorf("environment %+v, %v", e, err)
 			}
 			// A session on an unavailable meter still works and carries the reason.

@@ -6,7 +6,7 @@
 // directory name, e.g. "rapl:intel-rapl:0:2"), and samples their energy_uj counters through the
 // sdk's sampler, which corrects wraps at max_energy_range_uj and flags resets. The poll interval
 // is never longer than half the time the fastest-wrapping zone takes to wrap at its maximum
-// power (METHODOLOGY.md rule 3). Everything is read through an fs.FS, so tests inject fake trees
+// power (docs/methodology.md, wraps). Everything is read through an fs.FS, so tests inject fake trees
 // and permission errors.
 //
 // It must never:

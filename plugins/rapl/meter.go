@@ -205,21 +205,21 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 	}
 	v := m.look()
 	env := &sdk.Environment{Facts: map[string]string{
-		"rapl.sysfs_root": v.set.Root,
-		"rapl.zones":      strconv.Itoa(len(v.zones)),
+		"sysfs_root": v.set.Root,
+		"zones":      strconv.Itoa(len(v.zones)),
 	}}
 	if v.problem != "" {
-		env.Facts["rapl.problem"] = v.problem
+		env.Facts["problem"] = v.problem
 	}
 	if len(v.scan.Skipped) > 0 {
 		var s []string
 		for _, k := range v.scan.Skipped {
 			s = append(s, k.Dir)
 		}
-		env.Facts["rapl.skipped_zones"] = strings.Join(s, ",")
+		env.Facts["skipped_zones"] = strings.Join(s, ",")
 	}
 	if len(v.scan.Duplicates) > 0 {
-		env.Facts["rapl.duplicate_zones_dropped"] = strings.Join(v.scan.Duplicates, ",")
+		env.Facts["duplicate_zones_dropped"] = strings.Join(v.scan.Duplicates, ",")
 	}
 	var types []string
 	for _, z := range v.zones {
@@ -229,7 +229,7 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 		env.Devices = append(env.Devices, sdk.DeviceEnvironment{ID: z.ID(), Facts: zoneFacts(v.set.Root, z)})
 	}
 	if len(types) > 0 {
-		env.Facts["rapl.control_types"] = strings.Join(types, ",")
+		env.Facts["control_types"] = strings.Join(types, ",")
 	}
 	return env, nil
 }

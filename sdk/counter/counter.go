@@ -1,5 +1,5 @@
 // Package counter turns raw readings of a hardware energy counter into a cumulative energy that
-// is correct across wraps and never silently wrong across resets, per METHODOLOGY.md rule 3:
+// is correct across wraps and never silently wrong across resets, per docs/methodology.md:
 //
 //   - a counter that decreases and has a known range wrapped: add the range once;
 //   - a delta larger than max power × elapsed (plus a small slack) is a reset, not a wrap (and so

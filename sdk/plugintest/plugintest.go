@@ -5,7 +5,7 @@
 //	}
 //
 // It serves the plugin over an in-process gRPC connection (the same adapters a real plugin
-// process uses) and checks the contract of ARCHITECTURE.md for every kind the plugin serves: a
+// process uses) and checks the contract of docs/architecture.md for every kind the plugin serves: a
 // sane Info and config schema, Configure rejecting unknown keys and bad values per key, stream
 // order and stream errors, context cancellation, Stop without Start, concurrent sessions, and
 // chunking of large payloads. It is proven by fixture plugins that each break one rule.

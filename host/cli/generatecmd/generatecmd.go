@@ -355,7 +355,7 @@ func generate(ctx context.Context, env *cliutil.Env, lc, ec *sdk.Client, o Optio
 	return res, nil
 }
 
-// summarize turns a request's token times into TTFT, mean ITL and E2E (METHODOLOGY.md).
+// summarize turns a request's token times into TTFT, mean ITL and E2E (docs/methodology.md).
 func summarize(r sdk.RequestResult) RequestResult {
 	out := RequestResult{ID: r.ID, InputTokens: r.InputTokens, OutputTokens: len(r.OutputIDs), OutputIDs: r.OutputIDs,
 		Text: r.Text, FinishReason: r.FinishReason, Truncated: r.Truncated}

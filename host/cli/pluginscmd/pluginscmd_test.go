@@ -281,7 +281,7 @@ func TestCompletion(t *testing.T) {
 	}
 }
 
-// TestAcceptance runs the lemctl binary as ARCHITECTURE.md's users do:
+// TestAcceptance runs the lemctl binary as docs/plugins.md's users do:
 // `lemctl plugins list --plugin-dir bin/examples --output json` lists the four sdk examples with
 // their kinds; without --plugin-dir it lists exactly bin/plugins/; a lem-plugin-* file in the
 // working directory is never listed.

@@ -65,7 +65,7 @@ func TestGPT2SmallParametersAndFLOPs(t *testing.T) {
 	if a.Parameters != 124_439_808 {
 		t.Errorf("parameters = %d, want 124,439,808", a.Parameters)
 	}
-	// METHODOLOGY.md "Work and time", from the shape: 12 layers, d = 768, vocab 50257, 1024
+	// docs/methodology.md "FLOPs", from the shape: 12 layers, d = 768, vocab 50257, 1024
 	// learned positions, tied head.
 	const layers, d, vocab, positions = 12, 768, 50257, 1024
 	embeddings := int64(vocab*d + positions*d)

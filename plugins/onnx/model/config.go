@@ -221,7 +221,7 @@ func (c *Config) EmbeddingParameters() int64 {
 // HeadParameters counts the LM head's parameters (vocab × d_model), tied or not.
 func (c *Config) HeadParameters() int64 { return int64(c.Vocab) * int64(c.Hidden) }
 
-// FLOPs returns the METHODOLOGY.md coefficients for a model with params parameters (counted
+// FLOPs returns the docs/methodology.md coefficients for a model with params parameters (counted
 // from the initialisers, a tied head once): PerToken = 2 × (non-embedding + LM head),
 // PerTokenPosition = 4 × layers × d_model. Non-embedding parameters exclude the input
 // embeddings and the LM head, so the head is counted exactly once per token, tied or not.

@@ -1,7 +1,7 @@
 // Package model is what the onnx plugin's loader and engine share about a model directory in
 // Hugging Face optimum layout: ReadConfig (layers, heads, KV heads, head dim, vocabulary,
 // context length, EOS/BOS/pad ids), Inspect (files, graph inputs and outputs, parameter count
-// from the initialisers, dtype, sha256), the FLOPs coefficients of METHODOLOGY.md, and the ONNX
+// from the initialisers, dtype, sha256), the FLOPs coefficients of docs/methodology.md, and the ONNX
 // Runtime library: FindLibrary (library_path, $ONNXRUNTIME_SHARED_LIBRARY_PATH, the `make
 // setup` folder), CheckLibrary (version and C API check without initialising) and InitORT.
 //

@@ -58,7 +58,7 @@ type shape struct {
 	Layers, Hidden, Heads, Context, Vocab int
 }
 
-// counts returns the parameter counts and FLOPs coefficients of s (METHODOLOGY.md): per layer
+// counts returns the parameter counts and FLOPs coefficients of s (docs/methodology.md): per layer
 // 12·d² + 13·d parameters (attention 4·d² + 4·d, MLP 8·d² + 5·d, two layer norms 4·d), a final
 // layer norm, token and position embeddings; the tied head is counted once in the parameters and
 // once more in the FLOPs, because it is a matmul.

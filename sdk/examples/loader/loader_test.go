@@ -18,7 +18,7 @@ func TestShapeCounts(t *testing.T) {
 		params, nonEmb, perToken int64
 		perPosition              int64
 	}{
-		// GPT-2 small: the figures of METHODOLOGY.md (124,439,808 parameters; 170 MFLOP
+		// GPT-2 small: the figures of docs/methodology.md (124,439,808 parameters; 170 MFLOP
 		// non-embedding + 77 MFLOP head per token; 4·12·768 per position).
 		{"gpt2 small", shape{Layers: 12, Hidden: 768, Heads: 12, Context: 1024, Vocab: 50257},
 			124_439_808, 85_056_000, 2 * (85_056_000 + 38_597_376), 36_864},
