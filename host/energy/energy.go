@@ -21,7 +21,7 @@ func (iv Interval) Seconds() float64 { return float64(iv.EndMonoNS-iv.StartMonoN
 //   - a node domain (a PDU, a BMC, a smart plug) contains the host's package, DRAM and GPU
 //     domains, and everything nested in them;
 //   - GPU, package and DRAM domains never contain each other;
-//   - psys, core and uncore nest in package or psys and are never summed;
+//   - psys contains package, which contains core and uncore: none of the three is ever summed;
 //   - what an other domain covers is unknown, so it is never summed with anything: it is counted
 //     only when it is the one measured domain that can count on that host.
 //
@@ -55,8 +55,10 @@ func CountedSet(ds []Measured) (counted []string, notCounted map[string]string) 
 	for _, d := range ds {
 		why := ""
 		switch {
-		case d.Kind == sdk.DomainPsys || d.Kind == sdk.DomainCore || d.Kind == sdk.DomainUncore:
-			why = "nested in the package or psys domain"
+		case d.Kind == sdk.DomainCore || d.Kind == sdk.DomainUncore:
+			why = "nested in the package domain"
+		case d.Kind == sdk.DomainPsys:
+			why = "psys contains the package domains (an alternative total, never added to them)"
 		case node != "" && d.ID == node:
 		case node != "" && d.Kind == sdk.DomainNode:
 			why = "another node domain, " + node + ", is counted (two node meters may measure the same node)"

@@ -157,7 +157,7 @@ func TestCountedSet(t *testing.T) {
 			map[string]string{"pkg": "inside node domain n", "d": "inside node domain n", "g": "inside node domain n"}},
 		{"two node meters: the lowest id, never both", []m{{"pdu", "node"}, {"bmc", "node"}}, "bmc", map[string]string{"pdu": "another node domain, bmc"}},
 		{"components without a node", []m{{"g", "gpu"}, {"pkg", "package"}, {"d", "dram"}, {"c", "core"}, {"p", "psys"}}, "g,pkg,d",
-			map[string]string{"c": "nested", "p": "nested"}},
+			map[string]string{"c": "nested", "p": "psys contains"}},
 		{"other alone", []m{{"o", "other"}}, "o", nil},
 		{"other beside components", []m{{"o", "other"}, {"pkg", "package"}}, "pkg", map[string]string{"o": "kind other"}},
 		{"other beside a node", []m{{"o", "other"}, {"n", "node"}}, "n", map[string]string{"o": "inside node domain n"}},
