@@ -37,6 +37,8 @@ const (
 	CodeDynamicNegative   = "dynamic_negative"
 	CodeRunNotCompleted   = "run_not_completed"
 	CodeManifestInvalid   = "manifest_invalid"
+	// CodeRankInvalid: a raw result says valid: false without an error finding to show for it.
+	CodeRankInvalid = "rank_invalid"
 )
 
 // MinOverlap is the share of the shortest window that all windows must have in common.

@@ -129,7 +129,17 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Validity.Findings = append(a.Validity.Findings, f)
 		a.PartialReasons = append(a.PartialReasons, f.Code+": "+f.Message)
 	}
-	a.Validity = results.ValidityOf(append(a.Validity.Findings, c.findings...), nil)
+	// One rule decides validity everywhere: the findings and the health of every domain, each
+	// rank's view included (a counter reset on one worker makes the aggregate invalid).
+	a.Validity = results.ValidityOf(append(a.Validity.Findings, c.findings...), a.Energy.Domains)
+	for _, w := range ws {
+		if !w.raw.Validity.Valid && results.ValidityOf(w.raw.Validity.Findings, w.raw.Energy.Domains).Valid {
+			// The raw result says invalid without an error finding to show for it: keep its verdict.
+			a.Validity.Valid = false
+			a.Validity.Findings = append(a.Validity.Findings, results.Finding{Code: CodeRankInvalid, Severity: results.SeverityError,
+				Rank: results.IntPtr(w.rank), Message: "the raw result says it is invalid, but lists no error finding or domain health error"})
+		}
+	}
 	a.Partial = len(c.failures) > 0
 	return a
 }
@@ -138,6 +148,7 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 type domainGroup struct {
 	host    results.Host
 	id      string
+	counted bool     // in energy.total_j under host/energy's containment rule
 	members []member // available views, by rank
 	absent  []member // unavailable views, by rank
 }
@@ -233,6 +244,16 @@ func usableTimeline(tl []results.Sample) bool {
 	return true
 }
 
+// rankedHealth is a member's domain health, each finding tagged with the member's rank.
+func rankedHealth(m member) []results.Finding {
+	var out []results.Finding
+	for _, h := range m.dom.Health {
+		h.Rank = results.IntPtr(m.rank)
+		out = append(out, h)
+	}
+	return out
+}
+
 func monoWindow(m member) *interval {
 	return &interval{m.raw.Window.StartMonoNS, m.raw.Window.EndMonoNS}
 }
@@ -241,9 +262,6 @@ func monoWindow(m member) *interval {
 // windows of the workers that saw it.
 func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks) results.Energy {
 	e := results.Energy{Domains: []results.Domain{}}
-	var total, static, prefill, decode float64
-	counted, staticKnown, phasesKnown := false, true, true
-	kinds := map[string]bool{}
 	for _, g := range groups {
 		var d results.Domain
 		if len(g.members) == 0 {
@@ -252,8 +270,10 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			d.TotalJ, d.StaticJ, d.DynamicJ, d.IdlePowerW = nil, nil, nil, nil
 			d.CounterUpdates = nil
 			d.Phases = results.EnergyPhases{}
+			d.Health = []results.Finding{}
 			for _, m := range g.absent {
 				d.Ranks = append(d.Ranks, m.rank)
+				d.Health = append(d.Health, rankedHealth(m)...)
 			}
 			e.UnavailableDomainsCount++
 		} else {
@@ -277,13 +297,11 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 				if m.dom.ResolutionJ != nil {
 					resolution = math.Max(resolution, *m.dom.ResolutionJ)
 				}
-				for _, h := range m.dom.Health {
-					h.Rank = results.IntPtr(m.rank)
-					d.Health = append(d.Health, h)
-				}
+				d.Health = append(d.Health, rankedHealth(m)...)
 			}
 			for _, m := range g.absent {
 				d.Ranks = append(d.Ranks, m.rank)
+				d.Health = append(d.Health, rankedHealth(m)...)
 			}
 			sort.Ints(d.Ranks)
 			if g.members[0].dom.ResolutionJ != nil {
@@ -310,26 +328,48 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			if len(g.members) > 1 {
 				d.Phases = results.EnergyPhases{}
 			}
-			if hostenergy.Counted(d.Kind) {
-				counted = true
-				kinds[d.Kind] = true
-				total += j
-				if d.StaticJ == nil {
-					staticKnown = false
-				} else {
-					static += *d.StaticJ
-				}
-				if d.Phases.PrefillJ == nil || d.Phases.DecodeJ == nil {
-					phasesKnown = false
-				} else {
-					prefill += *d.Phases.PrefillJ
-					decode += *d.Phases.DecodeJ
-				}
-			}
 		}
 		h := g.host
 		d.Host = &h
 		e.Domains = append(e.Domains, d)
+	}
+
+	// The containment rule picks the counted domains of each host; total_j sums them over hosts.
+	byHost := map[string][]*results.Domain{}
+	for i := range e.Domains {
+		k := e.Domains[i].Host.Key()
+		byHost[k] = append(byHost[k], &e.Domains[i])
+	}
+	var total, static, prefill, decode float64
+	counted, staticKnown, phasesKnown := false, true, true
+	kinds := map[string]bool{}
+	for _, k := range sortedStrings(byHost) {
+		for _, id := range hostenergy.MarkCounted(byHost[k]) {
+			if len(byHost) > 1 {
+				id = byHost[k][0].Host.Hostname + "/" + id
+			}
+			e.CountedDomains = append(e.CountedDomains, id)
+		}
+	}
+	for i, d := range e.Domains {
+		groups[i].counted = d.Counted
+		if !d.Counted {
+			continue
+		}
+		counted = true
+		kinds[d.Kind] = true
+		total += *d.TotalJ
+		if d.StaticJ == nil {
+			staticKnown = false
+		} else {
+			static += *d.StaticJ
+		}
+		if d.Phases.PrefillJ == nil || d.Phases.DecodeJ == nil {
+			phasesKnown = false
+		} else {
+			prefill += *d.Phases.PrefillJ
+			decode += *d.Phases.DecodeJ
+		}
 	}
 	e.CountedDomainKinds = append(e.CountedDomainKinds, sortedStrings(kinds)...)
 	if !counted {
@@ -507,7 +547,7 @@ func repeats(ws []*worker, groups []*domainGroup, mono bool) ([]results.Repeat, 
 		var ej float64
 		counted, known := false, true
 		for _, g := range groups {
-			if len(g.members) == 0 || !hostenergy.Counted(g.members[0].dom.Kind) {
+			if !g.counted {
 				continue
 			}
 			for _, m := range g.members {

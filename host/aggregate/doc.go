@@ -11,7 +11,9 @@
 //
 // Energy is deduplicated by (host, domain id): a domain several workers saw is measured once,
 // over the union of their windows, by stitching their cumulative curves — never by adding their
-// views. energy.total_j counts only GPU, CPU package and DRAM domains.
+// views. energy.total_j sums, per host, the domains host/energy.CountedSet counts (a node domain
+// instead of the package, DRAM and GPU domains it contains). The verdict is results.ValidityOf
+// over every finding and every domain's health: one invalid rank makes the aggregate invalid.
 //
 // It must never re-measure, never modify or delete raw results, never sum overlapping views of
 // one domain, never report an unmeasured figure as 0, and never depend on map order or on

@@ -6,5 +6,7 @@
 // findings of docs/methodology.md ("Energy", "Validity").
 //
 // It never invents a number: a domain that was not measured has null figures and a reason, and
-// energy.total_j counts only GPU, CPU package and DRAM domains, which do not nest.
+// energy.total_j counts the widest set of measured domains that do not overlap (CountedSet: a
+// node domain contains the host's package, DRAM and GPU domains; a domain never adds to one that
+// contains it).
 package energy

@@ -17,17 +17,95 @@ type Interval struct{ StartMonoNS, EndMonoNS int64 }
 // Seconds returns the interval's length.
 func (iv Interval) Seconds() float64 { return float64(iv.EndMonoNS-iv.StartMonoNS) / 1e9 }
 
-// CountedKinds are the domain kinds energy.total_j sums: they never nest in each other.
-var CountedKinds = []string{sdk.DomainGPU, sdk.DomainPackage, sdk.DomainDRAM}
+// The containment rule (docs/design.md, "Which domains count"). On one host:
+//   - a node domain (a PDU, a BMC, a smart plug) contains the host's package, DRAM and GPU
+//     domains, and everything nested in them;
+//   - GPU, package and DRAM domains never contain each other;
+//   - psys contains package, which contains core and uncore: none of the three is ever summed;
+//   - what an other domain covers is unknown, so it is never summed with anything: it is counted
+//     only when it is the one measured domain that can count on that host.
+//
+// A domain never adds to one that contains it. total_j is the energy of the widest set of
+// non-overlapping measured domains of each host: one node domain if the host has one, else
+// every GPU, package and DRAM domain, else one other domain. Every domain is reported either way.
 
-// Counted reports whether a domain of this kind counts towards energy.total_j.
-func Counted(kind string) bool {
-	for _, k := range CountedKinds {
-		if k == kind {
-			return true
+// Measured is a domain that has energy over the window, as CountedSet sees it.
+type Measured struct{ ID, Kind string }
+
+// CountedSet applies the containment rule to the measured domains of one host. It returns the
+// ids that count towards total_j (in the order given) and, for every other measured domain, why
+// it does not. Among several node (or other) domains the one with the lowest id counts: they
+// may cover the same thing, so they are never added together.
+func CountedSet(ds []Measured) (counted []string, notCounted map[string]string) {
+	notCounted = map[string]string{}
+	first := func(kind string) string {
+		id := ""
+		for _, d := range ds {
+			if d.Kind == kind && (id == "" || d.ID < id) {
+				id = d.ID
+			}
+		}
+		return id
+	}
+	node, other := first(sdk.DomainNode), first(sdk.DomainOther)
+	components := false
+	for _, d := range ds {
+		components = components || isComponent(d.Kind)
+	}
+	for _, d := range ds {
+		why := ""
+		switch {
+		case d.Kind == sdk.DomainCore || d.Kind == sdk.DomainUncore:
+			why = "nested in the package domain"
+		case d.Kind == sdk.DomainPsys:
+			why = "psys contains the package domains (an alternative total, never added to them)"
+		case node != "" && d.ID == node:
+		case node != "" && d.Kind == sdk.DomainNode:
+			why = "another node domain, " + node + ", is counted (two node meters may measure the same node)"
+		case node != "":
+			why = "inside node domain " + node
+		case isComponent(d.Kind):
+		case d.Kind == sdk.DomainOther && components:
+			why = "kind other: what it covers is unknown, so it is not added to the GPU, package and DRAM domains"
+		case d.ID == other:
+		case d.Kind == sdk.DomainOther:
+			why = "another other domain, " + other + ", is counted (other domains are never added together)"
+		default:
+			why = "unknown kind " + d.Kind
+		}
+		if why == "" {
+			counted = append(counted, d.ID)
+		} else {
+			notCounted[d.ID] = why
 		}
 	}
-	return false
+	return counted, notCounted
+}
+
+func isComponent(kind string) bool {
+	return kind == sdk.DomainGPU || kind == sdk.DomainPackage || kind == sdk.DomainDRAM
+}
+
+// MarkCounted applies CountedSet to the measured (available, with total_j) domains of one host
+// in ds and sets each one's Counted and NotCounted. It returns the counted ids.
+func MarkCounted(ds []*results.Domain) []string {
+	var ms []Measured
+	for _, d := range ds {
+		d.Counted, d.NotCounted = false, ""
+		if d.Available && d.TotalJ != nil {
+			ms = append(ms, Measured{ID: d.ID, Kind: d.Kind})
+		}
+	}
+	counted, why := CountedSet(ms)
+	in := map[string]bool{}
+	for _, id := range counted {
+		in[id] = true
+	}
+	for _, d := range ds {
+		d.Counted = in[d.ID] && d.Available && d.TotalJ != nil
+		d.NotCounted = why[d.ID]
+	}
+	return counted
 }
 
 // At returns the cumulative energy (µJ) at t, interpolated linearly between the two samples
@@ -258,11 +336,16 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 	var total, static, dynamic, prefill, decode float64
 	counted, withBaseline, withPrefill, withDecode := 0, 0, 0, 0
 	kinds := map[string]bool{}
+	ptrs := make([]*results.Domain, len(out.Domains))
+	for i := range out.Domains {
+		ptrs[i] = &out.Domains[i]
+	}
+	out.CountedDomains = MarkCounted(ptrs)
 	for _, d := range out.Domains {
 		if !d.Available {
 			out.UnavailableDomainsCount++
 		}
-		if !d.Available || d.TotalJ == nil || !Counted(d.Kind) {
+		if !d.Counted {
 			continue
 		}
 		counted++
@@ -282,11 +365,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 			decode += *d.Phases.DecodeJ
 		}
 	}
-	for _, k := range CountedKinds {
-		if kinds[k] {
-			out.CountedDomainKinds = append(out.CountedDomainKinds, k)
-		}
-	}
+	out.CountedDomainKinds = sortedKeys(kinds)
 	if counted == 0 {
 		var ids []string
 		for _, d := range out.Domains {
@@ -298,7 +377,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		if len(ids) > 0 {
 			why = "unavailable: " + strings.Join(ids, ", ") + " (each domain gives its reason)"
 		}
-		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package or DRAM domain was measured ("+why+"): figures are throughput and latency only",
+		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package, DRAM, node or other domain was measured ("+why+"): figures are throughput and latency only",
 			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
 		return
 	}
@@ -336,14 +415,18 @@ func WindowFindings(window Interval, th Thresholds) []results.Finding {
 	return nil
 }
 
-// CountedBetween sums the energy of the counted domains (GPU, package, DRAM; each domain id
+// CountedBetween sums the energy of the counted domains (ids, from MarkCounted; each domain id
 // once) over iv, in joules; nil when none was measured. A repeat's energy uses it.
-func CountedBetween(ms []*sdk.Measurement, iv Interval) *float64 {
+func CountedBetween(ms []*sdk.Measurement, iv Interval, ids []string) *float64 {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
 	total, n := 0.0, 0
 	seen := map[string]bool{}
 	for _, m := range ms {
 		for _, d := range m.Domains {
-			if seen[d.Domain.ID] || !d.Domain.Available || !Counted(d.Domain.Kind) {
+			if seen[d.Domain.ID] || !d.Domain.Available || !want[d.Domain.ID] {
 				continue
 			}
 			seen[d.Domain.ID] = true
@@ -358,4 +441,13 @@ func CountedBetween(ms []*sdk.Measurement, iv Interval) *float64 {
 		return nil
 	}
 	return results.Float(total)
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

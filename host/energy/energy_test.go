@@ -2,6 +2,7 @@ package energy
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,11 +135,89 @@ func TestCountedBetween(t *testing.T) {
 	gpu := constant("gpu0", sdk.DomainGPU, 300, 0, 10*sec, 100*time.Millisecond)
 	core := constant("core0", sdk.DomainCore, 30, 0, 10*sec, 10*time.Millisecond)
 	ms := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{gpu, core}}, {Domains: []sdk.DomainEnergy{gpu}}}
-	got := CountedBetween(ms, Interval{2 * sec, 4 * sec})
+	got := CountedBetween(ms, Interval{2 * sec, 4 * sec}, []string{"gpu0"})
 	if got == nil || math.Abs(*got-600) > 1e-6 {
 		t.Errorf("CountedBetween = %v, want 600 J (the GPU once, never the core)", deref(got))
 	}
-	if CountedBetween([]*sdk.Measurement{{Domains: []sdk.DomainEnergy{core}}}, Interval{2 * sec, 4 * sec}) != nil {
+	if CountedBetween([]*sdk.Measurement{{Domains: []sdk.DomainEnergy{core}}}, Interval{2 * sec, 4 * sec}, nil) != nil {
 		t.Error("with no counted domain the energy must be nil, not 0")
+	}
+}
+
+func TestCountedSet(t *testing.T) {
+	type m = Measured
+	cases := []struct {
+		name       string
+		in         []Measured
+		counted    string
+		notCounted map[string]string // id → a word the reason must contain
+	}{
+		{"node alone", []m{{"n", "node"}}, "n", nil},
+		{"node contains package, dram and gpu", []m{{"pkg", "package"}, {"n", "node"}, {"d", "dram"}, {"g", "gpu"}}, "n",
+			map[string]string{"pkg": "inside node domain n", "d": "inside node domain n", "g": "inside node domain n"}},
+		{"two node meters: the lowest id, never both", []m{{"pdu", "node"}, {"bmc", "node"}}, "bmc", map[string]string{"pdu": "another node domain, bmc"}},
+		{"components without a node", []m{{"g", "gpu"}, {"pkg", "package"}, {"d", "dram"}, {"c", "core"}, {"p", "psys"}}, "g,pkg,d",
+			map[string]string{"c": "nested", "p": "psys contains"}},
+		{"other alone", []m{{"o", "other"}}, "o", nil},
+		{"other beside components", []m{{"o", "other"}, {"pkg", "package"}}, "pkg", map[string]string{"o": "kind other"}},
+		{"other beside a node", []m{{"o", "other"}, {"n", "node"}}, "n", map[string]string{"o": "inside node domain n"}},
+		{"two others: one", []m{{"y", "other"}, {"x", "other"}}, "x", map[string]string{"y": "another other domain, x"}},
+		{"nested only", []m{{"c", "core"}}, "", map[string]string{"c": "nested"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			counted, why := CountedSet(tc.in)
+			if got := strings.Join(counted, ","); got != tc.counted {
+				t.Errorf("counted = %q, want %q", got, tc.counted)
+			}
+			if len(why) != len(tc.notCounted) {
+				t.Errorf("not counted = %v, want the ids of %v", why, tc.notCounted)
+			}
+			for id, word := range tc.notCounted {
+				if !strings.Contains(why[id], word) {
+					t.Errorf("why %s is not counted = %q, want it to say %q", id, why[id], word)
+				}
+			}
+		})
+	}
+}
+
+// A whole-node meter alone is a measurement: total_j and J/token come from it, and the result
+// names the set it used.
+func TestComputeNodeDomainAlone(t *testing.T) {
+	node := constant("example-node", sdk.DomainNode, 150, 0, 20*sec, 10*time.Millisecond)
+	e, findings := Compute(Input{Measurements: []*sdk.Measurement{{Domains: []sdk.DomainEnergy{node}}}, Window: Interval{2 * sec, 12 * sec},
+		OutputTokens: 1000, Requests: 10, NoBaseline: true})
+	if e.TotalJ == nil || math.Abs(*e.TotalJ-1500) > 1e-6 || e.JPerOutputToken == nil || math.Abs(*e.JPerOutputToken-1.5) > 1e-9 {
+		t.Errorf("total_j = %v, j_per_output_token = %v, want 1500 J and 1.5 J/token", deref(e.TotalJ), deref(e.JPerOutputToken))
+	}
+	if strings.Join(e.CountedDomains, ",") != "example-node" || strings.Join(e.CountedDomainKinds, ",") != "node" || !e.Domains[0].Counted {
+		t.Errorf("counted_domains = %v, kinds = %v, domain counted = %v; want the node domain", e.CountedDomains, e.CountedDomainKinds, e.Domains[0].Counted)
+	}
+	if has(findings, "no_energy_measured") {
+		t.Errorf("a measured node domain must not give no_energy_measured: %+v", findings)
+	}
+}
+
+// Node and package on one host: the node is the wider set; the package is reported but never
+// added to it, and a repeat's energy uses the same set.
+func TestComputeNodeContainsPackage(t *testing.T) {
+	node := constant("n", sdk.DomainNode, 150, 0, 20*sec, 10*time.Millisecond)
+	pkg := constant("pkg", sdk.DomainPackage, 40, 0, 20*sec, 10*time.Millisecond)
+	ms := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{pkg, node}}}
+	e, _ := Compute(Input{Measurements: ms, Window: Interval{2 * sec, 12 * sec}, OutputTokens: 100, NoBaseline: true})
+	if e.TotalJ == nil || math.Abs(*e.TotalJ-1500) > 1e-6 {
+		t.Errorf("total_j = %v, want 1500 J (the node alone, not node + package = 1900 J)", deref(e.TotalJ))
+	}
+	if strings.Join(e.CountedDomains, ",") != "n" {
+		t.Errorf("counted_domains = %v, want [n]", e.CountedDomains)
+	}
+	for _, d := range e.Domains {
+		if d.ID == "pkg" && (d.Counted || d.TotalJ == nil || !strings.Contains(d.NotCounted, "inside node domain n")) {
+			t.Errorf("package: counted %v, total %v, not_counted %q; want reported, not counted, inside n", d.Counted, deref(d.TotalJ), d.NotCounted)
+		}
+	}
+	if got := CountedBetween(ms, Interval{2 * sec, 4 * sec}, e.CountedDomains); got == nil || math.Abs(*got-300) > 1e-6 {
+		t.Errorf("repeat energy = %v, want 300 J (the node's)", deref(got))
 	}
 }

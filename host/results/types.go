@@ -282,8 +282,8 @@ type WorkerThroughput struct {
 
 // Energy is the energy of a window, in joules, with its split and per-domain detail.
 type Energy struct {
-	// TotalJ sums the GPU, CPU package and DRAM domains (never psys, core or uncore: they
-	// nest); null when no such domain was measured.
+	// TotalJ sums the counted domains: per host, the widest set of measured domains that do not
+	// overlap (host/energy.CountedSet); null when no domain that can count was measured.
 	TotalJ                  *float64     `json:"total_j"`
 	StaticJ                 *float64     `json:"static_j"`
 	DynamicJ                *float64     `json:"dynamic_j"`
@@ -295,6 +295,10 @@ type Energy struct {
 	Domains                 []Domain     `json:"domains"`
 	CountedDomainKinds      []string     `json:"counted_domain_kinds,omitempty"`
 	UnavailableDomainsCount int          `json:"unavailable_domains,omitempty"`
+
+	// CountedDomains names the domains TotalJ sums (an aggregate over several hosts writes
+	// "hostname/id").
+	CountedDomains []string `json:"counted_domains,omitempty"`
 }
 
 // EnergyPhases splits energy between prefill and decode.
@@ -325,6 +329,10 @@ type Domain struct {
 	UpdatePerS  *float64     `json:"update_period_s,omitempty"`
 	Phases      EnergyPhases `json:"phases"`
 	Health      []Finding    `json:"health"`
+	// Counted is true when the domain's energy is in Energy.TotalJ; NotCounted says why a
+	// measured domain is not (nested, inside a node domain, …).
+	Counted    bool   `json:"counted,omitempty"`
+	NotCounted string `json:"not_counted,omitempty"`
 	// CounterUpdates is how often the counter changed in the window (raw results).
 	CounterUpdates *int `json:"counter_updates,omitempty"`
 	// EdgeGapS is the larger distance, in seconds, between a window edge and the nearest

@@ -61,7 +61,7 @@ func (st *state) metrics(m *measured) {
 		rep := results.Repeat{Index: i, Window: span(rw.start, rw.end)}
 		rep.Requests, rep.InputTokens, rep.OutputTokens = counts(rw.reqs)
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
-		if ej := energy.CountedBetween(m.measurements, rw.iv); ej != nil {
+		if ej := energy.CountedBetween(m.measurements, rw.iv, raw.Energy.CountedDomains); ej != nil {
 			rep.EnergyJ = ej
 			rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
@@ -71,6 +72,9 @@ type Report struct {
 	Domains   []DomainReport   `json:"domains"`
 	Validity  results.Validity `json:"validity"`
 	Overhead  results.Overhead `json:"overhead"`
+
+	// CountedDomains are the domains TotalJ sums (host/energy's containment rule).
+	CountedDomains []string `json:"counted_domains"`
 }
 
 // DomainReport is one domain's figures over the command's run.
@@ -262,6 +266,7 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
 		Thresholds: energy.Thresholds{MinCounterUpdates: 10}})
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
+	rep.CountedDomains = append([]string{}, e.CountedDomains...)
 	samples := map[string][]sdk.Sample{}
 	for _, m := range ms {
 		for _, d := range m.Domains {
@@ -336,19 +341,17 @@ func writeTable(w io.Writer, r *Report) {
 		fmt.Fprintln(w, u)
 	}
 	if r.TotalJ != nil {
-		fmt.Fprintf(w, "\n  total (GPU + package + DRAM): %s J\n", num(r.TotalJ))
+		fmt.Fprintf(w, "\n  total (counted: %s): %s J\n", strings.Join(r.CountedDomains, " + "), num(r.TotalJ))
 	}
 	if r.Overhead.Share != nil {
 		fmt.Fprintf(w, "  meter CPU: %.3f s (%.2f %% of the run)\n", *r.Overhead.MeterCPUS, 100**r.Overhead.Share)
 	}
-	verdict := "valid"
-	if !r.Validity.Valid {
-		verdict = "INVALID"
+	all := append([]results.Finding{}, r.Validity.Findings...)
+	for _, d := range r.Domains {
+		all = append(all, d.Health...)
 	}
-	fmt.Fprintf(w, "  validity: %s\n", verdict)
-	for _, f := range r.Validity.Findings {
-		fmt.Fprintf(w, "    %s %s: %s\n", f.Severity, f.Code, f.Message)
-	}
+	fmt.Fprintf(w, "  validity: %s\n", resultscmd.Verdict(r.Validity.Valid, all, nil))
+	_ = resultscmd.WriteFindings(w, "  ", all, nil)
 	fmt.Fprintln(w)
 }
 

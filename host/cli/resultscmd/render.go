@@ -31,7 +31,8 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 		wall(a.Window.StartUnixNS), wall(a.Window.EndUnixNS), a.Window.DurationS, union))
 	work(tw, a.Workload, a.Throughput, a.LatencyMS)
 	energy(tw, a.Energy, a.FLOPs)
-	validity(tw, a.Validity, a.PartialReasons)
+	all := WithHealth(a.Validity.Findings, a.Energy.Domains)
+	validity(tw, Verdict(a.Validity.Valid, all, a.Warnings), a.PartialReasons)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -43,7 +44,7 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 			return err
 		}
 	}
-	return findings(w, a.Validity.Findings)
+	return WriteFindings(w, "", all, a.Warnings)
 }
 
 // WriteRaw prints one worker's raw result as a table for humans.
@@ -55,14 +56,20 @@ func WriteRaw(w io.Writer, r *results.Raw) error {
 	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s)", wall(r.Window.StartUnixNS), wall(r.Window.EndUnixNS), r.Window.DurationS))
 	work(tw, r.Workload, r.Throughput, r.LatencyMS)
 	energy(tw, r.Energy, r.FLOPs)
-	validity(tw, r.Validity, nil)
+	all := WithHealth(r.Validity.Findings, r.Energy.Domains)
+	for i := range all {
+		if all[i].Rank == nil {
+			all[i].Rank = results.IntPtr(r.Rank) // everything in a raw result is its rank's
+		}
+	}
+	validity(tw, Verdict(r.Validity.Valid, all, r.Warnings), nil)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if err := domains(w, r.Energy.Domains, false); err != nil {
 		return err
 	}
-	return findings(w, r.Validity.Findings)
+	return WriteFindings(w, "", all, r.Warnings)
 }
 
 func row(tw io.Writer, key, value string) { fmt.Fprintf(tw, "%s\t%s\n", key, value) }
@@ -98,10 +105,16 @@ func work(tw io.Writer, wl results.Workload, t results.Throughput, l results.Lat
 
 func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 	if e.TotalJ == nil {
-		row(tw, "energy", "not measured (no GPU, CPU package or DRAM domain was available)")
+		row(tw, "energy", "not measured (no GPU, CPU package, DRAM, node or other domain was measured; the domains below say why)")
 	} else {
-		kinds := strings.Join(e.CountedDomainKinds, " + ")
-		row(tw, "energy", fmt.Sprintf("%s J total (%s), static %s J, dynamic %s J", num(e.TotalJ, 3), kinds, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
+		basis := strings.Join(e.CountedDomainKinds, " + ")
+		if len(e.CountedDomains) > 0 {
+			basis = "counted: " + strings.Join(e.CountedDomains, " + ") + " [" + basis + "]"
+		}
+		if basis != "" {
+			basis = " (" + basis + ")"
+		}
+		row(tw, "energy", fmt.Sprintf("%s J total%s, static %s J, dynamic %s J", num(e.TotalJ, 3), basis, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
 		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
 			num(e.JPerOutputToken, 4), num(e.DynamicJPerOutputToken, 4), num(e.JPerRequest, 3), num(e.TokensPerJ, 4)))
 	}
@@ -112,24 +125,7 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 	row(tw, "FLOPs", flops)
 }
 
-func validity(tw io.Writer, v results.Validity, partial []string) {
-	counts := map[string]int{}
-	for _, f := range v.Findings {
-		counts[f.Severity]++
-	}
-	verdict := "VALID"
-	if !v.Valid {
-		verdict = "INVALID"
-	}
-	var parts []string
-	for _, s := range []string{results.SeverityError, results.SeverityWarning, results.SeverityInfo} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s(s)", counts[s], s))
-		}
-	}
-	if len(parts) > 0 {
-		verdict += " (" + strings.Join(parts, ", ") + ")"
-	}
+func validity(tw io.Writer, verdict string, partial []string) {
 	row(tw, "validity", verdict)
 	for _, p := range partial {
 		row(tw, "partial", p)
@@ -148,21 +144,25 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 	} else {
 		fmt.Fprintln(tw, "DOMAIN\tKIND\tSCOPE\tMETHOD\tENERGY\tSTATIC\tDYNAMIC")
 	}
-	var unavailable []string
+	var notes []string
 	for _, d := range ds {
 		method := d.Method
 		energy := na
 		switch {
 		case !d.Available:
 			method = "unavailable (below)"
-			unavailable = append(unavailable, d.ID+": unavailable: "+orNA(d.Reason))
+			notes = append(notes, d.ID+": unavailable: "+orNA(d.Reason))
 		case d.TotalJ != nil:
 			energy = num(d.TotalJ, 3) + " J"
 			if d.Stitched {
 				energy += " (stitched)"
 			}
-			if d.Kind == "psys" || d.Kind == "core" || d.Kind == "uncore" {
-				energy += " (nested, not in total)"
+			switch {
+			case d.NotCounted != "":
+				energy += " (not in total, below)"
+				notes = append(notes, d.ID+": not in total: "+d.NotCounted)
+			case !d.Counted && (d.Kind == "psys" || d.Kind == "core" || d.Kind == "uncore"):
+				energy += " (nested, not in total)" // a result from before counted/not_counted
 			}
 			if d.Confidence != "" && d.Confidence != "measured" {
 				method += " (" + d.Confidence + ")"
@@ -188,7 +188,7 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, u := range unavailable {
+	for _, u := range notes {
 		if _, err := fmt.Fprintln(w, "  "+u); err != nil {
 			return err
 		}
@@ -224,23 +224,6 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 			cv = fmt.Sprintf("%.2f %%", *s.CV*100)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k, gnum(s.Mean), gnum(s.Std), ci, cv)
-	}
-	return tw.Flush()
-}
-
-func findings(w io.Writer, fs []results.Finding) error {
-	if len(fs) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEVERITY\tCODE\tRANK\tMESSAGE")
-	for _, f := range fs {
-		rank := "all"
-		if f.Rank != nil {
-			rank = strconv.Itoa(*f.Rank)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", f.Severity, f.Code, rank, f.Message)
 	}
 	return tw.Flush()
 }

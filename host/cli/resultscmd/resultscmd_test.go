@@ -3,7 +3,9 @@ package resultscmd
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"os"
@@ -242,4 +244,78 @@ func TestShowUnmeasured(t *testing.T) {
 	if !strings.Contains(out, "unavailable: NVML library not found") {
 		t.Errorf("show --raw lacks the reason:\n%s", out)
 	}
+}
+
+// Every finding is printed — the workers' findings, the health of each domain, the aggregation's
+// own and free-text warnings — with severity, code, domain, rank, message and advice, errors
+// first; a domain health error makes the verdict INVALID in the aggregate and in each raw result.
+func TestShowFindings(t *testing.T) {
+	host := results.Host{Hostname: "h", BootID: "b"}
+	base := resultstest.Worker{Exp: "health", WorldSize: 2, Host: host, StartMonoNS: 1e9, EndMonoNS: 21e9, WallOffsetNS: 1_796_000_000e9,
+		RequestsPerRepeat: 2, InputTokens: 3, OutputTokens: 4, TTFTNS: 5e6, ITLNS: 1e6}
+	w0, w1 := base, base
+	w0.Device = results.Device{Kind: "cuda", Index: 0, UUID: "GPU-a", Slot: "cuda:0"}
+	w1.Rank, w1.Device = 1, results.Device{Kind: "cuda", Index: 1, UUID: "GPU-b", Slot: "cuda:1"}
+	w0.Domains = []resultstest.DomainSpec{{ID: "GPU-a", Kind: "gpu", Scope: "device", PowerW: 100,
+		Health: []results.Finding{{Code: "throttled", Severity: "warning", Message: "clocks throttled for 3.2 s (thermal)"}}}}
+	w1.Domains = []resultstest.DomainSpec{{ID: "GPU-b", Kind: "gpu", Scope: "device", PowerW: 100,
+		Health: []results.Finding{{Code: "counter_reset", Severity: "error", Message: "the energy counter went backwards at 4.1 s",
+			Advice: "the driver reloaded: rerun"}}}}
+	w1.Findings = []results.Finding{{Code: "window_too_short", Severity: "warning", Message: "the measured window lasted 2 s"}}
+	r1 := w1.Raw()
+	r1.Warnings = []results.Warning{{Message: "warmup: latency CV did not fall below 0.05 within 20 batches", Rank: results.IntPtr(1)}}
+	b1, err := results.Encode(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := resultstest.NewMemory()
+	ctx := context.Background()
+	for rank, data := range map[int][]byte{0: w0.Bytes(), 1: b1} {
+		repo.SaveRaw(ctx, "health", rank, data)
+		if _, err := repo.MarkComplete(ctx, "health", rank, shaOf(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := aggregate.Run(ctx, repo, "health", aggregate.Options{Now: func() time.Time { return time.Unix(0, 0) }}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"show", "health"}, {"show", "--raw", "health"}} {
+		out, stderr, code := execute(t, repo, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		if !strings.Contains(out, "INVALID (1 error(s)") {
+			t.Errorf("%v: the verdict must be INVALID with its error counted:\n%s", args, out)
+		}
+		want := []string{ // in this order: errors first
+			"error     counter_reset     GPU-b   1     the energy counter went backwards at 4.1 s",
+			"→ the driver reloaded: rerun",
+			"warning   window_too_short  —       1     the measured window lasted 2 s",
+			"warning   throttled         GPU-a   0     clocks throttled for 3.2 s (thermal)",
+			"warning   —                 —       1     warmup: latency CV did not fall below 0.05 within 20 batches",
+		}
+		if args[1] == "--raw" { // each raw result lists its own, rank 0's first
+			want = []string{
+				"warning   throttled  GPU-a   0     clocks throttled for 3.2 s (thermal)",
+				"error     counter_reset     GPU-b   1     the energy counter went backwards at 4.1 s",
+				"→ the driver reloaded: rerun",
+				"warning   window_too_short  —       1     the measured window lasted 2 s",
+				"warning   —                 —       1     warmup: latency CV did not fall below 0.05 within 20 batches",
+			}
+		}
+		at := 0
+		for _, line := range want {
+			i := strings.Index(out[at:], line)
+			if i < 0 {
+				t.Errorf("%v: missing (or out of order) %q in:\n%s", args, line, out)
+				break
+			}
+			at += i + len(line)
+		}
+	}
+}
+
+func shaOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }

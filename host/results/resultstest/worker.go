@@ -15,6 +15,7 @@ type DomainSpec struct {
 	IdleW           *float64 // nil: no idle baseline
 	Unavailable     string   // non-empty: the domain is unavailable with this reason
 	NoTimeline      bool     // report only the total
+	Health          []results.Finding
 }
 
 // Worker builds a deterministic raw result: its window, requests, token times, energy timelines
@@ -93,7 +94,6 @@ func (w Worker) Raw() *results.Raw {
 		}},
 		Workload:    results.Workload{BatchSize: &batch, Repeats: repeats},
 		Memory:      results.Memory{PeakBytes: w.PeakBytes},
-		Validity:    results.ValidityOf(w.Findings, nil),
 		Overhead:    results.Overhead{MeterCPUS: w.MeterCPUS},
 		Environment: results.Environment{Facts: map[string]string{"cpu_model": "Fake CPU", "rank": fmt.Sprint(w.Rank)}},
 	}
@@ -134,6 +134,10 @@ func (w Worker) Raw() *results.Raw {
 	for _, ds := range w.Domains {
 		dom := results.Domain{ID: ds.ID, Kind: ds.Kind, Scope: ds.Scope, Method: "counter", Confidence: "simulated",
 			Available: ds.Unavailable == "", Reason: ds.Unavailable, ResolutionJ: results.Float(1e-6), Health: []results.Finding{}}
+		for _, h := range ds.Health {
+			h.Domain = ds.ID
+			dom.Health = append(dom.Health, h)
+		}
 		if dom.Available {
 			j := ds.PowerW * d
 			dom.TotalJ = results.Float(j)
@@ -165,6 +169,7 @@ func (w Worker) Raw() *results.Raw {
 		}
 		r.Energy.Domains = append(r.Energy.Domains, dom)
 	}
+	r.Validity = results.ValidityOf(w.Findings, r.Energy.Domains)
 	if counted {
 		r.Energy.TotalJ = results.Float(total)
 		r.Energy.JPerOutputToken = results.Ratio(total, float64(r.Workload.OutputTokens))
