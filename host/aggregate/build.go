@@ -124,7 +124,7 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 	experimentWide := map[string]bool{}
 	for _, w := range ws {
 		for _, f := range w.raw.Validity.Findings {
-			if f.Rank == nil { // about the whole experiment (the dataset): every rank has it, keep one
+			if f.Rank == nil && results.ExperimentWide(f.Code) { // every rank has it: keep one
 				if k := f.Code + "\x00" + f.Message; !experimentWide[k] {
 					experimentWide[k] = true
 					a.Validity.Findings = append(a.Validity.Findings, f)

@@ -8,14 +8,6 @@ import (
 	"github.com/lemctl/lemctl/host/results"
 )
 
-// Finding codes about changes to the workload: what ran is not exactly what the dataset and the
-// configuration asked for.
-const (
-	CodeRecordsSkipped   = "dataset_records_skipped"
-	CodeNonUTF8Replaced  = "non_utf8_replaced"
-	CodePromptsTruncated = "prompts_truncated"
-)
-
 // promptTokens counts, after the window, the tokens of the prompts the engine truncated: the ids
 // of a prompt that has them, else its text tokenized by the loader. It returns nil (and a warning)
 // when the loader cannot tokenize them.
@@ -86,23 +78,23 @@ func truncationFinding(wl results.Workload, shard int, d launch.WorkloadSpec, co
 	if wl.TruncatedTokens != nil {
 		cut = fmt.Sprintf("mean %.1f tokens cut, %d in all", float64(*wl.TruncatedTokens)/float64(wl.TruncatedPrompts), *wl.TruncatedTokens)
 	}
-	return []results.Finding{{Code: CodePromptsTruncated, Severity: results.SeverityWarning,
+	return []results.Finding{{Code: results.CodePromptsTruncated, Severity: results.SeverityWarning,
 		Message: fmt.Sprintf("%d of %d prompts were truncated by the engine to fit %s (%s); input tokens count what was kept",
 			wl.TruncatedPrompts, shard, limit, cut),
 		Advice: "use shorter prompts, a smaller workload.max_new_tokens, or a model with a longer context"}}
 }
 
-// datasetFindings are about the whole sample, not one rank: every rank reports them with a null
-// rank, and the aggregate keeps one copy.
+// datasetFindings are about the whole sample, not one rank (results.ExperimentWide): every rank
+// reports them with a null rank, and the aggregate keeps one copy.
 func datasetFindings(d launch.DatasetRef) []results.Finding {
 	var out []results.Finding
 	if d.SkippedRecords > 0 {
-		out = append(out, results.Finding{Code: CodeRecordsSkipped, Severity: results.SeverityWarning,
+		out = append(out, results.Finding{Code: results.CodeRecordsSkipped, Severity: results.SeverityWarning,
 			Message: fmt.Sprintf("%d of %d records of dataset %s had no prompt and were skipped", d.SkippedRecords, d.Records, d.Name),
 			Advice:  "check workload.column and workload.format; `lemctl datasets " + d.Name + "` shows what was read"})
 	}
 	if d.NonUTF8Prompts > 0 {
-		out = append(out, results.Finding{Code: CodeNonUTF8Replaced, Severity: results.SeverityWarning,
+		out = append(out, results.Finding{Code: results.CodeNonUTF8Replaced, Severity: results.SeverityWarning,
 			Message: fmt.Sprintf("%d of %d prompts had bytes that are not valid UTF-8; each invalid sequence was replaced by U+FFFD before tokenizing",
 				d.NonUTF8Prompts, d.Prompts),
 			Advice: "re-encode the dataset as UTF-8"})
