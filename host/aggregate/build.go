@@ -78,6 +78,7 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Workload.OutputTokens += r.Workload.OutputTokens
 		a.Workload.Passes += r.Workload.Passes
 		a.Workload.TruncatedPrompts += r.Workload.TruncatedPrompts
+		a.Workload.ContextExceededPrompts += r.Workload.ContextExceededPrompts
 		a.Workload.TruncatedTokens = sumKnown(a.Workload.TruncatedTokens, r.Workload.TruncatedTokens, w == ws[0])
 		a.Workload.Repeats = max(a.Workload.Repeats, r.Workload.Repeats)
 		if batch != nil && (r.Workload.BatchSize == nil || *r.Workload.BatchSize != *batch) {

@@ -21,6 +21,7 @@ func TestWorkloadChangesSummedAndDatasetFindingsKeptOnce(t *testing.T) {
 		raw := w.Raw()
 		raw.Dataset = ds
 		raw.Workload.TruncatedPrompts, raw.Workload.TruncatedTokens = tr.prompts, results.Int64(tr.tokens)
+		raw.Workload.ContextExceededPrompts = tr.prompts
 		raw.Validity = results.ValidityOf([]results.Finding{skipped,
 			{Code: results.CodePromptsTruncated, Severity: results.SeverityWarning, Message: "truncated", Rank: results.IntPtr(rank)}}, nil)
 		data, err := results.EncodeRaw(raw)
@@ -37,6 +38,9 @@ func TestWorkloadChangesSummedAndDatasetFindingsKeptOnce(t *testing.T) {
 	a := run(t, repo, "wl", Options{})
 	if a.Workload.TruncatedPrompts != 3 || a.Workload.TruncatedTokens == nil || *a.Workload.TruncatedTokens != 12 {
 		t.Errorf("workload truncated %d prompts, %v tokens; want 3 and 12", a.Workload.TruncatedPrompts, a.Workload.TruncatedTokens)
+	}
+	if a.Workload.ContextExceededPrompts != 3 {
+		t.Errorf("workload: %d prompts past the context, want 3", a.Workload.ContextExceededPrompts)
 	}
 	if a.Dataset != ds {
 		t.Errorf("dataset %+v, want %+v (the same in every rank, not summed)", a.Dataset, ds)

@@ -71,6 +71,11 @@ func TestRunReportsEveryChangeToTheWorkload(t *testing.T) {
 				t.Errorf("rank %d request %s marked truncated", rank, q.ID)
 			}
 		}
+		// The example engine truncates to the context, not to the context minus max_new_tokens:
+		// each truncated prompt then runs 16 + 8 − 1 = 23 positions, past the 16-token context.
+		if raw.Workload.ContextExceededPrompts != n {
+			t.Errorf("rank %d: %d prompts past the context, want %d", rank, raw.Workload.ContextExceededPrompts, n)
+		}
 		if raw.Workload.TruncatedPrompts != n || raw.Workload.TruncatedTokens == nil || *raw.Workload.TruncatedTokens != tokens {
 			t.Errorf("rank %d workload: %d truncated prompts, %v tokens cut; want %d, %d", rank, raw.Workload.TruncatedPrompts, raw.Workload.TruncatedTokens, n, tokens)
 		}
@@ -78,6 +83,8 @@ func TestRunReportsEveryChangeToTheWorkload(t *testing.T) {
 		if n > 0 {
 			want[results.SeverityWarning+" prompts_truncated"] = fmt.Sprintf("%d of %d prompts were truncated by the engine to fit the model's context of 16 tokens with workload.max_new_tokens = 8 (mean %.1f tokens cut, %d in all); input tokens count what was kept",
 				n, len(shard), float64(tokens)/float64(n), tokens)
+			want[results.SeverityWarning+" context_exceeded"] = fmt.Sprintf("%d of %d prompts ran past the model's context of 16 tokens (input + output tokens − 1 positions): the engine did not truncate them to fit workload.max_new_tokens = 8",
+				n, len(shard))
 		}
 		got := map[string]string{}
 		for _, f := range raw.Validity.Findings {
@@ -98,6 +105,9 @@ func TestRunReportsEveryChangeToTheWorkload(t *testing.T) {
 	}
 
 	agg := readAggregated(t, res, exp)
+	if agg.Workload.ContextExceededPrompts != 2 {
+		t.Errorf("aggregate: %d prompts past the context, want 2", agg.Workload.ContextExceededPrompts)
+	}
 	if agg.Workload.TruncatedPrompts != 2 || agg.Workload.TruncatedTokens == nil || *agg.Workload.TruncatedTokens != 18 {
 		t.Errorf("aggregate: %d truncated prompts, %v tokens cut; want 2 and 18", agg.Workload.TruncatedPrompts, agg.Workload.TruncatedTokens)
 	}
@@ -120,7 +130,7 @@ func TestRunReportsEveryChangeToTheWorkload(t *testing.T) {
 		t.Errorf("aggregate invalid: warnings only were expected: %+v", agg.Validity.Findings)
 	}
 	out := r.stdout.String()
-	for _, s := range []string{skipped, nonUTF8, "prompts_truncated"} {
+	for _, s := range []string{skipped, nonUTF8, "prompts_truncated", "context_exceeded"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("the summary does not show %q:\n%s", s, out)
 		}

@@ -230,6 +230,10 @@ type Workload struct {
 	// prompt (null when the loader could not count the prompts' tokens). Finding prompts_truncated.
 	TruncatedPrompts int64  `json:"truncated_prompts"`
 	TruncatedTokens  *int64 `json:"truncated_tokens"`
+	// ContextExceededPrompts counts the distinct prompts that made the model process positions
+	// past its context (input + output − 1 > context): the engine did not truncate them to fit.
+	// Finding context_exceeded.
+	ContextExceededPrompts int64 `json:"context_exceeded_prompts"`
 }
 
 // Request is one request's timing on the worker's monotonic clock.

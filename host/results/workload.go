@@ -6,6 +6,7 @@ const (
 	CodeRecordsSkipped   = "dataset_records_skipped"
 	CodeNonUTF8Replaced  = "non_utf8_replaced"
 	CodePromptsTruncated = "prompts_truncated"
+	CodeContextExceeded  = "context_exceeded"
 )
 
 // ExperimentWide reports whether findings with this code are about the whole sample rather than

@@ -23,6 +23,7 @@ func (st *state) metrics(m *measured) {
 	wl := results.Workload{Repeats: len(m.repeats), Passes: m.passes, BatchSize: results.IntPtr(spec.Workload.BatchSize)}
 	wl.Requests, wl.InputTokens, wl.OutputTokens = counts(reqs)
 	wl.TruncatedPrompts, wl.TruncatedTokens = truncation(reqs, m.promptTokens)
+	wl.ContextExceededPrompts = exceeded(reqs, st.contextLength())
 	raw.Workload = wl
 	raw.LatencyMS = results.LatencyOf(reqs)
 	dur := m.window.Seconds()
@@ -43,7 +44,7 @@ func (st *state) metrics(m *measured) {
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
-	findings = append(findings, truncationFinding(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
+	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 
 	if m.meterCPUOK && dur > 0 {
 		cpuS := float64(m.meterCPUNS) / 1e9

@@ -65,10 +65,31 @@ func truncation(reqs []results.Request, lengths map[string]int) (prompts int64, 
 	return prompts, results.Int64(total)
 }
 
-// truncationFinding says how many of the shard's prompts the engine truncated, to what limit.
-func truncationFinding(wl results.Workload, shard int, d launch.WorkloadSpec, context int) []results.Finding {
+// exceeded counts the distinct prompts that made the model process positions past its context:
+// every input token and every output token but the last passes through it (0 when the context is
+// unknown).
+func exceeded(reqs []results.Request, context int) int64 {
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if context > 0 && r.InputTokens+r.OutputTokens-1 > context {
+			seen[r.ID] = true
+		}
+	}
+	return int64(len(seen))
+}
+
+// workloadFindings say how many of the shard's prompts the engine truncated, to what limit, and
+// how many ran past the model's context.
+func workloadFindings(wl results.Workload, shard int, d launch.WorkloadSpec, context int) []results.Finding {
+	var out []results.Finding
+	if wl.ContextExceededPrompts > 0 {
+		out = append(out, results.Finding{Code: results.CodeContextExceeded, Severity: results.SeverityWarning,
+			Message: fmt.Sprintf("%d of %d prompts ran past the model's context of %d tokens (input + output tokens − 1 positions): the engine did not truncate them to fit workload.max_new_tokens = %d",
+				wl.ContextExceededPrompts, shard, context, d.Decoding.MaxNewTokens),
+			Advice: "set workload.max_input_tokens so that it plus workload.max_new_tokens fits the context"})
+	}
 	if wl.TruncatedPrompts == 0 {
-		return nil
+		return out
 	}
 	limit := fmt.Sprintf("the model's context of %d tokens with workload.max_new_tokens = %d", context, d.Decoding.MaxNewTokens)
 	if d.Decoding.MaxInputTokens > 0 {
@@ -78,10 +99,10 @@ func truncationFinding(wl results.Workload, shard int, d launch.WorkloadSpec, co
 	if wl.TruncatedTokens != nil {
 		cut = fmt.Sprintf("mean %.1f tokens cut, %d in all", float64(*wl.TruncatedTokens)/float64(wl.TruncatedPrompts), *wl.TruncatedTokens)
 	}
-	return []results.Finding{{Code: results.CodePromptsTruncated, Severity: results.SeverityWarning,
+	return append(out, results.Finding{Code: results.CodePromptsTruncated, Severity: results.SeverityWarning,
 		Message: fmt.Sprintf("%d of %d prompts were truncated by the engine to fit %s (%s); input tokens count what was kept",
 			wl.TruncatedPrompts, shard, limit, cut),
-		Advice: "use shorter prompts, a smaller workload.max_new_tokens, or a model with a longer context"}}
+		Advice: "use shorter prompts, a smaller workload.max_new_tokens, or a model with a longer context"})
 }
 
 // datasetFindings are about the whole sample, not one rank (results.ExperimentWide): every rank
