@@ -77,6 +77,9 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Workload.InputTokens += r.Workload.InputTokens
 		a.Workload.OutputTokens += r.Workload.OutputTokens
 		a.Workload.Passes += r.Workload.Passes
+		a.Workload.TruncatedPrompts += r.Workload.TruncatedPrompts
+		a.Workload.ContextExceededPrompts += r.Workload.ContextExceededPrompts
+		a.Workload.TruncatedTokens = sumKnown(a.Workload.TruncatedTokens, r.Workload.TruncatedTokens, w == ws[0])
 		a.Workload.Repeats = max(a.Workload.Repeats, r.Workload.Repeats)
 		if batch != nil && (r.Workload.BatchSize == nil || *r.Workload.BatchSize != *batch) {
 			batch = nil // differs between workers: no single batch size
@@ -119,8 +122,16 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 
 	// Validity: the workers' findings tagged with their rank, then the aggregation's own.
 	a.Validity.Findings = []results.Finding{}
+	experimentWide := map[string]bool{}
 	for _, w := range ws {
 		for _, f := range w.raw.Validity.Findings {
+			if f.Rank == nil && results.ExperimentWide(f.Code) { // every rank has it: keep one
+				if k := f.Code + "\x00" + f.Message; !experimentWide[k] {
+					experimentWide[k] = true
+					a.Validity.Findings = append(a.Validity.Findings, f)
+				}
+				continue
+			}
 			f.Rank = results.IntPtr(w.rank)
 			a.Validity.Findings = append(a.Validity.Findings, f)
 		}
@@ -603,4 +614,15 @@ func sortedStrings[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// sumKnown adds v to sum; the sum is null once any term is (first: v is the first term).
+func sumKnown(sum, v *int64, first bool) *int64 {
+	if v == nil || (sum == nil && !first) {
+		return nil
+	}
+	if first {
+		return results.Int64(*v)
+	}
+	return results.Int64(*sum + *v)
 }

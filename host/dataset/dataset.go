@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Prompt is one request's input.
@@ -23,6 +24,9 @@ type Prompt struct {
 	Text string
 	// IDs are token ids; set for synthetic prompts, which have exactly the asked length.
 	IDs []int32
+	// NonUTF8 is true when the record's bytes were not valid UTF-8 and Text holds U+FFFD in
+	// place of the invalid sequences.
+	NonUTF8 bool
 }
 
 // Dataset is a loaded prompt set.
@@ -43,6 +47,17 @@ type Dataset struct {
 
 // Len is the number of usable prompts.
 func (d *Dataset) Len() int { return len(d.Prompts) }
+
+// NonUTF8 counts the prompts whose text had bytes that are not valid UTF-8 replaced by U+FFFD.
+func NonUTF8(prompts []Prompt) int {
+	n := 0
+	for _, p := range prompts {
+		if p.NonUTF8 {
+			n++
+		}
+	}
+	return n
+}
 
 // Tokenizer turns text into token ids and back; the host implements it with the loader
 // plugin's Tokenize and Detokenize for the model under test.
@@ -110,7 +125,8 @@ func Open(ctx context.Context, name string, opts Options) (*Dataset, error) {
 
 // Parse reads a dataset file's bytes in the given format (auto is allowed for JSON: the records
 // decide between alpaca and sharegpt). Records without a prompt are skipped and counted; a
-// malformed file is an error naming the line.
+// malformed file is an error naming the line. Bytes that are not valid UTF-8 become U+FFFD (as
+// the JSON decoder does; a text line the same way) and the prompt is marked NonUTF8.
 func Parse(name string, data []byte, format, column string) (*Dataset, error) {
 	sum := sha256.Sum256(data)
 	d := &Dataset{Name: name, SHA256: hex.EncodeToString(sum[:])}
@@ -143,7 +159,7 @@ func (d *Dataset) parseJSONL(data []byte, column string) error {
 		if err := json.Unmarshal(line, &v); err != nil {
 			return fmt.Errorf("line %d: invalid JSON: %v", i+1, err)
 		}
-		d.add(record, v, FormatJSONL, column)
+		d.add(record, v, FormatJSONL, column, !utf8.Valid(line))
 		record++
 	}
 	return nil
@@ -157,20 +173,31 @@ func (d *Dataset) parseText(data []byte) {
 		if line == "" {
 			continue
 		}
-		d.Prompts = append(d.Prompts, Prompt{ID: strconv.Itoa(record), Text: line})
+		bad := !utf8.ValidString(line)
+		if bad {
+			line = strings.ToValidUTF8(line, "\uFFFD")
+		}
+		d.Prompts = append(d.Prompts, Prompt{ID: strconv.Itoa(record), Text: line, NonUTF8: bad})
 		record++
 	}
 }
 
 func (d *Dataset) parseJSON(data []byte, format, column string) error {
-	var records []any
-	if err := json.Unmarshal(data, &records); err != nil {
+	// Raw records first, so each one's bytes can be checked for UTF-8 before decoding.
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
 			return fmt.Errorf("line %d: invalid JSON: %v", line, err)
 		}
 		return fmt.Errorf("want a JSON array of records: %v", err)
+	}
+	records := make([]any, len(raws))
+	for i, r := range raws {
+		if err := json.Unmarshal(r, &records[i]); err != nil {
+			return fmt.Errorf("record %d: invalid JSON: %v", i, err)
+		}
 	}
 	if format == FormatAuto {
 		format = FormatAlpaca
@@ -185,13 +212,14 @@ func (d *Dataset) parseJSON(data []byte, format, column string) error {
 	}
 	d.Format = format
 	for i, r := range records {
-		d.add(i, r, format, column)
+		d.add(i, r, format, column, !utf8.Valid(raws[i]))
 	}
 	return nil
 }
 
-// add appends record number i, or counts it as skipped when it has no prompt.
-func (d *Dataset) add(i int, v any, format, column string) {
+// add appends record number i, or counts it as skipped when it has no prompt. nonUTF8 says the
+// record's bytes were not valid UTF-8: the prompt is marked when the decoder's U+FFFD is in it.
+func (d *Dataset) add(i int, v any, format, column string, nonUTF8 bool) {
 	rec, ok := v.(map[string]any)
 	var text string
 	if ok {
@@ -214,7 +242,7 @@ func (d *Dataset) add(i int, v any, format, column string) {
 	case float64:
 		id = strconv.FormatFloat(v, 'f', -1, 64)
 	}
-	d.Prompts = append(d.Prompts, Prompt{ID: id, Text: text})
+	d.Prompts = append(d.Prompts, Prompt{ID: id, Text: text, NonUTF8: nonUTF8 && strings.ContainsRune(text, utf8.RuneError)})
 }
 
 func promptOf(rec map[string]any, column string) string {

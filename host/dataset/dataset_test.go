@@ -175,3 +175,41 @@ func TestParseSource(t *testing.T) {
 		}
 	}
 }
+
+func TestNonUTF8BytesAreReplacedAndCounted(t *testing.T) {
+	for _, tc := range []struct {
+		name, format string
+		data         string
+		wantTexts    []string
+		wantNonUTF8  []bool
+	}{
+		{name: "jsonl", format: "jsonl", data: "{\"prompt\": \"caf\xe9 au lait\"}\n{\"prompt\": \"ok \uFFFD kept\"}\n{\"prompt\": \"fine\", \"note\": \"\xff\"}\n",
+			wantTexts: []string{"caf\uFFFD au lait", "ok \uFFFD kept", "fine"}, wantNonUTF8: []bool{true, false, false}},
+		{name: "text", format: "text", data: "plain\nbad \xc3\x28 byte\n",
+			wantTexts: []string{"plain", "bad \uFFFD( byte"}, wantNonUTF8: []bool{false, true}},
+		{name: "alpaca", format: "alpaca", data: "[{\"instruction\": \"a\xffb\"}, {\"instruction\": \"c\"}]",
+			wantTexts: []string{"a\uFFFDb", "c"}, wantNonUTF8: []bool{true, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := dataset.Parse("x", []byte(tc.data), tc.format, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Len() != len(tc.wantTexts) {
+				t.Fatalf("%d prompts, want %d", d.Len(), len(tc.wantTexts))
+			}
+			want := 0
+			for i, p := range d.Prompts {
+				if p.Text != tc.wantTexts[i] || p.NonUTF8 != tc.wantNonUTF8[i] {
+					t.Errorf("prompt %d: %q non-UTF-8 %v; want %q %v", i, p.Text, p.NonUTF8, tc.wantTexts[i], tc.wantNonUTF8[i])
+				}
+				if tc.wantNonUTF8[i] {
+					want++
+				}
+			}
+			if got := dataset.NonUTF8(d.Prompts); got != want {
+				t.Errorf("NonUTF8 = %d, want %d", got, want)
+			}
+		})
+	}
+}

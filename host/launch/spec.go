@@ -77,6 +77,11 @@ type DatasetRef struct {
 	Name    string `json:"name"`
 	SHA256  string `json:"sha256"`
 	Prompts int    `json:"prompts"` // in the whole sample, all ranks together
+	// Records and SkippedRecords count the source's records; NonUTF8Prompts the sample's
+	// prompts with bytes replaced by U+FFFD (results.Dataset has the same fields).
+	Records        int `json:"records"`
+	SkippedRecords int `json:"skipped_records"`
+	NonUTF8Prompts int `json:"non_utf8_prompts"`
 }
 
 // WorkloadSpec is the work of the measured window.

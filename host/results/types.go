@@ -143,6 +143,13 @@ type Dataset struct {
 	Name    string `json:"name"`
 	SHA256  string `json:"sha256"`
 	Prompts int    `json:"prompts"`
+	// Records counts the records read from the source, skipped ones included; SkippedRecords
+	// those without a prompt (finding dataset_records_skipped).
+	Records        int `json:"records"`
+	SkippedRecords int `json:"skipped_records"`
+	// NonUTF8Prompts counts the sample's prompts whose bytes were not valid UTF-8 and were
+	// replaced by U+FFFD (finding non_utf8_replaced).
+	NonUTF8Prompts int `json:"non_utf8_prompts"`
 }
 
 // Host identifies a machine boot: the same hostname after a reboot is another host, because
@@ -218,6 +225,15 @@ type Workload struct {
 	Repeats      int   `json:"repeats"`
 	// Passes counts how often the shard's batches ran to fill workload.min_window_s.
 	Passes int `json:"passes,omitempty"`
+	// TruncatedPrompts counts the distinct prompts the engine truncated to fit the model's
+	// context (or workload.max_input_tokens); TruncatedTokens the tokens cut from them, once per
+	// prompt (null when the loader could not count the prompts' tokens). Finding prompts_truncated.
+	TruncatedPrompts int64  `json:"truncated_prompts"`
+	TruncatedTokens  *int64 `json:"truncated_tokens"`
+	// ContextExceededPrompts counts the distinct prompts that made the model process positions
+	// past its context (input + output − 1 > context): the engine did not truncate them to fit.
+	// Finding context_exceeded.
+	ContextExceededPrompts int64 `json:"context_exceeded_prompts"`
 }
 
 // Request is one request's timing on the worker's monotonic clock.
@@ -229,6 +245,8 @@ type Request struct {
 	StartMonoNS  int64   `json:"start_mono_ns"`
 	TokenMonoNS  []int64 `json:"token_mono_ns"`
 	FinishReason string  `json:"finish_reason,omitempty"`
+	// Truncated: the engine cut the prompt to fit (InputTokens are the tokens it kept).
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // Latency summarises time to first token, inter-token latency and end-to-end latency in ms.

@@ -22,6 +22,8 @@ func (st *state) metrics(m *measured) {
 	raw.Requests = reqs
 	wl := results.Workload{Repeats: len(m.repeats), Passes: m.passes, BatchSize: results.IntPtr(spec.Workload.BatchSize)}
 	wl.Requests, wl.InputTokens, wl.OutputTokens = counts(reqs)
+	wl.TruncatedPrompts, wl.TruncatedTokens = truncation(reqs, m.promptTokens)
+	wl.ContextExceededPrompts = exceeded(reqs, st.contextLength())
 	raw.Workload = wl
 	raw.LatencyMS = results.LatencyOf(reqs)
 	dur := m.window.Seconds()
@@ -42,6 +44,7 @@ func (st *state) metrics(m *measured) {
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
+	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 
 	if m.meterCPUOK && dur > 0 {
 		cpuS := float64(m.meterCPUNS) / 1e9
@@ -74,6 +77,7 @@ func (st *state) metrics(m *measured) {
 	for i := range findings {
 		findings[i].Rank = rank
 	}
+	findings = append(findings, datasetFindings(spec.Dataset)...)
 	sort.SliceStable(findings, func(i, j int) bool { return findings[i].Code < findings[j].Code })
 	raw.Validity = results.ValidityOf(findings, raw.Energy.Domains)
 }

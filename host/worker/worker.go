@@ -413,6 +413,8 @@ type measured struct {
 	passes       int
 	meterCPUNS   int64
 	meterCPUOK   bool
+	// promptTokens are the token counts of the prompts the engine truncated (workload.go).
+	promptTokens map[string]int
 }
 
 type repeatWindow struct {
@@ -472,7 +474,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				var got []results.Request
 				bt, err := st.engine.Generate(ctx, sdk.GenerateRequest{Prompts: batch, Decoding: spec.Workload.Decoding}, func(r sdk.RequestResult) error {
 					got = append(got, results.Request{ID: r.ID, Repeat: rep, InputTokens: r.InputTokens, OutputTokens: len(r.OutputIDs),
-						StartMonoNS: r.StartMonoNS, TokenMonoNS: r.TokenMonoNS, FinishReason: r.FinishReason})
+						StartMonoNS: r.StartMonoNS, TokenMonoNS: r.TokenMonoNS, FinishReason: r.FinishReason, Truncated: r.Truncated})
 					return nil
 				})
 				if err != nil {
@@ -509,6 +511,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 	m.measurements = st.stopMeters(ctx, sessions)
 	m.window = energy.Interval{StartMonoNS: m.repeats[0].iv.StartMonoNS, EndMonoNS: m.repeats[len(m.repeats)-1].iv.EndMonoNS}
 	m.start, m.end = m.repeats[0].start, m.repeats[len(m.repeats)-1].end
+	m.promptTokens = st.promptTokens(ctx, m.repeats)
 	return m, nil
 }
 

@@ -43,6 +43,8 @@ type Inspection struct {
 	SHA256  string `json:"sha256"`
 	Prompts int    `json:"prompts"`
 	Skipped int    `json:"skipped"`
+	// NonUTF8 counts the prompts whose bytes were not valid UTF-8 (replaced by U+FFFD).
+	NonUTF8 int `json:"non_utf8"`
 }
 
 const syntheticDoc = "synthetic:<input_tokens>: workload.prompts prompts of exactly <input_tokens> tokens each, cut from the built-in set tokenized with the model's own tokenizer (built at run time)"
@@ -121,7 +123,8 @@ func inspect(cmd *cobra.Command, env *cliutil.Env, name, format, column, output 
 	case err != nil:
 		return cliutil.Failed(err)
 	}
-	in := Inspection{Name: d.Name, Version: d.Version, Format: d.Format, SHA256: d.SHA256, Prompts: d.Len(), Skipped: d.Skipped}
+	in := Inspection{Name: d.Name, Version: d.Version, Format: d.Format, SHA256: d.SHA256, Prompts: d.Len(), Skipped: d.Skipped,
+		NonUTF8: dataset.NonUTF8(d.Prompts)}
 	if output == cliutil.OutputJSON {
 		return cliutil.WriteJSON(env.Out, in)
 	}
@@ -131,5 +134,6 @@ func inspect(cmd *cobra.Command, env *cliutil.Env, name, format, column, output 
 		fmt.Fprintf(tw, "version\t%s\n", in.Version)
 	}
 	fmt.Fprintf(tw, "format\t%s\nsha256\t%s\nprompts\t%d\nskipped\t%d (records without a prompt)\n", in.Format, in.SHA256, in.Prompts, in.Skipped)
+	fmt.Fprintf(tw, "utf-8\t%d prompts with bytes that are not UTF-8, replaced by U+FFFD\n", in.NonUTF8)
 	return tw.Flush()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -64,5 +65,21 @@ func TestInspect(t *testing.T) {
 		if _, _, code := execute(t, tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d", tc.args, code, tc.code)
 		}
+	}
+}
+
+func TestInspectCountsNonUTF8Prompts(t *testing.T) {
+	file := t.TempDir() + "/bad.txt"
+	if err := os.WriteFile(file, []byte("fine\ncaf\xe9\n\xff\xfe twice\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := execute(t, file, "-o", "json")
+	var in datasetscmd.Inspection
+	if code != 0 || json.Unmarshal([]byte(out), &in) != nil || in.Prompts != 3 || in.NonUTF8 != 2 {
+		t.Errorf("inspect (exit %d): %s; want 3 prompts, 2 with bytes replaced", code, out)
+	}
+	out, _, _ = execute(t, file)
+	if !strings.Contains(out, "utf-8    2 prompts with bytes that are not UTF-8, replaced by U+FFFD") {
+		t.Errorf("table lacks the non-UTF-8 count:\n%s", out)
 	}
 }

@@ -246,7 +246,15 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 		return nil, err
 	}
 
-	ds, err := openDataset(ctx, cat, cfg, loader)
+	lc, err := openLoader(ctx, cat, loader)
+	if err != nil {
+		return nil, err
+	}
+	defer lc.Close()
+	if err := checkContext(ctx, lc.Loader(), cfg); err != nil {
+		return nil, err
+	}
+	ds, err := openDataset(ctx, lc.Loader(), cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +292,8 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 		spec := &launch.Spec{ExperimentID: p.id, Name: cfg.Name, Rank: rank, WorldSize: world, Device: slot.device,
 			Threads: slot.threads, CPUs: slot.cpus, Config: cfgJSON, ConfigHash: hash, Overrides: overrides,
 			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader}, Engine: engine, Meters: meters, Repository: repo,
-			Dataset: launch.DatasetRef{Name: ds.Name, SHA256: ds.SHA256, Prompts: len(sample)},
+			Dataset: launch.DatasetRef{Name: ds.Name, SHA256: ds.SHA256, Prompts: len(sample),
+				Records: ds.Len() + ds.Skipped, SkippedRecords: ds.Skipped, NonUTF8Prompts: dataset.NonUTF8(sample)},
 			Workload: launch.WorkloadSpec{BatchSize: cfg.Workload.BatchSize, Repeats: cfg.Workload.Repeats, MinWindowS: cfg.Workload.MinWindowS,
 				Decoding: sdk.Decoding{MaxNewTokens: cfg.Workload.MaxNewTokens, MaxInputTokens: cfg.Workload.MaxInputTokens,
 					Greedy: cfg.Workload.Decoding.Greedy, Temperature: cfg.Workload.Decoding.Temperature, TopK: cfg.Workload.Decoding.TopK,
@@ -331,18 +340,42 @@ func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]strin
 	return t.l.Detokenize(ctx, t.ref, ids)
 }
 
-func openDataset(ctx context.Context, cat *discovery.Catalog, cfg *config.Config, loader launch.PluginRef) (*dataset.Dataset, error) {
+// openLoader starts and configures the loader plugin, for the model's context and for
+// synthetic:<n> datasets, before any worker starts.
+func openLoader(ctx context.Context, cat *discovery.Catalog, loader launch.PluginRef) (*sdk.Client, error) {
+	c, err := cat.Open(ctx, loader.Name, sdk.KindLoader)
+	if err != nil {
+		return nil, cliutil.Failed(fmt.Errorf("start loader %s: %w", loader.Name, err))
+	}
+	if errs, err := c.Configure(ctx, loader.Config); err != nil || len(errs) > 0 {
+		c.Close()
+		return nil, cliutil.Failed(fmt.Errorf("configure loader %s: %v %v", loader.Name, err, errs))
+	}
+	return c, nil
+}
+
+// checkContext resolves the model and refuses a workload.max_new_tokens that leaves no room for
+// a prompt in the model's context, when the loader knows the context.
+func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) error {
+	a, err := l.Resolve(ctx, cfg.Model.Ref)
+	if err != nil {
+		err = fmt.Errorf("model.ref %q: %w", cfg.Model.Ref, err)
+		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrNotFound) {
+			return cliutil.Usage(err)
+		}
+		return cliutil.Failed(err)
+	}
+	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
+		return cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
+			n, cfg.Model.Ref, a.ContextLength, a.ContextLength-1)
+	}
+	return nil
+}
+
+func openDataset(ctx context.Context, l sdk.Loader, cfg *config.Config) (*dataset.Dataset, error) {
 	opts := dataset.Options{Format: cfg.Workload.Format, Column: cfg.Workload.Column, Count: cfg.Workload.Prompts}
 	if strings.HasPrefix(cfg.Workload.Dataset, "synthetic:") {
-		c, err := cat.Open(ctx, loader.Name, sdk.KindLoader)
-		if err != nil {
-			return nil, cliutil.Failed(fmt.Errorf("start loader %s for the synthetic dataset: %w", loader.Name, err))
-		}
-		defer c.Close()
-		if errs, err := c.Configure(ctx, loader.Config); err != nil || len(errs) > 0 {
-			return nil, cliutil.Failed(fmt.Errorf("configure loader %s: %v %v", loader.Name, err, errs))
-		}
-		opts.Tokenizer = loaderTokenizer{l: c.Loader(), ref: cfg.Model.Ref}
+		opts.Tokenizer = loaderTokenizer{l: l, ref: cfg.Model.Ref}
 		ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
 		if err != nil {
 			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", cfg.Workload.Dataset, err))
