@@ -124,7 +124,8 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	}
 	defer cat.Close()
 	names := o.meters
-	if len(names) == 0 {
+	auto := len(names) == 0
+	if auto {
 		for _, p := range cat.ByKind(sdk.KindEnergy) {
 			names = append(names, p.Name)
 		}
@@ -133,6 +134,14 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 		if !contains(names, name) {
 			return cliutil.Usagef("--set %s.…: %q is not a meter of this measurement (meters: %s)", name, name, strings.Join(names, ", "))
 		}
+	}
+	// Without --meter, a meter that is installed but unusable is left out with a warning (in the
+	// report's findings); one unavailable on this hardware is a quiet note.
+	var refused []results.Finding
+	if auto {
+		var out []discovery.Refused
+		names, out = cat.AutoMeters(ctx, tables)
+		refused = discovery.RefusedFindings(env.Logger, out, "fix or remove the plugin, or choose the meters with --meter")
 	}
 	var meters []meter
 	defer func() {
@@ -219,6 +228,7 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	}
 	cpu1 := meterCPU(sys, meters)
 	rep := report(args, code, start, end, ms, plugin)
+	rep.Validity.Findings = append(rep.Validity.Findings, refused...)
 	if cpu0 >= 0 && cpu1 >= 0 && rep.DurationS > 0 {
 		s := float64(cpu1-cpu0) / 1e9
 		rep.Overhead = results.Overhead{MeterCPUS: results.Float(s), Share: results.Float(s / rep.DurationS)}

@@ -190,6 +190,8 @@ type plan struct {
 	specs   []*launch.Spec
 	repoRef launch.PluginRef
 	runDir  string
+	// findings about the whole experiment, for the manifest (meters refused under auto).
+	findings []results.Finding
 }
 
 func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg *config.Config) (*plan, error) {
@@ -225,10 +227,9 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	var meters []launch.PluginRef
 	names := cfg.Energy.Meters.Names
 	if cfg.Energy.Meters.Auto {
-		names = nil
-		for _, pl := range cat.ByKind(sdk.KindEnergy) {
-			names = append(names, pl.Name)
-		}
+		var refused []discovery.Refused
+		names, refused = cat.AutoMeters(ctx, cfg.Energy.Tables)
+		p.findings = discovery.RefusedFindings(env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
 	}
 	for _, n := range names {
 		ref, err := pluginRef(cat, n, sdk.KindEnergy, cfg.Energy.Tables[n])
@@ -466,7 +467,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	repo := repoClient.Repository()
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
 		ConfigHash: p.specs[0].ConfigHash, State: results.StateRunning, WorldSize: len(p.specs), StartUnixNS: time.Now().UnixNano(),
-		LemctlVersion: version.Version}
+		LemctlVersion: version.Version, Findings: p.findings}
 	// The workers are local: they run on this host boot.
 	hostID, err := sysinfo.Default().Host()
 	if err != nil {
