@@ -55,7 +55,7 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 	f.StringArrayVar(&o.meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
 	f.StringArrayVar(&o.sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
 	f.DurationVar(&o.interval, "interval", 0, "sampling interval (default: each plugin's own)")
-	f.StringVarP(&o.output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	cliutil.OutputVar(cmd, &o.output)
 	f.SetInterspersed(false)
 	return cmd
 }
@@ -84,7 +84,7 @@ type DomainReport struct {
 	Confidence     string            `json:"confidence"`
 	Available      bool              `json:"available"`
 	Reason         string            `json:"reason,omitempty"`
-	EnergyJ        *float64          `json:"energy_j"`
+	EnergyJ        *float64          `json:"total_j"` // as a domain's total_j in results
 	MeanPowerW     *float64          `json:"mean_power_w"`
 	PeakPowerW     *float64          `json:"peak_power_w"`
 	CounterUpdates *int              `json:"counter_updates"`
@@ -101,9 +101,6 @@ type meter struct {
 }
 
 func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error {
-	if err := cliutil.CheckOutput(o.output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-		return err
-	}
 	tables := map[string]map[string]any{}
 	for _, s := range o.sets {
 		path, value, err := config.ParseSet(s)

@@ -42,6 +42,7 @@ type Options struct {
 	Set         []string
 	NoAggregate bool
 	Progress    string // "text", "json" or "quiet"
+	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
 }
 
 // NewCommand builds `lemctl run`.
@@ -73,8 +74,9 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 	f.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
 	f.IntVarP(&o.Prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
 	f.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
-	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate later with `lemctl aggregate`")
+	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	f.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	cliutil.OutputVar(cmd, &o.Output)
 	return cmd
 }
 
@@ -544,7 +546,13 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		env.Logger.Error(f)
 	}
 	if o.NoAggregate {
-		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
+		if o.Output == cliutil.OutputJSON {
+			if err := cliutil.WriteJSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
+		}
 		if len(failed) > 0 {
 			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 		}
@@ -558,10 +566,18 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		}
 		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
 	}
-	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
-		return err
+	if o.Output == cliutil.OutputJSON {
+		// The aggregate exactly as stored; the line naming it goes to stderr.
+		if _, err := env.Out.Write(out.Data); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
+	} else {
+		if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
 	}
-	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
 	if len(failed) > 0 {
 		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 	}
