@@ -133,6 +133,13 @@ func TestOutputConvention(t *testing.T) {
 		t.Errorf("measure's domain has no total_j (the key results use): %v", rep.Domains[0])
 	}
 
+	r = cmd("run", cfg, "--progress", "quiet", "--no-aggregate", "-o", "json")
+	jsonOK("run --no-aggregate -o json", r)
+	var noagg map[string]any
+	if err := json.Unmarshal(r.stdout.Bytes(), &noagg); err != nil || noagg["aggregated"] != false || noagg["experiment_id"] == "" || noagg["results_dir"] != res {
+		t.Errorf("run --no-aggregate -o json: %v\n%s", err, r.stdout.String())
+	}
+
 	// config validate -o json of an invalid file: exit 2, the problem with its key.
 	bad := filepath.Join(dir, "bad.toml")
 	if err := os.WriteFile(bad, []byte(experiment("bad", 1, "\n[workload.nope]\nx = 1\n")), 0o644); err != nil {

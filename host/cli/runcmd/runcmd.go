@@ -545,14 +545,17 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	for _, f := range failed {
 		env.Logger.Error(f)
 	}
-	if o.NoAggregate {
-		if o.Output == cliutil.OutputJSON {
-			if err := cliutil.WriteJSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
+	if o.NoAggregate && o.Output == cliutil.OutputJSON {
+		if err := cliutil.WriteJSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
+			return err
 		}
+		if len(failed) > 0 {
+			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
+		}
+		return nil
+	}
+	if o.NoAggregate {
+		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
 		if len(failed) > 0 {
 			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 		}
@@ -572,12 +575,15 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 			return err
 		}
 		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
-	} else {
-		if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
-			return err
+		if len(failed) > 0 {
+			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 		}
-		fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
+		return nil
 	}
+	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
 	if len(failed) > 0 {
 		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 	}
