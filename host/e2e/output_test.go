@@ -121,6 +121,7 @@ func TestOutputConvention(t *testing.T) {
 	jsonOK("datasets builtin -o json", cmd("datasets", "builtin", "-o", "json"))
 	jsonOK("plugins list -o json", cmd("plugins", "list", "-o", "json"))
 	jsonOK("plugins describe -o json", cmd("plugins", "describe", "example-meter", "-o", "json"))
+	jsonOK("generate -o json", cmd("generate", "--plugin", "example-loader", "--engine-plugin", "example-engine", "-m", "example:tiny", "-o", "json"))
 	jsonOK("measure -o json", cmd("measure", "--meter", "example-meter", "-o", "json", "--", "true"))
 	r = cmd("measure", "--meter", "example-meter", "-o", "json", "--", "true")
 	var rep struct {
