@@ -71,6 +71,12 @@ func (cat *Catalog) tryMeter(ctx context.Context, name string, table map[string]
 		return fmt.Errorf("configure: %w", err)
 	}
 	if _, err := c.Meter().Inventory(ctx); err != nil {
+		// gRPC reports a plugin that died as Unavailable too: only one still answering said so.
+		if errors.Is(err, sdk.ErrUnavailable) {
+			if _, again := c.Configure(ctx, table); again != nil {
+				return fmt.Errorf("inventory: %v; the plugin stopped answering (%v)", err, again)
+			}
+		}
 		return fmt.Errorf("inventory: %w", err)
 	}
 	return nil

@@ -81,3 +81,24 @@ func TestAutoMeters(t *testing.T) {
 		t.Errorf("the unavailable meter is not an info note:\n%s", logs.String())
 	}
 }
+
+// TestAutoMetersPluginDyingInInventory: a meter that passed discovery (from the cache) but dies
+// inside Inventory reaches the host as gRPC Unavailable — the code of sdk.ErrUnavailable — and
+// must still be a warning, not a quiet "unavailable on this hardware".
+func TestAutoMetersPluginDyingInInventory(t *testing.T) {
+	t.Parallel()
+	dir := mkdir(t, "bin", "plugins")
+	install(t, dir, "dies")
+	cache := t.TempDir()
+	cat := discover(t, Options{Dirs: []string{dir}, CacheDir: cache, Env: []string{specEnv(t, map[string]specEntry{"dies": {Mode: "good"}})}})
+	cat.Close()
+	cat = discover(t, Options{Dirs: []string{dir}, CacheDir: cache, Env: []string{specEnv(t, map[string]specEntry{"dies": {Mode: "invcrash"}})}})
+	defer cat.Close()
+	if p, ok := cat.Find("dies"); !ok || !p.Cached {
+		t.Fatalf("the second discovery did not answer from the cache: %+v", p)
+	}
+	names, refused := cat.AutoMeters(context.Background(), nil)
+	if len(names) != 0 || len(refused) != 1 || refused[0].Unavailable || !strings.Contains(refused[0].Reason, "stopped answering") {
+		t.Errorf("names %v, refused %+v; want dies refused as unusable (stopped answering), not unavailable", names, refused)
+	}
+}

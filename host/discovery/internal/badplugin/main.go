@@ -12,7 +12,8 @@
 // service), infoapi (handshakes on version 1 but says it speaks only version 7), misname (answers
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
-// invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here).
+// invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
+// invcrash (good, but the process exits inside its meter's Inventory).
 package main
 
 import (
@@ -72,7 +73,7 @@ func main() {
 		s.Kinds = []string{"energy"}
 	}
 	switch s.Mode {
-	case "good", "invfail", "invunavail":
+	case "good", "invfail", "invunavail", "invcrash":
 		serveGood(s)
 	case "pidfile":
 		writePid()
@@ -154,6 +155,9 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 		return nil, errors.New("simulated inventory failure")
 	case "invunavail":
 		return nil, fmt.Errorf("no simulated hardware on this machine: %w", sdk.ErrUnavailable)
+	case "invcrash":
+		fmt.Fprintln(os.Stderr, "badplugin: simulated crash in Inventory")
+		os.Exit(3)
 	}
 	return nil, nil
 }
