@@ -287,7 +287,7 @@ res = {"gpu": info, "dry_run": load.get("dry_run")}
 dom = next((x for x in meas.get("domains", []) if str(x.get("id", "")).startswith("nvml:")), None)
 if dom is None or not dom.get("available"):
     res["error"] = "lemctl reported no available nvml domain: " + json.dumps(dom or meas.get("domains"))
-ours = dom.get("energy_j") if dom else None
+ours = dom.get("total_j") if dom else None
 res["lemctl"] = {"energy_j": ours, "duration_s": meas.get("duration_s"), "mean_power_w": dom and dom.get("mean_power_w"),
                  "peak_power_w": dom and dom.get("peak_power_w"), "counter_updates": dom and dom.get("counter_updates"),
                  "method": dom and dom.get("method"), "health": dom and dom.get("health"),

@@ -272,6 +272,10 @@ func checkWorld(c *checks, ws []*worker, manifest []byte) int {
 			if m.State != results.StateCompleted {
 				c.warn(CodeRunNotCompleted, nil, "the run manifest says the run is %s", m.State)
 			}
+			for _, f := range m.Findings {
+				f.Rank = nil
+				c.findings = append(c.findings, f)
+			}
 		}
 	}
 	if len(sizes) > 1 {

@@ -78,7 +78,7 @@ func newRoot(env *cliutil.Env) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "log only warnings and errors")
 	root.PersistentFlags().StringArrayVar(&env.PluginDirs, "plugin-dir", nil, "directory of lem-plugin-* binaries; wins over $LEM_PLUGIN_PATH and <dir of lemctl>/plugins (repeatable)")
 	root.PersistentFlags().StringVar(&env.ResultsDir, "results-dir", "results", "results repository path for run, aggregate and results")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cliutil.Usage(err) })
+	root.SetFlagErrorFunc(cliutil.FlagError)
 
 	root.AddCommand(newVersionCmd(env))
 	for _, add := range commands {

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/lemctl/lemctl/host/cli/configcmd"
@@ -27,8 +28,16 @@ func init() {
 	}
 }
 
-// openRepository starts the default repository plugin on --results-dir.
+// openRepository starts the default repository plugin on --results-dir, which must be a
+// directory: a missing one is a usage error naming it, never an empty repository.
 func openRepository(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error) {
+	if fi, err := os.Stat(env.ResultsDir); err != nil || !fi.IsDir() {
+		why := "not a directory"
+		if err != nil {
+			why = "no such directory"
+		}
+		return nil, nil, cliutil.Usagef("--results-dir %s: %s (results are stored there by lemctl run; pass the directory you ran with)", env.ResultsDir, why)
+	}
 	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
 	if err != nil {
 		return nil, nil, err

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 )
 
 // Exit codes (docs/architecture.md): 0 ok; 1 the run failed or is partial; 2 bad usage or config;
@@ -79,6 +82,50 @@ const (
 	OutputJSON  = "json"
 	OutputTOML  = "toml"
 )
+
+// OutputVar adds the one output flag every command that prints data takes, -o/--output, bound
+// to p. Its valid values are valid (table and json when none are given); the first is the
+// default. A value outside them fails when the flag is parsed: a usage error (exit 2) naming the
+// flag and the valid values.
+func OutputVar(cmd *cobra.Command, p *string, valid ...string) *OutputFlag {
+	if len(valid) == 0 {
+		valid = []string{OutputTable, OutputJSON}
+	}
+	*p = valid[0]
+	o := &OutputFlag{p: p, valid: valid}
+	cmd.Flags().VarP(o, "output", "o", "output format: "+strings.Join(valid, ", "))
+	cmd.SetFlagErrorFunc(FlagError) // as the root does, so the command is exit 2 on its own too
+	return o
+}
+
+// FlagError makes a flag that cannot be parsed a usage error (exit 2); the root sets it for
+// every command.
+func FlagError(_ *cobra.Command, err error) error { return Usage(err) }
+
+// OutputFlag is the value of an -o/--output flag.
+type OutputFlag struct {
+	p     *string
+	valid []string
+}
+
+// Alias adds --name as another name of the same flag (a name kept from an older lemctl).
+func (o *OutputFlag) Alias(cmd *cobra.Command, name string) {
+	cmd.Flags().Var(o, name, "same as --output")
+}
+
+func (o *OutputFlag) String() string { return *o.p }
+
+// Set accepts one of the valid values.
+func (o *OutputFlag) Set(v string) error {
+	if !slices.Contains(o.valid, v) {
+		return fmt.Errorf("valid values are %s", strings.Join(o.valid, ", "))
+	}
+	*o.p = v
+	return nil
+}
+
+// Type names the flag's value in the help.
+func (o *OutputFlag) Type() string { return strings.Join(o.valid, "|") }
 
 // CheckOutput returns a usage error unless format is one of valid.
 func CheckOutput(format string, valid ...string) error {

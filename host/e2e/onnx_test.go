@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lemctl/lemctl/host/cli/modelcmd"
 	"github.com/lemctl/lemctl/host/dataset"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -150,10 +151,11 @@ func TestModelInspectAndTokenize(t *testing.T) {
 	if code := r.wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("model inspect exited %d\n%s", code, r.stderr.String())
 	}
-	var a sdk.Artifact
+	var a modelcmd.ArtifactJSON
 	if err := json.Unmarshal(r.stdout.Bytes(), &a); err != nil {
 		t.Fatal(err)
 	}
+	checkSnakeKeys(t, "model inspect -o json", r.stdout.Bytes())
 	if a.Architecture != "gpt2" || !a.Synthetic || a.Parameters <= 0 || len(a.SHA256) != 64 || a.FLOPs.PerToken <= 0 {
 		t.Errorf("artifact %+v", a)
 	}
@@ -162,6 +164,13 @@ func TestModelInspectAndTokenize(t *testing.T) {
 	if code := r.wait(t, time.Minute); code != 0 || strings.TrimSpace(r.stdout.String()) != "15496 11 995 0" {
 		t.Errorf("model tokenize exited %d: %q", code, r.stdout.String())
 	}
+	r = lemctl(t, nil, "model", "tokenize", "synthetic:gpt2-tiny", "Hello, world!", "-o", "json", "--plugin-dir", plugins)
+	var tok modelcmd.TokenizeJSON
+	if code := r.wait(t, time.Minute); code != 0 || json.Unmarshal(r.stdout.Bytes(), &tok) != nil ||
+		tok.Tokens != 4 || len(tok.TokenIDs) != 4 || tok.TokenIDs[0] != 15496 {
+		t.Errorf("model tokenize -o json exited %d: %s", code, r.stdout.String())
+	}
+	checkSnakeKeys(t, "model tokenize -o json", r.stdout.Bytes())
 	r = lemctl(t, nil, "model", "inspect", "synthetic:nope", "--plugin-dir", plugins)
 	if code := r.wait(t, time.Minute); code != 1 || !strings.Contains(r.stderr.String(), "gpt2-tiny") {
 		t.Errorf("unknown preset: exit %d, want 1 listing the presets\n%s", code, r.stderr.String())

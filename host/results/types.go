@@ -530,7 +530,14 @@ type Manifest struct {
 	EndUnixNS     *int64         `json:"end_unix_ns"`
 	Error         string         `json:"error,omitempty"`
 	LemctlVersion string         `json:"lemctl_version"`
+	// Findings are what the orchestrator found about the whole experiment before the workers ran
+	// (such as CodeMeterRefused); aggregation carries them into the aggregate's validity.
+	Findings []Finding `json:"findings,omitempty"`
 }
+
+// CodeMeterRefused is the warning for an energy plugin that `meters = "auto"` left out because
+// it is installed but unusable (refused by its lock, crashed, hung, failed its Inventory).
+const CodeMeterRefused = "meter_refused"
 
 // ManifestRank is one worker of a run.
 type ManifestRank struct {

@@ -43,14 +43,11 @@ and still exits 1. --allow-mixed turns a mixed config hash, engine or model into
 	f.BoolVar(&o.Force, "force", false, "replace an existing aggregate")
 	f.BoolVar(&o.NoStrict, "no-strict", false, "write a partial aggregate when completeness checks fail (exit 1)")
 	f.BoolVar(&o.AllowMixed, "allow-mixed", false, "accept a mixed config hash, engine or model, with a warning")
-	f.StringVarP(&o.Output, "output", "o", cliutil.OutputTable, "table or json: how to print the aggregate")
+	cliutil.OutputVar(cmd, &o.Output)
 	return cmd
 }
 
 func run(cmd *cobra.Command, env *cliutil.Env, exp string, o Options) error {
-	if err := cliutil.CheckOutput(o.Output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-		return err
-	}
 	ctx := cmd.Context()
 	repo, done, err := resultscmd.Open(ctx, env)
 	if err != nil {

@@ -103,8 +103,28 @@ func load(ctx context.Context, env *cliutil.Env, file string, opts config.Option
 	return cfg, nil
 }
 
+// ValidateJSON is one file's verdict in `config validate --output json`.
+type ValidateJSON struct {
+	File       string      `json:"file"`
+	Valid      bool        `json:"valid"`
+	ConfigHash *string     `json:"config_hash"`
+	Errors     []ErrorJSON `json:"errors"`
+	Warnings   []string    `json:"warnings"`
+}
+
+// ErrorJSON is one configuration problem.
+type ErrorJSON struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Source  string `json:"source,omitempty"`
+	Key     string `json:"key,omitempty"`
+	Message string `json:"message"`
+	Valid   string `json:"valid,omitempty"`
+}
+
 func newValidate(env *cliutil.Env) *cobra.Command {
 	var o overrideFlags
+	var output string
 	cmd := &cobra.Command{
 		Use:   "validate FILE…",
 		Short: "Check experiment files; print every problem with its line (exit 2 if any)",
@@ -116,12 +136,18 @@ func newValidate(env *cliutil.Env) *cobra.Command {
 			}
 			defer done()
 			invalid := 0
+			verdicts := []ValidateJSON{}
 			for _, file := range files {
 				cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd)})
 				var errs config.Errors
 				switch {
 				case errors.As(err, &errs):
 					invalid++
+					v := ValidateJSON{File: file, Errors: []ErrorJSON{}, Warnings: []string{}}
+					for _, e := range errs {
+						v.Errors = append(v.Errors, ErrorJSON{File: e.File, Line: e.Line, Source: e.Source, Key: e.Key, Message: e.Message, Valid: e.Valid})
+					}
+					verdicts = append(verdicts, v)
 					continue
 				case err != nil:
 					return cliutil.Failed(fmt.Errorf("config validate %s: %w", file, err))
@@ -130,7 +156,17 @@ func newValidate(env *cliutil.Env) *cobra.Command {
 				if err != nil {
 					return cliutil.Failed(err)
 				}
+				if output == cliutil.OutputJSON {
+					warnings := append([]string{}, cfg.Warnings...)
+					verdicts = append(verdicts, ValidateJSON{File: file, Valid: true, ConfigHash: &hash, Errors: []ErrorJSON{}, Warnings: warnings})
+					continue
+				}
 				fmt.Fprintf(env.Out, "%s: valid (config_hash %s)\n", file, hash)
+			}
+			if output == cliutil.OutputJSON {
+				if err := cliutil.WriteJSON(env.Out, verdicts); err != nil {
+					return err
+				}
 			}
 			if invalid > 0 {
 				return cliutil.Usagef("%d of %d config files invalid", invalid, len(files))
@@ -139,6 +175,7 @@ func newValidate(env *cliutil.Env) *cobra.Command {
 		},
 	}
 	o.register(cmd)
+	cliutil.OutputVar(cmd, &output)
 	return cmd
 }
 
@@ -165,9 +202,6 @@ hash (the hash and the overridden keys are comments); --output json adds the rec
 overridden value came from.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTOML, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			file := ""
 			if len(args) == 1 {
 				file = args[0]
@@ -205,7 +239,7 @@ overridden value came from.`,
 		},
 	}
 	o.register(cmd)
-	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTOML, "toml or json")
+	cliutil.OutputVar(cmd, &output, cliutil.OutputTOML, cliutil.OutputJSON)
 	return cmd
 }
 

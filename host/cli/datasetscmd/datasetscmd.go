@@ -60,9 +60,6 @@ formats workload.dataset accepts. With DATASET (a built-in name or a file), it l
 would and prints its name, format, sha256, prompt count and how many records had no prompt.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			if len(args) == 1 {
 				return inspect(cmd, env, args[0], format, column, output)
 			}
@@ -70,7 +67,7 @@ would and prints its name, format, sha256, prompt count and how many records had
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&output, "output", "o", cliutil.OutputTable, "table or json")
+	cliutil.OutputVar(cmd, &output)
 	f.StringVar(&format, "format", dataset.FormatAuto, "format of DATASET: auto, jsonl, alpaca, sharegpt or text")
 	f.StringVar(&column, "column", "", "field holding the prompt in JSONL or Alpaca records")
 	return cmd

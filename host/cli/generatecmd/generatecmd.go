@@ -156,7 +156,7 @@ else a string), e.g. --plugin-config provider=cuda.`,
 	f.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
 	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: the plugin's setting)")
 	f.StringArrayVar(&o.Config, "plugin-config", nil, "KEY=VALUE of the plugin's configuration (repeatable)")
-	f.StringVarP(&o.Output, "output", "o", cliutil.OutputTable, "table or json")
+	cliutil.OutputVar(cmd, &o.Output)
 	return cmd
 }
 

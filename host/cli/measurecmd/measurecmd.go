@@ -56,7 +56,7 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 	f.StringArrayVar(&o.meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
 	f.StringArrayVar(&o.sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
 	f.DurationVar(&o.interval, "interval", 0, "sampling interval (default: each plugin's own)")
-	f.StringVarP(&o.output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	cliutil.OutputVar(cmd, &o.output)
 	f.SetInterspersed(false)
 	return cmd
 }
@@ -88,7 +88,7 @@ type DomainReport struct {
 	Confidence     string            `json:"confidence"`
 	Available      bool              `json:"available"`
 	Reason         string            `json:"reason,omitempty"`
-	EnergyJ        *float64          `json:"energy_j"`
+	EnergyJ        *float64          `json:"total_j"` // as a domain's total_j in results
 	MeanPowerW     *float64          `json:"mean_power_w"`
 	PeakPowerW     *float64          `json:"peak_power_w"`
 	CounterUpdates *int              `json:"counter_updates"`
@@ -105,9 +105,6 @@ type meter struct {
 }
 
 func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error {
-	if err := cliutil.CheckOutput(o.output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-		return err
-	}
 	tables := map[string]map[string]any{}
 	for _, s := range o.sets {
 		path, value, err := config.ParseSet(s)
@@ -128,7 +125,8 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	}
 	defer cat.Close()
 	names := o.meters
-	if len(names) == 0 {
+	auto := len(names) == 0
+	if auto {
 		for _, p := range cat.ByKind(sdk.KindEnergy) {
 			names = append(names, p.Name)
 		}
@@ -137,6 +135,14 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 		if !contains(names, name) {
 			return cliutil.Usagef("--set %s.…: %q is not a meter of this measurement (meters: %s)", name, name, strings.Join(names, ", "))
 		}
+	}
+	// Without --meter, a meter that is installed but unusable is left out with a warning (in the
+	// report's findings); one unavailable on this hardware is a quiet note.
+	var refused []results.Finding
+	if auto {
+		var out []discovery.Refused
+		names, out = cat.AutoMeters(ctx, tables)
+		refused = discovery.RefusedFindings(env.Logger, out, "fix or remove the plugin, or choose the meters with --meter")
 	}
 	var meters []meter
 	defer func() {
@@ -223,6 +229,7 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	}
 	cpu1 := meterCPU(sys, meters)
 	rep := report(args, code, start, end, ms, plugin)
+	rep.Validity.Findings = append(rep.Validity.Findings, refused...)
 	if cpu0 >= 0 && cpu1 >= 0 && rep.DurationS > 0 {
 		s := float64(cpu1-cpu0) / 1e9
 		rep.Overhead = results.Overhead{MeterCPUS: results.Float(s), Share: results.Float(s / rep.DurationS)}

@@ -29,24 +29,22 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 		Short: "Resolve a model reference (a directory or synthetic:<preset>[?seed=N]) and print the artifact",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			return withLoader(cmd.Context(), env, pluginName, func(l sdk.Loader) error {
 				a, err := l.Resolve(cmd.Context(), args[0])
 				if err != nil {
 					return cliutil.Failed(fmt.Errorf("resolve %s: %w", args[0], err))
 				}
 				if output == cliutil.OutputJSON {
-					return cliutil.WriteJSON(env.Out, a)
+					return cliutil.WriteJSON(env.Out, artifactJSON(a))
 				}
 				writeArtifact(env.Out, a)
 				return nil
 			})
 		},
 	}
-	inspect.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	cliutil.OutputVar(inspect, &output)
 
+	var tokOutput string
 	tokenize := &cobra.Command{
 		Use:   "tokenize REF TEXT",
 		Short: "Print the token ids of TEXT for the model REF",
@@ -57,6 +55,9 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 				if err != nil {
 					return cliutil.Failed(fmt.Errorf("tokenize with %s: %w", args[0], err))
 				}
+				if tokOutput == cliutil.OutputJSON {
+					return cliutil.WriteJSON(env.Out, TokenizeJSON{Ref: args[0], Text: args[1], TokenIDs: nonNil(ids[0]), Tokens: len(ids[0])})
+				}
 				s := make([]string, len(ids[0]))
 				for i, id := range ids[0] {
 					s[i] = fmt.Sprint(id)
@@ -66,6 +67,7 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 			})
 		},
 	}
+	cliutil.OutputVar(tokenize, &tokOutput)
 	cmd.AddCommand(inspect, tokenize)
 	return cmd
 }
@@ -123,4 +125,91 @@ func writeArtifact(w io.Writer, a *sdk.Artifact) {
 		row("metadata."+k, a.Metadata[k])
 	}
 	tw.Flush()
+}
+
+// TokenizeJSON is what `model tokenize -o json` prints.
+type TokenizeJSON struct {
+	Ref      string  `json:"ref"`
+	Text     string  `json:"text"`
+	TokenIDs []int32 `json:"token_ids"`
+	Tokens   int     `json:"tokens"`
+}
+
+// ArtifactJSON is what `model inspect -o json` prints: the loader's artifact with snake_case keys.
+type ArtifactJSON struct {
+	Reference              string            `json:"reference"`
+	Path                   string            `json:"path"`
+	Files                  []string          `json:"files"`
+	Format                 string            `json:"format"`
+	SHA256                 string            `json:"sha256"`
+	Architecture           string            `json:"architecture"`
+	DType                  string            `json:"dtype"`
+	Synthetic              bool              `json:"synthetic"`
+	Parameters             int64             `json:"parameters"`
+	NonEmbeddingParameters int64             `json:"non_embedding_parameters"`
+	FLOPs                  FLOPsJSON         `json:"flops"`
+	Layers                 int               `json:"layers"`
+	Hidden                 int               `json:"d_model"`
+	Heads                  int               `json:"heads"`
+	KV                     KVJSON            `json:"kv"`
+	VocabSize              int               `json:"vocab_size"`
+	ContextLength          int               `json:"context_length"`
+	EOSTokenIDs            []int32           `json:"eos_token_ids"`
+	BOSTokenID             int32             `json:"bos_token_id"`
+	PadTokenID             int32             `json:"pad_token_id"`
+	Tokenizer              TokenizerJSON     `json:"tokenizer"`
+	Metadata               map[string]string `json:"metadata"`
+}
+
+// FLOPsJSON is the FLOPs of a token at position t: per_token + per_token_position × t.
+type FLOPsJSON struct {
+	PerToken         int64 `json:"per_token"`
+	PerTokenPosition int64 `json:"per_token_position"`
+}
+
+// KVJSON is the KV cache layout.
+type KVJSON struct {
+	Layers  int `json:"layers"`
+	KVHeads int `json:"kv_heads"`
+	HeadDim int `json:"head_dim"`
+}
+
+// TokenizerJSON describes the tokenizer.
+type TokenizerJSON struct {
+	Kind      string   `json:"kind"`
+	Files     []string `json:"files"`
+	VocabSize int      `json:"vocab_size"`
+}
+
+func artifactJSON(a *sdk.Artifact) ArtifactJSON {
+	md := a.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	return ArtifactJSON{
+		Reference: a.Reference, Path: a.Path, Files: nonNilS(a.Files), Format: a.Format, SHA256: a.SHA256,
+		Architecture: a.Architecture, DType: a.DType, Synthetic: a.Synthetic,
+		Parameters: a.Parameters, NonEmbeddingParameters: a.NonEmbeddingParameters,
+		FLOPs:  FLOPsJSON{PerToken: a.FLOPs.PerToken, PerTokenPosition: a.FLOPs.PerTokenPosition},
+		Layers: a.Layers, Hidden: a.Hidden, Heads: a.Heads,
+		KV:        KVJSON{Layers: a.KV.Layers, KVHeads: a.KV.KVHeads, HeadDim: a.KV.HeadDim},
+		VocabSize: a.VocabSize, ContextLength: a.ContextLength,
+		EOSTokenIDs: nonNil(a.EOSTokenIDs), BOSTokenID: a.BOSTokenID, PadTokenID: a.PadTokenID,
+		Tokenizer: TokenizerJSON{Kind: a.Tokenizer.Kind, Files: nonNilS(a.Tokenizer.Files), VocabSize: a.Tokenizer.VocabSize},
+		Metadata:  md,
+	}
+}
+
+func nonNil(v []int32) []int32 {
+	if v == nil {
+		return []int32{}
+	}
+	return v
+}
+
+func nonNilS(v []string) []string {
+	if v == nil {
+		return []string{}
+	}
+	return v
 }

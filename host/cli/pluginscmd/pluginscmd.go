@@ -132,9 +132,6 @@ func newList(env *cliutil.Env) *cobra.Command {
 reason; they never hide the others. Exit code 0 whenever the listing was made.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			cat, err := discover(cmd.Context(), env, lock)
 			if err != nil {
 				return err
@@ -152,7 +149,7 @@ reason; they never hide the others. Exit code 0 whenever the listing was made.`,
 			return writeListTable(env.Out, l)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	cliutil.OutputVar(cmd, &output)
 	cmd.Flags().StringVar(&lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
 	return cmd
 }
@@ -187,9 +184,6 @@ func newDescribe(env *cliutil.Env) *cobra.Command {
 			return pluginNames(cmd.Context(), env), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			cat, err := discover(cmd.Context(), env, lock)
 			if err != nil {
 				return err
@@ -227,7 +221,7 @@ func newDescribe(env *cliutil.Env) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "output format: table or json")
+	cliutil.OutputVar(cmd, &output)
 	cmd.Flags().StringVar(&lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
 	return cmd
 }

@@ -153,7 +153,7 @@ func TestUsageErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"bad output", []string{"plugins", "list", "--plugin-dir", dir, "-o", "yaml"}, 2, `--output "yaml"`},
+		{"bad output", []string{"plugins", "list", "--plugin-dir", dir, "-o", "yaml"}, 2, `invalid argument "yaml" for "-o, --output" flag: valid values are table, json`},
 		{"missing plugin dir", []string{"plugins", "list", "--plugin-dir", filepath.Join(dir, "nope")}, 2, "--plugin-dir " + filepath.Join(dir, "nope")},
 		{"missing lock file", []string{"plugins", "list", "--plugin-dir", dir, "--lock", filepath.Join(dir, "x.lock")}, 2, "read lock file"},
 		{"describe unknown", []string{"plugins", "describe", "nope", "--plugin-dir", dir}, 2, `plugin "nope" is not installed (installed: good-a; searched ` + dir},

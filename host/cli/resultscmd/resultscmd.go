@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,10 @@ func Open(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error)
 		return nil, nil, cliutil.Failed(errors.New("no results repository: this lemctl was built without a repository opener (plugin discovery); cannot read " + env.ResultsDir))
 	}
 	repo, closeFn, err := OpenRepository(ctx, env)
+	var ee *cliutil.ExitError
+	if errors.As(err, &ee) {
+		return nil, nil, err
+	}
 	if err != nil {
 		return nil, nil, cliutil.Failed(fmt.Errorf("open results repository %s: %w", env.ResultsDir, err))
 	}
@@ -57,9 +62,6 @@ func newList(env *cliutil.Env) *cobra.Command {
 		Short: "List the experiments in the results repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			repo, done, err := Open(cmd.Context(), env)
 			if err != nil {
 				return err
@@ -69,19 +71,22 @@ func newList(env *cliutil.Env) *cobra.Command {
 			if err != nil {
 				return cliutil.Failed(fmt.Errorf("list results in %s: %w", env.ResultsDir, err))
 			}
+			out := []ListEntry{}
+			for _, e := range exps {
+				le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
+					Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
+				if e.Aggregated {
+					// The figures come from the aggregate; one that cannot be read is said on stderr.
+					if _, a, err := loadAggregated(cmd.Context(), repo, e.ID); err != nil {
+						fmt.Fprintf(env.Err, "warning: %v\n", err)
+					} else {
+						le.Model, le.TotalJ, le.JPerOutputToken = a.Model.Ref, a.Energy.TotalJ, a.Energy.JPerOutputToken
+						le.Valid, le.Partial = &a.Validity.Valid, &a.Partial
+					}
+				}
+				out = append(out, le)
+			}
 			if output == cliutil.OutputJSON {
-				type exp struct {
-					ID             string `json:"id"`
-					RawRanks       []int  `json:"raw_ranks"`
-					CompletedRanks []int  `json:"completed_ranks"`
-					Aggregated     bool   `json:"aggregated"`
-					Manifest       bool   `json:"manifest"`
-					ModifiedUnixNS int64  `json:"modified_unix_ns"`
-				}
-				out := []exp{}
-				for _, e := range exps {
-					out = append(out, exp{e.ID, nonNil(e.RawRanks), nonNil(e.CompletedRanks), e.Aggregated, e.Manifest, e.ModifiedUnixNS})
-				}
 				return cliutil.WriteJSON(env.Out, out)
 			}
 			if len(exps) == 0 {
@@ -89,15 +94,32 @@ func newList(env *cliutil.Env) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "EXPERIMENT\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
-			for _, e := range exps {
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, len(e.RawRanks), len(e.CompletedRanks), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS))
+			fmt.Fprintln(tw, "EXPERIMENT\tMODEL\tENERGY\tJ/TOKEN\tVALID\tPARTIAL\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
+			for _, e := range out {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
+					yesPtr(e.Valid), yesPtr(e.Partial), len(e.RawRanks), len(e.CompletedRanks), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS))
 			}
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "table or json")
+	cliutil.OutputVar(cmd, &output)
 	return cmd
+}
+
+// ListEntry is one experiment of `results list`. The figures come from its aggregate: null (and
+// "—" in the table) when it has none.
+type ListEntry struct {
+	ID              string   `json:"id"`
+	Model           string   `json:"model"`
+	TotalJ          *float64 `json:"total_j"`
+	JPerOutputToken *float64 `json:"j_per_output_token"`
+	Valid           *bool    `json:"valid"`
+	Partial         *bool    `json:"partial"`
+	RawRanks        []int    `json:"raw_ranks"`
+	CompletedRanks  []int    `json:"completed_ranks"`
+	Aggregated      bool     `json:"aggregated"`
+	Manifest        bool     `json:"manifest"`
+	ModifiedUnixNS  int64    `json:"modified_unix_ns"`
 }
 
 func newShow(env *cliutil.Env) *cobra.Command {
@@ -108,9 +130,6 @@ func newShow(env *cliutil.Env) *cobra.Command {
 		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cliutil.CheckOutput(output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
-				return err
-			}
 			ctx, exp := cmd.Context(), args[0]
 			repo, done, err := Open(ctx, env)
 			if err != nil {
@@ -131,7 +150,7 @@ func newShow(env *cliutil.Env) *cobra.Command {
 			return WriteAggregated(env.Out, agg)
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", cliutil.OutputTable, "table or json")
+	cliutil.OutputVar(cmd, &output)
 	cmd.Flags().BoolVar(&raw, "raw", false, "show every worker's raw result instead of the aggregate")
 	return cmd
 }
@@ -213,22 +232,21 @@ func showRaw(ctx context.Context, w io.Writer, repo sdk.Repository, exp, output 
 	return nil
 }
 
-// Export formats.
+// Export formats: csv (the default), json (the stored aggregate) and table (the CSV's rows as
+// aligned columns).
 const (
-	FormatCSV  = "csv"
-	FormatJSON = "json"
+	FormatCSV   = "csv"
+	FormatJSON  = "json"
+	FormatTable = "table"
 )
 
 func newExport(env *cliutil.Env) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
 		Use:   "export EXP",
-		Short: "Export an experiment's results: the aggregate as JSON, or one CSV row for the aggregate and one per rank",
+		Short: "Export an experiment's results: the aggregate as JSON, or one CSV (or table) row for the aggregate and one per rank",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != FormatCSV && format != FormatJSON {
-				return cliutil.Usagef("--format %q: valid values are %q", format, []string{FormatCSV, FormatJSON})
-			}
 			ctx, exp := cmd.Context(), args[0]
 			repo, done, err := Open(ctx, env)
 			if err != nil {
@@ -247,10 +265,30 @@ func newExport(env *cliutil.Env) *cobra.Command {
 			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
 				return err
 			}
+			if format == FormatTable {
+				var buf bytes.Buffer
+				if err := WriteCSV(&buf, agg, raws); err != nil {
+					return err
+				}
+				rows, err := csv.NewReader(&buf).ReadAll()
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
+				for _, r := range rows {
+					for i := range r {
+						if r[i] == "" {
+							r[i] = na
+						}
+					}
+					fmt.Fprintln(tw, strings.Join(r, "\t"))
+				}
+				return tw.Flush()
+			}
 			return WriteCSV(env.Out, agg, raws)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", FormatCSV, "csv or json")
+	cliutil.OutputVar(cmd, &format, FormatCSV, FormatJSON, FormatTable).Alias(cmd, "format")
 	return cmd
 }
 
@@ -321,6 +359,13 @@ func nonNil(v []int) []int {
 		return []int{}
 	}
 	return v
+}
+
+func yesPtr(b *bool) string {
+	if b == nil {
+		return na
+	}
+	return yes(*b)
 }
 
 func yes(b bool) string {

@@ -128,9 +128,9 @@ func TestErrors(t *testing.T) {
 	}{
 		{"no aggregate yet", []string{"show", "two-gpus"}, 1, "run `lemctl aggregate two-gpus`"},
 		{"unknown experiment", []string{"show", "--raw", "nope"}, 1, "not found"},
-		{"bad output", []string{"show", "two-gpus", "-o", "yaml"}, 2, `--output "yaml": valid values are ["table" "json"]`},
+		{"bad output", []string{"show", "two-gpus", "-o", "yaml"}, 2, `invalid argument "yaml" for "-o, --output" flag: valid values are table, json`},
 		{"bad id", []string{"show", "../x"}, 2, "experiment id"},
-		{"bad format", []string{"export", "two-gpus", "--format", "xml"}, 2, `--format "xml": valid values are ["csv" "json"]`},
+		{"bad format", []string{"export", "two-gpus", "--format", "xml"}, 2, `invalid argument "xml" for "--format" flag: valid values are csv, json, table`},
 		{"export without aggregate", []string{"export", "two-gpus"}, 1, "has no aggregate"},
 		{"list bad output", []string{"list", "-o", "toml"}, 2, "--output"},
 	}
@@ -165,6 +165,22 @@ func TestList(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 8 {
 		t.Fatalf("list -o json = %s (%v)", out, err)
+	}
+	// The figures come from the aggregate: two-gpus has one; the others have nulls.
+	var figs []ListEntry
+	if err := json.Unmarshal([]byte(out), &figs); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range figs {
+		switch {
+		case e.ID == "two-gpus":
+			if e.Model != "synthetic:tiny" || e.TotalJ == nil || *e.TotalJ != 6000 || e.JPerOutputToken == nil || *e.JPerOutputToken != 93.75 ||
+				e.Valid == nil || !*e.Valid || e.Partial == nil || *e.Partial {
+				t.Errorf("two-gpus list entry %+v: want synthetic:tiny, 6000 J, 93.75 J/token, valid, not partial", e)
+			}
+		case e.Model != "" || e.TotalJ != nil || e.Valid != nil || e.Partial != nil:
+			t.Errorf("%s has no aggregate but lists figures: %+v", e.ID, e)
+		}
 	}
 	for _, e := range got {
 		if e.ID == "missing-marker" && (len(e.RawRanks) != 2 || len(e.CompletedRanks) != 1 || e.Aggregated) {

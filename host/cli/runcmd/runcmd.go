@@ -42,6 +42,7 @@ type Options struct {
 	Set         []string
 	NoAggregate bool
 	Progress    string // "text", "json" or "quiet"
+	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
 }
 
 // NewCommand builds `lemctl run`.
@@ -73,8 +74,9 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 	f.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
 	f.IntVarP(&o.Prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
 	f.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
-	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate later with `lemctl aggregate`")
+	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	f.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	cliutil.OutputVar(cmd, &o.Output)
 	return cmd
 }
 
@@ -190,6 +192,8 @@ type plan struct {
 	specs   []*launch.Spec
 	repoRef launch.PluginRef
 	runDir  string
+	// findings about the whole experiment, for the manifest (meters refused under auto).
+	findings []results.Finding
 }
 
 func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg *config.Config) (*plan, error) {
@@ -225,10 +229,9 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	var meters []launch.PluginRef
 	names := cfg.Energy.Meters.Names
 	if cfg.Energy.Meters.Auto {
-		names = nil
-		for _, pl := range cat.ByKind(sdk.KindEnergy) {
-			names = append(names, pl.Name)
-		}
+		var refused []discovery.Refused
+		names, refused = cat.AutoMeters(ctx, cfg.Energy.Tables)
+		p.findings = discovery.RefusedFindings(env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
 	}
 	for _, n := range names {
 		ref, err := pluginRef(cat, n, sdk.KindEnergy, cfg.Energy.Tables[n])
@@ -499,7 +502,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	repo := repoClient.Repository()
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
 		ConfigHash: p.specs[0].ConfigHash, State: results.StateRunning, WorldSize: len(p.specs), StartUnixNS: time.Now().UnixNano(),
-		LemctlVersion: version.Version}
+		LemctlVersion: version.Version, Findings: p.findings}
 	// The workers are local: they run on this host boot.
 	hostID, err := sysinfo.Default().Host()
 	if err != nil {
@@ -575,6 +578,15 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	for _, f := range failed {
 		env.Logger.Error(f)
 	}
+	if o.NoAggregate && o.Output == cliutil.OutputJSON {
+		if err := cliutil.WriteJSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
+		}
+		return nil
+	}
 	if o.NoAggregate {
 		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
 		if len(failed) > 0 {
@@ -589,6 +601,17 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 			msg = strings.Join(failed, "\n") + "\n" + msg
 		}
 		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
+	}
+	if o.Output == cliutil.OutputJSON {
+		// The aggregate exactly as stored; the line naming it goes to stderr.
+		if _, err := env.Out.Write(out.Data); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
+		if len(failed) > 0 {
+			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
+		}
+		return nil
 	}
 	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
 		return err

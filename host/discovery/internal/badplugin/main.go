@@ -11,7 +11,9 @@
 // api99 (serves only protocol version 99), liar (claims the engine kind but serves no engine
 // service), infoapi (handshakes on version 1 but says it speaks only version 7), misname (answers
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
-// hang does too when the variable is set).
+// hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
+// invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
+// invcrash (good, but the process exits inside its meter's Inventory).
 package main
 
 import (
@@ -71,7 +73,7 @@ func main() {
 		s.Kinds = []string{"energy"}
 	}
 	switch s.Mode {
-	case "good":
+	case "good", "invfail", "invunavail", "invcrash":
 		serveGood(s)
 	case "pidfile":
 		writePid()
@@ -134,7 +136,7 @@ func serveGood(s spec) {
 	for _, k := range s.Kinds {
 		switch sdk.Kind(k) {
 		case sdk.KindEnergy:
-			p.Energy = meter{}
+			p.Energy = meter{mode: s.Mode}
 		case sdk.KindLoader:
 			p.Loader = loader{}
 		default:
@@ -145,9 +147,20 @@ func serveGood(s spec) {
 }
 
 // meter is an energy meter with no domains.
-type meter struct{}
+type meter struct{ mode string }
 
-func (meter) Inventory(context.Context) ([]sdk.Domain, error) { return nil, nil }
+func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
+	switch m.mode {
+	case "invfail":
+		return nil, errors.New("simulated inventory failure")
+	case "invunavail":
+		return nil, fmt.Errorf("no simulated hardware on this machine: %w", sdk.ErrUnavailable)
+	case "invcrash":
+		fmt.Fprintln(os.Stderr, "badplugin: simulated crash in Inventory")
+		os.Exit(3)
+	}
+	return nil, nil
+}
 func (meter) Environment(context.Context) (*sdk.Environment, error) {
 	return &sdk.Environment{Facts: map[string]string{"test": "yes"}}, nil
 }

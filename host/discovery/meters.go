@@ -1,0 +1,110 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// Refused is a plugin that an automatic meter selection left out, and why.
+type Refused struct {
+	Name   string
+	Path   string
+	Reason string
+	// Unavailable is true when the meter itself said it has nothing to measure on this hardware
+	// (its Inventory returned sdk.ErrUnavailable: no NVML library, no powercap): a quiet note.
+	// Otherwise the meter is installed but unusable (refused by its lock, crashed, wrote to
+	// stdout, hung in the handshake, failed its Inventory) and the user must be warned.
+	Unavailable bool
+	// KindUnknown is true for a candidate that never answered, so it may not be a meter at all.
+	KindUnknown bool
+}
+
+// AutoMeters selects the energy meters for `meters = "auto"`: every selected energy plugin that
+// starts, accepts its table (tables[name], empty when absent) and answers Inventory. It returns
+// the names of those meters, sorted, and every meter it left out with the reason. A candidate
+// that failed discovery and has no usable plugin of its name is reported too when it is, or may
+// be, an energy plugin (it never answered, so its kinds are unknown); a plugin whose kinds are
+// known and exclude energy is not a meter and is never reported.
+func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string]any) (names []string, refused []Refused) {
+	seen := map[string]bool{}
+	for _, c := range cat.Candidates {
+		if c.Err == nil || seen[c.Name] || cat.selected(c.Name) != nil {
+			continue
+		}
+		if len(c.Info.Kinds) > 0 && !c.Info.Serves(sdk.KindEnergy) {
+			continue
+		}
+		seen[c.Name] = true
+		refused = append(refused, Refused{Name: c.Name, Path: c.Path, Reason: c.Reason, KindUnknown: len(c.Info.Kinds) == 0})
+	}
+	for _, p := range cat.ByKind(sdk.KindEnergy) {
+		if err := cat.tryMeter(ctx, p.Name, tables[p.Name]); err != nil {
+			refused = append(refused, Refused{Name: p.Name, Path: p.Path, Reason: err.Error(), Unavailable: errors.Is(err, sdk.ErrUnavailable)})
+			continue
+		}
+		names = append(names, p.Name)
+	}
+	return names, refused
+}
+
+// tryMeter starts the energy plugin name, configures it with table and asks its Inventory.
+func (cat *Catalog) tryMeter(ctx context.Context, name string, table map[string]any) error {
+	c, err := cat.Open(ctx, name, sdk.KindEnergy)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if table == nil {
+		table = map[string]any{}
+	}
+	errs, err := c.Configure(ctx, table)
+	if err == nil && len(errs) > 0 {
+		err = fmt.Errorf("%v", errs)
+	}
+	if err != nil {
+		return fmt.Errorf("configure: %w", err)
+	}
+	if _, err := c.Meter().Inventory(ctx); err != nil {
+		// gRPC reports a plugin that died as Unavailable too: only one still answering said so.
+		if errors.Is(err, sdk.ErrUnavailable) {
+			if _, again := c.Configure(ctx, table); again != nil {
+				return fmt.Errorf("inventory: %v; the plugin stopped answering (%v)", err, again)
+			}
+		}
+		return fmt.Errorf("inventory: %w", err)
+	}
+	return nil
+}
+
+// Message is the one-line text of r for logs and findings.
+func (r Refused) Message() string {
+	switch {
+	case r.Unavailable:
+		return fmt.Sprintf("meter %s is unavailable on this hardware: %s", r.Name, r.Reason)
+	case r.KindUnknown:
+		return fmt.Sprintf("plugin %s (%s) may be an energy meter but is unusable, so any energy it would measure is missing: %s", r.Name, r.Path, r.Reason)
+	}
+	return fmt.Sprintf("meter %s (%s) is installed but unusable, so its energy is not measured: %s", r.Name, r.Path, r.Reason)
+}
+
+// RefusedFindings logs what AutoMeters left out — a meter unavailable on this hardware as a quiet
+// note (info), one installed but unusable as a warning — and returns a CodeMeterRefused warning
+// finding for each of the latter, about the whole experiment (no domain, no rank).
+func RefusedFindings(log hclog.Logger, refused []Refused, advice string) []results.Finding {
+	var out []results.Finding
+	for _, r := range refused {
+		if r.Unavailable {
+			log.Info(r.Message())
+			continue
+		}
+		log.Warn(r.Message())
+		out = append(out, results.Finding{Code: results.CodeMeterRefused, Severity: results.SeverityWarning, Message: r.Message(), Advice: advice})
+	}
+	return out
+}
