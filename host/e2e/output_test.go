@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +64,14 @@ func TestOutputConvention(t *testing.T) {
 	res := filepath.Join(dir, "results")
 	cmd := func(args ...string) *run {
 		t.Helper()
-		r := lemctl(t, nil, append(args, "--plugin-dir", pluginDir, "--results-dir", res)...)
+		// The global flags go before a "--", after which `measure` takes its command.
+		flags := []string{"--plugin-dir", pluginDir, "--results-dir", res}
+		if i := slices.Index(args, "--"); i >= 0 {
+			args = slices.Concat(args[:i], flags, args[i:])
+		} else {
+			args = append(args, flags...)
+		}
+		r := lemctl(t, nil, args...)
 		r.wait(t, 3*time.Minute)
 		return r
 	}
