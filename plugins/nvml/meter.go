@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	nv "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/lemctl/lemctl/sdk"
@@ -59,7 +58,7 @@ func DefaultSettings() Settings {
 
 // Options are the meter's seams; the zero value uses the real library, environment and /proc.
 type Options struct {
-	// Open opens an NVML library (default OpenLibrary). Tests return go-nvml mock servers.
+	// Open opens an NVML library (default OpenLibrary, go-nvml). Tests return fake Drivers.
 	Open LibraryOpener
 	// LookupEnv reads the environment (default os.LookupEnv); CUDA_VISIBLE_DEVICES comes from it.
 	LookupEnv func(string) (string, bool)
@@ -166,16 +165,13 @@ func (m *Meter) load() *backend {
 	}
 	b.lib = lib
 	b.facts["library"] = displayPath(lib.path)
-	if v, ret := lib.lib.SystemGetDriverVersion(); ret == nv.SUCCESS {
-		b.facts["driver_version"] = v
+	vs := lib.drv.Versions()
+	for k, v := range map[string]string{"driver_version": vs.Driver, "nvml_version": vs.NVML, "cuda_driver_version": vs.CUDADriver} {
+		if v != "" {
+			b.facts[k] = v
+		}
 	}
-	if v, ret := lib.lib.SystemGetNVMLVersion(); ret == nv.SUCCESS {
-		b.facts["nvml_version"] = v
-	}
-	if v, ret := lib.lib.SystemGetCudaDriverVersion(); ret == nv.SUCCESS {
-		b.facts["cuda_driver_version"] = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
-	}
-	gpus, err := discover(lib.lib)
+	gpus, err := discover(lib.drv)
 	if err != nil {
 		b.problem = fmt.Errorf("enumerate GPUs: %w", err)
 		return b
@@ -203,10 +199,7 @@ func (m *Meter) Close() error {
 	}
 	lib := m.backend.lib
 	m.backend = &backend{problem: errors.New("the meter was closed"), facts: map[string]string{}}
-	if ret := lib.lib.Shutdown(); ret != nv.SUCCESS {
-		return fmt.Errorf("nvmlShutdown: %s", retName(ret))
-	}
-	return nil
+	return lib.drv.Shutdown()
 }
 
 // view is the meter's domains under the current settings.
@@ -348,7 +341,7 @@ func (m *Meter) open(v view, plan sampler.Plan) *sampler.Opened {
 		e := &entry{id: d.ID}
 		if g := gpuByID[d.ID]; g != nil && g.available() {
 			e.g = g
-			if mode, ret := g.dev.GetPersistenceMode(); ret == nv.SUCCESS && mode == nv.FEATURE_DISABLED {
+			if on, err := g.drv.Persistence(g.index); err == nil && !on {
 				e.persistenceOff = true
 			}
 		} else {

@@ -108,7 +108,7 @@ func NewPlugin(log hclog.Logger) *sdk.Plugin {
 	return PluginFor(NewMeter(Options{Logger: log}))
 }
 
-// PluginFor wraps a meter (e.g. one built on a mock library in tests) as a plugin.
+// PluginFor wraps a meter (e.g. one built on a fake Driver in tests) as a plugin.
 func PluginFor(m *Meter) *sdk.Plugin {
 	return &sdk.Plugin{
 		Name:        Name,
