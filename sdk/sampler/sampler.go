@@ -108,6 +108,9 @@ func (s *Sessions) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Sessio
 	if err != nil {
 		return nil, err
 	}
+	if offer.Open == nil {
+		return nil, fmt.Errorf("sampler: the meter's Offer has no Open")
+	}
 	plan, err := offer.Policy.Settle(req, offer.Domains)
 	if err != nil {
 		return nil, err
