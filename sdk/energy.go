@@ -88,10 +88,14 @@ type DeviceEnvironment struct {
 
 // StartRequest opens a measurement session.
 type StartRequest struct {
-	// Interval is the fast sampling interval; 0 uses the plugin's configured or default one. A
-	// plugin never samples slower than its wrap bound.
+	// Interval is the fast sampling interval; 0 uses the plugin's configured or default one, a
+	// negative one is ErrInvalidArgument, one outside the meter's bounds is moved to the bound
+	// with an info finding (interval_raised, interval_shortened). A plugin never samples slower
+	// than its wrap bound.
 	Interval time.Duration
-	// Domains restricts the session to these ids; empty means every available domain.
+	// Domains restricts the session to these ids, each once; empty means every available
+	// domain (the unavailable ones are listed unmeasured with their reason). An unknown id is
+	// ErrInvalidArgument naming the valid ones. sdk/sampler's Policy implements this.
 	Domains []string
 	Label   string
 }

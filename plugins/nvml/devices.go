@@ -6,16 +6,8 @@ import (
 	"strings"
 	"time"
 
-	nv "github.com/NVIDIA/go-nvml/pkg/nvml"
-
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/units"
-)
-
-// NVML field ids (nvml.h).
-const (
-	fieldPowerAverage = nv.FI_DEV_POWER_AVERAGE // 185, the device's ~1 s moving average, mW
-	fieldPowerInstant = nv.FI_DEV_POWER_INSTANT // 186, instantaneous power, mW
 )
 
 // CounterUpdatePeriod is the nominal update period of NVML's energy counter and instant power
@@ -37,7 +29,7 @@ const (
 // gpu is one physical GPU as discovered, with how its energy can be read.
 type gpu struct {
 	index int
-	dev   nv.Device
+	drv   Driver // reads this GPU by index
 	uuid  string
 	name  string
 
@@ -72,29 +64,22 @@ func (g *gpu) domain() sdk.Domain {
 }
 
 // discover enumerates the GPUs NVML sees and probes how each one's energy can be read.
-func discover(lib nv.Interface) ([]*gpu, error) {
-	n, ret := lib.DeviceGetCount()
-	if err := callErr("nvmlDeviceGetCount", ret); err != nil {
+func discover(drv Driver) ([]*gpu, error) {
+	n, err := drv.DeviceCount()
+	if err != nil {
 		return nil, err
 	}
 	out := make([]*gpu, 0, n)
 	for i := 0; i < n; i++ {
-		dev, ret := lib.DeviceGetHandleByIndex(i)
-		if err := callErr(fmt.Sprintf("nvmlDeviceGetHandleByIndex(%d)", i), ret); err != nil {
+		d, err := drv.Device(i)
+		if err != nil {
 			return nil, err
 		}
-		g := &gpu{index: i, dev: dev}
-		uuid, ret := dev.GetUUID()
-		if err := callErr(fmt.Sprintf("nvmlDeviceGetUUID(GPU %d)", i), ret); err != nil {
-			return nil, err
-		}
-		g.uuid = uuid
-		if name, ret := dev.GetName(); ret == nv.SUCCESS {
-			g.name = name
-		} else {
+		g := &gpu{index: i, drv: drv, uuid: d.UUID, name: d.Name}
+		if g.name == "" {
 			g.name = "unknown NVIDIA GPU"
 		}
-		probe(g)
+		probe(g, d)
 		out = append(out, g)
 	}
 	return out, nil
@@ -102,17 +87,11 @@ func discover(lib nv.Interface) ([]*gpu, error) {
 
 // probe finds how g's energy is read: the counter first, then the instant power field, then the
 // averaged power reading, and the device's maximum power for the counter's reset check.
-func probe(g *gpu) {
-	_, cret := g.dev.GetTotalEnergyConsumption()
-	g.hasCounter = cret == nv.SUCCESS
-	vals := []nv.FieldValue{{FieldId: fieldPowerInstant}, {FieldId: fieldPowerAverage}}
-	fret := g.dev.GetFieldValues(vals)
-	if fret == nv.SUCCESS {
-		g.hasInstant = nv.Return(vals[0].NvmlReturn) == nv.SUCCESS
-		g.hasAvgFld = nv.Return(vals[1].NvmlReturn) == nv.SUCCESS
-	}
-	_, uret := g.dev.GetPowerUsage()
-	g.hasUsage = uret == nv.SUCCESS
+func probe(g *gpu, d Device) {
+	g.hasCounter = d.Counter == nil
+	g.hasInstant = d.InstantField == nil
+	g.hasAvgFld = d.AverageField == nil
+	g.hasUsage = d.PowerUsage == nil
 	switch {
 	case g.hasInstant || g.hasAvgFld:
 		g.power = powerFields
@@ -128,18 +107,10 @@ func probe(g *gpu) {
 		g.method, g.confidence = sdk.MethodPowerIntegration, sdk.ConfidenceAveraged
 	default:
 		g.method, g.confidence = sdk.MethodCounter, sdk.ConfidenceMeasured
-		fr := retName(fret)
-		if fret == nv.SUCCESS {
-			fr = retName(nv.Return(vals[0].NvmlReturn))
-		}
 		g.reason = fmt.Sprintf("GPU %d (%s) has no readable energy: energy counter %s, instant power field %s, power usage %s",
-			g.index, g.uuid, retName(cret), fr, retName(uret))
+			g.index, g.uuid, codeOf(d.Counter), codeOf(d.InstantField), codeOf(d.PowerUsage))
 	}
-	if _, max, ret := g.dev.GetPowerManagementLimitConstraints(); ret == nv.SUCCESS && max > 0 {
-		g.maxPower = units.Power(max) * units.Milliwatt
-	} else if lim, ret := g.dev.GetEnforcedPowerLimit(); ret == nv.SUCCESS && lim > 0 {
-		g.maxPower = units.Power(lim) * units.Milliwatt
-	}
+	g.maxPower = d.MaxPower
 }
 
 // selection is the outcome of choosing the session's GPUs.

@@ -14,8 +14,9 @@
 //
 // It must never:
 //   - make any NVML call after nvmlInit failed: go-nvml binds C symbols lazily, and a call into a
-//     library that was never loaded kills the process, so an nvml.Interface is held only after
-//     Init succeeded (the hashicorp/nomad-device-nvidia pattern);
+//     library that was never loaded kills the process, so a Driver is used only after Init
+//     succeeded (the hashicorp/nomad-device-nvidia pattern: the plugin's logic sees NVML through
+//     the small Driver interface of plain values, and only driver_nvml.go calls go-nvml);
 //   - load a second NVML library into a process that already loaded one (symbols stay bound to
 //     the first), so the library is chosen once per process;
 //   - report a GPU it cannot read as zero energy: no library, no driver, no GPU or a device with

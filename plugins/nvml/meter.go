@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	nv "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/lemctl/lemctl/sdk"
@@ -24,7 +23,9 @@ import (
 const (
 	DefaultInterval = 100 * time.Millisecond
 	// MinInterval is the shortest fast interval: NVML's power readings update every 10–100 ms.
-	MinInterval              = 10 * time.Millisecond
+	MinInterval = 10 * time.Millisecond
+	// MaxInterval is the longest fast interval.
+	MaxInterval              = time.Minute
 	DefaultMismatch          = 0.10
 	DefaultTemperatureDriftC = 10.0
 )
@@ -57,7 +58,7 @@ func DefaultSettings() Settings {
 
 // Options are the meter's seams; the zero value uses the real library, environment and /proc.
 type Options struct {
-	// Open opens an NVML library (default OpenLibrary). Tests return go-nvml mock servers.
+	// Open opens an NVML library (default OpenLibrary, go-nvml). Tests return fake Drivers.
 	Open LibraryOpener
 	// LookupEnv reads the environment (default os.LookupEnv); CUDA_VISIBLE_DEVICES comes from it.
 	LookupEnv func(string) (string, bool)
@@ -115,7 +116,7 @@ func NewMeter(o Options) *Meter {
 	if m.log == nil {
 		m.log = sdk.Logger(Name)
 	}
-	m.Open = m.open
+	m.Offer = m.offer
 	return m
 }
 
@@ -164,16 +165,13 @@ func (m *Meter) load() *backend {
 	}
 	b.lib = lib
 	b.facts["library"] = displayPath(lib.path)
-	if v, ret := lib.lib.SystemGetDriverVersion(); ret == nv.SUCCESS {
-		b.facts["driver_version"] = v
+	vs := lib.drv.Versions()
+	for k, v := range map[string]string{"driver_version": vs.Driver, "nvml_version": vs.NVML, "cuda_driver_version": vs.CUDADriver} {
+		if v != "" {
+			b.facts[k] = v
+		}
 	}
-	if v, ret := lib.lib.SystemGetNVMLVersion(); ret == nv.SUCCESS {
-		b.facts["nvml_version"] = v
-	}
-	if v, ret := lib.lib.SystemGetCudaDriverVersion(); ret == nv.SUCCESS {
-		b.facts["cuda_driver_version"] = fmt.Sprintf("%d.%d", v/1000, v%1000/10)
-	}
-	gpus, err := discover(lib.lib)
+	gpus, err := discover(lib.drv)
 	if err != nil {
 		b.problem = fmt.Errorf("enumerate GPUs: %w", err)
 		return b
@@ -201,10 +199,7 @@ func (m *Meter) Close() error {
 	}
 	lib := m.backend.lib
 	m.backend = &backend{problem: errors.New("the meter was closed"), facts: map[string]string{}}
-	if ret := lib.lib.Shutdown(); ret != nv.SUCCESS {
-		return fmt.Errorf("nvmlShutdown: %s", retName(ret))
-	}
-	return nil
+	return lib.drv.Shutdown()
 }
 
 // view is the meter's domains under the current settings.
@@ -317,61 +312,40 @@ func finish(meas *sdk.Measurement, src *source, th Thresholds) {
 	}
 }
 
-// open is the sampler's Opener.
-func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened, error) {
+// offer is the sampler's Offer: one look at the GPUs, the interval policy, and a source over
+// the GPUs a request settles on (sdk/sampler filters the domains and settles the interval).
+func (m *Meter) offer(ctx context.Context) (*sampler.Offer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	v := m.look()
-	interval := req.Interval
-	if interval <= 0 {
-		interval = v.set.Interval
+	def := v.set.Interval
+	if def <= 0 {
+		def = DefaultInterval
 	}
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
-	var findings []sdk.Finding
-	if interval < MinInterval {
-		findings = append(findings, sdk.Finding{Code: "interval_raised", Severity: sdk.SeverityInfo,
-			Message: fmt.Sprintf("sampling interval raised from %s to %s, the fastest NVML's power readings update", interval, MinInterval)})
-		interval = MinInterval
-	}
-	doms := v.domains()
-	if len(req.Domains) > 0 {
-		byID := map[string]sdk.Domain{}
-		var have []string
-		for _, d := range doms {
-			byID[d.ID] = d
-			have = append(have, d.ID)
-		}
-		var keep []sdk.Domain
-		for _, id := range req.Domains {
-			d, ok := byID[id]
-			if !ok {
-				return nil, fmt.Errorf("domain %q: %w: not an NVML domain of this host (have %s)", id, sdk.ErrInvalidArgument, strings.Join(have, ", "))
-			}
-			if !slices.ContainsFunc(keep, func(k sdk.Domain) bool { return k.ID == id }) {
-				keep = append(keep, d)
-			}
-		}
-		doms = keep
-	}
+	policy := sampler.Policy{DefaultInterval: def, MinInterval: MinInterval, MaxInterval: MaxInterval}
+	return &sampler.Offer{Domains: v.domains(), Policy: policy, Open: func(_ context.Context, plan sampler.Plan) (*sampler.Opened, error) {
+		return m.open(v, plan), nil
+	}}, nil
+}
+
+// open returns a source over the plan's GPUs.
+func (m *Meter) open(v view, plan sampler.Plan) *sampler.Opened {
 	gpuByID := map[string]*gpu{}
 	for _, g := range v.sel.gpus {
 		gpuByID[g.id()] = g
 	}
 	var entries []*entry
 	var specs []sampler.Spec
-	for _, d := range doms {
+	for _, d := range plan.Read {
 		e := &entry{id: d.ID}
-		g := gpuByID[d.ID]
-		if g != nil && g.available() {
+		if g := gpuByID[d.ID]; g != nil && g.available() {
 			e.g = g
-			if mode, ret := g.dev.GetPersistenceMode(); ret == nv.SUCCESS && mode == nv.FEATURE_DISABLED {
+			if on, err := g.drv.Persistence(g.index); err == nil && !on {
 				e.persistenceOff = true
 			}
 		} else {
-			e.reason = errors.New(d.Reason)
+			e.reason = fmt.Errorf("GPU %s is no longer available", d.ID)
 		}
 		entries = append(entries, e)
 		specs = append(specs, sampler.Spec{Domain: d, Counter: counter.Config{MaxPower: d.MaxPower, MinElapsed: 2 * CounterUpdatePeriod}})
@@ -391,6 +365,6 @@ func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened
 	src := newSource(entries, tree)
 	src.checkProcesses()
 	th := v.set.Thresholds
-	return &sampler.Opened{Source: src, Domains: specs, Interval: interval, Findings: findings,
-		Finish: func(meas *sdk.Measurement) { finish(meas, src, th) }}, nil
+	return &sampler.Opened{Source: src, Domains: specs, Interval: plan.Interval,
+		Finish: func(meas *sdk.Measurement) { finish(meas, src, th) }}
 }

@@ -36,7 +36,7 @@ func Schema() []sdk.ConfigKey {
 		{Key: KeyLibraryPath, Type: sdk.TypeString,
 			Doc: "absolute path of libnvidia-ml.so.1; default: the dynamic loader's search, then " + fmt.Sprint(DriverFolders)},
 		{Key: KeyInterval, Type: sdk.TypeDuration, Default: DefaultInterval.String(),
-			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(60),
+			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(MaxInterval.Seconds()),
 			Doc: "fast sampling interval of energy and power; slow fields (temperature, clocks, utilisation, memory, clock-event reasons) are read every max(interval, 100ms)"},
 		{Key: KeyDevices, Type: sdk.TypeStrings,
 			Doc: "GPUs to measure, as NVML indices (\"0\") or UUIDs (\"GPU-…\", a unique prefix is enough); default: the GPUs in CUDA_VISIBLE_DEVICES, else all"},
@@ -108,7 +108,7 @@ func NewPlugin(log hclog.Logger) *sdk.Plugin {
 	return PluginFor(NewMeter(Options{Logger: log}))
 }
 
-// PluginFor wraps a meter (e.g. one built on a mock library in tests) as a plugin.
+// PluginFor wraps a meter (e.g. one built on a fake Driver in tests) as a plugin.
 func PluginFor(m *Meter) *sdk.Plugin {
 	return &sdk.Plugin{
 		Name:        Name,

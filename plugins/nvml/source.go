@@ -2,15 +2,11 @@ package nvml
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"sort"
 	"sync"
 	"time"
-
-	nv "github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/clock"
@@ -22,25 +18,14 @@ import (
 // GPU for less than a second hardly moves its energy.
 const ProcessInterval = time.Second
 
-// slow fields, tracked per GPU so that an unsupported one is asked only once.
-const (
-	slowTemperature = iota
-	slowSMClock
-	slowMemClock
-	slowUtilization
-	slowMemory
-	slowReasons
-	slowCount
-)
-
 // entry is one domain of a session.
 type entry struct {
 	id     string
 	g      *gpu  // nil for a domain that is unavailable from the start
 	reason error // why unavailable
 
-	fields      []nv.FieldValue // reused buffer for GetFieldValues
-	unsupported [slowCount]bool
+	// unsupported are the slow fields the GPU said it does not support: asked only once.
+	unsupported SlowSet
 
 	// health state, guarded by source.mu
 	persistenceOff bool
@@ -70,17 +55,6 @@ type source struct {
 var _ sampler.Source = (*source)(nil)
 
 func newSource(entries []*entry, owners *procTree) *source {
-	for _, e := range entries {
-		if e.g == nil || e.g.power != powerFields {
-			continue
-		}
-		if e.g.hasInstant {
-			e.fields = append(e.fields, nv.FieldValue{FieldId: fieldPowerInstant})
-		}
-		if e.g.hasAvgFld {
-			e.fields = append(e.fields, nv.FieldValue{FieldId: fieldPowerAverage})
-		}
-	}
 	return &source{entries: entries, owners: owners, procEach: ProcessInterval}
 }
 
@@ -98,9 +72,9 @@ func (s *source) Read(_ context.Context, slow bool) ([]sampler.Reading, error) {
 		}
 		g := e.g
 		if g.method == sdk.MethodCounter {
-			mj, ret := g.dev.GetTotalEnergyConsumption()
+			mj, err := g.drv.Energy(g.index)
 			r.MonoNS = clock.Mono()
-			if err := callErr("nvmlDeviceGetTotalEnergyConsumption", ret); err != nil {
+			if err != nil {
 				r.Err = err
 				out = append(out, r)
 				continue
@@ -134,33 +108,17 @@ func (s *source) Read(_ context.Context, slow bool) ([]sampler.Reading, error) {
 
 // readPower fills the instant and average power.
 func (e *entry) readPower(r *sampler.Reading) error {
-	switch e.g.power {
+	g := e.g
+	switch g.power {
 	case powerFields:
-		for i := range e.fields {
-			e.fields[i].NvmlReturn = 0
-			e.fields[i].Value = [8]byte{}
-		}
-		if err := callErr("nvmlDeviceGetFieldValues", e.g.dev.GetFieldValues(e.fields)); err != nil {
+		p, err := g.drv.PowerFields(g.index, g.hasInstant, g.hasAvgFld)
+		if err != nil {
 			return err
 		}
-		var firstErr error
-		for _, f := range e.fields {
-			if ret := nv.Return(f.NvmlReturn); ret != nv.SUCCESS {
-				if firstErr == nil {
-					firstErr = callErr(fmt.Sprintf("nvmlDeviceGetFieldValues(field %d)", f.FieldId), ret)
-				}
-				continue
-			}
-			mw, ok := fieldFloat(f)
-			if !ok {
-				continue
-			}
-			switch f.FieldId {
-			case fieldPowerInstant:
-				r.PowerW = mw / 1000
-			case fieldPowerAverage:
-				r.AveragePowerW = mw / 1000
-			}
+		r.PowerW, r.AveragePowerW = p.InstantW, p.AverageW
+		firstErr := p.InstantErr
+		if firstErr == nil {
+			firstErr = p.AverageErr
 		}
 		if math.IsNaN(r.PowerW) && math.IsNaN(r.AveragePowerW) {
 			if firstErr == nil {
@@ -168,17 +126,17 @@ func (e *entry) readPower(r *sampler.Reading) error {
 			}
 			return firstErr
 		}
-		if e.g.confidence == sdk.ConfidenceMeasured && e.g.method == sdk.MethodPowerIntegration && math.IsNaN(r.PowerW) {
+		if g.confidence == sdk.ConfidenceMeasured && g.method == sdk.MethodPowerIntegration && math.IsNaN(r.PowerW) {
 			// Never integrate the moving average under a "measured" label.
 			return firstErr
 		}
 		return nil
 	case powerAverage:
-		mw, ret := e.g.dev.GetPowerUsage()
-		if err := callErr("nvmlDeviceGetPowerUsage", ret); err != nil {
+		w, err := g.drv.PowerUsage(g.index)
+		if err != nil {
 			return err
 		}
-		r.AveragePowerW = float64(mw) / 1000
+		r.AveragePowerW = w
 		return nil
 	}
 	return errors.New("no power reading on this GPU")
@@ -187,38 +145,12 @@ func (e *entry) readPower(r *sampler.Reading) error {
 // readSlow fills temperature, clocks, utilisation, memory and clock-event reasons; a field the
 // device does not support is asked once and then left NaN.
 func (e *entry) readSlow(r *sampler.Reading) {
-	d := e.g.dev
-	try := func(k int, ret nv.Return, set func()) {
-		switch ret {
-		case nv.SUCCESS:
-			set()
-		case nv.ERROR_NOT_SUPPORTED:
-			e.unsupported[k] = true
-		}
-	}
-	if !e.unsupported[slowTemperature] {
-		v, ret := d.GetTemperature(nv.TEMPERATURE_GPU)
-		try(slowTemperature, ret, func() { r.TemperatureC = float64(v) })
-	}
-	if !e.unsupported[slowSMClock] {
-		v, ret := d.GetClockInfo(nv.CLOCK_SM)
-		try(slowSMClock, ret, func() { r.SMClockMHz = float64(v) })
-	}
-	if !e.unsupported[slowMemClock] {
-		v, ret := d.GetClockInfo(nv.CLOCK_MEM)
-		try(slowMemClock, ret, func() { r.MemoryClockMHz = float64(v) })
-	}
-	if !e.unsupported[slowUtilization] {
-		v, ret := d.GetUtilizationRates()
-		try(slowUtilization, ret, func() { r.UtilizationPct = float64(v.Gpu) })
-	}
-	if !e.unsupported[slowMemory] {
-		v, ret := d.GetMemoryInfo()
-		try(slowMemory, ret, func() { r.MemoryUsedBytes = float64(v.Used) })
-	}
-	if !e.unsupported[slowReasons] {
-		v, ret := d.GetCurrentClocksEventReasons()
-		try(slowReasons, ret, func() { r.ClockEventReasons = v })
+	v := e.g.drv.Slow(e.g.index, e.unsupported)
+	e.unsupported |= v.Unsupported
+	r.TemperatureC, r.SMClockMHz, r.MemoryClockMHz = v.TemperatureC, v.SMClockMHz, v.MemClockMHz
+	r.UtilizationPct, r.MemoryUsedBytes = v.UtilizationPct, v.MemoryUsedBytes
+	if v.ReasonsRead {
+		r.ClockEventReasons = v.ClockEventReasons
 	}
 }
 
@@ -227,42 +159,34 @@ func (e *entry) readSlow(r *sampler.Reading) {
 func (s *source) checkProcesses() {
 	now := clock.Mono()
 	type seen struct {
-		e        *entry
-		p        nv.ProcessInfo
-		graphics bool
+		e *entry
+		p Process
 	}
 	var all []seen
 	for _, e := range s.entries {
 		if e.g == nil {
 			continue
 		}
-		if ps, ret := e.g.dev.GetComputeRunningProcesses(); ret == nv.SUCCESS {
-			for _, p := range ps {
-				all = append(all, seen{e, p, false})
-			}
-		}
-		if ps, ret := e.g.dev.GetGraphicsRunningProcesses(); ret == nv.SUCCESS {
-			for _, p := range ps {
-				all = append(all, seen{e, p, true})
-			}
+		for _, p := range e.g.drv.Processes(e.g.index) {
+			all = append(all, seen{e, p})
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastProc = now
 	for _, x := range all {
-		if x.e.foreign[x.p.Pid] != nil {
+		if x.e.foreign[x.p.PID] != nil {
 			continue
 		}
-		own, visible := s.owners.own(int(x.p.Pid))
+		own, visible := s.owners.own(int(x.p.PID))
 		if own {
 			continue
 		}
 		if x.e.foreign == nil {
 			x.e.foreign = map[uint32]*foreignProcess{}
 		}
-		x.e.foreign[x.p.Pid] = &foreignProcess{pid: x.p.Pid, name: s.owners.name(int(x.p.Pid)), visible: visible,
-			firstSeen: now, graphics: x.graphics, usedMemory: x.p.UsedGpuMemory}
+		x.e.foreign[x.p.PID] = &foreignProcess{pid: x.p.PID, name: s.owners.name(int(x.p.PID)), visible: visible,
+			firstSeen: now, graphics: x.p.Graphics, usedMemory: x.p.UsedGPUMemory}
 	}
 }
 
@@ -280,23 +204,3 @@ func (s *source) foreignOf(e *entry) []foreignProcess {
 
 // Close ends the session's use of the GPUs; the library stays loaded for the process.
 func (s *source) Close() error { return nil }
-
-// fieldFloat decodes an NVML field value.
-func fieldFloat(f nv.FieldValue) (float64, bool) {
-	b := f.Value[:]
-	switch nv.ValueType(f.ValueType) {
-	case nv.VALUE_TYPE_DOUBLE:
-		return math.Float64frombits(binary.LittleEndian.Uint64(b)), true
-	case nv.VALUE_TYPE_UNSIGNED_INT:
-		return float64(binary.LittleEndian.Uint32(b)), true
-	case nv.VALUE_TYPE_UNSIGNED_LONG, nv.VALUE_TYPE_UNSIGNED_LONG_LONG:
-		return float64(binary.LittleEndian.Uint64(b)), true
-	case nv.VALUE_TYPE_SIGNED_LONG_LONG:
-		return float64(int64(binary.LittleEndian.Uint64(b))), true
-	case nv.VALUE_TYPE_SIGNED_INT:
-		return float64(int32(binary.LittleEndian.Uint32(b))), true
-	case nv.VALUE_TYPE_UNSIGNED_SHORT:
-		return float64(binary.LittleEndian.Uint16(b)), true
-	}
-	return 0, false
-}

@@ -26,6 +26,8 @@ const (
 	DefaultInterval = 100 * time.Millisecond
 	// MinInterval is the shortest interval the meter samples at: the counters' update period.
 	MinInterval = UpdatePeriod
+	// MaxInterval is the longest interval a session asks for; the wrap bound usually shortens it.
+	MaxInterval = time.Hour
 )
 
 // unavailableID is the id of the one domain reported when the host has no RAPL zone at all.
@@ -80,7 +82,7 @@ func NewMeter(o Options) *Meter {
 	if m.log == nil {
 		m.log = sdk.Logger(Name)
 	}
-	m.Sessions.Open = m.open
+	m.Sessions.Offer = m.offer
 	return m
 }
 
@@ -283,20 +285,23 @@ func zoneFacts(root string, z Zone) map[string]string {
 	return f
 }
 
-// open is the sampler's Opener: it scans the zones, picks the session's domains and the
-// interval, and returns a Source over them.
-func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened, error) {
+// offer is the sampler's Offer: one scan of the zones, the interval policy, and a Source over
+// the zones a request settles on (sdk/sampler filters the domains and settles the interval).
+func (m *Meter) offer(ctx context.Context) (*sampler.Offer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	v := m.look()
-	interval := req.Interval
-	if interval <= 0 {
-		interval = v.set.Interval
-	}
-	if interval <= 0 {
-		interval = DefaultInterval
-	}
+	policy := sampler.Policy{DefaultInterval: v.set.Interval, MinInterval: MinInterval, MaxInterval: MaxInterval}
+	return &sampler.Offer{Domains: v.domains(), Policy: policy, Open: func(_ context.Context, plan sampler.Plan) (*sampler.Opened, error) {
+		return m.open(v, plan), nil
+	}}, nil
+}
+
+// open returns a Source over the plan's zones, at the plan's interval shortened to the wrap
+// bound of the fastest-wrapping zone.
+func (m *Meter) open(v view, plan sampler.Plan) *sampler.Opened {
+	interval := plan.Interval
 	var findings []sdk.Finding
 	info := func(code, msg, domain string) {
 		findings = append(findings, sdk.Finding{Code: code, Severity: sdk.SeverityInfo, Message: msg, Domain: domain})
@@ -304,45 +309,19 @@ func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened
 	for _, s := range v.scan.Skipped {
 		info("zone_skipped", s.Reason, "")
 	}
-
-	if v.problem != "" {
-		if len(req.Domains) > 0 && !slices.Equal(req.Domains, []string{unavailableID}) {
-			return nil, fmt.Errorf("domains %q: %w: this host has no RAPL zone (%s)", req.Domains, sdk.ErrInvalidArgument, v.problem)
-		}
-		d := v.domains()[0]
-		return &sampler.Opened{
-			Source:   &Source{entries: []sourceEntry{{id: d.ID, reason: d.Reason}}},
-			Domains:  []sampler.Spec{{Domain: d}},
-			Interval: interval, Findings: findings,
-		}, nil
+	byID := map[string]Zone{}
+	for _, z := range v.zones {
+		byID[z.ID()] = z
 	}
-
-	zones := v.zones
-	if len(req.Domains) > 0 {
-		byID := map[string]Zone{}
-		for _, z := range v.zones {
-			byID[z.ID()] = z
-		}
-		zones = nil
-		for _, id := range req.Domains {
-			z, ok := byID[id]
-			if !ok {
-				var have []string
-				for _, z := range v.zones {
-					have = append(have, z.ID())
-				}
-				return nil, fmt.Errorf("domain %q: %w: not a RAPL domain of this host (have %s)", id, sdk.ErrInvalidArgument, strings.Join(have, ", "))
-			}
-			if !slices.ContainsFunc(zones, func(y Zone) bool { return y.Dir == z.Dir }) {
-				zones = append(zones, z)
-			}
-		}
+	var zones []Zone
+	for _, d := range plan.Read {
+		zones = append(zones, byID[d.ID])
 	}
 
 	// Never sample slower than the fastest-wrapping zone allows.
 	bound, boundZone := time.Duration(0), ""
 	for _, z := range zones {
-		if b := z.PollBound(); z.Available && b > 0 && (bound == 0 || b < bound) {
+		if b := z.PollBound(); b > 0 && (bound == 0 || b < bound) {
 			bound, boundZone = b, z.ID()
 		}
 	}
@@ -351,23 +330,17 @@ func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened
 			interval, max(bound, MinInterval), boundZone, 2*bound)
 		m.log.Info(msg)
 		info("interval_shortened", msg, boundZone)
-		interval = bound
-	}
-	if interval < MinInterval {
-		if bound > 0 && bound < MinInterval {
+		interval = max(bound, MinInterval)
+		if bound < MinInterval {
 			msg := fmt.Sprintf("%s would wrap after %s at its max power, faster than the %s the meter can sample: a wrap may be missed and would then be flagged counter_reset", boundZone, 2*bound, MinInterval)
 			m.log.Warn(msg)
 			findings = append(findings, sdk.Finding{Code: "wrap_faster_than_sampling", Severity: sdk.SeverityWarning, Message: msg, Domain: boundZone})
 		}
-		interval = MinInterval
 	}
 
 	specs := make([]sampler.Spec, 0, len(zones))
 	for _, z := range zones {
 		specs = append(specs, sampler.Spec{Domain: z.Domain(), Counter: counter.Config{Range: z.MaxRange, MaxPower: z.MaxPower}})
-		if !z.Available {
-			continue
-		}
 		if z.MaxPowerAssumed {
 			info("max_power_assumed", fmt.Sprintf("%s states no maximum power; assumed %s for its wrap bound and reset detection", z.ID(), z.MaxPower), z.ID())
 		}
@@ -375,7 +348,7 @@ func (m *Meter) open(ctx context.Context, req sdk.StartRequest) (*sampler.Opened
 			findings = append(findings, sdk.Finding{Code: "zone_problem", Severity: sdk.SeverityWarning, Message: n, Domain: z.ID()})
 		}
 	}
-	return &sampler.Opened{Source: NewSource(v.fsys, v.set.Root, zones), Domains: specs, Interval: interval, Findings: findings}, nil
+	return &sampler.Opened{Source: NewSource(v.fsys, v.set.Root, zones), Domains: specs, Interval: interval, Findings: findings}
 }
 
 // matchesAny reports whether z is selected by one of the zones filter entries.

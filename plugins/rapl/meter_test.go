@@ -318,23 +318,28 @@ func TestStartDomains(t *testing.T) {
 		want     string
 		interval time.Duration
 		err      error
+		errHas   string
 	}{
 		{name: "default is every zone", req: sdk.StartRequest{}, interval: DefaultInterval,
 			want: "rapl:intel-rapl:0 rapl:intel-rapl:0:0 rapl:intel-rapl:0:1 rapl:intel-rapl:0:2 rapl:intel-rapl:1 rapl:intel-rapl:1:0 rapl:intel-rapl:1:1 rapl:intel-rapl:1:2 rapl:intel-rapl:2"},
 		{name: "requested domains and interval", req: sdk.StartRequest{Domains: []string{"rapl:intel-rapl:1", "rapl:intel-rapl:0:2", "rapl:intel-rapl:1"}, Interval: 10 * time.Millisecond},
-			want: "rapl:intel-rapl:1 rapl:intel-rapl:0:2", interval: 10 * time.Millisecond},
+			want: "rapl:intel-rapl:0:2 rapl:intel-rapl:1", interval: 10 * time.Millisecond}, // once each, inventory order
+		{name: "too short is raised to the update period", req: sdk.StartRequest{Interval: time.Microsecond, Domains: []string{"rapl:intel-rapl:1"}},
+			want: "rapl:intel-rapl:1", interval: MinInterval},
+		{name: "negative interval", req: sdk.StartRequest{Interval: -time.Second}, err: sdk.ErrInvalidArgument},
 		// dram: 65712999613 µJ at the assumed 500 W wraps after 131 s.
 		{name: "interval bounded by the fastest-wrapping zone", req: sdk.StartRequest{Interval: time.Hour, Domains: []string{"rapl:intel-rapl:0:2"}},
 			want: "rapl:intel-rapl:0:2", interval: 65712999613 * time.Microsecond / 500 / 2},
-		{name: "unknown domain", req: sdk.StartRequest{Domains: []string{"rapl:intel-rapl:7"}}, err: sdk.ErrInvalidArgument},
+		{name: "unknown domain", req: sdk.StartRequest{Domains: []string{"rapl:intel-rapl:7"}}, err: sdk.ErrInvalidArgument,
+			errHas: `domain "rapl:intel-rapl:7": invalid argument: not a domain of this meter (valid: rapl:intel-rapl:0, rapl:intel-rapl:0:0`},
 		{name: "dropped duplicate", req: sdk.StartRequest{Domains: []string{"rapl:intel-rapl-mmio:0"}}, err: sdk.ErrInvalidArgument},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sess, err := m.Start(ctx, tc.req)
 			if tc.err != nil {
-				if !errors.Is(err, tc.err) {
-					t.Fatalf("Start: %v, want %v", err, tc.err)
+				if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("Start: %v, want %v with %q", err, tc.err, tc.errHas)
 				}
 				return
 			}

@@ -36,7 +36,7 @@ func Schema() []sdk.ConfigKey {
 		{Key: KeySysfsRoot, Type: sdk.TypeString, Default: DefaultRoot,
 			Doc: "absolute path of the sysfs root; zones are read from <sysfs_root>/class/powercap"},
 		{Key: KeyInterval, Type: sdk.TypeDuration, Default: DefaultInterval.String(),
-			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(3600),
+			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(MaxInterval.Seconds()),
 			Doc: "fast sampling interval; shortened automatically so that every zone is read at least twice per wrap period at its max power"},
 		{Key: KeyZones, Type: sdk.TypeStrings,
 			Doc: "zones to measure (default all): domain ids (rapl:intel-rapl:0), zone directories (intel-rapl:0:2), names or labels (package-1, package-0/dram) or kinds (package, dram, psys, core, uncore)"},

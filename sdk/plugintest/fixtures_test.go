@@ -143,8 +143,11 @@ type memMeter struct{ sampler.Sessions }
 
 func newMemMeter() *memMeter {
 	m := &memMeter{}
-	m.Open = func(context.Context, sdk.StartRequest) (*sampler.Opened, error) {
-		return &sampler.Opened{Source: memSource{}, Domains: []sampler.Spec{{Domain: memDomain}}, Interval: 10 * time.Millisecond}, nil
+	m.Offer = func(context.Context) (*sampler.Offer, error) {
+		return &sampler.Offer{Domains: []sdk.Domain{memDomain}, Policy: sampler.Policy{DefaultInterval: 10 * time.Millisecond},
+			Open: func(_ context.Context, p sampler.Plan) (*sampler.Opened, error) {
+				return &sampler.Opened{Source: memSource{}, Domains: []sampler.Spec{{Domain: memDomain}}, Interval: p.Interval}, nil
+			}}, nil
 	}
 	return m
 }

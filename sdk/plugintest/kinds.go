@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -278,6 +279,7 @@ func (s *suite) checkEnergy() {
 	if s.opts.Energy.RequireAvailable && available == 0 {
 		s.fail("energy", "no domain is available")
 	}
+	s.checkSessionPolicy(ctx, m, doms)
 	if _, err := m.Stop(ctx, "plugintest-never-started"); !errors.Is(err, sdk.ErrNotFound) {
 		s.fail("energy", "Stop without Start must fail with ErrNotFound, got %v", err)
 	}
@@ -320,6 +322,58 @@ func (s *suite) checkEnergy() {
 			s.fail("energy", "a second Stop of session %s must fail with ErrNotFound, got %v", sess.ID, err)
 		}
 	}
+}
+
+// checkSessionPolicy checks the start-request rules of sdk.StartRequest (sdk/sampler's Policy):
+// a negative interval and an unknown domain are ErrInvalidArgument, the latter naming the id;
+// an empty list covers every available domain of the inventory; a repeated id is one domain.
+func (s *suite) checkSessionPolicy(ctx context.Context, m sdk.Meter, inventory []sdk.Domain) {
+	stop := func(sess *sdk.Session) {
+		if _, err := m.Stop(ctx, sess.ID); err != nil {
+			s.fail("energy", "Stop(%s): %v", sess.ID, err)
+		}
+	}
+	if sess, err := m.Start(ctx, sdk.StartRequest{Label: "plugintest-policy", Interval: -time.Millisecond}); !errors.Is(err, sdk.ErrInvalidArgument) {
+		s.fail("energy", "Start with a negative interval must fail with ErrInvalidArgument, got %v", err)
+		if err == nil {
+			stop(sess)
+		}
+	}
+	const unknown = "plugintest-no-such-domain"
+	if sess, err := m.Start(ctx, sdk.StartRequest{Label: "plugintest-policy", Domains: []string{unknown}}); !errors.Is(err, sdk.ErrInvalidArgument) || !strings.Contains(err.Error(), unknown) {
+		s.fail("energy", "Start with an unknown domain must fail with ErrInvalidArgument naming it, got %v", err)
+		if err == nil {
+			stop(sess)
+		}
+	}
+	sess, err := m.Start(ctx, sdk.StartRequest{Label: "plugintest-policy"})
+	if err != nil {
+		s.fail("energy", "Start: %v", err)
+		return
+	}
+	got := map[string]bool{}
+	for _, d := range sess.Domains {
+		got[d.ID] = true
+	}
+	for _, d := range inventory {
+		if d.Available && !got[d.ID] {
+			s.fail("energy", "a session with no domain list lacks the available domain %q", d.ID)
+		}
+	}
+	stop(sess)
+	if len(inventory) == 0 {
+		return
+	}
+	id := inventory[0].ID
+	sess, err = m.Start(ctx, sdk.StartRequest{Label: "plugintest-policy", Domains: []string{id, id}})
+	if err != nil {
+		s.fail("energy", "Start of domain %q named twice: %v", id, err)
+		return
+	}
+	if len(sess.Domains) != 1 || sess.Domains[0].ID != id {
+		s.fail("energy", "a session of domain %q named twice has domains %v, want it once", id, sess.Domains)
+	}
+	stop(sess)
 }
 
 func (s *suite) checkMeasurement(meas *sdk.Measurement, wantMark bool, markNS int64) {

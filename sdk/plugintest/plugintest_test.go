@@ -103,6 +103,15 @@ func (m meterDecreasing) Stop(ctx context.Context, id string) (*sdk.Measurement,
 	return meas, err
 }
 
+// meterNegativeInterval starts a session for any request, as a meter that skips the session
+// policy would.
+type meterNegativeInterval struct{ *memMeter }
+
+func (m meterNegativeInterval) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Session, error) {
+	req.Interval = max(req.Interval, 0)
+	return m.memMeter.Start(ctx, req)
+}
+
 type meterNoReason struct{ *memMeter }
 
 func (m meterNoReason) Inventory(ctx context.Context) ([]sdk.Domain, error) {
@@ -224,6 +233,7 @@ func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
 		{"batch timing miscounts tokens", with(func(p *sdk.Plugin) { p.Engine = engineMiscounts{&memEngine{}} }), "engine", "output tokens"},
 		{"stop without start succeeds", with(func(p *sdk.Plugin) { p.Energy = meterStopAlwaysWorks{newMemMeter()} }), "energy", "Stop without Start"},
 		{"energy decreases", with(func(p *sdk.Plugin) { p.Energy = meterDecreasing{newMemMeter()} }), "energy", "decreases"},
+		{"negative interval accepted", with(func(p *sdk.Plugin) { p.Energy = meterNegativeInterval{newMemMeter()} }), "energy", "negative interval"},
 		{"unavailable without reason", with(func(p *sdk.Plugin) { p.Energy = meterNoReason{newMemMeter()} }), "energy", "without a reason"},
 		{"overwrites a raw result", with(func(p *sdk.Plugin) { p.Repository = repoOverwrites{newMemRepo()} }), "repository", "ErrAlreadyExists"},
 		{"path traversal", with(func(p *sdk.Plugin) { p.Repository = repoTraversal{newMemRepo()} }), "repository", "\"../x\""},

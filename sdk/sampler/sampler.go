@@ -5,11 +5,20 @@
 // counter_stuck). A meter plugin implements Inventory, Environment and a Source, and gets
 // Start, Mark and Stop from Sessions.
 //
+// Sessions also applies the one session policy every meter shares (Policy.Settle): a start
+// request's interval of 0 is the meter's default, a negative one is an invalid argument, one
+// outside the meter's bounds is moved to the bound with an info finding (interval_raised,
+// interval_shortened); an empty domain list measures every available domain and lists the
+// unavailable ones unmeasured with their reason; a list keeps the named domains, each once, in
+// inventory order, and an unknown id is an invalid argument naming the valid ones. The meter's
+// Offer.Open only ever sees the available domains it must read and the settled interval.
+//
 // It never invents energy: a domain whose reads fail is reported unavailable with the error.
 package sampler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -60,9 +69,11 @@ type Spec struct {
 
 // Opened is what a meter returns when a session starts.
 type Opened struct {
-	Source   Source
-	Domains  []Spec
-	Interval time.Duration // the interval to use (the meter has applied its bounds)
+	Source  Source
+	Domains []Spec
+	// Interval is the interval to use: the plan's, or shorter where the meter has a bound of its
+	// own.
+	Interval time.Duration
 	// SlowInterval is how often slow fields are read; 0 means max(Interval, 100 ms).
 	SlowInterval time.Duration
 	// Findings are reported with the measurement (e.g. a domain skipped at start).
@@ -73,13 +84,12 @@ type Opened struct {
 	Finish func(m *sdk.Measurement)
 }
 
-// Opener opens a session's source for a start request.
-type Opener func(ctx context.Context, req sdk.StartRequest) (*Opened, error)
-
-// Sessions implements the Start, Mark and Stop methods of sdk.Meter on top of an Opener. The zero
-// value is not usable: set Open.
+// Sessions implements the Start, Mark and Stop methods of sdk.Meter on top of an Offer. The zero
+// value is not usable: set Offer.
 type Sessions struct {
-	Open Opener
+	// Offer is called at every Start: the meter's domains, policy and source opener as they are
+	// now.
+	Offer func(ctx context.Context) (*Offer, error)
 	// StuckAfter is how long a counter may stay unchanged before it is counter_stuck; 0 means
 	// max(1 s, 10 × the domain's update period).
 	StuckAfter time.Duration
@@ -91,10 +101,21 @@ type Sessions struct {
 
 // Start opens a session and takes its first reading.
 func (s *Sessions) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Session, error) {
-	if s.Open == nil {
-		return nil, fmt.Errorf("sampler: Sessions.Open is nil")
+	if s.Offer == nil {
+		return nil, fmt.Errorf("sampler: Sessions.Offer is nil")
 	}
-	opened, err := s.Open(ctx, req)
+	offer, err := s.Offer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if offer.Open == nil {
+		return nil, fmt.Errorf("sampler: the meter's Offer has no Open")
+	}
+	plan, err := offer.Policy.Settle(req, offer.Domains)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := offer.Open(ctx, plan)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +125,7 @@ func (s *Sessions) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Sessio
 	if opened.SlowInterval <= 0 {
 		opened.SlowInterval = max(opened.Interval, 100*time.Millisecond)
 	}
-	se := newSession(opened, s.StuckAfter)
+	se := newSession(plan, opened, s.StuckAfter)
 	s.mu.Lock()
 	if s.sessions == nil {
 		s.sessions = map[string]*session{}
@@ -114,9 +135,9 @@ func (s *Sessions) Start(ctx context.Context, req sdk.StartRequest) (*sdk.Sessio
 	s.sessions[id] = se
 	s.mu.Unlock()
 	se.start()
-	doms := make([]sdk.Domain, len(opened.Domains))
-	for i, d := range opened.Domains {
-		doms[i] = d.Domain
+	doms := make([]sdk.Domain, len(se.order))
+	for i, id := range se.order {
+		doms[i] = se.domains[id].spec.Domain
 	}
 	return &sdk.Session{ID: id, StartMonoNS: se.startNS, Interval: opened.Interval, Domains: doms}, nil
 }
@@ -190,12 +211,35 @@ type session struct {
 	loopDone   chan struct{}
 }
 
-func newSession(o *Opened, stuckAfter time.Duration) *session {
+// newSession lists the plan's domains in its order: the opened ones with their specs, the
+// unavailable ones unread with their reason.
+func newSession(plan Plan, o *Opened, stuckAfter time.Duration) *session {
 	se := &session{opened: o, stuckAfter: stuckAfter, domains: map[string]*domainState{},
-		stopLoop: make(chan struct{}), loopDone: make(chan struct{}), findings: append([]sdk.Finding(nil), o.Findings...)}
-	for _, d := range o.Domains {
-		se.domains[d.ID] = &domainState{spec: d, acc: counter.New(d.Counter), lastPower: math.NaN()}
+		stopLoop: make(chan struct{}), loopDone: make(chan struct{}),
+		findings: append(append([]sdk.Finding(nil), plan.Findings...), o.Findings...)}
+	add := func(d Spec, failed error) {
+		if _, dup := se.domains[d.ID]; dup {
+			return
+		}
+		se.domains[d.ID] = &domainState{spec: d, acc: counter.New(d.Counter), lastPower: math.NaN(), failed: failed}
 		se.order = append(se.order, d.ID)
+	}
+	specs := map[string]Spec{}
+	for _, d := range o.Domains {
+		specs[d.ID] = d
+	}
+	for _, d := range plan.Domains {
+		switch sp, ok := specs[d.ID]; {
+		case ok:
+			add(sp, nil)
+		case !d.Available:
+			add(Spec{Domain: d}, errors.New(d.Reason))
+		default:
+			add(Spec{Domain: d}, errors.New("the meter did not open this domain"))
+		}
+	}
+	for _, d := range o.Domains {
+		add(d, nil)
 	}
 	return se
 }

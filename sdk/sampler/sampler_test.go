@@ -37,11 +37,12 @@ func (r *rampSource) Close() error {
 }
 
 func rampSessions(src *rampSource, interval time.Duration) *Sessions {
-	return &Sessions{Open: func(context.Context, sdk.StartRequest) (*Opened, error) {
-		return &Opened{Source: src, Interval: interval, Domains: []Spec{{
-			Domain:  sdk.Domain{ID: "d", Kind: sdk.DomainGPU, Method: sdk.MethodCounter, Available: true},
-			Counter: counter.Config{},
-		}}}, nil
+	d := sdk.Domain{ID: "d", Kind: sdk.DomainGPU, Method: sdk.MethodCounter, Available: true}
+	return &Sessions{Offer: func(context.Context) (*Offer, error) {
+		return &Offer{Domains: []sdk.Domain{d}, Policy: Policy{DefaultInterval: interval},
+			Open: func(_ context.Context, p Plan) (*Opened, error) {
+				return &Opened{Source: src, Interval: p.Interval, Domains: []Spec{{Domain: d, Counter: counter.Config{}}}}, nil
+			}}, nil
 	}}
 }
 

@@ -43,6 +43,7 @@ const baselineLabel = "baseline"
 const (
 	maxPowerW       = 100_000 // 100 kW keeps every counter product far inside 128 bits
 	minInterval     = time.Millisecond
+	maxInterval     = time.Minute
 	minUpdatePeriod = 100 * time.Microsecond
 )
 
@@ -64,7 +65,7 @@ func schema() []sdk.ConfigKey {
 			Doc: "how long each entry of steps lasts"},
 		{Key: keyUpdatePeriod, Type: sdk.TypeDuration, Default: "10ms", Min: sdk.Bound(minUpdatePeriod.Seconds()), Max: sdk.Bound(10),
 			Doc: "the counters change only at multiples of this period of the absolute monotonic clock, like a hardware counter's update period"},
-		{Key: keyInterval, Type: sdk.TypeDuration, Default: "20ms", Min: sdk.Bound(minInterval.Seconds()), Max: sdk.Bound(60),
+		{Key: keyInterval, Type: sdk.TypeDuration, Default: "20ms", Min: sdk.Bound(minInterval.Seconds()), Max: sdk.Bound(maxInterval.Seconds()),
 			Doc: "sampling interval of a session whose start request names none"},
 		{Key: keyBurnShare, Type: sdk.TypeFloat, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(1),
 			Doc: "while at least one session is open, the plugin process burns CPU until its CPU time (its sampling included) is this fraction of one core, to test overhead accounting; must be below 1"},
@@ -245,7 +246,7 @@ func newPlugin() *sdk.Plugin {
 
 func newMeter() *meter {
 	m := &meter{set: defaultSettings()}
-	m.Sessions = &sampler.Sessions{Open: m.open}
+	m.Sessions = &sampler.Sessions{Offer: m.offer}
 	return m
 }
 
@@ -358,56 +359,35 @@ func (s settings) maxPower(d domainSpec) units.Power {
 	return max(s.profile(d, false).max(), s.profile(d, true).max())
 }
 
-// open starts a session's source: the domains it reads and their power profiles.
-func (m *meter) open(_ context.Context, req sdk.StartRequest) (*sampler.Opened, error) {
+// offer is the sampler's Offer: the configured domains and interval, and a source over the
+// domains a request settles on (sdk/sampler applies the session policy).
+func (m *meter) offer(context.Context) (*sampler.Offer, error) {
 	s := m.settings()
-	if req.Interval < 0 {
-		return nil, fmt.Errorf("interval %s is negative: %w", req.Interval, sdk.ErrInvalidArgument)
-	}
-	interval := s.interval
-	if req.Interval > 0 {
-		interval = max(req.Interval, minInterval)
-	}
-	// An empty list means every available domain; a list names domains, available or not.
-	want := map[string]bool{}
-	for _, id := range req.Domains {
-		want[id] = true
-	}
-	restrict := len(want) > 0
-	baseline := req.Label == baselineLabel
-	src := &source{update: s.updatePeriod}
-	var specs []sampler.Spec
+	doms := make([]sdk.Domain, len(s.domains))
+	byID := map[string]domainSpec{}
 	for i, d := range s.domains {
-		if restrict && !want[d.id] || !restrict && s.unavailable[d.id] {
-			continue
-		}
-		delete(want, d.id) // what is left at the end is unknown
-		dom := s.domain(d, i)
-		specs = append(specs, sampler.Spec{Domain: dom, Counter: counter.Config{
-			MaxPower: dom.MaxPower,
-			// A counter that updates every period may show a whole period of energy right
-			// after a read; two periods keep the reset bound clear of that.
-			MinElapsed: max(2*s.updatePeriod, 10*time.Millisecond),
-		}})
-		sd := sourceDomain{id: d.id, profile: s.profile(d, baseline)}
-		if !dom.Available {
-			sd.unavailable = dom.Reason
-		}
-		src.domains = append(src.domains, sd)
+		doms[i] = s.domain(d, i)
+		byID[d.id] = d
 	}
-	if len(want) > 0 {
-		var unknown []string
-		for _, d := range req.Domains {
-			if want[d] {
-				unknown = append(unknown, d)
-			}
+	policy := sampler.Policy{DefaultInterval: s.interval, MinInterval: minInterval, MaxInterval: maxInterval}
+	return &sampler.Offer{Domains: doms, Policy: policy, Open: func(_ context.Context, plan sampler.Plan) (*sampler.Opened, error) {
+		baseline := plan.Request.Label == baselineLabel
+		src := &source{update: s.updatePeriod}
+		var specs []sampler.Spec
+		for _, dom := range plan.Read {
+			specs = append(specs, sampler.Spec{Domain: dom, Counter: counter.Config{
+				MaxPower: dom.MaxPower,
+				// A counter that updates every period may show a whole period of energy right
+				// after a read; two periods keep the reset bound clear of that.
+				MinElapsed: max(2*s.updatePeriod, 10*time.Millisecond),
+			}})
+			src.domains = append(src.domains, sourceDomain{id: dom.ID, profile: s.profile(byID[dom.ID], baseline)})
 		}
-		return nil, fmt.Errorf("start: unknown domains %s: %w", strings.Join(unknown, ", "), sdk.ErrInvalidArgument)
-	}
-	if s.burnShare > 0 {
-		src.release = m.burn.acquire(s.burnShare)
-	}
-	return &sampler.Opened{Source: src, Domains: specs, Interval: interval}, nil
+		if s.burnShare > 0 {
+			src.release = m.burn.acquire(s.burnShare)
+		}
+		return &sampler.Opened{Source: src, Domains: specs, Interval: plan.Interval}, nil
+	}}, nil
 }
 
 // fmtPowerW formats a power for messages.

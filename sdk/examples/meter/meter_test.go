@@ -269,7 +269,10 @@ func TestStartDomains(t *testing.T) {
 		want    []string
 		wantErr error
 	}{
-		{"every available domain", sdk.StartRequest{}, []string{"a", "b"}, nil},
+		// The session policy of sdk/sampler: every available domain is measured, the
+		// unavailable one is listed unmeasured with its reason.
+		{"every available domain", sdk.StartRequest{}, []string{"a", "b", "c"}, nil},
+		{"duplicates once, inventory order", sdk.StartRequest{Domains: []string{"b", "a", "b"}}, []string{"a", "b"}, nil},
 		{"a subset", sdk.StartRequest{Domains: []string{"b"}}, []string{"b"}, nil},
 		{"the first only", sdk.StartRequest{Domains: []string{"a"}}, []string{"a"}, nil},
 		{"an unavailable one on request", sdk.StartRequest{Domains: []string{"c", "a"}}, []string{"a", "c"}, nil},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"math/big"
 	"strings"
 	"time"
@@ -94,9 +93,8 @@ func counterAt(p profile, update time.Duration, t int64) uint64 {
 
 // sourceDomain is one domain a session reads.
 type sourceDomain struct {
-	id          string
-	profile     profile
-	unavailable string // reason, when the domain cannot be read
+	id      string
+	profile profile
 }
 
 // source reads a session's domains: the counter at the time of the read, as hardware would.
@@ -116,12 +114,8 @@ func (s *source) Read(ctx context.Context, _ bool) ([]sampler.Reading, error) {
 	for i, d := range s.domains {
 		r := sampler.NewReading(d.id)
 		r.MonoNS = t
-		if d.unavailable != "" {
-			r.Err = errors.New(d.unavailable)
-		} else {
-			r.Counter = counterAt(d.profile, s.update, t)
-			r.PowerW = d.profile.at(t).Watts()
-		}
+		r.Counter = counterAt(d.profile, s.update, t)
+		r.PowerW = d.profile.at(t).Watts()
 		out[i] = r
 	}
 	return out, nil

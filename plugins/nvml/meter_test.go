@@ -2,7 +2,7 @@ package nvml_test
 
 import (
 	"context"
-	"encoding/binary"
+	"errors"
 	"io/fs"
 	"os"
 	"strings"
@@ -11,98 +11,25 @@ import (
 	"testing/fstest"
 	"time"
 
-	nv "github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh200"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
-
 	"github.com/lemctl/lemctl/plugins/nvml"
 	"github.com/lemctl/lemctl/sdk"
-	"github.com/lemctl/lemctl/sdk/clock"
 	"github.com/lemctl/lemctl/sdk/plugintest"
 )
 
-// gpuCaps says which energy sources a mock GPU has.
-type gpuCaps struct {
-	counter, instant, average, usage bool
-	watts                            float64 // constant power
-}
-
-var fullCaps = gpuCaps{counter: true, instant: true, average: true, usage: true, watts: 300}
-
-// mockDGX returns go-nvml's DGX H200 mock (8 GPUs) with the power, energy and environment calls
-// the meter makes filled in: a constant power per GPU and an energy counter that integrates it
-// on the real clock. caps(i) chooses GPU i's sources.
-func mockDGX(caps func(i int) gpuCaps) *server.Server {
-	s := dgxh200.New()
-	start := clock.Mono()
-	for i, d := range s.Devices {
-		dev := d.(*server.Device)
-		c := caps(i)
-		busID := dev.PciBusID
-		dev.GetPciInfoFunc = func() (nv.PciInfo, nv.Return) {
-			p := nv.PciInfo{PciDeviceId: dev.Config.PciDeviceId}
-			for k := 0; k < len(busID) && k < len(p.BusId)-1; k++ {
-				p.BusId[k] = int8(busID[k])
-			}
-			return p, nv.SUCCESS
-		}
-		dev.GetTotalEnergyConsumptionFunc = func() (uint64, nv.Return) {
-			if !c.counter {
-				return 0, nv.ERROR_NOT_SUPPORTED
-			}
-			return 5_000_000 + uint64(c.watts*float64(clock.Mono()-start)/1e6), nv.SUCCESS
-		}
-		dev.GetFieldValuesFunc = func(vals []nv.FieldValue) nv.Return {
-			for k := range vals {
-				v := &vals[k]
-				v.ValueType = uint32(nv.VALUE_TYPE_UNSIGNED_INT)
-				ok := (v.FieldId == nv.FI_DEV_POWER_INSTANT && c.instant) || (v.FieldId == nv.FI_DEV_POWER_AVERAGE && c.average)
-				if !ok {
-					v.NvmlReturn = uint32(nv.ERROR_NOT_SUPPORTED)
-					continue
-				}
-				v.NvmlReturn = uint32(nv.SUCCESS)
-				binary.LittleEndian.PutUint32(v.Value[:], uint32(c.watts*1000))
-			}
-			return nv.SUCCESS
-		}
-		dev.GetPowerUsageFunc = func() (uint32, nv.Return) {
-			if !c.usage {
-				return 0, nv.ERROR_NOT_SUPPORTED
-			}
-			return uint32(c.watts * 1000), nv.SUCCESS
-		}
-		dev.GetPowerManagementLimitConstraintsFunc = func() (uint32, uint32, nv.Return) { return 200_000, 700_000, nv.SUCCESS }
-		dev.GetEnforcedPowerLimitFunc = func() (uint32, nv.Return) { return 700_000, nv.SUCCESS }
-		dev.GetPowerManagementDefaultLimitFunc = func() (uint32, nv.Return) { return 700_000, nv.SUCCESS }
-		dev.GetPersistenceModeFunc = func() (nv.EnableState, nv.Return) { return nv.FEATURE_ENABLED, nv.SUCCESS }
-		dev.GetEccModeFunc = func() (nv.EnableState, nv.EnableState, nv.Return) {
-			return nv.FEATURE_ENABLED, nv.FEATURE_ENABLED, nv.SUCCESS
-		}
-		dev.GetComputeModeFunc = func() (nv.ComputeMode, nv.Return) { return nv.COMPUTEMODE_EXCLUSIVE_PROCESS, nv.SUCCESS }
-		dev.GetTemperatureFunc = func(nv.TemperatureSensors) (uint32, nv.Return) { return 45, nv.SUCCESS }
-		dev.GetClockInfoFunc = func(nv.ClockType) (uint32, nv.Return) { return 1980, nv.SUCCESS }
-		dev.GetUtilizationRatesFunc = func() (nv.Utilization, nv.Return) { return nv.Utilization{Gpu: 99}, nv.SUCCESS }
-		dev.GetCurrentClocksEventReasonsFunc = func() (uint64, nv.Return) { return 0, nv.SUCCESS }
-		dev.GetComputeRunningProcessesFunc = func() ([]nv.ProcessInfo, nv.Return) { return nil, nv.SUCCESS }
-		dev.GetGraphicsRunningProcessesFunc = func() ([]nv.ProcessInfo, nv.Return) { return nil, nv.SUCCESS }
-	}
-	return s
-}
-
-func uuidOf(s *server.Server, i int) string { return s.Devices[i].(*server.Device).UUID }
+// The meter's logic (discovery, device selection, method, environment, init failures,
+// configuration, sessions, foreign processes) runs here on fakeDriver, eight H200s of plain
+// values; the real go-nvml path is driven by the simulated library (fake_test.go, live_test.go).
 
 type env map[string]string
 
 func (e env) lookup(k string) (string, bool) { v, ok := e[k]; return v, ok }
 
-// mockMeter returns a meter on s with the given environment.
-func mockMeter(s nv.Interface, e env) *nvml.Meter {
+// fakeMeter returns a meter on f with the given environment.
+func fakeMeter(f *fakeDriver, e env) *nvml.Meter {
 	if e == nil {
 		e = env{}
 	}
-	return nvml.NewMeter(nvml.Options{Open: func(string) nv.Interface { return s }, LookupEnv: e.lookup,
+	return nvml.NewMeter(nvml.Options{Open: func(string) nvml.Driver { return f }, LookupEnv: e.lookup,
 		Proc: fstest.MapFS{}, ParentPID: 4242})
 }
 
@@ -115,8 +42,8 @@ func ids(doms []sdk.Domain) []string {
 }
 
 func TestDiscovery(t *testing.T) {
-	s := mockDGX(func(int) gpuCaps { return fullCaps })
-	doms, err := mockMeter(s, nil).Inventory(context.Background())
+	s := fakeDGX(func(int) gpuCaps { return fullCaps })
+	doms, err := fakeMeter(s, nil).Inventory(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +52,8 @@ func TestDiscovery(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for i, d := range doms {
-		want := "nvml:" + uuidOf(s, i)
-		if d.ID != want || d.DeviceUUID != uuidOf(s, i) || d.DeviceIndex != i {
+		want := "nvml:" + s.uuid(i)
+		if d.ID != want || d.DeviceUUID != s.uuid(i) || d.DeviceIndex != i {
 			t.Errorf("domain %d: id %q uuid %q index %d, want %q", i, d.ID, d.DeviceUUID, d.DeviceIndex, want)
 		}
 		if d.Kind != sdk.DomainGPU || d.Scope != sdk.ScopeDevice || !d.Available {
@@ -143,8 +70,8 @@ func TestDiscovery(t *testing.T) {
 }
 
 func TestDeviceSelection(t *testing.T) {
-	s := mockDGX(func(int) gpuCaps { return fullCaps })
-	u := func(i int) string { return uuidOf(s, i) }
+	s := fakeDGX(func(int) gpuCaps { return fullCaps })
+	u := func(i int) string { return s.uuid(i) }
 	id := func(i int) string { return "nvml:" + u(i) }
 	cases := []struct {
 		name    string
@@ -168,7 +95,7 @@ func TestDeviceSelection(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := mockMeter(s, tc.env)
+			m := fakeMeter(s, tc.env)
 			if tc.devices != nil {
 				cfg, errs := sdk.ValidateConfig(nvml.Schema(), map[string]any{"devices": tc.devices})
 				if len(errs) > 0 {
@@ -214,13 +141,13 @@ func TestMethod(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mockDGX(func(i int) gpuCaps {
+			s := fakeDGX(func(i int) gpuCaps {
 				if i == 0 {
 					return tc.caps
 				}
 				return fullCaps
 			})
-			m := mockMeter(s, env{"CUDA_VISIBLE_DEVICES": "0"})
+			m := fakeMeter(s, env{"CUDA_VISIBLE_DEVICES": "0"})
 			doms, err := m.Inventory(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -260,8 +187,8 @@ func TestMethod(t *testing.T) {
 }
 
 func TestEnvironmentFields(t *testing.T) {
-	s := mockDGX(func(int) gpuCaps { return fullCaps })
-	m := mockMeter(s, env{"CUDA_VISIBLE_DEVICES": "1"})
+	s := fakeDGX(func(int) gpuCaps { return fullCaps })
+	m := fakeMeter(s, env{"CUDA_VISIBLE_DEVICES": "1"})
 	e, err := m.Environment(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -278,12 +205,12 @@ func TestEnvironmentFields(t *testing.T) {
 			t.Errorf("host fact %q carries the plugin's name, which the host adds (it would read nvml.%s)", k, k)
 		}
 	}
-	if len(e.Devices) != 1 || e.Devices[0].ID != "nvml:"+uuidOf(s, 1) {
+	if len(e.Devices) != 1 || e.Devices[0].ID != "nvml:"+s.uuid(1) {
 		t.Fatalf("devices %+v", e.Devices)
 	}
 	f := e.Devices[0].Facts
 	want := map[string]string{
-		"name": "NVIDIA H200 141GB HBM3e", "uuid": uuidOf(s, 1), "pci_bus_id": "0000:01:00.0", "architecture": "hopper",
+		"name": "NVIDIA H200 141GB HBM3e", "uuid": s.uuid(1), "pci_bus_id": "0000:01:00.0", "architecture": "hopper",
 		"compute_capability": "9.0", "driver_version": "550.54.15", "cuda_driver_version": "12.4",
 		"power_limit_enforced_w": "700", "power_limit_default_w": "700", "power_limit_max_w": "700",
 		"persistence_mode": "enabled", "ecc_mode": "enabled", "mig_mode": "disabled", "compute_mode": "exclusive_process",
@@ -296,26 +223,28 @@ func TestEnvironmentFields(t *testing.T) {
 	}
 }
 
-// failingLib is an NVML whose Init fails; any other call panics (mock.Interface's nil funcs do),
-// which proves that nothing else is called after a failed Init.
-func failingLib(ret nv.Return, calls *atomic.Int32) nv.Interface {
-	return &mock.Interface{InitFunc: func() nv.Return { calls.Add(1); return ret }}
+// failingLib is an NVML whose Init fails with code; any other call panics, which proves that
+// nothing else is called after a failed Init.
+func failingLib(code string, calls *atomic.Int32) nvml.Driver {
+	f := fakeDGX(func(int) gpuCaps { return fullCaps })
+	f.initErr, f.inits = &nvml.Error{Call: "nvmlInit", Code: code}, calls
+	return f
 }
 
 func TestInitFailure(t *testing.T) {
 	cases := []struct {
 		name      string
-		ret       nv.Return
+		code      string
 		exists    []string // library candidates that exist on the fake file system
 		wantTries int
 		reason    string
 	}{
-		{"no library anywhere", nv.ERROR_LIBRARY_NOT_FOUND, nil, 1, "NVML library not found"},
-		{"no library, two driver folders tried", nv.ERROR_LIBRARY_NOT_FOUND,
+		{"no library anywhere", nvml.CodeLibraryNotFound, nil, 1, "NVML library not found"},
+		{"no library, two driver folders tried", nvml.CodeLibraryNotFound,
 			[]string{"/usr/local/nvidia/lib64/libnvidia-ml.so.1", "/usr/lib64/libnvidia-ml.so.1"}, 3, "/usr/lib64/libnvidia-ml.so.1: exists but could not be loaded"},
-		{"driver not loaded stops the search", nv.ERROR_DRIVER_NOT_LOADED,
+		{"driver not loaded stops the search", nvml.CodeDriverNotLoaded,
 			[]string{"/usr/local/nvidia/lib64/libnvidia-ml.so.1"}, 1, "ERROR_DRIVER_NOT_LOADED (the NVIDIA kernel driver is not loaded)"},
-		{"version mismatch", nv.ERROR_LIB_RM_VERSION_MISMATCH, nil, 1, "different versions"},
+		{"version mismatch", nvml.CodeRMVersionMismatch, nil, 1, "different versions"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -326,7 +255,7 @@ func TestInitFailure(t *testing.T) {
 				fsys[strings.TrimPrefix(p, "/")] = &fstest.MapFile{Data: []byte("ELF")}
 			}
 			m := nvml.NewMeter(nvml.Options{
-				Open:      func(p string) nv.Interface { tried = append(tried, p); return failingLib(tc.ret, &calls) },
+				Open:      func(p string) nvml.Driver { tried = append(tried, p); return failingLib(tc.code, &calls) },
 				LookupEnv: env{}.lookup, Proc: fstest.MapFS{},
 				Stat: func(p string) (fs.FileInfo, error) { return fsys.Stat(strings.TrimPrefix(p, "/")) },
 			})
@@ -384,7 +313,7 @@ func TestConfigure(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := mockMeter(mockDGX(func(int) gpuCaps { return fullCaps }), nil)
+			m := fakeMeter(fakeDGX(func(int) gpuCaps { return fullCaps }), nil)
 			cfg, errs := sdk.ValidateConfig(nvml.Schema(), tc.cfg)
 			if len(errs) == 0 {
 				var err error
@@ -405,7 +334,7 @@ func TestConfigure(t *testing.T) {
 
 // TestLibraryFixedOnceLoaded: the library cannot change after NVML was loaded.
 func TestLibraryFixedOnceLoaded(t *testing.T) {
-	m := mockMeter(mockDGX(func(int) gpuCaps { return fullCaps }), nil)
+	m := fakeMeter(fakeDGX(func(int) gpuCaps { return fullCaps }), nil)
 	if _, err := m.Inventory(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +346,7 @@ func TestLibraryFixedOnceLoaded(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	m := mockMeter(mockDGX(func(int) gpuCaps { return fullCaps }), env{"CUDA_VISIBLE_DEVICES": "0,1"})
+	m := fakeMeter(fakeDGX(func(int) gpuCaps { return fullCaps }), env{"CUDA_VISIBLE_DEVICES": "0,1"})
 	plugintest.Run(t, nvml.PluginFor(m), plugintest.Options{
 		Config: map[string]any{"interval": "20ms"},
 		BadConfigs: []plugintest.BadConfig{
@@ -446,19 +375,15 @@ func TestForeignProcesses(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mockDGX(func(int) gpuCaps { return fullCaps })
-			s.Devices[0].(*server.Device).GetComputeRunningProcessesFunc = func() ([]nv.ProcessInfo, nv.Return) {
-				var ps []nv.ProcessInfo
-				for _, p := range tc.pids {
-					ps = append(ps, nv.ProcessInfo{Pid: p, UsedGpuMemory: 1 << 30})
-				}
-				return ps, nv.SUCCESS
+			s := fakeDGX(func(int) gpuCaps { return fullCaps })
+			for _, p := range tc.pids {
+				s.gpus[0].procs = append(s.gpus[0].procs, nvml.Process{PID: p, UsedGPUMemory: 1 << 30})
 			}
 			e := env{"CUDA_VISIBLE_DEVICES": "0"}
 			for k, v := range tc.env {
 				e[k] = v
 			}
-			m := nvml.NewMeter(nvml.Options{Open: func(string) nv.Interface { return s }, LookupEnv: e.lookup,
+			m := nvml.NewMeter(nvml.Options{Open: func(string) nvml.Driver { return s }, LookupEnv: e.lookup,
 				Proc: os.DirFS("testdata/proc"), ParentPID: 100})
 			if tc.allowed != nil {
 				cfg, _ := sdk.ValidateConfig(nvml.Schema(), map[string]any{"allowed_pids": tc.allowed})
@@ -488,5 +413,94 @@ func TestForeignProcesses(t *testing.T) {
 				t.Fatalf("findings %+v, want one %s", got, tc.severity)
 			}
 		})
+	}
+}
+
+// TestStartRequestPolicy: the sdk's session policy on the meter — the same request gets the
+// same answer from nvml, rapl and the example meter.
+func TestStartRequestPolicy(t *testing.T) {
+	s := fakeDGX(func(i int) gpuCaps {
+		if i == 1 {
+			return gpuCaps{} // nothing readable: an unavailable domain
+		}
+		return fullCaps
+	})
+	id := func(i int) string { return "nvml:" + s.uuid(i) }
+	m := fakeMeter(s, env{"CUDA_VISIBLE_DEVICES": "2,1,0"})
+	ctx := context.Background()
+	cases := []struct {
+		name     string
+		req      sdk.StartRequest
+		want     []string
+		interval time.Duration
+		finding  string
+		errHas   string
+	}{
+		{name: "empty list: the available GPUs measured, the unavailable one listed", req: sdk.StartRequest{},
+			want: []string{id(2), id(1), id(0)}, interval: nvml.DefaultInterval},
+		{name: "a subset in inventory order, each once", req: sdk.StartRequest{Domains: []string{id(0), id(2), id(0)}, Interval: 20 * time.Millisecond},
+			want: []string{id(2), id(0)}, interval: 20 * time.Millisecond},
+		{name: "too short is raised", req: sdk.StartRequest{Interval: time.Millisecond, Domains: []string{id(0)}},
+			want: []string{id(0)}, interval: nvml.MinInterval, finding: "interval_raised"},
+		{name: "too long is shortened", req: sdk.StartRequest{Interval: time.Hour, Domains: []string{id(0)}},
+			want: []string{id(0)}, interval: nvml.MaxInterval, finding: "interval_shortened"},
+		{name: "negative interval", req: sdk.StartRequest{Interval: -time.Millisecond}, errHas: "invalid argument"},
+		{name: "unknown domain", req: sdk.StartRequest{Domains: []string{"nvml:GPU-nope"}},
+			errHas: `domain "nvml:GPU-nope": invalid argument: not a domain of this meter (valid: ` + id(2) + ", " + id(1) + " (unavailable), " + id(0) + ")"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sess, err := m.Start(ctx, tc.req)
+			if tc.errHas != "" {
+				if !errors.Is(err, sdk.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("Start: %v, want ErrInvalidArgument with %q", err, tc.errHas)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			meas, err := m.Stop(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(sess.Domains); strings.Join(got, ",") != strings.Join(tc.want, ",") || sess.Interval != tc.interval {
+				t.Errorf("session %v at %v, want %v at %v", got, sess.Interval, tc.want, tc.interval)
+			}
+			var codes []string
+			for _, f := range meas.Findings {
+				if strings.HasPrefix(f.Code, "interval_") {
+					codes = append(codes, f.Code)
+				}
+			}
+			if strings.Join(codes, ",") != tc.finding {
+				t.Errorf("interval findings %v, want %q", codes, tc.finding)
+			}
+			for _, d := range meas.Domains {
+				if d.Domain.ID == id(1) && (d.Domain.Available || !strings.Contains(d.Domain.Reason, "no readable energy")) {
+					t.Errorf("unreadable GPU in the measurement: %+v", d.Domain)
+				}
+			}
+		})
+	}
+}
+
+// TestUnreportedFacts: a fact the GPU cannot report is recorded with NVML's code, never dropped.
+func TestUnreportedFacts(t *testing.T) {
+	s := fakeDGX(func(int) gpuCaps { return fullCaps })
+	s.gpus[0].facts.Unreported = map[string]error{
+		"ecc_mode":     notSupported("nvmlDeviceGetEccMode"),
+		"architecture": &nvml.Error{Call: "nvmlDeviceGetArchitecture", Code: "ERROR_UNKNOWN"},
+	}
+	e, err := fakeMeter(s, env{"CUDA_VISIBLE_DEVICES": "0"}).Environment(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.Devices[0].Facts
+	if f["ecc_mode"] != "unavailable (ERROR_NOT_SUPPORTED)" || f["architecture"] != "unavailable (ERROR_UNKNOWN)" || f["compute_mode"] != "exclusive_process" {
+		t.Errorf("facts %v", f)
+	}
+	if _, ok := f["ecc_mode_pending"]; ok {
+		t.Errorf("ecc_mode_pending reported though ECC mode could not be read: %v", f)
 	}
 }
