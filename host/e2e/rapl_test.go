@@ -2,11 +2,17 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"math"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/lemctl/lemctl/host/results"
 )
 
 // raplBinaries returns a plugin directory holding lem-plugin-rapl and the fake-powercap tool,
@@ -26,6 +32,13 @@ func raplBinaries(t *testing.T) (pluginDir, fake string) {
 // TestRunTwoWorkersShareOneRAPLPackage runs two CPU workers against a fake powercap tree whose
 // package counter advances at 40 W: both workers report the package domain, and the aggregate
 // counts it once over the union of their windows — 40 W × union, not twice that.
+//
+// Under CPU load the fake is starved: its files hold an old value, then catch up in one jump.
+// The meter must take such a catch-up for what it is (not a counter reset), and power × window is
+// then true only to within 40 W × the fake's longest staleness, which the fake reports on exit.
+// Should a reset still be reported, the test checks what the product says about it instead: the
+// raw result is invalid with counter_reset on the package, and the uncounted interval only ever
+// lowers the energy.
 func TestRunTwoWorkersShareOneRAPLPackage(t *testing.T) {
 	raplDir, fake := raplBinaries(t)
 	root := t.TempDir()
@@ -39,7 +52,8 @@ func TestRunTwoWorkersShareOneRAPLPackage(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = f.Process.Kill(); _ = f.Wait() })
 	// Wait until the tree exists (the tool prints start_mono_ns=… once it is written).
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "start_mono_ns=") {
 		t.Fatalf("fake-powercap did not start: %q %v", line, err)
 	}
@@ -56,7 +70,48 @@ interval = "20ms"
 	if r.code != 0 {
 		t.Fatalf("run exited %d\nstderr:\n%s", r.code, r.stderr.String())
 	}
+	stale := stopFakePowercap(t, f, out)
+
+	const watts = 40.0
+	const sample = 0.020 * watts // one 20 ms sample at 40 W, in J
+	tol := 2*sample + watts*stale.Seconds()
+	// check compares a package energy with 40 W × seconds, or, when the product reported a reset
+	// (and so did not count an interval), only from above.
+	check := func(what string, got *float64, seconds float64, reset bool) {
+		t.Helper()
+		want := watts * seconds
+		switch {
+		case got == nil:
+			t.Errorf("%s: package energy missing", what)
+		case reset && *got > want+tol:
+			t.Errorf("%s: package %.3f J over %.3f s after a reported reset, want at most %.3f J + %.3f J", what, *got, seconds, want, tol)
+		case !reset && math.Abs(*got-want) > tol:
+			t.Errorf("%s: package %.3f J over %.3f s, want 40 W × %.3f s = %.3f J ± %.3f J (fake stale up to %v)", what, *got, seconds, seconds, want, tol, stale)
+		}
+	}
+
 	exp := experimentID(t, res)
+	anyReset := false
+	for rank := 0; rank < 2; rank++ {
+		raw := readRaw(t, res, exp, rank)
+		for _, d := range raw.Energy.Domains {
+			if d.Kind != "package" {
+				continue
+			}
+			reset := false
+			for _, h := range d.Health {
+				if h.Code == "counter_reset" {
+					reset = true
+					t.Logf("rank %d: reported %s (%s): %s; fake stale up to %v", rank, h.Code, h.Severity, h.Message, stale)
+					if h.Severity != results.SeverityError || raw.Validity.Valid {
+						t.Errorf("rank %d: counter_reset %s with valid=%v, want an error that invalidates the result", rank, h.Severity, raw.Validity.Valid)
+					}
+				}
+			}
+			anyReset = anyReset || reset
+			check(fmt.Sprintf("rank %d", rank), d.TotalJ, raw.Window.DurationS, reset)
+		}
+	}
 	agg := readAggregated(t, res, exp)
 	var pkg *float64
 	for _, d := range agg.Energy.Domains {
@@ -67,17 +122,21 @@ interval = "20ms"
 			}
 		}
 	}
-	union := *agg.Window.UnionS
-	const sample = 0.020 * 40 // one 20 ms sample at 40 W, in J
-	if pkg == nil || math.Abs(*pkg-40*union) > 2*sample {
-		t.Errorf("package energy %v J over a %.3f s union, want 40 W × union = %.3f J (once, not %.3f J)", deref(pkg), union, 40*union, 80*union)
+	// Once over the union, not 80 W × union.
+	check("aggregate", pkg, *agg.Window.UnionS, anyReset)
+}
+
+// stopFakePowercap stops a fake-powercap started by a test and returns the longest time its
+// files stood stale, which it prints on exit.
+func stopFakePowercap(t *testing.T, f *exec.Cmd, out *bufio.Reader) time.Duration {
+	t.Helper()
+	if err := f.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	for rank := 0; rank < 2; rank++ {
-		raw := readRaw(t, res, exp, rank)
-		for _, d := range raw.Energy.Domains {
-			if d.Kind == "package" && (d.TotalJ == nil || math.Abs(*d.TotalJ-40*raw.Window.DurationS) > 2*sample) {
-				t.Errorf("rank %d: package %v J over %.3f s, want 40 W", rank, deref(d.TotalJ), raw.Window.DurationS)
-			}
-		}
+	line, err := out.ReadString('\n')
+	ns, perr := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "max_stale_ns=")), 10, 64)
+	if err != nil || !strings.HasPrefix(line, "max_stale_ns=") || perr != nil {
+		t.Fatalf("fake-powercap did not report its staleness: %q %v", line, err)
 	}
+	return time.Duration(ns)
 }

@@ -4,7 +4,11 @@
 //   - a counter that decreases and has a known range wrapped: add the range once;
 //   - a delta larger than max power × elapsed (plus a small slack) is a reset, not a wrap (and so
 //     are several wraps between two reads, which polling at least twice per wrap period rules
-//     out): the interval is not counted, and the reset is reported;
+//     out): the interval is not counted, and the reset is reported. Elapsed is the longest time
+//     the delta can span: from the start of the read that first showed the previous value to the
+//     end of this read, so a counter that held its value for a while (coarse or irregular
+//     updates) or a reader descheduled between a read and its timestamp does not turn a
+//     legitimate catch-up into a reset;
 //   - a counter without a range (NVML's 64-bit mJ counter) that goes backwards means the driver
 //     reloaded: flagged as a reset, never subtracted through.
 //
@@ -81,6 +85,9 @@ type Accumulator struct {
 	events   []Event
 	// lastChangeNS is when the raw value last changed.
 	lastChangeNS int64
+	// sinceNS is the start of the read that first showed prevRaw: the next delta can span energy
+	// from there on.
+	sinceNS int64
 }
 
 // New returns an accumulator for a counter described by cfg.
@@ -96,18 +103,24 @@ func New(cfg Config) *Accumulator {
 
 // Add feeds a raw reading taken at monoNS and returns what kind of step it was. The first reading
 // only sets the origin.
-func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
+func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind { return a.AddRead(monoNS, monoNS, raw) }
+
+// AddRead is Add for a reading known only to lie between startNS (before the read began) and
+// monoNS (after it ended), as a poller sees it: the reset bound then covers any delay between the
+// two.
+func (a *Accumulator) AddRead(startNS, monoNS int64, raw uint64) EventKind {
+	startNS = min(startNS, monoNS)
 	if !a.started {
 		a.started = true
-		a.prevRaw, a.prevMono, a.lastChangeNS = raw, monoNS, monoNS
+		a.prevRaw, a.prevMono, a.lastChangeNS, a.sinceNS = raw, monoNS, monoNS, startNS
 		return Normal
 	}
 	prev := a.prevRaw
-	elapsed := time.Duration(monoNS - a.prevMono)
+	span := time.Duration(monoNS - a.sinceNS) // the longest time this delta can cover
 	a.prevRaw, a.prevMono = raw, monoNS
 	if raw != prev {
 		a.updates++
-		a.lastChangeNS = monoNS
+		a.lastChangeNS, a.sinceNS = monoNS, startNS
 	}
 
 	var delta uint64
@@ -128,7 +141,7 @@ func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 	}
 
 	if a.cfg.MaxPower > 0 {
-		bound := elapsed
+		bound := span
 		if bound < a.cfg.MinElapsed {
 			bound = a.cfg.MinElapsed
 		}
@@ -138,7 +151,7 @@ func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 			if kind == Wrap {
 				what = "wrapped and advanced"
 			}
-			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), elapsed, a.cfg.MaxPower))
+			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), span, a.cfg.MaxPower))
 		}
 	}
 	a.total += units.Energy(delta)
