@@ -42,6 +42,7 @@ func (st *state) metrics(m *measured) {
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
+	findings = append(findings, st.findings...)
 
 	if m.meterCPUOK && dur > 0 {
 		cpuS := float64(m.meterCPUNS) / 1e9
