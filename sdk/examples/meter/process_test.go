@@ -126,15 +126,26 @@ func TestProcessEnergyIsPowerTimesWindow(t *testing.T) {
 	meas := measure(t, m, "", 2*time.Second)
 	checkEnergy(t, meas, 150, 10*time.Millisecond)
 	window := time.Duration(meas.StopMonoNS - meas.StartMonoNS)
-	// The session spans the 2 s sleep between the Start and Stop calls, plus their latency.
-	if window < 2*time.Second || window > 3*time.Second {
-		t.Errorf("window %s, want about 2 s", window)
+	// The session spans the 2 s sleep between the Start and Stop calls, plus their latency
+	// (unbounded on a busy machine).
+	if window < 2*time.Second {
+		t.Errorf("window %s, want at least 2 s", window)
 	}
 	if j := meas.Domains[0].Energy.Joules(); j < 300-1.5 {
 		t.Errorf("energy %.3f J, want at least 300 J less one update period at 150 W", j)
 	}
-	if n := meas.Domains[0].CounterUpdates; n < 90 {
-		t.Errorf("%d counter updates in 2 s sampled every 20 ms", n)
+	// The counter updates every 10 ms, so every read at least 10 ms after the one before sees it
+	// change. How many reads the sampler got in depends on the machine's load, not on the meter.
+	samples := meas.Domains[0].Samples
+	spaced := 0
+	for i := 1; i < len(samples); i++ {
+		if samples[i].MonoNS-samples[i-1].MonoNS >= int64(10*time.Millisecond) {
+			spaced++
+		}
+	}
+	if n := meas.Domains[0].CounterUpdates; n < spaced || n > len(samples)-1 || spaced < 20 {
+		t.Errorf("%d counter updates in %d reads, %d of them 10 ms or more apart: want between %d and %d (and at least 20 such reads in 2 s)",
+			n, len(samples), spaced, spaced, len(samples)-1)
 	}
 }
 
