@@ -132,12 +132,12 @@ func (a *Accumulator) AddRead(startNS, monoNS int64, raw uint64) EventKind {
 		// One wrap: the counter went from prev up to Range, then from 0 to raw.
 		modulus := uint64(a.cfg.Range) + 1
 		if prev >= modulus { // a reading above the declared range: the range is wrong
-			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter read %d above its range %d", prev, uint64(a.cfg.Range)))
+			return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter read %d above its range %d", prev, uint64(a.cfg.Range)))
 		}
 		delta = modulus - prev + raw
 		kind = Wrap
 	default:
-		return a.reset(monoNS, prev, raw, fmt.Sprintf("counter went backwards from %d to %d (driver reload or reset); the interval is not counted", prev, raw))
+		return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter went backwards from %d to %d (driver reload or reset); the interval is not counted", prev, raw))
 	}
 
 	if a.cfg.MaxPower > 0 {
@@ -151,7 +151,7 @@ func (a *Accumulator) AddRead(startNS, monoNS int64, raw uint64) EventKind {
 			if kind == Wrap {
 				what = "wrapped and advanced"
 			}
-			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), span, a.cfg.MaxPower))
+			return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), span, a.cfg.MaxPower))
 		}
 	}
 	a.total += units.Energy(delta)
@@ -161,7 +161,13 @@ func (a *Accumulator) AddRead(startNS, monoNS int64, raw uint64) EventKind {
 	return kind
 }
 
-func (a *Accumulator) reset(monoNS int64, prev, raw uint64, msg string) EventKind {
+// reset records a reset over an interval of at most span. With a max power, the message bounds
+// the energy left uncounted, the error the reset adds to the total.
+func (a *Accumulator) reset(monoNS int64, prev, raw uint64, span time.Duration, msg string) EventKind {
+	if a.cfg.MaxPower > 0 {
+		span = max(span, a.cfg.MinElapsed)
+		msg += fmt.Sprintf("; the total lacks at most %s (max power %s × %s)", a.cfg.MaxPower.Over(span), a.cfg.MaxPower, span)
+	}
 	a.events = append(a.events, Event{Kind: Reset, MonoNS: monoNS, Prev: prev, Raw: raw, Message: msg})
 	return Reset
 }

@@ -1,6 +1,7 @@
 package counter
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +176,20 @@ func TestPollBound(t *testing.T) {
 	}
 	if PollBound(0, units.Watt) != 0 || PollBound(1000, 0) != 0 {
 		t.Error("PollBound without range or max power must be 0 (unbounded)")
+	}
+}
+
+// TestResetBoundsTheUncountedEnergy: a reset's message says how much energy the total can lack
+// (max power × the span the uncounted delta covered), the error the reset adds.
+func TestResetBoundsTheUncountedEnergy(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	a := New(Config{MaxPower: 100 * units.Watt})
+	a.Add(0, 0)
+	a.Add(100*ms, 10_000_000)
+	if a.Add(200*ms, 900_000_000) != Reset {
+		t.Fatalf("no reset: %v", a.Events())
+	}
+	if msg, want := a.Last().Message, "the total lacks at most 10 J (max power 100 W × 100ms)"; !strings.Contains(msg, want) {
+		t.Errorf("message %q lacks %q", msg, want)
 	}
 }
