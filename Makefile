@@ -55,11 +55,9 @@ proto-check: ## fail if the committed protobuf code differs from what `make prot
 mod-check: ## fail if any module's go.mod/go.sum is not tidy
 	@set -e; for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) mod tidy -diff >/dev/null) || { echo "mod-check: $$m is not tidy: run 'go mod tidy' there" >&2; exit 1; }; done; echo "mod-check: every module is tidy"
 
+# Every module is vetted and tested even after one fails; the failed packages are listed at the end.
 test: setup build proto-check mod-check ## run every module's tests (race detector on)
-	@set -e; for m in $(MODULES); do \
-	  echo "== go test $$m"; \
-	  (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off LEM_BIN=$(CURDIR)/$(BIN) $(GO) test $(TEST_FLAGS) ./...); \
-	done
+	@GO='$(GO)' TEST_FLAGS='$(TEST_FLAGS)' bash scripts/test.sh $(CURDIR)/$(BIN) $(MODULES)
 
 bench: setup build ## run the benchmarks and print their tables
 	@bash scripts/bench.sh

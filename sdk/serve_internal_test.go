@@ -25,18 +25,28 @@ func TestMain(m *testing.M) {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), envWatchRole+"=watcher")
 		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		watching, err := cmd.StdoutPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
 		fmt.Println(cmd.Process.Pid)
-		time.Sleep(300 * time.Millisecond) // the watcher is watching by then
+		// Exit only once the watcher says it is watching (a fixed sleep lost that race on a
+		// busy machine, and the watcher then watched its new parent for an hour).
+		if _, err := bufio.NewReader(watching).ReadString('\n'); err != nil {
+			fmt.Fprintln(os.Stderr, "the watcher did not start watching:", err)
+			os.Exit(3)
+		}
 		os.Exit(0)
 	case "watcher":
 		// Ignore the parent-death signal, so that only the pidfd can end this process in time:
 		// the getppid poll is set to an hour.
 		signal.Ignore(syscall.SIGTERM)
 		watchParent(time.Hour, hclog.NewNullLogger())
+		fmt.Println("watching")
 		time.Sleep(time.Minute)
 		os.Exit(4) // the watch did not fire
 	}

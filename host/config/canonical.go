@@ -57,6 +57,7 @@ func (c *Config) Map() map[string]any {
 				"cv_threshold": c.Lifecycle.Warmup.CVThreshold,
 				"min_batches":  int64(c.Lifecycle.Warmup.MinBatches),
 				"max_batches":  int64(c.Lifecycle.Warmup.MaxBatches),
+				"max_s":        c.Lifecycle.Warmup.MaxS,
 				"window":       int64(c.Lifecycle.Warmup.Window),
 			},
 		},

@@ -99,6 +99,7 @@ type Warmup struct {
 	CVThreshold float64 `json:"cv_threshold"`
 	MinBatches  int     `json:"min_batches"`
 	MaxBatches  int     `json:"max_batches"`
+	MaxS        float64 `json:"max_s"`
 	Window      int     `json:"window"`
 }
 

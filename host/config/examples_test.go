@@ -55,15 +55,17 @@ func TestQuickstart(t *testing.T) {
 		{"name", cfg.Name, "quickstart"},
 		{"model", cfg.Model.Ref, "synthetic:gpt2-124m"},
 		{"dataset", w.Dataset, "builtin"},
-		{"prompts", w.Prompts, 48},
+		{"prompts", w.Prompts, 24},
 		{"batch", w.BatchSize, 8},
-		{"new tokens", w.MaxNewTokens, 64},
+		{"new tokens", w.MaxNewTokens, 32},
 		{"min window", w.MinWindowS, 15.0},
 		{"cpu", cfg.Launch.Devices.IsCPU(), true},
 		{"one worker", cfg.Launch.ProcessesPerDevice, 1},
 		{"all cores", cfg.Launch.Threads, 0},
 		{"meters auto", cfg.Energy.Meters.Auto, true},
 		{"baseline", cfg.Lifecycle.BaselineS, 10.0},
+		{"warm-up batches", cfg.Lifecycle.Warmup.MaxBatches, 6},
+		{"warm-up seconds", cfg.Lifecycle.Warmup.MaxS, 40.0},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

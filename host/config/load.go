@@ -597,6 +597,7 @@ func (l *loader) build() *Config {
 			CVThreshold: l.float("lifecycle", "warmup", "cv_threshold"),
 			MinBatches:  int(l.int("lifecycle", "warmup", "min_batches")),
 			MaxBatches:  int(l.int("lifecycle", "warmup", "max_batches")),
+			MaxS:        l.float("lifecycle", "warmup", "max_s"),
 			Window:      int(l.int("lifecycle", "warmup", "window")),
 		},
 	}

@@ -121,7 +121,7 @@ var schema = []keySpec{
 	{path: p("lifecycle", "cooldown_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "A fixed pause once after the last repeat, with the meters already stopped; it changes no figure."},
 	{path: p("lifecycle", "warmup", "mode"), kind: kString, def: "cv", enum: []string{"fixed", "cv"},
-		doc: "fixed: run `batches` warmup batches. cv: run batches until the coefficient of variation of the last `window` batch latencies is below cv_threshold, at least min_batches and at most max_batches (a warning when max_batches is reached first)."},
+		doc: "fixed: run `batches` warmup batches. cv: run batches until the coefficient of variation of the last `window` batch latencies is below cv_threshold, at least min_batches and at most max_batches and max_s (a warmup_not_converged warning, with the CV reached and the bound that stopped it, when a bound comes first)."},
 	{path: p("lifecycle", "warmup", "batches"), kind: kInt, def: int64(3), min: sdk.Bound(0), max: sdk.Bound(10000),
 		doc: "Warmup batches in fixed mode; 0 disables warmup."},
 	{path: p("lifecycle", "warmup", "cv_threshold"), kind: kFloat, def: 0.05, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(1),
@@ -130,6 +130,8 @@ var schema = []keySpec{
 		doc: "cv mode: run at least this many batches."},
 	{path: p("lifecycle", "warmup", "max_batches"), kind: kInt, def: int64(20), min: sdk.Bound(1), max: sdk.Bound(10000),
 		doc: "cv mode: run at most this many batches; must be ≥ min_batches and ≥ window."},
+	{path: p("lifecycle", "warmup", "max_s"), kind: kFloat, def: 60.0, min: sdk.Bound(0), max: sdk.Bound(3600),
+		doc: "cv mode: start no further batch once warm-up has run this many seconds (the batch under way finishes; it may end before min_batches). 0: no time bound."},
 	{path: p("lifecycle", "warmup", "window"), kind: kInt, def: int64(3), min: sdk.Bound(2), max: sdk.Bound(10000),
 		doc: "cv mode: number of most recent batch latencies the CV is computed over."},
 

@@ -42,6 +42,19 @@ type Message struct {
 	PromptsTotal int     `json:"prompts_total,omitempty"`
 	TokensPerS   float64 `json:"tokens_per_s,omitempty"`
 	Detail       string  `json:"detail,omitempty"`
+	// Warmup is where a cv-mode warm-up stands (phase "warmup" only).
+	Warmup *WarmupProgress `json:"warmup,omitempty"`
+}
+
+// WarmupProgress is a cv-mode warm-up after one more batch: the batch count and elapsed time
+// against their bounds, and the latency CV against its target (nil until window batches ran).
+type WarmupProgress struct {
+	Batch      int      `json:"batch"`
+	MaxBatches int      `json:"max_batches"`
+	CV         *float64 `json:"cv"`
+	TargetCV   float64  `json:"target_cv"`
+	ElapsedS   float64  `json:"elapsed_s"`
+	MaxS       float64  `json:"max_s"` // 0: no time bound
 }
 
 // Conn is one end of a control channel.

@@ -101,6 +101,7 @@ type LifecycleSpec struct {
 	CVWindow     int     `json:"cv_window"`
 	MinBatches   int     `json:"min_batches"`
 	MaxBatches   int     `json:"max_batches"`
+	WarmupMaxS   float64 `json:"warmup_max_s"`
 	ThermalWaitS float64 `json:"thermal_wait_s"`
 	CooldownS    float64 `json:"cooldown_s"`
 }

@@ -45,6 +45,7 @@ func (st *state) metrics(m *measured) {
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
+	findings = append(findings, st.findings...)
 
 	if m.meterCPUOK && dur > 0 {
 		cpuS := float64(m.meterCPUNS) / 1e9

@@ -61,6 +61,8 @@ type state struct {
 	load     *sdk.LoadResult
 	// domainPlugin names the meter plugin of each domain id.
 	domainPlugin map[string]string
+	// findings are raised before the window (warm-up) and join the verdict.
+	findings []results.Finding
 }
 
 // Run executes the lifecycle and stores the raw result. It returns the error that ended it;
@@ -381,24 +383,22 @@ func (st *state) warmup(ctx context.Context) error {
 		_, err := st.engine.Warmup(ctx, sdk.WarmupRequest{GenerateRequest: req, Batches: lc.WarmupBatch})
 		return err
 	}
-	window := max(2, lc.CVWindow)
-	var lat []float64
-	for i := 0; i < max(lc.MaxBatches, lc.MinBatches); i++ {
+	bounds := warmupBounds{TargetCV: lc.CVThreshold, Window: lc.CVWindow, MinBatches: lc.MinBatches, MaxBatches: lc.MaxBatches, MaxS: lc.WarmupMaxS}
+	out, err := cvWarmup(ctx, bounds, clock.Mono, func(ctx context.Context) ([]float64, error) {
 		ts, err := st.engine.Warmup(ctx, sdk.WarmupRequest{GenerateRequest: req, Batches: 1})
-		if err != nil {
-			return err
-		}
+		lat := make([]float64, 0, len(ts))
 		for _, t := range ts {
 			lat = append(lat, float64(t.EndMonoNS-t.StartMonoNS))
 		}
-		st.w.Control.Progress(launch.Message{Phase: "warmup", Detail: fmt.Sprintf("batch %d", i+1)})
-		if len(lat) >= max(lc.MinBatches, window) {
-			if s := results.NewStats(lat[len(lat)-window:]); s.CV != nil && *s.CV < lc.CVThreshold {
-				return nil
-			}
-		}
+		return lat, err
+	}, func(p launch.WarmupProgress) { st.w.Control.Progress(launch.Message{Phase: "warmup", Warmup: &p}) })
+	if err != nil {
+		return err
 	}
-	st.warn("warmup: latency CV did not fall below %g within %d batches", lc.CVThreshold, max(lc.MaxBatches, lc.MinBatches))
+	if f := out.finding(bounds); f != nil {
+		st.w.Log.Warn(f.Message)
+		st.findings = append(st.findings, *f)
+	}
 	return nil
 }
 

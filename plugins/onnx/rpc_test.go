@@ -18,8 +18,11 @@ import (
 // client serves the plugin over an in-process gRPC connection and returns the host's client.
 func client(t *testing.T) *sdk.Client {
 	t.Helper()
-	conn, server := plugin.TestPluginGRPCConn(t, false, sdk.ServerPlugins(onnx.New()))
-	t.Cleanup(func() { conn.Close(); server.Stop() })
+	conn, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerPlugins(onnx.New()))
+	// Closing the client asks the server to stop (go-plugin's controller Shutdown RPC, whose
+	// handler calls GRPCServer.Stop); stopping the server here as well ran a second Stop
+	// concurrently with that handler, a data race on the server's broker field.
+	t.Cleanup(func() { conn.Close() })
 	conn.Plugins = sdk.ClientPlugins()
 	c, err := sdk.NewClient(context.Background(), conn, nil)
 	if err != nil {

@@ -4,7 +4,11 @@
 //   - a counter that decreases and has a known range wrapped: add the range once;
 //   - a delta larger than max power × elapsed (plus a small slack) is a reset, not a wrap (and so
 //     are several wraps between two reads, which polling at least twice per wrap period rules
-//     out): the interval is not counted, and the reset is reported;
+//     out): the interval is not counted, and the reset is reported. Elapsed is the longest time
+//     the delta can span: from the start of the read that first showed the previous value to the
+//     end of this read, so a counter that held its value for a while (coarse or irregular
+//     updates) or a reader descheduled between a read and its timestamp does not turn a
+//     legitimate catch-up into a reset;
 //   - a counter without a range (NVML's 64-bit mJ counter) that goes backwards means the driver
 //     reloaded: flagged as a reset, never subtracted through.
 //
@@ -81,6 +85,9 @@ type Accumulator struct {
 	events   []Event
 	// lastChangeNS is when the raw value last changed.
 	lastChangeNS int64
+	// sinceNS is the start of the read that first showed prevRaw: the next delta can span energy
+	// from there on.
+	sinceNS int64
 }
 
 // New returns an accumulator for a counter described by cfg.
@@ -96,18 +103,24 @@ func New(cfg Config) *Accumulator {
 
 // Add feeds a raw reading taken at monoNS and returns what kind of step it was. The first reading
 // only sets the origin.
-func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
+func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind { return a.AddRead(monoNS, monoNS, raw) }
+
+// AddRead is Add for a reading known only to lie between startNS (before the read began) and
+// monoNS (after it ended), as a poller sees it: the reset bound then covers any delay between the
+// two.
+func (a *Accumulator) AddRead(startNS, monoNS int64, raw uint64) EventKind {
+	startNS = min(startNS, monoNS)
 	if !a.started {
 		a.started = true
-		a.prevRaw, a.prevMono, a.lastChangeNS = raw, monoNS, monoNS
+		a.prevRaw, a.prevMono, a.lastChangeNS, a.sinceNS = raw, monoNS, monoNS, startNS
 		return Normal
 	}
 	prev := a.prevRaw
-	elapsed := time.Duration(monoNS - a.prevMono)
+	span := time.Duration(monoNS - a.sinceNS) // the longest time this delta can cover
 	a.prevRaw, a.prevMono = raw, monoNS
 	if raw != prev {
 		a.updates++
-		a.lastChangeNS = monoNS
+		a.lastChangeNS, a.sinceNS = monoNS, startNS
 	}
 
 	var delta uint64
@@ -119,16 +132,16 @@ func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 		// One wrap: the counter went from prev up to Range, then from 0 to raw.
 		modulus := uint64(a.cfg.Range) + 1
 		if prev >= modulus { // a reading above the declared range: the range is wrong
-			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter read %d above its range %d", prev, uint64(a.cfg.Range)))
+			return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter read %d above its range %d", prev, uint64(a.cfg.Range)))
 		}
 		delta = modulus - prev + raw
 		kind = Wrap
 	default:
-		return a.reset(monoNS, prev, raw, fmt.Sprintf("counter went backwards from %d to %d (driver reload or reset); the interval is not counted", prev, raw))
+		return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter went backwards from %d to %d (driver reload or reset); the interval is not counted", prev, raw))
 	}
 
 	if a.cfg.MaxPower > 0 {
-		bound := elapsed
+		bound := span
 		if bound < a.cfg.MinElapsed {
 			bound = a.cfg.MinElapsed
 		}
@@ -138,7 +151,7 @@ func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 			if kind == Wrap {
 				what = "wrapped and advanced"
 			}
-			return a.reset(monoNS, prev, raw, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), elapsed, a.cfg.MaxPower))
+			return a.reset(monoNS, prev, raw, span, fmt.Sprintf("counter %s by %s in %s, more than max power %s allows: a reset, not counted", what, units.Energy(delta), span, a.cfg.MaxPower))
 		}
 	}
 	a.total += units.Energy(delta)
@@ -148,7 +161,13 @@ func (a *Accumulator) Add(monoNS int64, raw uint64) EventKind {
 	return kind
 }
 
-func (a *Accumulator) reset(monoNS int64, prev, raw uint64, msg string) EventKind {
+// reset records a reset over an interval of at most span. With a max power, the message bounds
+// the energy left uncounted, the error the reset adds to the total.
+func (a *Accumulator) reset(monoNS int64, prev, raw uint64, span time.Duration, msg string) EventKind {
+	if a.cfg.MaxPower > 0 {
+		span = max(span, a.cfg.MinElapsed)
+		msg += fmt.Sprintf("; the total lacks at most %s (max power %s × %s)", a.cfg.MaxPower.Over(span), a.cfg.MaxPower, span)
+	}
 	a.events = append(a.events, Event{Kind: Reset, MonoNS: monoNS, Prev: prev, Raw: raw, Message: msg})
 	return Reset
 }

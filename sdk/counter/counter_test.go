@@ -1,6 +1,7 @@
 package counter
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,26 @@ func TestAccumulator(t *testing.T) {
 			reads:     []read{{0, 0, Normal}, {1, 0, Normal}, {10, 1_000_000, Normal}, {11, 1_000_000, Normal}, {20, 2_000_000, Normal}},
 			wantTotal: 2_000_000,
 		},
+		{
+			// A counter whose writer stalls (a starved process behind a fake sysfs file, or a
+			// driver updating irregularly) holds its value for 200 ms, then catches up by 200 ms
+			// of energy within one 20 ms poll. At 40 W under a 200 W bound that is legitimate: the
+			// delta spans from the read that first showed the held value, not from the last poll.
+			name: "held value that catches up after a long gap is not a reset",
+			cfg:  Config{Range: 262143328850, MaxPower: 200 * units.Watt},
+			reads: []read{{0, 0, Normal}, {20, 800_000, Normal}, {40, 800_000, Normal}, {120, 800_000, Normal},
+				{200, 800_000, Normal}, {220, 8_800_000, Normal}, {240, 9_600_000, Normal}},
+			wantTotal: 9_600_000,
+		},
+		{
+			// The same catch-up without a held value (it changed at every poll) is still a reset.
+			name: "a jump after a changing value is still a reset",
+			cfg:  Config{Range: 262143328850, MaxPower: 200 * units.Watt},
+			reads: []read{{0, 0, Normal}, {20, 800_000, Normal}, {40, 1_600_000, Normal}, {60, 2_400_000, Normal},
+				{80, 10_400_000, Reset}, {100, 11_200_000, Normal}},
+			wantTotal: 3_200_000,
+			resets:    1,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +126,26 @@ func TestAccumulator(t *testing.T) {
 				t.Errorf("wraps = %d, want %d", wraps, tc.wraps)
 			}
 		})
+	}
+}
+
+// TestAddReadSpansTheReadDelay: a poller descheduled between reading the counter and stamping
+// the reading sees a later stamp than the read; the next delta spans from the read's start, so
+// the catch-up is not a reset (with Add, stamped only after the read, it would be).
+func TestAddReadSpansTheReadDelay(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	cfg := Config{MaxPower: 200 * units.Watt}
+	// Read 1 starts at 0 ms, reads 0 µJ; the reader is descheduled and stamps it at 200 ms. Read
+	// 2 at 220 ms sees 40 W × 220 ms = 8.8 J: 8.8 J in 20 ms would be 440 W, over 200 W × 1.5.
+	a := New(cfg)
+	a.AddRead(0, 200*ms, 0)
+	if got := a.AddRead(220*ms, 220*ms, 8_800_000); got != Normal || a.Total() != 8_800_000 {
+		t.Errorf("AddRead: %v, total %d µJ; want normal, 8800000 µJ (events %v)", got, a.Total(), a.Events())
+	}
+	b := New(cfg)
+	b.Add(200*ms, 0)
+	if got := b.Add(220*ms, 8_800_000); got != Reset {
+		t.Errorf("Add with only the late stamp: %v, want reset (the test no longer shows the difference)", got)
 	}
 }
 
@@ -135,5 +176,20 @@ func TestPollBound(t *testing.T) {
 	}
 	if PollBound(0, units.Watt) != 0 || PollBound(1000, 0) != 0 {
 		t.Error("PollBound without range or max power must be 0 (unbounded)")
+	}
+}
+
+// TestResetBoundsTheUncountedEnergy: a reset's message says how much energy the total can lack
+// (max power × the span the uncounted delta covered), the error the reset adds.
+func TestResetBoundsTheUncountedEnergy(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	a := New(Config{MaxPower: 100 * units.Watt})
+	a.Add(0, 0)
+	a.Add(100*ms, 10_000_000)
+	if a.Add(200*ms, 900_000_000) != Reset {
+		t.Fatalf("no reset: %v", a.Events())
+	}
+	if msg, want := a.Last().Message, "the total lacks at most 10 J (max power 100 W × 100ms)"; !strings.Contains(msg, want) {
+		t.Errorf("message %q lacks %q", msg, want)
 	}
 }

@@ -308,6 +308,7 @@ func (se *session) mark(ctx context.Context, label string) int64 {
 func (se *session) read(ctx context.Context, slow bool) int64 {
 	se.mu.Lock()
 	defer se.mu.Unlock()
+	readStartNS := clock.Mono() // every reading of this batch lies between it and its stamp
 	readings, err := se.opened.Source.Read(ctx, slow)
 	now := clock.Mono()
 	if slow {
@@ -350,7 +351,7 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 			}
 			sample.Energy = units.Energy(math.Round(d.integral))
 		default:
-			kind := d.acc.Add(ns, r.Counter)
+			kind := d.acc.AddRead(readStartNS, ns, r.Counter)
 			if kind == counter.Reset {
 				last := d.acc.Last()
 				d.health = append(d.health, sdk.Finding{Code: "counter_reset", Severity: sdk.SeverityError,

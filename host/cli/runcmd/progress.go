@@ -44,6 +44,9 @@ func (p *progress) update(m launch.Message) {
 	if m.TokensPerS > 0 {
 		fmt.Fprintf(&b, " %.1f tok/s", m.TokensPerS)
 	}
+	if w := m.Warmup; w != nil {
+		b.WriteString(" " + warmupLine(*w))
+	}
 	if m.Detail != "" {
 		fmt.Fprintf(&b, " (%s)", m.Detail)
 	}
@@ -56,4 +59,18 @@ func (p *progress) update(m launch.Message) {
 		fmt.Fprintln(p.w, line)
 		p.last[m.Rank], p.lastT[m.Rank] = line, time.Now()
 	}
+}
+
+// warmupLine shows a cv-mode warm-up against its bounds, e.g.
+// "warm-up batch 4/20, CV 0.12 (target 0.05), 9/60 s".
+func warmupLine(w launch.WarmupProgress) string {
+	cv := "–"
+	if w.CV != nil {
+		cv = fmt.Sprintf("%.2f", *w.CV)
+	}
+	line := fmt.Sprintf("warm-up batch %d/%d, CV %s (target %g), %.0f", w.Batch, w.MaxBatches, cv, w.TargetCV, w.ElapsedS)
+	if w.MaxS > 0 {
+		return line + fmt.Sprintf("/%g s", w.MaxS)
+	}
+	return line + " s"
 }

@@ -303,7 +303,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 					TopP: cfg.Workload.Decoding.TopP, Seed: cfg.Workload.Seed, IgnoreEOS: cfg.Workload.Decoding.IgnoreEOS}},
 			Lifecycle: launch.LifecycleSpec{BaselineS: cfg.Lifecycle.BaselineS, WarmupMode: cfg.Lifecycle.Warmup.Mode,
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
-				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches,
+				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
 			Energy:   launch.EnergySpec{IntervalNS: interval},
 			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates},

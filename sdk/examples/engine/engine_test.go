@@ -239,7 +239,8 @@ func TestGenerateHonoursCancellation(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Generate: %v, want the context's error", err)
 	}
-	if d := time.Since(start); d > time.Second {
+	// Uncancelled, 2^20 tokens at 1 ms would take 17 minutes; the bound is loose for busy machines.
+	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("Generate returned %s after a 50 ms deadline", d)
 	}
 }

@@ -71,7 +71,11 @@ func run(args []string) error {
 	tree.Run(*tick)
 	fmt.Printf("start_mono_ns=%d\n", tree.StartNS())
 	<-ctx.Done()
-	return tree.Stop()
+	err = tree.Stop()
+	// How stale the files got (the tick, or longer when this process was starved): the
+	// uncertainty of power × window as ground truth.
+	fmt.Printf("max_stale_ns=%d\n", tree.MaxStale().Nanoseconds())
+	return err
 }
 
 // parseZone parses DIR=NAME,WATTS,RANGE_UJ[,MAX_POWER_UW[,START_UJ]].
