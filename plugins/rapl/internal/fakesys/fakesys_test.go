@@ -39,14 +39,17 @@ func TestTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	tree.Run(time.Millisecond)
-	time.Sleep(20 * time.Millisecond)
+	// 1 kW against a 1 mJ range wraps every millisecond: wait for the writer's first ticks (a
+	// fixed 20 ms sleep saw none when a busy machine starved the writer).
+	for deadline := time.Now().Add(30 * time.Second); tree.Wraps("intel-rapl:0") == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if err := tree.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if err := tree.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	// 1 kW against a 1 mJ range wraps every millisecond.
 	if tree.Wraps("intel-rapl:0") == 0 {
 		t.Error("no wrap recorded")
 	}
