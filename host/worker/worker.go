@@ -38,6 +38,13 @@ type Worker struct {
 	// PauseAt is the test-only pause hook "<phase>:<rank>:<file>" ($LEM_TEST_PAUSE): when this
 	// rank reaches the phase it writes its pid to file and blocks until its context ends.
 	PauseAt string
+
+	// open opens the plugin of ref for kind; nil starts the plugin binaries (plugins.go). The
+	// lifecycle tests give in-process plugins here.
+	open func(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*sdk.Client, error)
+	// mono is the monotonic clock of the warm-up bounds and the window's passes, in ns; nil is
+	// clock.Mono. The lifecycle tests give a fake one.
+	mono func() int64
 }
 
 // meter is one energy plugin in use.
@@ -201,25 +208,25 @@ func sleep(ctx context.Context, seconds float64) error {
 }
 
 func (st *state) openPlugins(ctx context.Context) error {
-	spec, log := st.w.Spec, st.w.Log
-	lc, err := st.plugins.open(ctx, spec.Model.Loader, sdk.KindLoader, log)
+	spec := st.w.Spec
+	lc, err := st.open(ctx, spec.Model.Loader, sdk.KindLoader)
 	if err != nil {
 		return err
 	}
 	st.loader = lc.Loader()
-	ec, err := st.plugins.open(ctx, spec.Engine, sdk.KindEngine, log)
+	ec, err := st.open(ctx, spec.Engine, sdk.KindEngine)
 	if err != nil {
 		return err
 	}
 	st.engine, st.engineC = ec.Engine(), ec
 	for _, ref := range spec.Meters {
-		mc, err := st.plugins.open(ctx, ref, sdk.KindEnergy, log)
+		mc, err := st.open(ctx, ref, sdk.KindEnergy)
 		if err != nil {
 			return err
 		}
 		st.meters = append(st.meters, meter{ref: ref, client: mc})
 	}
-	rc, err := st.plugins.open(ctx, spec.Repository, sdk.KindRepository, log)
+	rc, err := st.open(ctx, spec.Repository, sdk.KindRepository)
 	if err != nil {
 		return err
 	}
@@ -238,6 +245,23 @@ func (st *state) openPlugins(ctx context.Context) error {
 		st.raw.Plugins = append(st.raw.Plugins, p)
 	}
 	return nil
+}
+
+// open opens the plugin of ref for kind: in-process when the Worker has an opener (tests), else
+// its binary.
+func (st *state) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*sdk.Client, error) {
+	if st.w.open != nil {
+		return st.w.open(ctx, ref, kind)
+	}
+	return st.plugins.open(ctx, ref, kind, st.w.Log)
+}
+
+// now reads the monotonic clock of the warm-up bounds and the window's passes.
+func (st *state) now() int64 {
+	if st.w.mono != nil {
+		return st.w.mono()
+	}
+	return clock.Mono()
 }
 
 func (st *state) environment(ctx context.Context) error {
@@ -384,7 +408,7 @@ func (st *state) warmup(ctx context.Context) error {
 		return err
 	}
 	bounds := warmupBounds{TargetCV: lc.CVThreshold, Window: lc.CVWindow, MinBatches: lc.MinBatches, MaxBatches: lc.MaxBatches, MaxS: lc.WarmupMaxS}
-	out, err := cvWarmup(ctx, bounds, clock.Mono, func(ctx context.Context) ([]float64, error) {
+	out, err := cvWarmup(ctx, bounds, st.now, func(ctx context.Context) ([]float64, error) {
 		ts, err := st.engine.Warmup(ctx, sdk.WarmupRequest{GenerateRequest: req, Batches: 1})
 		lat := make([]float64, 0, len(ts))
 		for _, t := range ts {
@@ -459,7 +483,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 	}()
 	for rep := 0; rep < repeats; rep++ {
 		rw := repeatWindow{}
-		passStart := clock.Mono()
+		passStart := st.now()
 		var repOut int64 // output tokens of the repeat so far, for the progress line
 		for pass := 0; ; pass++ {
 			for bi, batch := range bs {
@@ -491,14 +515,14 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				_, _, out := counts(got)
 				repOut += out
 				done := min(len(spec.Prompts), (bi+1)*max(1, spec.Workload.BatchSize))
-				elapsed := float64(clock.Mono()-passStart) / 1e9
+				elapsed := float64(st.now()-passStart) / 1e9
 				st.w.Control.Progress(launch.Message{Phase: "measured", PromptsDone: done, PromptsTotal: len(spec.Prompts),
 					TokensPerS: float64(repOut) / math.Max(elapsed, 1e-9), Detail: fmt.Sprintf("repeat %d/%d pass %d", rep+1, repeats, pass+1)})
 			}
 			if rep == 0 {
 				m.passes = pass + 1
 			}
-			if float64(clock.Mono()-passStart)/1e9 >= spec.Workload.MinWindowS {
+			if float64(st.now()-passStart)/1e9 >= spec.Workload.MinWindowS {
 				break
 			}
 		}
