@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -40,9 +42,6 @@ const (
 	// CodeRankInvalid: a raw result says valid: false without an error finding to show for it.
 	CodeRankInvalid = "rank_invalid"
 )
-
-// MinOverlap is the share of the shortest window that all windows must have in common.
-const MinOverlap = 0.5
 
 // Options control an aggregation.
 type Options struct {
@@ -386,7 +385,27 @@ func windowOf(s results.Span, mono bool) interval {
 	return interval{s.StartUnixNS, s.EndUnixNS}
 }
 
-// checkWindows requires all windows to share an intersection ≥ MinOverlap of the shortest.
+// minOverlap is the run's validity.min_window_overlap, read from the config the raw results
+// record (the schema's default where one records none). Configs differ only with --allow-mixed;
+// the largest value, the strictest, applies then.
+func minOverlap(ws []*worker) float64 {
+	out := 0.0
+	for _, w := range ws {
+		v := struct {
+			Validity config.Validity `json:"validity"`
+		}{config.DefaultValidity()}
+		if len(w.raw.Config) > 0 {
+			if err := json.Unmarshal(w.raw.Config, &v); err != nil {
+				v.Validity = config.DefaultValidity()
+			}
+		}
+		out = max(out, v.Validity.MinWindowOverlap)
+	}
+	return out
+}
+
+// checkWindows requires all windows to share an intersection of at least minOverlap of the
+// shortest.
 func checkWindows(c *checks, ws []*worker) {
 	if len(ws) < 2 {
 		return
@@ -404,9 +423,9 @@ func checkWindows(c *checks, ws []*worker) {
 		}
 	}
 	common := max(0, earliestEnd-latestStart)
-	if float64(common) < MinOverlap*float64(shortest) {
-		c.fail(CodeWindowsNotConcurrent, nil, "the workers' measured windows have %.3f s in common, less than %.0f %% of the shortest (rank %d, %.3f s)",
-			float64(common)/1e9, MinOverlap*100, shortRank, float64(shortest)/1e9)
+	if share := minOverlap(ws); float64(common) < share*float64(shortest) {
+		c.fail(CodeWindowsNotConcurrent, nil, "the workers' measured windows have %.3f s in common, less than %g %% of the shortest (rank %d, %.3f s; validity.min_window_overlap = %g)",
+			float64(common)/1e9, share*100, shortRank, float64(shortest)/1e9, share)
 	}
 }
 

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -160,5 +161,52 @@ func TestRepeatEnergyNeedsTimeline(t *testing.T) {
 	}
 	if _, ok := a.RepeatStats["energy_j"]; ok {
 		t.Error("energy_j stats without per-repeat energy")
+	}
+}
+
+// TestMinWindowOverlapFromConfig: windows_not_concurrent uses the validity.min_window_overlap the
+// raw results record. Windows of 20 s sharing 10 s (50 %) pass at 0.4 and the default 0.5, fail
+// at 0.9; windows with nothing in common pass only at 0 (no check).
+func TestMinWindowOverlapFromConfig(t *testing.T) {
+	cases := []struct {
+		name       string
+		overlap    string // the recorded config's validity table; "" records none
+		startOfOne int64  // rank 1's window start (rank 0: 100–120 s)
+		fail       string // the failure message's share; "" for none
+	}{
+		{"half in common, 0.4", `{"min_window_overlap":0.4}`, 110, ""},
+		{"half in common, default", "", 110, ""},
+		{"half in common, 0.9", `{"min_window_overlap":0.9}`, 110, "less than 90 % of the shortest (rank 0, 20.000 s; validity.min_window_overlap = 0.9)"},
+		{"apart, default", "", 130, "less than 50 % of the shortest"},
+		{"apart, 0", `{"min_window_overlap":0}`, 130, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raws := map[int][]byte{}
+			for _, w := range gpuPair("overlap") {
+				if w.Rank == 1 {
+					w.StartMonoNS, w.EndMonoNS = tc.startOfOne*sec, (tc.startOfOne+20)*sec
+				}
+				raw, err := results.DecodeRaw(w.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.overlap != "" {
+					raw.Config = json.RawMessage(`{"validity":` + tc.overlap + `}`)
+				}
+				if raws[w.Rank], err = json.Marshal(raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Run(context.Background(), save(t, "overlap", raws), "overlap", Options{})
+			var ce *CheckError
+			switch {
+			case tc.fail == "" && err != nil:
+				t.Fatalf("aggregation failed: %v", err)
+			case tc.fail != "" && (!errors.As(err, &ce) || len(ce.Failures) != 1 || ce.Failures[0].Code != CodeWindowsNotConcurrent ||
+				!strings.Contains(ce.Failures[0].Message, tc.fail)):
+				t.Fatalf("error %v, want one windows_not_concurrent saying %q", err, tc.fail)
+			}
+		})
 	}
 }

@@ -552,6 +552,18 @@ func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin strin
 	}
 }
 
+// DefaultValidity returns [validity] with the schema's defaults: the thresholds of a measurement
+// that has no config (`lemctl measure`) or of a result that does not record them.
+func DefaultValidity() Validity {
+	l := &loader{vals: map[string]any{}}
+	for i := range schema {
+		if schema[i].def != nil {
+			l.vals[pathKey(schema[i].path...)] = schema[i].def
+		}
+	}
+	return l.build().Validity
+}
+
 // build turns the validated values into a Config.
 func (l *loader) build() *Config {
 	c := &Config{Name: l.str("name")}

@@ -160,7 +160,9 @@ func TestDefaults(t *testing.T) {
 		{"validity.min_counter_updates", cfg.Validity.MinCounterUpdates, 10},
 		{"validity.temperature_drift_c", cfg.Validity.TemperatureDriftC, 10.0},
 		{"validity.integration_mismatch", cfg.Validity.IntegrationMismatch, 0.10},
+		{"validity.min_window_overlap", cfg.Validity.MinWindowOverlap, 0.5},
 		{"plugin tables unchecked", cfg.PluginTablesChecked, false},
+		{"DefaultValidity is the loaded defaults", config.DefaultValidity(), cfg.Validity},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

@@ -146,15 +146,15 @@ var schema = []keySpec{
 		doc: "Where results go. \"\": --results-dir (default ./results). Per-invocation: not part of the config hash."},
 
 	{path: p("validity", "min_window_s"), kind: kFloat, def: 10.0, min: sdk.Bound(0), max: sdk.Bound(86400),
-		doc: "window_too_short when the measured window is shorter (seconds)."},
+		doc: "window_too_short (a warning) when the measured window is shorter than this many seconds. 0: no minimum."},
 	{path: p("validity", "min_counter_updates"), kind: kInt, def: int64(10), min: sdk.Bound(0), max: sdk.Bound(1_000_000),
-		doc: "too_few_counter_updates when a measured domain's counter changed fewer times in the window."},
+		doc: "too_few_counter_updates (a warning) when a measured domain's counter changed fewer times in the window. 0: no minimum."},
 	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
-		doc: "Recorded in the config but not used yet: the nvml plugin's own temperature_drift_c ([energy.nvml]) sets the temperature_drift threshold."},
+		doc: "temperature_drift (a warning) when a domain's temperature, over the samples read inside the measured window, ranges over more than this many °C (meters that report a temperature, such as nvml)."},
 	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
-		doc: "Recorded in the config but not used yet: the nvml plugin's own mismatch_threshold_pct ([energy.nvml]) sets the counter_integration_mismatch threshold."},
+		doc: "counter_integration_mismatch (a warning) when a counter domain's energy and its integrated instant power differ, over the window, by more than this share of the integral (0.10 = 10 %) plus the edge term (docs/methodology.md, \"Validity\"; meters that report both, such as nvml)."},
 	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: sdk.Bound(0), max: sdk.Bound(1),
-		doc: "Recorded in the config but not used yet: aggregation raises windows_not_concurrent when the workers' windows intersect by less than 0.5 of the shortest window."},
+		doc: "Aggregation raises windows_not_concurrent (an error) when the workers' measured windows have in common less than this share of the shortest window (0.5 = 50 %). 0: no check."},
 }
 
 func p(segs ...string) []string { return segs }

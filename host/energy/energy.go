@@ -157,10 +157,18 @@ func IdlePowers(m *sdk.Measurement) map[string]float64 {
 	return out
 }
 
-// Thresholds are the validity thresholds the energy findings use.
+// Thresholds are the validity thresholds the energy findings use ([validity], docs/config.md).
+// The caller passes the config's values (config.DefaultValidity without a config); a zero
+// minimum means no minimum.
 type Thresholds struct {
-	MinWindowS        float64 // window_too_short below this (default 10)
-	MinCounterUpdates int     // too_few_counter_updates below this (default 10)
+	MinWindowS        float64 // window_too_short below this many seconds
+	MinCounterUpdates int     // too_few_counter_updates below this many counter changes
+	// TemperatureDriftC: temperature_drift when a domain's temperature ranges over more than
+	// this many °C in the window.
+	TemperatureDriftC float64
+	// IntegrationMismatch: counter_integration_mismatch when a counter and its integrated
+	// instant power differ by more than this share (0.10 = 10 %) beyond the edge terms.
+	IntegrationMismatch float64
 }
 
 // Input is everything one worker (or `lemctl measure`) knows about a window's energy.
@@ -184,9 +192,6 @@ type Input struct {
 
 // Compute returns the energy block of a result and the validity findings about it.
 func Compute(in Input) (results.Energy, []results.Finding) {
-	if in.Thresholds.MinCounterUpdates <= 0 {
-		in.Thresholds.MinCounterUpdates = 10
-	}
 	var out results.Energy
 	var findings []results.Finding
 	add := func(code, sev, domain, msg, advice string) {
@@ -277,6 +282,15 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 			fmt.Sprintf("the %s counter changed %d times in the window (fewer than %d): quantisation error is large", dom.ID, updates, in.Thresholds.MinCounterUpdates),
 			"lengthen the window (workload.min_window_s) or sample faster")
 	}
+	window := inWindow(de.Samples, in.Window)
+	if f := temperatureDrift(dom.ID, window, in.Thresholds.TemperatureDriftC); f != nil {
+		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+	}
+	if dom.Method == sdk.MethodCounter && updates >= 5 && !hasCode(de.Health, "counter_reset") && !hasCode(de.Health, "counter_stuck") {
+		if f := mismatch(dom, window, in.Thresholds.IntegrationMismatch); f != nil {
+			add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+		}
+	}
 	if dom.Method == sdk.MethodEstimate || dom.Confidence == sdk.ConfidenceEstimate {
 		add("energy_estimated", results.SeverityWarning, dom.ID, fmt.Sprintf("domain %s is an estimate, not a measurement", dom.ID), "")
 	}
@@ -296,6 +310,89 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 	d.Phases = phases(de.Samples, in.Prefill, in.Decode)
 	d.Timeline = timeline(de.Samples)
 	return d
+}
+
+// Codes of the checks of a domain's samples over the window.
+const (
+	CodeTemperatureDrift = "temperature_drift"
+	CodeMismatch         = "counter_integration_mismatch"
+)
+
+// inWindow returns the samples taken inside the window (edges included).
+func inWindow(samples []sdk.Sample, w Interval) []sdk.Sample {
+	i := sort.Search(len(samples), func(i int) bool { return samples[i].MonoNS >= w.StartMonoNS })
+	j := sort.Search(len(samples), func(i int) bool { return samples[i].MonoNS > w.EndMonoNS })
+	return samples[i:j]
+}
+
+func hasCode(fs []sdk.Finding, code string) bool {
+	for _, f := range fs {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// temperatureDrift raises temperature_drift when the temperatures read in the window range over
+// more than limit °C (samples without a temperature are skipped).
+func temperatureDrift(id string, s []sdk.Sample, limit float64) *results.Finding {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, x := range s {
+		if !math.IsNaN(x.TemperatureC) {
+			lo, hi = min(lo, x.TemperatureC), max(hi, x.TemperatureC)
+		}
+	}
+	if !(hi-lo > limit) {
+		return nil
+	}
+	return &results.Finding{Code: CodeTemperatureDrift, Severity: results.SeverityWarning, Domain: id,
+		Message: fmt.Sprintf("the %s temperature ranged over %.0f °C in the measured window (%.0f to %.0f °C; limit %g °C, validity.temperature_drift_c)", id, hi-lo, lo, hi, limit),
+		Advice:  "warm the device up before measuring (a longer warm-up, or lifecycle.thermal_wait_s), so that leakage power is steady"}
+}
+
+// mismatch compares a counter with the integral of its instant power over the same span, the
+// independent check of docs/methodology.md. s are the window's samples. The span runs from the
+// first to the last sample at which the counter changed; the counter's true update instants lie
+// up to one sample gap before those samples, so each edge may differ by (gap + one update period)
+// × peak power, which is added to the relative tolerance. Without instant power at every sample
+// of the span, or with fewer than three changes, there is nothing to compare.
+func mismatch(dom sdk.Domain, s []sdk.Sample, threshold float64) *results.Finding {
+	first, last := -1, -1
+	for i := 1; i < len(s); i++ {
+		if s[i].Energy != s[i-1].Energy {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 || last-first < 2 {
+		return nil
+	}
+	var integral, peak float64 // J, W
+	for i := first + 1; i <= last; i++ {
+		a, b := s[i-1], s[i]
+		if math.IsNaN(a.PowerW) || math.IsNaN(b.PowerW) {
+			return nil // instant power missing: no independent check
+		}
+		integral += (a.PowerW + b.PowerW) / 2 * float64(b.MonoNS-a.MonoNS) / 1e9
+		peak = max(peak, a.PowerW, b.PowerW)
+	}
+	if integral <= 0 {
+		return nil
+	}
+	counterJ := float64(s[last].Energy-s[first].Energy) / 1e6
+	gapA := time.Duration(s[first].MonoNS - s[first-1].MonoNS)
+	gapB := time.Duration(s[last].MonoNS - s[last-1].MonoNS)
+	edge := (gapA + gapB + 2*dom.UpdatePeriod).Seconds() * peak
+	if math.Abs(counterJ-integral) <= threshold*integral+edge {
+		return nil
+	}
+	return &results.Finding{Code: CodeMismatch, Severity: results.SeverityWarning, Domain: dom.ID,
+		Message: fmt.Sprintf("the %s energy counter gives %.3f J but integrated instant power gives %.3f J over the same %.2f s of the window (%+.1f %%; tolerance %g %% (validity.integration_mismatch) + %.3f J edge term)",
+			dom.ID, counterJ, integral, float64(s[last].MonoNS-s[first].MonoNS)/1e9, (counterJ-integral)/integral*100, threshold*100, edge),
+		Advice: "one of the device's two energy sources is wrong: check the driver version and compare with an external meter; the counter is reported"}
 }
 
 func phases(samples []sdk.Sample, prefill, decode []Interval) results.EnergyPhases {
@@ -404,9 +501,6 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 // WindowFindings returns the findings about the window itself.
 func WindowFindings(window Interval, th Thresholds) []results.Finding {
 	minS := th.MinWindowS
-	if minS <= 0 {
-		minS = 10
-	}
 	if s := window.Seconds(); s < minS {
 		return []results.Finding{{Code: "window_too_short", Severity: results.SeverityWarning,
 			Message: fmt.Sprintf("the measured window lasted %.3g s, less than %g s", s, minS),

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/units"
@@ -75,7 +76,7 @@ func TestComputeFindings(t *testing.T) {
 	est.Domain.Method, est.Domain.Confidence = sdk.MethodEstimate, sdk.ConfidenceEstimate
 	m := &sdk.Measurement{Domains: []sdk.DomainEnergy{gpu, est}}
 	win := Interval{0, 5 * sec}
-	_, findings := Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win, IdlePowerW: map[string]float64{"gpu0": 150, "est": 1}})
+	_, findings := Compute(Input{Measurements: []*sdk.Measurement{m}, Window: win, IdlePowerW: map[string]float64{"gpu0": 150, "est": 1}, Thresholds: defaults()})
 	want := map[string]bool{"too_few_counter_updates": false, "energy_estimated": false, "dynamic_negative": false}
 	for _, f := range findings {
 		if _, ok := want[f.Code]; ok {
@@ -219,5 +220,140 @@ func TestComputeNodeContainsPackage(t *testing.T) {
 	}
 	if got := CountedBetween(ms, Interval{2 * sec, 4 * sec}, e.CountedDomains); got == nil || math.Abs(*got-300) > 1e-6 {
 		t.Errorf("repeat energy = %v, want 300 J (the node's)", deref(got))
+	}
+}
+
+// defaults are the thresholds of the schema's [validity] defaults.
+func defaults() Thresholds {
+	v := config.DefaultValidity()
+	return Thresholds{MinWindowS: v.MinWindowS, MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch}
+}
+
+func codes(fs []results.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Code)
+	}
+	return out
+}
+
+// TestZeroMeansNoMinimum: validity.min_window_s = 0 and min_counter_updates = 0 mean no minimum
+// (docs/config.md); the defaults (10 s, 10 updates) raise the findings on the same window.
+func TestZeroMeansNoMinimum(t *testing.T) {
+	win := Interval{0, 5 * sec}
+	gpu := constant("gpu0", sdk.DomainGPU, 100, 0, 5*sec, time.Second) // 5 updates in the window
+	m := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{gpu}}}
+	zero := defaults()
+	zero.MinWindowS, zero.MinCounterUpdates = 0, 0
+	for _, tc := range []struct {
+		name string
+		th   Thresholds
+		want bool
+	}{{"defaults", defaults(), true}, {"zero", zero, false}} {
+		_, fs := Compute(Input{Measurements: m, Window: win, NoBaseline: true, Thresholds: tc.th})
+		fs = append(fs, WindowFindings(win, tc.th)...)
+		if has(fs, "window_too_short") != tc.want || has(fs, "too_few_counter_updates") != tc.want {
+			t.Errorf("%s: findings %v, want window_too_short and too_few_counter_updates = %v", tc.name, codes(fs), tc.want)
+		}
+	}
+}
+
+// TestTemperatureDriftThreshold: validity.temperature_drift_c decides temperature_drift over the
+// temperatures read inside the window (a hot sample after the window does not count).
+func TestTemperatureDriftThreshold(t *testing.T) {
+	gpu := constant("gpu0", sdk.DomainGPU, 100, 0, 20*sec, 100*time.Millisecond)
+	for i := range gpu.Samples {
+		switch ts := gpu.Samples[i].MonoNS; {
+		case ts > 12*sec:
+			gpu.Samples[i].TemperatureC = 90 // after the window
+		case i%10 == 0:
+			gpu.Samples[i].TemperatureC = 40 + 12*float64(ts)/float64(12*sec) // 40 → 52 °C; NaN in between
+		}
+	}
+	m := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{gpu}}}
+	for _, tc := range []struct {
+		limit float64
+		want  bool
+	}{{10, true}, {15, false}} {
+		th := defaults()
+		th.TemperatureDriftC = tc.limit
+		_, fs := Compute(Input{Measurements: m, Window: Interval{0, 12 * sec}, NoBaseline: true, Thresholds: th})
+		if has(fs, CodeTemperatureDrift) != tc.want {
+			t.Errorf("temperature_drift_c = %g: findings %v, want temperature_drift = %v", tc.limit, codes(fs), tc.want)
+		}
+		for _, f := range fs {
+			if f.Code == CodeTemperatureDrift && (f.Domain != "gpu0" || !strings.Contains(f.Message, "40 to 52 °C")) {
+				t.Errorf("finding %+v", f)
+			}
+		}
+	}
+}
+
+// TestIntegrationMismatchThreshold: validity.integration_mismatch decides
+// counter_integration_mismatch; a counter 30 % below its instant power raises it at 0.10, not at 0.5.
+func TestIntegrationMismatchThreshold(t *testing.T) {
+	gpu := constant("gpu0", sdk.DomainGPU, 210, 0, 10*sec, 100*time.Millisecond)
+	for i := range gpu.Samples {
+		gpu.Samples[i].PowerW = 300
+	}
+	m := []*sdk.Measurement{{Domains: []sdk.DomainEnergy{gpu}}}
+	for _, tc := range []struct {
+		share float64
+		want  bool
+	}{{0.10, true}, {0.5, false}} {
+		th := defaults()
+		th.IntegrationMismatch = tc.share
+		_, fs := Compute(Input{Measurements: m, Window: Interval{0, 10 * sec}, NoBaseline: true, Thresholds: th})
+		if has(fs, CodeMismatch) != tc.want {
+			t.Errorf("integration_mismatch = %g: findings %v, want counter_integration_mismatch = %v", tc.share, codes(fs), tc.want)
+		}
+	}
+}
+
+// stepped returns n samples every interval of a counter that updates every update period at
+// counterW, with instant power powerW.
+func stepped(n int, interval, update time.Duration, counterW, powerW float64) []sdk.Sample {
+	var out []sdk.Sample
+	for i := 0; i < n; i++ {
+		t := time.Duration(i) * interval
+		tick := t / update * update
+		out = append(out, sdk.Sample{MonoNS: int64(t), Energy: units.EnergyFromJoules(counterW * tick.Seconds()),
+			PowerW: powerW, TemperatureC: math.NaN()})
+	}
+	return out
+}
+
+func TestMismatch(t *testing.T) {
+	dom := sdk.Domain{ID: "nvml:GPU-x", Method: sdk.MethodCounter, UpdatePeriod: 100 * time.Millisecond, Available: true}
+	cases := []struct {
+		name    string
+		samples []sdk.Sample
+		raise   bool
+	}{
+		{"agree", stepped(50, 100*time.Millisecond, 100*time.Millisecond, 300, 300), false},
+		{"agree at 10 ms sampling", stepped(500, 10*time.Millisecond, 100*time.Millisecond, 300, 300), false},
+		{"counter 8 % low: within 10 %", stepped(50, 100*time.Millisecond, 100*time.Millisecond, 276, 300), false},
+		{"counter 30 % low", stepped(50, 100*time.Millisecond, 100*time.Millisecond, 210, 300), true},
+		{"counter 30 % high", stepped(50, 100*time.Millisecond, 100*time.Millisecond, 390, 300), true},
+		{"too short to judge", stepped(3, 100*time.Millisecond, 100*time.Millisecond, 150, 300), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := mismatch(dom, tc.samples, 0.10)
+			if (f != nil) != tc.raise {
+				t.Fatalf("finding %+v, want raised=%v", f, tc.raise)
+			}
+			if f != nil && (f.Code != CodeMismatch || f.Domain != dom.ID) {
+				t.Errorf("finding %+v", f)
+			}
+		})
+	}
+	// Without instant power there is no independent check.
+	s := stepped(50, 100*time.Millisecond, 100*time.Millisecond, 100, 300)
+	for i := range s {
+		s[i].PowerW = math.NaN()
+	}
+	if f := mismatch(dom, s, 0.10); f != nil {
+		t.Errorf("raised without instant power: %+v", f)
 	}
 }

@@ -111,10 +111,12 @@ type EnergySpec struct {
 	IntervalNS int64 `json:"interval_ns"`
 }
 
-// ValiditySpec holds the verdict's thresholds.
+// ValiditySpec holds the verdict's thresholds ([validity]).
 type ValiditySpec struct {
-	MinWindowS        float64 `json:"min_window_s"`
-	MinCounterUpdates int     `json:"min_counter_updates"`
+	MinWindowS          float64 `json:"min_window_s"`
+	MinCounterUpdates   int     `json:"min_counter_updates"`
+	TemperatureDriftC   float64 `json:"temperature_drift_c"`
+	IntegrationMismatch float64 `json:"integration_mismatch"`
 }
 
 // WriteSpec writes s to path (0600).

@@ -39,7 +39,8 @@ func (st *state) metrics(m *measured) {
 		raw.FLOPs = results.FLOPs{Method: "unavailable: the loader reported no FLOPs coefficients"}
 	}
 
-	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates}
+	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates,
+		TemperatureDriftC: spec.Validity.TemperatureDriftC, IntegrationMismatch: spec.Validity.IntegrationMismatch}
 	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: st.idle,
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e

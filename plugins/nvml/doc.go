@@ -9,8 +9,10 @@
 // (NVML_FI_DEV_POWER_INSTANT, method power_integration, confidence measured), and only where
 // that is missing too the ~1 s moving average of nvmlDeviceGetPowerUsage (confidence averaged).
 // Sampling, wrap/reset correction, integration, marks and counter_stuck come from the sdk's
-// sampler; this package adds the GPU health codes (counter_integration_mismatch, throttled,
-// temperature_drift, foreign_gpu_process, persistence_mode_off) and the per-GPU environment.
+// sampler; this package adds the GPU health codes (throttled, foreign_gpu_process,
+// persistence_mode_off) and the per-GPU environment. Its samples carry instant power and
+// temperature, from which the host judges counter_integration_mismatch and temperature_drift
+// over the measured window with its [validity] thresholds.
 //
 // It must never:
 //   - make any NVML call after nvmlInit failed: go-nvml binds C symbols lazily, and a call into a

@@ -25,9 +25,7 @@ const (
 	// MinInterval is the shortest fast interval: NVML's power readings update every 10–100 ms.
 	MinInterval = 10 * time.Millisecond
 	// MaxInterval is the longest fast interval.
-	MaxInterval              = time.Minute
-	DefaultMismatch          = 0.10
-	DefaultTemperatureDriftC = 10.0
+	MaxInterval = time.Minute
 )
 
 // EnvRunPID, when the host sets it, is the pid of the top process of the run (lemctl run); its
@@ -48,12 +46,11 @@ type Settings struct {
 	Devices []string
 	// AllowedPIDs are extra roots of the process trees whose GPU use is not foreign.
 	AllowedPIDs []int
-	Thresholds  Thresholds
 }
 
 // DefaultSettings returns the settings of an unconfigured meter.
 func DefaultSettings() Settings {
-	return Settings{Interval: DefaultInterval, Thresholds: Thresholds{Mismatch: DefaultMismatch, TemperatureDriftC: DefaultTemperatureDriftC}}
+	return Settings{Interval: DefaultInterval}
 }
 
 // Options are the meter's seams; the zero value uses the real library, environment and /proc.
@@ -294,7 +291,7 @@ func (m *Meter) Environment(ctx context.Context) (*sdk.Environment, error) {
 
 // finish is a session's sampler.Opened.Finish: one last look at the GPUs' processes, then the
 // health findings of every measured GPU.
-func finish(meas *sdk.Measurement, src *source, th Thresholds) {
+func finish(meas *sdk.Measurement, src *source) {
 	src.checkProcesses()
 	byID := map[string]*entry{}
 	for _, e := range src.entries {
@@ -306,7 +303,7 @@ func finish(meas *sdk.Measurement, src *source, th Thresholds) {
 		if e == nil || e.g == nil {
 			continue
 		}
-		found := health(de, e, src, th)
+		found := health(de, e, src)
 		de.Health = append(de.Health, found...)
 		meas.Findings = append(meas.Findings, found...)
 	}
@@ -364,7 +361,6 @@ func (m *Meter) open(v view, plan sampler.Plan) *sampler.Opened {
 	}
 	src := newSource(entries, tree)
 	src.checkProcesses()
-	th := v.set.Thresholds
 	return &sampler.Opened{Source: src, Domains: specs, Interval: plan.Interval,
-		Finish: func(meas *sdk.Measurement) { finish(meas, src, th) }}
+		Finish: func(meas *sdk.Measurement) { finish(meas, src) }}
 }

@@ -299,8 +299,8 @@ func TestConfigure(t *testing.T) {
 		key  string // the key that must be rejected; "" for a valid table
 	}{
 		{"defaults", map[string]any{}, ""},
-		{"all keys", map[string]any{"interval": "10ms", "devices": []any{"0", "GPU-abc"}, "allowed_pids": []any{1234.0},
-			"mismatch_threshold_pct": 5.0, "temperature_drift_c": 15.0}, ""},
+		{"all keys", map[string]any{"interval": "10ms", "devices": []any{"0", "GPU-abc"}, "allowed_pids": []any{1234.0}}, ""},
+		{"the host's validity.temperature_drift_c is no meter key", map[string]any{"temperature_drift_c": 15.0}, "temperature_drift_c"},
 		{"relative library path", map[string]any{"library_path": "lib/libnvidia-ml.so.1"}, "library_path"},
 		{"missing library", map[string]any{"library_path": "/nonexistent/libnvidia-ml.so.1"}, "library_path"},
 		{"library path is a directory", map[string]any{"library_path": dir}, "library_path"},

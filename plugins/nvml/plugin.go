@@ -22,12 +22,10 @@ const (
 
 // Configuration keys.
 const (
-	KeyLibraryPath       = "library_path"
-	KeyInterval          = "interval"
-	KeyDevices           = "devices"
-	KeyAllowedPIDs       = "allowed_pids"
-	KeyMismatchPct       = "mismatch_threshold_pct"
-	KeyTemperatureDriftC = "temperature_drift_c"
+	KeyLibraryPath = "library_path"
+	KeyInterval    = "interval"
+	KeyDevices     = "devices"
+	KeyAllowedPIDs = "allowed_pids"
 )
 
 // Schema is the plugin's configuration schema.
@@ -42,10 +40,6 @@ func Schema() []sdk.ConfigKey {
 			Doc: "GPUs to measure, as NVML indices (\"0\") or UUIDs (\"GPU-…\", a unique prefix is enough); default: the GPUs in CUDA_VISIBLE_DEVICES, else all"},
 		{Key: KeyAllowedPIDs, Type: sdk.TypeInts,
 			Doc: "process ids whose process trees may use the measured GPUs without a foreign_gpu_process finding, besides the plugin's parent (the lemctl worker) and its descendants"},
-		{Key: KeyMismatchPct, Type: sdk.TypeFloat, Default: DefaultMismatch * 100, Min: sdk.Bound(0), Max: sdk.Bound(100),
-			Doc: "counter_integration_mismatch when the energy counter and integrated instant power differ by more than this many percent (plus the edge uncertainty)"},
-		{Key: KeyTemperatureDriftC, Type: sdk.TypeFloat, Default: DefaultTemperatureDriftC, Min: sdk.Bound(0),
-			Doc: "temperature_drift when a GPU's temperature ranges over more than this many °C in a session"},
 	}
 }
 
@@ -87,12 +81,6 @@ func (m *Meter) Configure(_ context.Context, cfg sdk.Config) ([]sdk.ConfigError,
 			continue
 		}
 		set.AllowedPIDs = append(set.AllowedPIDs, p)
-	}
-	if cfg.Has(KeyMismatchPct) {
-		set.Thresholds.Mismatch = cfg.Float(KeyMismatchPct) / 100
-	}
-	if cfg.Has(KeyTemperatureDriftC) {
-		set.Thresholds.TemperatureDriftC = cfg.Float(KeyTemperatureDriftC)
 	}
 	if len(errs) > 0 {
 		return errs, nil

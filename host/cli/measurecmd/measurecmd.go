@@ -270,8 +270,9 @@ func meterCPU(sys *sysinfo.Reader, meters []meter) int64 {
 
 func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measurement, plugin map[string]string) *Report {
 	iv := energy.Interval{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS}
+	v := config.DefaultValidity() // measure has no config: the [validity] defaults
 	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
-		Thresholds: energy.Thresholds{MinCounterUpdates: 10}})
+		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch}})
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
 	rep.CountedDomains = append([]string{}, e.CountedDomains...)
 	samples := map[string][]sdk.Sample{}

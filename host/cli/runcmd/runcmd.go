@@ -306,7 +306,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
 			Energy:   launch.EnergySpec{IntervalNS: interval},
-			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates},
+			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
 			PauseAt:  os.Getenv("LEM_TEST_PAUSE"),
 		}
 		for _, pr := range shard {
