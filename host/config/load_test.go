@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,10 +241,13 @@ func TestFileAccessErrors(t *testing.T) {
 	}
 }
 
+// TestPluginCalls: every plugin is sent its one resolved table: onnx serves loader and engine,
+// so both checks send [model] and [engine] merged, as the run configures it; the repository's
+// table has the resolved results path.
 func TestPluginCalls(t *testing.T) {
 	c := configtest.Standard()
 	file := minimal + "[engine]\nexecution_provider = \"cpu\"\n[energy]\nmeters = [\"rapl\"]\n[energy.rapl]\nzones = [\"package-0\"]\n"
-	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c})
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +255,7 @@ func TestPluginCalls(t *testing.T) {
 	for _, call := range c.Calls {
 		got[call.Plugin+"/"+string(call.Kind)] = len(call.Table)
 	}
-	want := map[string]int{"onnx/loader": 0, "onnx/engine": 1, "rapl/energy": 1, "fsstore/repository": 0}
+	want := map[string]int{"onnx/loader": 1, "onnx/engine": 1, "rapl/energy": 1, "fsstore/repository": 1}
 	if len(got) != len(want) {
 		t.Errorf("calls = %v, want %v", got, want)
 	}
@@ -262,6 +266,14 @@ func TestPluginCalls(t *testing.T) {
 	}
 	if cfg.Energy.Tables["rapl"] == nil || cfg.Engine.Options["execution_provider"] != "cpu" {
 		t.Errorf("plugin tables not kept: %+v %+v", cfg.Energy, cfg.Repository)
+	}
+	for _, call := range c.Calls {
+		if !reflect.DeepEqual(call.Table, cfg.PluginTable(call.Plugin)) {
+			t.Errorf("%s/%s checked with %v, but runs with %v", call.Plugin, call.Kind, call.Table, cfg.PluginTable(call.Plugin))
+		}
+	}
+	if got := cfg.PluginTable("fsstore")["path"]; got != "/r" {
+		t.Errorf("repository table path = %v, want /r", got)
 	}
 }
 
