@@ -2,12 +2,15 @@ package discovery
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/sdk"
@@ -46,6 +49,36 @@ func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Ki
 	c, err := cat.Open(ctx, name, kind)
 	if err != nil {
 		return nil, err
+	}
+	if errs, err := configure(ctx, c, name, kind, table); err != nil || len(errs) > 0 {
+		c.Close()
+		if err == nil {
+			err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenPinned is OpenConfigured for a worker, which has no Catalog: it starts the binary at path
+// (pinned to the hex sha256 when not "", checked by go-plugin before it runs), checks that it
+// answers as name serving kind and configures it with table. Its stderr goes to log.
+func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, table map[string]any, log hclog.Logger) (*sdk.Client, error) {
+	opts := []sdk.OpenOption{sdk.WithClientLogger(log)}
+	if sha256 != "" {
+		sum, err := hex.DecodeString(sha256)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: bad pinned sha256 %q", name, sha256)
+		}
+		opts = append(opts, sdk.WithChecksum(sum))
+	}
+	c, err := sdk.Open(ctx, path, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start plugin %s (%s): %w", name, path, err)
+	}
+	if got := c.Info(); got.Name != name || !got.Serves(kind) {
+		c.Close()
+		return nil, fmt.Errorf("plugin %s (%s) answers as %q serving %v, not as a %s plugin; the binary changed since discovery", name, path, got.Name, got.Kinds, kind)
 	}
 	if errs, err := configure(ctx, c, name, kind, table); err != nil || len(errs) > 0 {
 		c.Close()

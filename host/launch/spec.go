@@ -64,6 +64,11 @@ type PluginRef struct {
 	Version string         `json:"version"`
 	Kinds   []string       `json:"kinds"`
 	Config  map[string]any `json:"config"`
+	// IntervalNS is, for a meter, the sampling interval the worker asks for at each Start,
+	// settled by the parent: [energy].interval, or 0 (the meter's configured interval) when the
+	// meter's own table sets its interval key (the duration key of its schema named "interval"
+	// or ending in "_interval"). 0 for other kinds.
+	IntervalNS int64 `json:"interval_ns,omitempty"`
 }
 
 // ModelSpec names the model and the loader plugin that resolves it.

@@ -202,6 +202,13 @@ func sleep(ctx context.Context, seconds float64) error {
 
 func (st *state) openPlugins(ctx context.Context) error {
 	spec, log := st.w.Spec, st.w.Log
+	roles := []role{{spec.Model.Loader, sdk.KindLoader}, {spec.Engine, sdk.KindEngine}}
+	for _, ref := range spec.Meters {
+		roles = append(roles, role{ref, sdk.KindEnergy})
+	}
+	if err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}), log); err != nil {
+		return err
+	}
 	lc, err := st.plugins.open(ctx, spec.Model.Loader, sdk.KindLoader, log)
 	if err != nil {
 		return err
@@ -297,11 +304,8 @@ type session struct {
 func (st *state) startMeters(ctx context.Context, label string) ([]session, error) {
 	var out []session
 	for _, m := range st.meters {
-		// The meter's own table beats [energy].interval, which beats the plugin's default.
-		interval := time.Duration(st.w.Spec.Energy.IntervalNS)
-		if _, own := m.ref.Config["interval"]; own {
-			interval = 0
-		}
+		// The parent settled each meter's interval (launch.PluginRef.IntervalNS).
+		interval := time.Duration(m.ref.IntervalNS)
 		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: interval})
 		if err != nil {
 			st.stopMeters(context.WithoutCancel(ctx), out)
