@@ -392,3 +392,22 @@ func TestSourceLines(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestRepositoryWithoutPathFailsTheCheck: the repository's table is checked with the results
+// path in it, as the run configures it, so a repository plugin without a `path` key fails
+// `config check` rather than the run.
+func TestRepositoryWithoutPathFailsTheCheck(t *testing.T) {
+	c := configtest.Standard()
+	c.Plugins = append(c.Plugins, configtest.Plugin{Name: "s3store", Kinds: []sdk.Kind{sdk.KindRepository},
+		Schema: []sdk.ConfigKey{{Key: "bucket", Type: sdk.TypeString}}})
+	file := minimal + "[repository]\nplugin = \"s3store\"\nbucket = \"b\"\n"
+	_, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
+	if err == nil || !strings.Contains(err.Error(), `e.toml:3: repository.path: unknown key`) || !strings.Contains(err.Error(), `(reported by repository plugin "s3store")`) {
+		t.Errorf("got %v, want repository.path reported by s3store", err)
+	}
+	file = minimal + "[repository]\npath = \"/data/results\"\n"
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
+	if err != nil || cfg.PluginTable("fsstore")["path"] != "/data/results" {
+		t.Errorf("repository.path beats the results dir in the table: %v %v", err, cfg.PluginTable("fsstore"))
+	}
+}
