@@ -62,7 +62,8 @@ func execCounts(t *testing.T, log string) map[string]map[string]int {
 // TestRunStartsEachPluginOnce: a 2-worker gpt2-tiny run (2 prompts, 1 new token, no warm-up, no
 // minimum window) starts each plugin binary exactly once in the parent — the config check, the
 // meter selection, the tokenizer and the repository share the process; onnx serves loader and
-// engine from one — and once in each worker. The discovery cache is warmed first (`plugins
+// engine from one — and at most once in each worker, where a meter with no domain available on
+// this host is not started at all (its domains are still reported, with its reasons). The discovery cache is warmed first (`plugins
 // list`), as on any machine after the first command. And `config check` sends each plugin the
 // table the workers configure it with: the calls of config.Load (the code `config check` runs)
 // on a recording configurer equal the tables of the launch specs.
@@ -90,21 +91,29 @@ func TestRunStartsEachPluginOnce(t *testing.T) {
 
 	counts := execCounts(t, log)
 	parent := fmt.Sprint(r.cmd.Process.Pid)
-	var workers []string
-	for pid, byName := range counts {
-		for n, c := range byName {
-			if c != 1 {
-				t.Errorf("process %s started %s %d times, want once", pid, n, c)
-			}
-		}
-		if pid != parent {
-			workers = append(workers, pid)
-		}
-		if got := len(byName); got != len(names) {
-			t.Errorf("process %s started %v, want each of %v once", pid, byName, names)
+	// The workers start the loader/engine and the repository, and each meter that has a domain
+	// available on this host; one with none (no NVML library, no powercap) is not started.
+	wantWorker := map[string]int{"onnx": 1, "fsstore": 1}
+	for _, m := range readSpec(t, resultsDir, 0).Meters {
+		if m.Unavailable == nil {
+			wantWorker[m.Name] = 1
+		} else if len(m.Unavailable.Domains) == 0 {
+			t.Errorf("meter %s is marked unavailable without its domains", m.Name)
 		}
 	}
-	if counts[parent] == nil || len(workers) != 2 {
+	workers := 0
+	for pid, byName := range counts {
+		want := wantWorker
+		if pid == parent {
+			want = map[string]int{"fsstore": 1, "nvml": 1, "onnx": 1, "rapl": 1}
+		} else {
+			workers++
+		}
+		if !reflect.DeepEqual(byName, want) {
+			t.Errorf("process %s (parent %s) started %v, want %v", pid, parent, byName, want)
+		}
+	}
+	if counts[parent] == nil || workers != 2 {
 		t.Errorf("plugin starts by process %v: want the parent (%s) and 2 workers", counts, parent)
 	}
 
@@ -134,14 +143,7 @@ func TestRunStartsEachPluginOnce(t *testing.T) {
 		t.Fatalf("want 2 worker specs, got %v", specs)
 	}
 	for _, path := range specs {
-		var spec launch.Spec
-		b, err := os.ReadFile(path)
-		if err == nil {
-			err = json.Unmarshal(b, &spec)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		spec := readSpecFile(t, path)
 		ran := map[string]map[string]any{
 			"onnx/loader":        jsonRound(t, spec.Model.Loader.Config),
 			"onnx/engine":        jsonRound(t, spec.Engine.Config),
@@ -161,6 +163,28 @@ func TestRunStartsEachPluginOnce(t *testing.T) {
 			t.Errorf("%s: repository table %v, want path %s", path, ran["fsstore/repository"], resultsDir)
 		}
 	}
+}
+
+func readSpec(t *testing.T, resultsDir string, rank int) *launch.Spec {
+	t.Helper()
+	specs, _ := filepath.Glob(filepath.Join(resultsDir, "runs", "*", fmt.Sprintf("worker_%d.spec.json", rank)))
+	if len(specs) != 1 {
+		t.Fatalf("want one spec of rank %d, got %v", rank, specs)
+	}
+	return readSpecFile(t, specs[0])
+}
+
+func readSpecFile(t *testing.T, path string) *launch.Spec {
+	t.Helper()
+	var spec launch.Spec
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &spec
 }
 
 func jsonRound(t *testing.T, v map[string]any) map[string]any {

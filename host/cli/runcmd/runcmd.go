@@ -193,6 +193,25 @@ func openError(err error) error {
 	return cliutil.Failed(err)
 }
 
+// unavailableMeter returns the meter's inventory and facts when it lists domains but none is
+// available on this host, so the workers (local, on this host) need not start it; else nil.
+func unavailableMeter(ctx context.Context, m sdk.Meter) *launch.UnavailableMeter {
+	doms, err := m.Inventory(ctx)
+	if err != nil || len(doms) == 0 {
+		return nil
+	}
+	for _, d := range doms {
+		if d.Available {
+			return nil
+		}
+	}
+	out := &launch.UnavailableMeter{Domains: doms}
+	if env, err := m.Environment(ctx); err == nil {
+		out.Facts = env.Facts
+	}
+	return out
+}
+
 // meterInterval settles the interval a meter is started with: 0 (its own configured interval)
 // when its table sets its interval key, the duration key of its schema named "interval" or
 // ending in "_interval"; else [energy].interval (0 = the meter's default).
@@ -263,6 +282,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		}
 		if c, err := sess.Open(ctx, n, sdk.KindEnergy, ref.Config); err == nil {
 			ref.IntervalNS = meterInterval(c.Info(), ref.Config, interval)
+			ref.Unavailable = unavailableMeter(ctx, c.Meter())
 		}
 		meters = append(meters, ref)
 	}
