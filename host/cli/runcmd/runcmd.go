@@ -267,33 +267,16 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		}
 		interval = int64(d)
 	}
+	// The meters (selection, inventory) and the loader (model, dataset) are independent: their
+	// plugins start and answer in parallel.
 	var meters []launch.PluginRef
-	names := cfg.Energy.Meters.Names
-	if cfg.Energy.Meters.Auto {
-		// Meters unavailable on this host are left out here, so no worker starts them.
-		var refused []discovery.Refused
-		names, refused = sess.AutoMeters(ctx, cfg.PluginTables)
-		p.findings = discovery.RefusedFindings(env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
-	}
-	for _, n := range names {
-		ref, err := pluginRef(ctx, cat, sess, n, sdk.KindEnergy, cfg.PluginTable(n))
-		if err != nil {
-			return nil, err
-		}
-		if c, err := sess.Open(ctx, n, sdk.KindEnergy, ref.Config); err == nil {
-			ref.IntervalNS = meterInterval(c.Info(), ref.Config, interval)
-			ref.Unavailable = unavailableMeter(ctx, c.Meter())
-		}
-		meters = append(meters, ref)
-	}
-	if len(meters) == 0 {
-		env.Logger.Warn("no energy plugin is installed or enabled: energy will not be measured", "searched", strings.Join(cat.Searched(), ", "))
-	}
-
-	slots, err := deviceSlots(ctx, sess, cfg, meters)
-	if err != nil {
-		return nil, err
-	}
+	var metersErr error
+	metersDone := make(chan struct{})
+	go func() {
+		defer close(metersDone)
+		meters, metersErr = p.selectMeters(ctx, cfg, interval)
+	}()
+	defer func() { <-metersDone }()
 
 	lc, err := sess.Open(ctx, loader.Name, sdk.KindLoader, loader.Config)
 	if err != nil {
@@ -303,6 +286,14 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		return nil, err
 	}
 	ds, err := openDataset(ctx, lc.Loader(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	<-metersDone
+	if metersErr != nil {
+		return nil, metersErr
+	}
+	slots, err := deviceSlots(ctx, sess, cfg, meters)
 	if err != nil {
 		return nil, err
 	}
@@ -352,6 +343,35 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		p.specs = append(p.specs, spec)
 	}
 	return p, nil
+}
+
+// selectMeters resolves the meters of the run: those listed, or under "auto" those that answer
+// (the others are p.findings), each pinned with its settled interval, and marked unavailable
+// when none of its domains is available here.
+func (p *plan) selectMeters(ctx context.Context, cfg *config.Config, interval int64) ([]launch.PluginRef, error) {
+	var meters []launch.PluginRef
+	names := cfg.Energy.Meters.Names
+	if cfg.Energy.Meters.Auto {
+		// Meters unavailable on this host are left out here, so no worker starts them.
+		var refused []discovery.Refused
+		names, refused = p.sess.AutoMeters(ctx, cfg.PluginTables)
+		p.findings = discovery.RefusedFindings(p.env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
+	}
+	for _, n := range names {
+		ref, err := pluginRef(ctx, p.cat, p.sess, n, sdk.KindEnergy, cfg.PluginTable(n))
+		if err != nil {
+			return nil, err
+		}
+		if c, err := p.sess.Open(ctx, n, sdk.KindEnergy, ref.Config); err == nil {
+			ref.IntervalNS = meterInterval(c.Info(), ref.Config, interval)
+			ref.Unavailable = unavailableMeter(ctx, c.Meter())
+		}
+		meters = append(meters, ref)
+	}
+	if len(meters) == 0 {
+		p.env.Logger.Warn("no energy plugin is installed or enabled: energy will not be measured", "searched", strings.Join(p.cat.Searched(), ", "))
+	}
+	return meters, nil
 }
 
 func lookup(m map[string]any, dotted string) any {
