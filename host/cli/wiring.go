@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -24,7 +23,9 @@ func init() {
 		if err != nil {
 			return nil, nil, err
 		}
-		return cat, cat.Close, nil
+		// A session, as a run uses: each plugin starts once even when it serves several kinds.
+		sess := cat.NewSession()
+		return sess, func() { sess.Close(); cat.Close() }, nil
 	}
 }
 
@@ -42,23 +43,14 @@ func openRepository(ctx context.Context, env *cliutil.Env) (sdk.Repository, func
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := cat.Open(ctx, DefaultRepository, sdk.KindRepository)
-	if err != nil {
-		cat.Close()
-		return nil, nil, err
-	}
 	dir, err := filepath.Abs(env.ResultsDir)
 	if err != nil {
 		dir = env.ResultsDir
 	}
-	errs, err := c.Configure(ctx, map[string]any{"path": dir})
-	if err == nil && len(errs) > 0 {
-		err = fmt.Errorf("%v", errs)
-	}
+	c, err := cat.OpenConfigured(ctx, DefaultRepository, sdk.KindRepository, map[string]any{"path": dir})
 	if err != nil {
-		c.Close()
 		cat.Close()
-		return nil, nil, fmt.Errorf("configure %s: %w", DefaultRepository, err)
+		return nil, nil, err
 	}
 	return c.Repository(), func() { c.Close(); cat.Close() }, nil
 }

@@ -34,6 +34,19 @@ type Config struct {
 	// PluginTablesChecked is false when no PluginConfigurer was given: plugin tables were not
 	// checked by their plugins.
 	PluginTablesChecked bool `json:"-"`
+	// PluginTables is the one table each plugin named by the config is configured with, by
+	// plugin name: the keys of every section naming it merged ([model] and [engine] when one
+	// plugin serves both), the repository's resolved path included. `config check` sends
+	// exactly these tables, and so does the run.
+	PluginTables map[string]map[string]any `json:"-"`
+}
+
+// PluginTable returns the resolved table of plugin (see PluginTables), never nil.
+func (c *Config) PluginTable(plugin string) map[string]any {
+	if t := c.PluginTables[plugin]; t != nil {
+		return t
+	}
+	return map[string]any{}
 }
 
 // Model is [model].

@@ -8,10 +8,12 @@ import (
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 
@@ -46,6 +48,9 @@ type Options struct {
 	// Configurer checks plugin tables with the installed plugins. Nil: plugin tables are not
 	// checked (Config.PluginTablesChecked is false).
 	Configurer PluginConfigurer
+	// ResultsDir is where results go when repository.path is empty (--results-dir): the
+	// repository plugin's table gets the path either way, so the table checked is the table run.
+	ResultsDir string
 }
 
 // OSFS is an fs.FS over the operating system that accepts any path os.Open accepts (absolute,
@@ -243,6 +248,7 @@ func (l *loader) validate(ctx context.Context, raw map[string]any) *Config {
 	cfg.Sources = l.displaySources()
 	cfg.Warnings = l.warnings
 	cfg.PluginTablesChecked = l.opts.Configurer != nil
+	cfg.PluginTables = pluginTables(l.uses())
 	return cfg
 }
 
@@ -489,15 +495,28 @@ func (l *loader) checkDataset() {
 	}
 }
 
-// checkPlugins asks the configurer about every plugin the config names.
-func (l *loader) checkPlugins(ctx context.Context) {
-	c := l.opts.Configurer
-	if c == nil {
-		return
+// use is one section of the config that names a plugin: the plugin, the kind it serves there,
+// the section's path (where its keys are reported), the key naming the plugin and the section's
+// own keys for the plugin.
+type use struct {
+	plugin         string
+	kind           sdk.Kind
+	table, nameKey []string
+	opts           map[string]any
+}
+
+// uses lists every section that names a plugin, in a fixed order: model, engine, repository,
+// the listed meters, then meter tables of meters not listed.
+func (l *loader) uses() []use {
+	repoOpts := maps.Clone(l.repoOpts)
+	if dir := l.resultsDir(); dir != "" {
+		repoOpts["path"] = dir
 	}
-	l.askPlugin(ctx, c, l.str("model", "plugin"), sdk.KindLoader, p("model"), p("model", "plugin"), l.modelOpts)
-	l.askPlugin(ctx, c, l.str("engine", "plugin"), sdk.KindEngine, p("engine"), p("engine", "plugin"), l.engineOpts)
-	l.askPlugin(ctx, c, l.str("repository", "plugin"), sdk.KindRepository, p("repository"), p("repository", "plugin"), l.repoOpts)
+	out := []use{
+		{l.str("model", "plugin"), sdk.KindLoader, p("model"), p("model", "plugin"), l.modelOpts},
+		{l.str("engine", "plugin"), sdk.KindEngine, p("engine"), p("engine", "plugin"), l.engineOpts},
+		{l.str("repository", "plugin"), sdk.KindRepository, p("repository"), p("repository", "plugin"), repoOpts},
+	}
 	meters, _ := l.vals[pathKey("energy", "meters")].([]any)
 	listed := map[string]bool{}
 	for _, m := range meters {
@@ -507,18 +526,96 @@ func (l *loader) checkPlugins(ctx context.Context) {
 		if table == nil {
 			table = map[string]any{}
 		}
-		l.askPlugin(ctx, c, name, sdk.KindEnergy, p("energy", name), p("energy", "meters"), table)
+		out = append(out, use{name, sdk.KindEnergy, p("energy", name), p("energy", "meters"), table})
 	}
 	for _, name := range slices.Sorted(maps.Keys(l.meterTables)) {
-		if listed[name] {
+		if !listed[name] {
+			out = append(out, use{name, sdk.KindEnergy, p("energy", name), p("energy", name), l.meterTables[name]})
+		}
+	}
+	return out
+}
+
+// resultsDir is where the repository stores results: repository.path, else Options.ResultsDir,
+// made absolute; "" when neither is set.
+func (l *loader) resultsDir() string {
+	dir := l.str("repository", "path")
+	if dir == "" {
+		dir = l.opts.ResultsDir
+	}
+	if dir == "" {
+		return ""
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return dir
+}
+
+// pluginTables resolves the one table each plugin is configured with: the keys of every section
+// that names it, merged (the onnx plugin, loader and engine, gets [model] and [engine] together),
+// with the repository's path included.
+func pluginTables(uses []use) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, u := range uses {
+		out[u.plugin] = MergeTables(out[u.plugin], u.opts)
+	}
+	return out
+}
+
+// checkPlugins asks the configurer about every plugin the config names, all at once, each with
+// its resolved table (the table it will run with), and reports each plugin's rejected keys once,
+// under the section that gave the key.
+func (l *loader) checkPlugins(ctx context.Context) {
+	c := l.opts.Configurer
+	if c == nil {
+		return
+	}
+	uses := l.uses()
+	tables := pluginTables(uses)
+	type answer struct {
+		errs []sdk.ConfigError
+		err  error
+	}
+	answers := make([]answer, len(uses))
+	var wg sync.WaitGroup
+	for i, u := range uses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			answers[i].errs, answers[i].err = c.ConfigurePlugin(ctx, u.plugin, u.kind, tables[u.plugin])
+		}()
+	}
+	wg.Wait()
+	reported := map[string]bool{}
+	for i, u := range uses {
+		if answers[i].err != nil {
+			l.pluginFailed(u, answers[i].err)
 			continue
 		}
-		l.askPlugin(ctx, c, name, sdk.KindEnergy, p("energy", name), p("energy", name), l.meterTables[name])
+		if reported[u.plugin] {
+			continue
+		}
+		reported[u.plugin] = true
+		for _, ce := range answers[i].errs {
+			l.rejectedKey(sectionOf(uses, u, ce.Key), ce)
+		}
 	}
 }
 
-func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin string, kind sdk.Kind, table, nameKey []string, opts map[string]any) {
-	errs, err := c.ConfigurePlugin(ctx, plugin, kind, opts)
+// sectionOf returns the use of first's plugin whose own keys hold key's first segment, else first.
+func sectionOf(uses []use, first use, key string) use {
+	top, _, _ := strings.Cut(key, ".")
+	for _, u := range uses {
+		if _, ok := u.opts[top]; ok && u.plugin == first.plugin {
+			return u
+		}
+	}
+	return first
+}
+
+func (l *loader) pluginFailed(u use, err error) {
+	kind, plugin := u.kind, u.plugin
 	var nie *PluginNotInstalledError
 	switch {
 	case errors.As(err, &nie):
@@ -526,30 +623,29 @@ func (l *loader) askPlugin(ctx context.Context, c PluginConfigurer, plugin strin
 		if len(nie.Installed) > 0 {
 			valid = "one of " + quoteList(nie.Installed)
 		}
-		l.errAt(nameKey, nie.Error(), valid)
-		return
+		l.errAt(u.nameKey, nie.Error(), valid)
 	case errors.Is(err, ErrPluginNotInstalled):
-		l.errAt(nameKey, fmt.Sprintf("%s plugin %q is not installed", kind, plugin), "an installed "+string(kind)+" plugin")
-		return
-	case err != nil:
-		l.errAt(table, fmt.Sprintf("%s plugin %q could not check its table: %v", kind, plugin, err), "")
-		return
+		l.errAt(u.nameKey, fmt.Sprintf("%s plugin %q is not installed", kind, plugin), "an installed "+string(kind)+" plugin")
+	default:
+		l.errAt(u.table, fmt.Sprintf("%s plugin %q could not check its table: %v", kind, plugin, err), "")
 	}
-	for _, ce := range errs {
-		segs := append(append([]string(nil), table...), strings.Split(ce.Key, ".")...)
-		if ce.Key == "" {
-			segs = table
-		}
-		msg := ce.Message
-		if strings.HasPrefix(msg, "unknown key") && len(table) == 1 && !strings.Contains(msg, "did you mean") {
-			if near := sdk.Suggest(ce.Key, keysIn(table)); near != "" {
-				msg += fmt.Sprintf("; did you mean %q?", displayPath(table[0], near))
-			} else if elsewhere := findElsewhere(ce.Key); elsewhere != "" {
-				msg += fmt.Sprintf("; did you mean %q? (a key below a [table] header belongs to that table)", elsewhere)
-			}
-		}
-		l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %q)", msg, kind, plugin), ce.Valid)
+}
+
+func (l *loader) rejectedKey(u use, ce sdk.ConfigError) {
+	kind, plugin, table := u.kind, u.plugin, u.table
+	segs := append(append([]string(nil), table...), strings.Split(ce.Key, ".")...)
+	if ce.Key == "" {
+		segs = table
 	}
+	msg := ce.Message
+	if strings.HasPrefix(msg, "unknown key") && len(table) == 1 && !strings.Contains(msg, "did you mean") {
+		if near := sdk.Suggest(ce.Key, keysIn(table)); near != "" {
+			msg += fmt.Sprintf("; did you mean %q?", displayPath(table[0], near))
+		} else if elsewhere := findElsewhere(ce.Key); elsewhere != "" {
+			msg += fmt.Sprintf("; did you mean %q? (a key below a [table] header belongs to that table)", elsewhere)
+		}
+	}
+	l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %q)", msg, kind, plugin), ce.Valid)
 }
 
 // DefaultValidity returns [validity] with the schema's defaults: the thresholds of a measurement

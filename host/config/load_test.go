@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -242,10 +243,13 @@ func TestFileAccessErrors(t *testing.T) {
 	}
 }
 
+// TestPluginCalls: every plugin is sent its one resolved table: onnx serves loader and engine,
+// so both checks send [model] and [engine] merged, as the run configures it; the repository's
+// table has the resolved results path.
 func TestPluginCalls(t *testing.T) {
 	c := configtest.Standard()
 	file := minimal + "[engine]\nexecution_provider = \"cpu\"\n[energy]\nmeters = [\"rapl\"]\n[energy.rapl]\nzones = [\"package-0\"]\n"
-	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c})
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +257,7 @@ func TestPluginCalls(t *testing.T) {
 	for _, call := range c.Calls {
 		got[call.Plugin+"/"+string(call.Kind)] = len(call.Table)
 	}
-	want := map[string]int{"onnx/loader": 0, "onnx/engine": 1, "rapl/energy": 1, "fsstore/repository": 0}
+	want := map[string]int{"onnx/loader": 1, "onnx/engine": 1, "rapl/energy": 1, "fsstore/repository": 1}
 	if len(got) != len(want) {
 		t.Errorf("calls = %v, want %v", got, want)
 	}
@@ -264,6 +268,14 @@ func TestPluginCalls(t *testing.T) {
 	}
 	if cfg.Energy.Tables["rapl"] == nil || cfg.Engine.Options["execution_provider"] != "cpu" {
 		t.Errorf("plugin tables not kept: %+v %+v", cfg.Energy, cfg.Repository)
+	}
+	for _, call := range c.Calls {
+		if !reflect.DeepEqual(call.Table, cfg.PluginTable(call.Plugin)) {
+			t.Errorf("%s/%s checked with %v, but runs with %v", call.Plugin, call.Kind, call.Table, cfg.PluginTable(call.Plugin))
+		}
+	}
+	if got := cfg.PluginTable("fsstore")["path"]; got != "/r" {
+		t.Errorf("repository table path = %v, want /r", got)
 	}
 }
 
@@ -380,5 +392,24 @@ func TestSourceLines(t *testing.T) {
 	}
 	if got := strings.Join(cfg.SourceLines(), "|"); got != "workload.prompts: flag -n|workload.seed: flag --set" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// TestRepositoryWithoutPathFailsTheCheck: the repository's table is checked with the results
+// path in it, as the run configures it, so a repository plugin without a `path` key fails
+// `config check` rather than the run.
+func TestRepositoryWithoutPathFailsTheCheck(t *testing.T) {
+	c := configtest.Standard()
+	c.Plugins = append(c.Plugins, configtest.Plugin{Name: "s3store", Kinds: []sdk.Kind{sdk.KindRepository},
+		Schema: []sdk.ConfigKey{{Key: "bucket", Type: sdk.TypeString}}})
+	file := minimal + "[repository]\nplugin = \"s3store\"\nbucket = \"b\"\n"
+	_, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
+	if err == nil || !strings.Contains(err.Error(), `e.toml:3: repository.path: unknown key`) || !strings.Contains(err.Error(), `(reported by repository plugin "s3store")`) {
+		t.Errorf("got %v, want repository.path reported by s3store", err)
+	}
+	file = minimal + "[repository]\npath = \"/data/results\"\n"
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{Configurer: c, ResultsDir: "/r"})
+	if err != nil || cfg.PluginTable("fsstore")["path"] != "/data/results" {
+		t.Errorf("repository.path beats the results dir in the table: %v %v", err, cfg.PluginTable("fsstore"))
 	}
 }

@@ -97,19 +97,13 @@ func (cat *Catalog) Close() {
 	}
 }
 
-// ConfigurePlugin implements config.PluginConfigurer: it starts the installed plugin, sends it
-// table through Configure, collects the per-key errors and kills it.
+// ConfigurePlugin implements config.PluginConfigurer for a one-off check: it starts the
+// plugin, sends it table, collects the per-key errors and kills it. A command that goes on to
+// use the plugin checks through a Session instead, which keeps the process.
 func (cat *Catalog) ConfigurePlugin(ctx context.Context, plugin string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error) {
-	cl, err := cat.Open(ctx, plugin, kind)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	errs, err := cl.Configure(ctx, table)
-	if err != nil {
-		return nil, fmt.Errorf("configure plugin %q (%s): %w", plugin, cl.Path(), err)
-	}
-	return errs, nil
+	s := cat.NewSession()
+	defer s.Close()
+	return s.ConfigurePlugin(ctx, plugin, kind, table)
 }
 
 var _ config.PluginConfigurer = (*Catalog)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -26,12 +27,15 @@ type Refused struct {
 }
 
 // AutoMeters selects the energy meters for `meters = "auto"`: every selected energy plugin that
-// starts, accepts its table (tables[name], empty when absent) and answers Inventory. It returns
+// starts, accepts its table (tables[name], empty when absent) and answers Inventory. The meters
+// are tried in parallel, each in the Session's one process of it, which stays for the
+// inventory and is dropped with the Session. It returns
 // the names of those meters, sorted, and every meter it left out with the reason. A candidate
 // that failed discovery and has no usable plugin of its name is reported too when it is, or may
 // be, an energy plugin (it never answered, so its kinds are unknown); a plugin whose kinds are
 // known and exclude energy is not a meter and is never reported.
-func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string]any) (names []string, refused []Refused) {
+func (s *Session) AutoMeters(ctx context.Context, tables map[string]map[string]any) (names []string, refused []Refused) {
+	cat := s.cat
 	seen := map[string]bool{}
 	for _, c := range cat.Candidates {
 		if c.Err == nil || seen[c.Name] || cat.selected(c.Name) != nil {
@@ -43,8 +47,19 @@ func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string
 		seen[c.Name] = true
 		refused = append(refused, Refused{Name: c.Name, Path: c.Path, Reason: c.Reason, KindUnknown: len(c.Info.Kinds) == 0})
 	}
-	for _, p := range cat.ByKind(sdk.KindEnergy) {
-		if err := cat.tryMeter(ctx, p.Name, tables[p.Name]); err != nil {
+	meters := cat.ByKind(sdk.KindEnergy)
+	errs := make([]error, len(meters))
+	var wg sync.WaitGroup
+	for i, p := range meters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.tryMeter(ctx, p.Name, tables[p.Name])
+		}()
+	}
+	wg.Wait()
+	for i, p := range meters {
+		if err := errs[i]; err != nil {
 			refused = append(refused, Refused{Name: p.Name, Path: p.Path, Reason: err.Error(), Unavailable: errors.Is(err, sdk.ErrUnavailable)})
 			continue
 		}
@@ -53,22 +68,18 @@ func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string
 	return names, refused
 }
 
-// tryMeter starts the energy plugin name, configures it with table and asks its Inventory.
-func (cat *Catalog) tryMeter(ctx context.Context, name string, table map[string]any) error {
-	c, err := cat.Open(ctx, name, sdk.KindEnergy)
+// AutoMeters is Session.AutoMeters in a Session of its own, closed before it returns.
+func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string]any) (names []string, refused []Refused) {
+	s := cat.NewSession()
+	defer s.Close()
+	return s.AutoMeters(ctx, tables)
+}
+
+// tryMeter opens the energy plugin name in the Session with table and asks its Inventory.
+func (s *Session) tryMeter(ctx context.Context, name string, table map[string]any) error {
+	c, err := s.Open(ctx, name, sdk.KindEnergy, table)
 	if err != nil {
 		return err
-	}
-	defer c.Close()
-	if table == nil {
-		table = map[string]any{}
-	}
-	errs, err := c.Configure(ctx, table)
-	if err == nil && len(errs) > 0 {
-		err = fmt.Errorf("%v", errs)
-	}
-	if err != nil {
-		return fmt.Errorf("configure: %w", err)
 	}
 	if _, err := c.Meter().Inventory(ctx); err != nil {
 		// gRPC reports a plugin that died as Unavailable too: only one still answering said so.

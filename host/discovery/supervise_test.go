@@ -210,6 +210,40 @@ func TestCatalogOpen(t *testing.T) {
 			t.Errorf("ConfigurePlugin(missing) = %v, want ErrPluginNotInstalled", err)
 		}
 	})
+	t.Run("session: one process per plugin, one rendering of a rejected table", func(t *testing.T) {
+		sess := cat.NewSession()
+		defer sess.Close()
+		table := map[string]any{"level": 5}
+		if errs, err := sess.ConfigurePlugin(ctx, "good-a", sdk.KindEnergy, table); err != nil || len(errs) > 0 {
+			t.Fatalf("check: %v %v", errs, err)
+		}
+		c1, err := sess.Open(ctx, "good-a", sdk.KindEnergy, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := sess.Open(ctx, "good-a", sdk.KindEnergy, map[string]any{"level": 5})
+		if err != nil || c2.Pid() != c1.Pid() {
+			t.Fatalf("second use: %v, pid %d, want the first process %d", err, c2.Pid(), c1.Pid())
+		}
+		_, err = sess.Open(ctx, "good-a", sdk.KindEnergy, map[string]any{"level": 42})
+		var rej *ConfigRejected
+		if !errors.As(err, &rej) || rej.Plugin != "good-a" || rej.Kind != sdk.KindEnergy || len(rej.Errors) != 1 || !IsUsage(err) {
+			t.Fatalf("bad table: %v, want one *ConfigRejected", err)
+		}
+		if want := "plugin good-a (energy) rejected its table: " + rej.Errors[0].Error(); err.Error() != want || !strings.HasPrefix(rej.Errors[0].Error(), "level: ") {
+			t.Errorf("rendering %q, want %q", err.Error(), want)
+		}
+		if _, err := sess.Open(ctx, "good-a", sdk.KindEngine, nil); !errors.Is(err, config.ErrPluginNotInstalled) {
+			t.Errorf("wrong kind: %v, want ErrPluginNotInstalled", err)
+		}
+		if _, err := cat.OpenConfigured(ctx, "good-a", sdk.KindEnergy, map[string]any{"bogus": true}); !errors.As(err, &rej) || rej.Errors[0].Key != "bogus" {
+			t.Errorf("OpenConfigured with a bad table: %v, want *ConfigRejected naming bogus", err)
+		}
+		sess.Close()
+		if alive := waitGone([]int{c1.Pid()}, 5*time.Second); len(alive) > 0 {
+			t.Fatalf("plugin %d still running after Session.Close", c1.Pid())
+		}
+	})
 	t.Run("close kills what is open", func(t *testing.T) {
 		cat2 := discover(t, Options{Dirs: []string{dir}})
 		cl, err := cat2.Open(ctx, "good-a", sdk.KindEnergy)

@@ -64,6 +64,22 @@ type PluginRef struct {
 	Version string         `json:"version"`
 	Kinds   []string       `json:"kinds"`
 	Config  map[string]any `json:"config"`
+	// IntervalNS is, for a meter, the sampling interval the worker asks for at each Start,
+	// settled by the parent: [energy].interval, or 0 (the meter's configured interval) when the
+	// meter's own table sets its interval key (the duration key of its schema named "interval"
+	// or ending in "_interval"). 0 for other kinds.
+	IntervalNS int64 `json:"interval_ns,omitempty"`
+	// Unavailable, for a meter, is set when the parent found none of its domains available on
+	// this host (the workers are local: same host, same drivers): the worker does not start the
+	// meter and records its domains unmeasured with the meter's reasons and facts, as the meter
+	// itself would have.
+	Unavailable *UnavailableMeter `json:"unavailable,omitempty"`
+}
+
+// UnavailableMeter is what the parent learned of a meter with no domain available here.
+type UnavailableMeter struct {
+	Domains []sdk.Domain      `json:"domains"`
+	Facts   map[string]string `json:"facts,omitempty"`
 }
 
 // ModelSpec names the model and the loader plugin that resolves it.

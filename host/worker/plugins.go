@@ -2,11 +2,14 @@ package worker
 
 import (
 	"context"
-	"encoding/hex"
+	"errors"
 	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -15,6 +18,7 @@ import (
 // several roles (the onnx plugin is loader and engine).
 type opened struct {
 	byPath map[string]*sdk.Client
+	tables map[string]map[string]any // the table each process was configured with
 	order  []*sdk.Client
 }
 
@@ -25,40 +29,69 @@ func (o *opened) closeAll() {
 }
 
 // open starts (or reuses) the plugin of ref, pinned to its sha256, and configures it with its
-// table. A plugin whose kind list lacks kind is an error naming both.
+// table (discovery.OpenPinned). A binary that serves several roles is started once: the parent
+// resolved one table per plugin, so a second role with another table is an error, never a
+// silently ignored table.
 func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, log hclog.Logger) (*sdk.Client, error) {
 	if c, ok := o.byPath[ref.Path]; ok {
 		if !c.Info().Serves(kind) {
-			return nil, fmt.Errorf("plugin %s (%s) does not serve kind %s", ref.Name, ref.Path, kind)
+			return nil, fmt.Errorf("plugin %s (%s) does not serve kind %s (it serves %v)", ref.Name, ref.Path, kind, c.Info().Kinds)
+		}
+		if !reflect.DeepEqual(o.tables[ref.Path], ref.Config) {
+			return nil, fmt.Errorf("plugin %s (%s) is given two different tables for its roles; the launch spec must carry one table per plugin", ref.Name, ref.Path)
 		}
 		return c, nil
 	}
-	opts := []sdk.OpenOption{sdk.WithClientLogger(log.Named(ref.Name))}
-	if ref.SHA256 != "" {
-		sum, err := hex.DecodeString(ref.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("plugin %s: bad pinned sha256 %q", ref.Name, ref.SHA256)
-		}
-		opts = append(opts, sdk.WithChecksum(sum))
-	}
-	c, err := sdk.Open(ctx, ref.Path, opts...)
+	c, err := discovery.OpenPinned(ctx, ref.Name, ref.Path, ref.SHA256, kind, ref.Config, log.Named(ref.Name))
 	if err != nil {
-		return nil, fmt.Errorf("start plugin %s (%s): %w", ref.Name, ref.Path, err)
+		return nil, err
 	}
 	if o.byPath == nil {
-		o.byPath = map[string]*sdk.Client{}
+		o.byPath, o.tables = map[string]*sdk.Client{}, map[string]map[string]any{}
 	}
-	o.byPath[ref.Path] = c
+	o.byPath[ref.Path], o.tables[ref.Path] = c, ref.Config
 	o.order = append(o.order, c)
-	if !c.Info().Serves(kind) {
-		return nil, fmt.Errorf("plugin %s (%s) does not serve kind %s (it serves %v)", ref.Name, ref.Path, kind, c.Info().Kinds)
-	}
-	errs, err := c.Configure(ctx, ref.Config)
-	if err != nil {
-		return nil, fmt.Errorf("configure plugin %s: %w", ref.Name, err)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("plugin %s rejected its configuration: %v", ref.Name, errs)
-	}
 	return c, nil
+}
+
+// role is one use of a plugin in the launch spec.
+type role struct {
+	ref  launch.PluginRef
+	kind sdk.Kind
+}
+
+// startAll starts every distinct binary of roles at once (each once, for its first role), so
+// the worker waits for the slowest plugin start rather than their sum. The processes are kept
+// in the order of roles; open then reuses them. On error every process started is closed by
+// closeAll, as for open.
+func (o *opened) startAll(ctx context.Context, roles []role, log hclog.Logger) error {
+	var first []role
+	seen := map[string]bool{}
+	for _, r := range roles {
+		if _, ok := o.byPath[r.ref.Path]; !ok && !seen[r.ref.Path] {
+			seen[r.ref.Path] = true
+			first = append(first, r)
+		}
+	}
+	clients := make([]*sdk.Client, len(first))
+	errs := make([]error, len(first))
+	var wg sync.WaitGroup
+	for i, r := range first {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clients[i], errs[i] = discovery.OpenPinned(ctx, r.ref.Name, r.ref.Path, r.ref.SHA256, r.kind, r.ref.Config, log.Named(r.ref.Name))
+		}()
+	}
+	wg.Wait()
+	if o.byPath == nil {
+		o.byPath, o.tables = map[string]*sdk.Client{}, map[string]map[string]any{}
+	}
+	for i, r := range first {
+		if clients[i] != nil {
+			o.byPath[r.ref.Path], o.tables[r.ref.Path] = clients[i], r.ref.Config
+			o.order = append(o.order, clients[i])
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -50,7 +50,20 @@ type Worker struct {
 // meter is one energy plugin in use.
 type meter struct {
 	ref    launch.PluginRef
-	client *sdk.Client
+	client *sdk.Client // nil for a meter with nothing available here (ref.Unavailable)
+}
+
+// unavailable is the measurement a meter with no available domain returns: every domain
+// unmeasured with its reason.
+func (m meter) unavailable() *sdk.Measurement {
+	out := &sdk.Measurement{}
+	if m.ref.Unavailable == nil {
+		return out
+	}
+	for _, d := range m.ref.Unavailable.Domains {
+		out.Domains = append(out.Domains, sdk.DomainEnergy{Domain: d})
+	}
+	return out
 }
 
 type state struct {
@@ -209,6 +222,18 @@ func sleep(ctx context.Context, seconds float64) error {
 
 func (st *state) openPlugins(ctx context.Context) error {
 	spec := st.w.Spec
+	if st.w.open == nil {
+		// Every distinct binary starts once, in parallel (a test's in-process plugins need none).
+		roles := []role{{spec.Model.Loader, sdk.KindLoader}, {spec.Engine, sdk.KindEngine}}
+		for _, ref := range spec.Meters {
+			if ref.Unavailable == nil {
+				roles = append(roles, role{ref, sdk.KindEnergy})
+			}
+		}
+		if err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}), st.w.Log); err != nil {
+			return err
+		}
+	}
 	lc, err := st.open(ctx, spec.Model.Loader, sdk.KindLoader)
 	if err != nil {
 		return err
@@ -220,6 +245,11 @@ func (st *state) openPlugins(ctx context.Context) error {
 	}
 	st.engine, st.engineC = ec.Engine(), ec
 	for _, ref := range spec.Meters {
+		if ref.Unavailable != nil {
+			// Nothing to measure on this host (the parent asked): not started, see unavailable.
+			st.meters = append(st.meters, meter{ref: ref})
+			continue
+		}
 		mc, err := st.open(ctx, ref, sdk.KindEnergy)
 		if err != nil {
 			return err
@@ -231,15 +261,19 @@ func (st *state) openPlugins(ctx context.Context) error {
 		return err
 	}
 	st.repo = rc.Repository()
-	for _, c := range st.plugins.order {
-		info := c.Info()
-		p := results.Plugin{Name: info.Name, Version: info.Version}
-		for _, k := range info.Kinds {
-			p.Kinds = append(p.Kinds, string(k))
+	// One entry per binary, in the order the spec names them: loader, engine, meters, repository.
+	seen := map[string]bool{}
+	for _, ref := range append(append([]launch.PluginRef{spec.Model.Loader, spec.Engine}, spec.Meters...), spec.Repository) {
+		if seen[ref.Path] {
+			continue
 		}
-		for _, ref := range append([]launch.PluginRef{spec.Model.Loader, spec.Engine, spec.Repository}, spec.Meters...) {
-			if ref.Path == c.Path() {
-				p.SHA256 = ref.SHA256
+		seen[ref.Path] = true
+		p := results.Plugin{Name: ref.Name, Version: ref.Version, Kinds: ref.Kinds, SHA256: ref.SHA256}
+		if c, ok := st.plugins.byPath[ref.Path]; ok {
+			info := c.Info()
+			p = results.Plugin{Name: info.Name, Version: info.Version, SHA256: ref.SHA256}
+			for _, k := range info.Kinds {
+				p.Kinds = append(p.Kinds, string(k))
 			}
 		}
 		st.raw.Plugins = append(st.raw.Plugins, p)
@@ -267,6 +301,12 @@ func (st *state) now() int64 {
 func (st *state) environment(ctx context.Context) error {
 	env := results.Environment{Facts: st.w.Sys.Environment(), Devices: []results.DeviceEnvironment{}}
 	for _, m := range st.meters {
+		if m.client == nil {
+			for k, v := range m.ref.Unavailable.Facts {
+				env.Facts[m.ref.Name+"."+k] = v
+			}
+			continue
+		}
 		e, err := m.client.Meter().Environment(ctx)
 		if err != nil {
 			st.warn("meter %s: environment: %v", m.ref.Name, err)
@@ -321,11 +361,12 @@ type session struct {
 func (st *state) startMeters(ctx context.Context, label string) ([]session, error) {
 	var out []session
 	for _, m := range st.meters {
-		// The meter's own table beats [energy].interval, which beats the plugin's default.
-		interval := time.Duration(st.w.Spec.Energy.IntervalNS)
-		if _, own := m.ref.Config["interval"]; own {
-			interval = 0
+		if m.client == nil {
+			out = append(out, session{meter: m})
+			continue
 		}
+		// The parent settled each meter's interval (launch.PluginRef.IntervalNS).
+		interval := time.Duration(m.ref.IntervalNS)
 		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: interval})
 		if err != nil {
 			st.stopMeters(context.WithoutCancel(ctx), out)
@@ -341,10 +382,13 @@ func (st *state) startMeters(ctx context.Context, label string) ([]session, erro
 func (st *state) stopMeters(ctx context.Context, sessions []session) []*sdk.Measurement {
 	var out []*sdk.Measurement
 	for _, s := range sessions {
-		m, err := s.meter.client.Meter().Stop(ctx, s.id)
-		if err != nil {
-			st.warn("stop meter %s: %v", s.meter.ref.Name, err)
-			continue
+		m := s.meter.unavailable()
+		if s.meter.client != nil {
+			var err error
+			if m, err = s.meter.client.Meter().Stop(ctx, s.id); err != nil {
+				st.warn("stop meter %s: %v", s.meter.ref.Name, err)
+				continue
+			}
 		}
 		if st.domainPlugin == nil {
 			st.domainPlugin = map[string]string{}
@@ -451,6 +495,9 @@ type repeatWindow struct {
 func (st *state) meterCPU() (int64, bool) {
 	var total int64
 	for _, m := range st.meters {
+		if m.client == nil {
+			continue
+		}
 		ns, err := st.w.Sys.CPUTimeNS(m.client.Pid())
 		if err != nil {
 			return 0, false
@@ -488,6 +535,9 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 		for pass := 0; ; pass++ {
 			for bi, batch := range bs {
 				for _, s := range sessions {
+					if s.meter.client == nil {
+						continue
+					}
 					if _, err := s.meter.client.Meter().Mark(ctx, s.id, fmt.Sprintf("r%d/p%d/b%d", rep, pass, bi)); err != nil {
 						return nil, fmt.Errorf("mark meter %s: %w", s.meter.ref.Name, err)
 					}

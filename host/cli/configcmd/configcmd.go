@@ -138,7 +138,7 @@ func newValidate(env *cliutil.Env) *cobra.Command {
 			invalid := 0
 			verdicts := []ValidateJSON{}
 			for _, file := range files {
-				cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd)})
+				cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd), ResultsDir: env.ResultsDir})
 				var errs config.Errors
 				switch {
 				case errors.As(err, &errs):
@@ -211,7 +211,7 @@ overridden value came from.`,
 				return err
 			}
 			defer done()
-			cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd)})
+			cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd), ResultsDir: env.ResultsDir})
 			var errs config.Errors
 			switch {
 			case errors.As(err, &errs):

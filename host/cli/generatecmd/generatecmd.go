@@ -289,25 +289,14 @@ func parseConfig(kvs []string) (map[string]any, error) {
 	return table, nil
 }
 
-// open starts plugin name for kind and configures it with table (when not empty).
+// open starts plugin name for kind and configures it with table (nil: the plugin's defaults).
 func open(ctx context.Context, cat *discovery.Catalog, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
-	c, err := cat.Open(ctx, name, kind)
+	c, err := cat.OpenConfigured(ctx, name, kind, table)
 	if err != nil {
-		return nil, fmt.Errorf("generate: %w", err)
-	}
-	if table == nil {
-		return c, nil
-	}
-	errs, err := c.Configure(ctx, table)
-	if err != nil {
-		return nil, fmt.Errorf("generate: configure plugin %q: %w", name, err)
-	}
-	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Error()
+		if discovery.IsUsage(err) {
+			return nil, cliutil.Usagef("generate: %v", err)
 		}
-		return nil, cliutil.Usagef("generate: plugin %q rejects --plugin-config: %s", name, strings.Join(msgs, "; "))
+		return nil, fmt.Errorf("generate: %w", err)
 	}
 	return c, nil
 }

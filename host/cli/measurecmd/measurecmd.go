@@ -124,6 +124,9 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 		return cliutil.Usage(err)
 	}
 	defer cat.Close()
+	// One process per meter: the automatic selection's process is the one that measures.
+	sess := cat.NewSession()
+	defer sess.Close()
 	names := o.meters
 	auto := len(names) == 0
 	if auto {
@@ -141,46 +144,19 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	var refused []results.Finding
 	if auto {
 		var out []discovery.Refused
-		names, out = cat.AutoMeters(ctx, tables)
+		names, out = sess.AutoMeters(ctx, tables)
 		refused = discovery.RefusedFindings(env.Logger, out, "fix or remove the plugin, or choose the meters with --meter")
 	}
 	var meters []meter
-	defer func() {
-		for _, m := range meters {
-			m.client.Close()
-		}
-	}()
 	for _, name := range names {
-		p, ok := cat.Find(name)
-		if !ok || !p.Available || !p.Info.Serves(sdk.KindEnergy) {
-			reason := "not installed (searched: " + strings.Join(cat.Searched(), ", ") + ")"
-			if ok && !p.Available {
-				reason = p.Reason
-			} else if ok {
-				reason = "it is not an energy plugin"
-			}
-			return cliutil.Usagef("--meter %s: %s", name, reason)
-		}
-		c, err := cat.Open(ctx, name, sdk.KindEnergy)
+		c, err := sess.Open(ctx, name, sdk.KindEnergy, tables[name])
 		if err != nil {
+			if discovery.IsUsage(err) {
+				return cliutil.Usagef("--meter %s: %v", name, err)
+			}
 			return cliutil.Failed(fmt.Errorf("start meter %s: %w", name, err))
 		}
 		meters = append(meters, meter{name: name, client: c})
-		tbl := tables[name]
-		if tbl == nil {
-			tbl = map[string]any{}
-		}
-		errs, err := c.Configure(ctx, tbl)
-		if err != nil {
-			return cliutil.Failed(fmt.Errorf("configure meter %s: %w", name, err))
-		}
-		if len(errs) > 0 {
-			var msgs []string
-			for _, e := range errs {
-				msgs = append(msgs, fmt.Sprintf("--set %s.%s", name, e.Error()))
-			}
-			return cliutil.Usagef("%s", strings.Join(msgs, "\n"))
-		}
 	}
 	if len(meters) == 0 {
 		env.Logger.Warn("no energy plugin is installed: measuring duration only", "searched", strings.Join(cat.Searched(), ", "))

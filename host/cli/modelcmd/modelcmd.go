@@ -78,22 +78,14 @@ func withLoader(ctx context.Context, env *cliutil.Env, name string, f func(sdk.L
 		return cliutil.Usage(err)
 	}
 	defer cat.Close()
-	p, ok := cat.Find(name)
-	if !ok {
-		return cliutil.Usagef("--plugin %s: not installed (searched: %s)", name, strings.Join(cat.Searched(), ", "))
-	}
-	if !p.Available {
-		return cliutil.Usagef("--plugin %s (%s): %s", name, p.Path, p.Reason)
-	}
-	c, err := cat.Open(ctx, name, sdk.KindLoader)
+	c, err := cat.OpenConfigured(ctx, name, sdk.KindLoader, nil)
 	if err != nil {
+		if discovery.IsUsage(err) {
+			return cliutil.Usagef("--plugin %s: %v", name, err)
+		}
 		return cliutil.Failed(err)
 	}
 	defer c.Close()
-	errs, err := c.Configure(ctx, map[string]any{})
-	if err != nil || len(errs) > 0 {
-		return cliutil.Failed(fmt.Errorf("configure %s: %v %v", name, err, errs))
-	}
 	return f(c.Loader())
 }
 

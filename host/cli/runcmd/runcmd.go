@@ -113,8 +113,12 @@ func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prom
 		return cliutil.Usage(err)
 	}
 	defer cat.Close()
+	// One process per plugin for the whole parent: the config check, the meter selection, the
+	// GPU inventory, the tokenizer and the repository share it.
+	sess := cat.NewSession()
+	defer sess.Close()
 
-	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: cat}
+	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir}
 	var cfg *config.Config
 	if file == "" {
 		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, copts)
@@ -127,7 +131,7 @@ func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prom
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
 	}
-	p, err := newPlan(ctx, env, cat, cfg)
+	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
 		return err
 	}
@@ -162,32 +166,72 @@ func NewExperimentID(name string, now time.Time) string {
 	return now.UTC().Format("20060102T150405Z") + "-" + n + "-" + hex.EncodeToString(b[:])
 }
 
-// pluginRef pins the selected plugin called name and attaches its table.
-func pluginRef(cat *discovery.Catalog, name string, kind sdk.Kind, table map[string]any) (launch.PluginRef, error) {
-	p, ok := cat.Find(name)
-	if !ok {
-		return launch.PluginRef{}, cliutil.Usagef("plugin %q (%s) is not installed (searched: %s)", name, kind, strings.Join(cat.Searched(), ", "))
+// pluginRef opens the plugin called name in the session with its resolved table (the process
+// the config check started; nothing new starts) and pins it for the workers.
+func pluginRef(ctx context.Context, cat *discovery.Catalog, sess *discovery.Session, name string, kind sdk.Kind, table map[string]any) (launch.PluginRef, error) {
+	c, err := sess.Open(ctx, name, kind, table)
+	if err != nil {
+		return launch.PluginRef{}, openError(err)
 	}
-	if !p.Available {
-		return launch.PluginRef{}, cliutil.Usagef("plugin %q (%s) at %s is unavailable: %s", name, kind, p.Path, p.Reason)
+	info := c.Info()
+	ref := launch.PluginRef{Name: name, Path: c.Path(), Version: info.Version, Config: table}
+	if p, ok := cat.Find(name); ok {
+		ref.SHA256 = p.SHA256
 	}
-	if !p.Info.Serves(kind) {
-		return launch.PluginRef{}, cliutil.Usagef("plugin %q at %s is not a %s plugin (it serves %v)", name, p.Path, kind, p.Info.Kinds)
-	}
-	ref := launch.PluginRef{Name: name, Path: p.Path, SHA256: p.SHA256, Version: p.Info.Version, Config: table}
-	for _, k := range p.Info.Kinds {
+	for _, k := range info.Kinds {
 		ref.Kinds = append(ref.Kinds, string(k))
 	}
-	if ref.Config == nil {
-		ref.Config = map[string]any{}
-	}
 	return ref, nil
+}
+
+// openError is a plugin that could not be opened: the user's to fix (exit 2) when it is not
+// installed, unusable here or rejected its table, else a failure (exit 1).
+func openError(err error) error {
+	if discovery.IsUsage(err) {
+		return cliutil.Usage(err)
+	}
+	return cliutil.Failed(err)
+}
+
+// unavailableMeter returns the meter's inventory and facts when it lists domains but none is
+// available on this host, so the workers (local, on this host) need not start it; else nil.
+func unavailableMeter(ctx context.Context, m sdk.Meter) *launch.UnavailableMeter {
+	doms, err := m.Inventory(ctx)
+	if err != nil || len(doms) == 0 {
+		return nil
+	}
+	for _, d := range doms {
+		if d.Available {
+			return nil
+		}
+	}
+	out := &launch.UnavailableMeter{Domains: doms}
+	if env, err := m.Environment(ctx); err == nil {
+		out.Facts = env.Facts
+	}
+	return out
+}
+
+// meterInterval settles the interval a meter is started with: 0 (its own configured interval)
+// when its table sets its interval key, the duration key of its schema named "interval" or
+// ending in "_interval"; else [energy].interval (0 = the meter's default).
+func meterInterval(info sdk.Info, table map[string]any, energy int64) int64 {
+	for _, k := range info.ConfigSchema {
+		if k.Type != sdk.TypeDuration || (k.Key != "interval" && !strings.HasSuffix(k.Key, "_interval")) {
+			continue
+		}
+		if _, own := table[k.Key]; own {
+			return 0
+		}
+	}
+	return energy
 }
 
 // plan is a validated run, ready to launch.
 type plan struct {
 	env     *cliutil.Env
 	cat     *discovery.Catalog
+	sess    *discovery.Session
 	id      string
 	specs   []*launch.Spec
 	repoRef launch.PluginRef
@@ -196,68 +240,60 @@ type plan struct {
 	findings []results.Finding
 }
 
-func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg *config.Config) (*plan, error) {
-	p := &plan{env: env, cat: cat, id: NewExperimentID(cfg.Name, time.Now())}
-	modelTable, engineTable := cfg.Model.Options, cfg.Engine.Options
-	if cfg.Model.Plugin == cfg.Engine.Plugin {
-		// One plugin serves both: it gets one table with both sections' keys.
-		modelTable = config.MergeTables(modelTable, engineTable)
-		engineTable = modelTable
-	}
-	loader, err := pluginRef(cat, cfg.Model.Plugin, sdk.KindLoader, modelTable)
+func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
+	p := &plan{env: env, cat: cat, sess: sess, id: NewExperimentID(cfg.Name, time.Now())}
+	// One table per plugin, as config resolved and checked it ([model]+[engine] merged when one
+	// plugin serves both, the repository's path included).
+	loader, err := pluginRef(ctx, cat, sess, cfg.Model.Plugin, sdk.KindLoader, cfg.PluginTable(cfg.Model.Plugin))
 	if err != nil {
 		return nil, err
 	}
-	engine, err := pluginRef(cat, cfg.Engine.Plugin, sdk.KindEngine, engineTable)
+	engine, err := pluginRef(ctx, cat, sess, cfg.Engine.Plugin, sdk.KindEngine, cfg.PluginTable(cfg.Engine.Plugin))
 	if err != nil {
 		return nil, err
 	}
-	resultsDir := cfg.Repository.Path
-	if resultsDir == "" {
-		resultsDir = env.ResultsDir
-	}
-	if abs, err := filepath.Abs(resultsDir); err == nil {
-		resultsDir = abs
-	}
-	repoTable := config.MergeTables(cfg.Repository.Options, map[string]any{"path": resultsDir})
-	repo, err := pluginRef(cat, cfg.Repository.Plugin, sdk.KindRepository, repoTable)
+	repo, err := pluginRef(ctx, cat, sess, cfg.Repository.Plugin, sdk.KindRepository, cfg.PluginTable(cfg.Repository.Plugin))
 	if err != nil {
 		return nil, err
 	}
+	resultsDir, _ := repo.Config["path"].(string)
 	p.repoRef = repo
 	p.runDir = filepath.Join(resultsDir, "runs", p.id)
-	var meters []launch.PluginRef
-	names := cfg.Energy.Meters.Names
-	if cfg.Energy.Meters.Auto {
-		var refused []discovery.Refused
-		names, refused = cat.AutoMeters(ctx, cfg.Energy.Tables)
-		p.findings = discovery.RefusedFindings(env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
-	}
-	for _, n := range names {
-		ref, err := pluginRef(cat, n, sdk.KindEnergy, cfg.Energy.Tables[n])
+	interval := int64(0)
+	if cfg.Energy.Interval != "" {
+		d, err := time.ParseDuration(cfg.Energy.Interval)
 		if err != nil {
-			return nil, err
+			return nil, cliutil.Usagef("energy.interval: %v", err)
 		}
-		meters = append(meters, ref)
+		interval = int64(d)
 	}
-	if len(meters) == 0 {
-		env.Logger.Warn("no energy plugin is installed or enabled: energy will not be measured", "searched", strings.Join(cat.Searched(), ", "))
-	}
+	// The meters (selection, inventory) and the loader (model, dataset) are independent: their
+	// plugins start and answer in parallel.
+	var meters []launch.PluginRef
+	var metersErr error
+	metersDone := make(chan struct{})
+	go func() {
+		defer close(metersDone)
+		meters, metersErr = p.selectMeters(ctx, cfg, interval)
+	}()
+	defer func() { <-metersDone }()
 
-	slots, err := deviceSlots(ctx, cat, cfg, meters)
+	lc, err := sess.Open(ctx, loader.Name, sdk.KindLoader, loader.Config)
 	if err != nil {
-		return nil, err
+		return nil, openError(err)
 	}
-
-	lc, err := openLoader(ctx, cat, loader)
-	if err != nil {
-		return nil, err
-	}
-	defer lc.Close()
 	if err := checkContext(ctx, lc.Loader(), cfg); err != nil {
 		return nil, err
 	}
 	ds, err := openDataset(ctx, lc.Loader(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	<-metersDone
+	if metersErr != nil {
+		return nil, metersErr
+	}
+	slots, err := deviceSlots(ctx, sess, cfg, meters)
 	if err != nil {
 		return nil, err
 	}
@@ -277,14 +313,6 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	var overrides []launch.Override
 	for k, src := range cfg.Sources {
 		overrides = append(overrides, launch.Override{Key: k, Value: fmt.Sprint(lookup(cfgMap, k)), Source: src})
-	}
-	interval := int64(0)
-	if cfg.Energy.Interval != "" {
-		d, err := time.ParseDuration(cfg.Energy.Interval)
-		if err != nil {
-			return nil, cliutil.Usagef("energy.interval: %v", err)
-		}
-		interval = int64(d)
 	}
 	world := len(slots)
 	for rank, slot := range slots {
@@ -317,6 +345,35 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, cfg 
 	return p, nil
 }
 
+// selectMeters resolves the meters of the run: those listed, or under "auto" those that answer
+// (the others are p.findings), each pinned with its settled interval, and marked unavailable
+// when none of its domains is available here.
+func (p *plan) selectMeters(ctx context.Context, cfg *config.Config, interval int64) ([]launch.PluginRef, error) {
+	var meters []launch.PluginRef
+	names := cfg.Energy.Meters.Names
+	if cfg.Energy.Meters.Auto {
+		// Meters unavailable on this host are left out here, so no worker starts them.
+		var refused []discovery.Refused
+		names, refused = p.sess.AutoMeters(ctx, cfg.PluginTables)
+		p.findings = discovery.RefusedFindings(p.env.Logger, refused, "fix or remove the plugin, or list the meters to use in energy.meters")
+	}
+	for _, n := range names {
+		ref, err := pluginRef(ctx, p.cat, p.sess, n, sdk.KindEnergy, cfg.PluginTable(n))
+		if err != nil {
+			return nil, err
+		}
+		if c, err := p.sess.Open(ctx, n, sdk.KindEnergy, ref.Config); err == nil {
+			ref.IntervalNS = meterInterval(c.Info(), ref.Config, interval)
+			ref.Unavailable = unavailableMeter(ctx, c.Meter())
+		}
+		meters = append(meters, ref)
+	}
+	if len(meters) == 0 {
+		p.env.Logger.Warn("no energy plugin is installed or enabled: energy will not be measured", "searched", strings.Join(p.cat.Searched(), ", "))
+	}
+	return meters, nil
+}
+
 func lookup(m map[string]any, dotted string) any {
 	var cur any = m
 	for _, k := range strings.Split(dotted, ".") {
@@ -341,20 +398,6 @@ func (t loaderTokenizer) Tokenize(ctx context.Context, texts []string) ([][]int3
 
 func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]string, error) {
 	return t.l.Detokenize(ctx, t.ref, ids)
-}
-
-// openLoader starts and configures the loader plugin, for the model's context and for
-// synthetic:<n> datasets, before any worker starts.
-func openLoader(ctx context.Context, cat *discovery.Catalog, loader launch.PluginRef) (*sdk.Client, error) {
-	c, err := cat.Open(ctx, loader.Name, sdk.KindLoader)
-	if err != nil {
-		return nil, cliutil.Failed(fmt.Errorf("start loader %s: %w", loader.Name, err))
-	}
-	if errs, err := c.Configure(ctx, loader.Config); err != nil || len(errs) > 0 {
-		c.Close()
-		return nil, cliutil.Failed(fmt.Errorf("configure loader %s: %v %v", loader.Name, err, errs))
-	}
-	return c, nil
 }
 
 // checkContext resolves the model and refuses a workload.max_new_tokens that leaves no room for
@@ -401,7 +444,7 @@ type slot struct {
 // deviceSlots expands launch.devices × processes_per_device into worker slots. GPU indices are
 // mapped to UUIDs through an energy plugin's inventory, so CUDA_VISIBLE_DEVICES names each GPU
 // unambiguously; without such a plugin a GPU device list is a configuration error.
-func deviceSlots(ctx context.Context, cat *discovery.Catalog, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
+func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
 	per := max(1, cfg.Launch.ProcessesPerDevice)
 	if cfg.Launch.Devices.IsCPU() || len(cfg.Launch.Devices) == 0 {
 		cores := runtime.NumCPU()
@@ -422,7 +465,7 @@ func deviceSlots(ctx context.Context, cat *discovery.Catalog, cfg *config.Config
 		}
 		return out, nil
 	}
-	gpus, err := gpuInventory(ctx, cat, meters)
+	gpus, err := gpuInventory(ctx, sess, meters)
 	if err != nil {
 		return nil, err
 	}
@@ -446,22 +489,16 @@ func deviceSlots(ctx context.Context, cat *discovery.Catalog, cfg *config.Config
 }
 
 // gpuInventory maps GPU indices and UUIDs to device slots from the energy plugins' inventories.
-func gpuInventory(ctx context.Context, cat *discovery.Catalog, meters []launch.PluginRef) (map[string]launch.DeviceSlot, error) {
+func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.PluginRef) (map[string]launch.DeviceSlot, error) {
 	out := map[string]launch.DeviceSlot{}
 	var reasons []string
 	for _, m := range meters {
-		c, err := cat.Open(ctx, m.Name, sdk.KindEnergy)
+		c, err := sess.Open(ctx, m.Name, sdk.KindEnergy, m.Config)
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("%s: %v", m.Name, err))
 			continue
 		}
-		if errs, err := c.Configure(ctx, m.Config); err != nil || len(errs) > 0 {
-			c.Close()
-			reasons = append(reasons, fmt.Sprintf("%s: configure: %v %v", m.Name, err, errs))
-			continue
-		}
 		doms, err := c.Meter().Inventory(ctx)
-		c.Close()
 		if err != nil {
 			reasons = append(reasons, fmt.Sprintf("%s: inventory: %v", m.Name, err))
 			continue
@@ -491,13 +528,11 @@ func gpuInventory(ctx context.Context, cat *discovery.Catalog, meters []launch.P
 // execute launches the workers and waits for them, then aggregates.
 func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) error {
 	env := p.env
-	repoClient, err := p.cat.Open(ctx, p.repoRef.Name, sdk.KindRepository)
+	// The workers start their own plugins: the parent keeps only the repository's process.
+	p.sess.Release(p.repoRef.Name)
+	repoClient, err := p.sess.Open(ctx, p.repoRef.Name, sdk.KindRepository, p.repoRef.Config)
 	if err != nil {
-		return cliutil.Failed(fmt.Errorf("start repository %s: %w", p.repoRef.Name, err))
-	}
-	defer repoClient.Close()
-	if errs, err := repoClient.Configure(ctx, p.repoRef.Config); err != nil || len(errs) > 0 {
-		return cliutil.Failed(fmt.Errorf("configure repository %s: %v %v", p.repoRef.Name, err, errs))
+		return openError(err)
 	}
 	repo := repoClient.Repository()
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
