@@ -235,9 +235,13 @@ func (m *model) prepare(req sdk.GenerateRequest) ([]request, error) {
 	case d.MaxInputTokens < 0:
 		return nil, fmt.Errorf("max_input_tokens %d is negative: %w", d.MaxInputTokens, sdk.ErrInvalidArgument)
 	}
+	// The contract of sdk.Decoding: 0 is the context minus MaxNewTokens, so that every prompt
+	// and its new tokens fit; a model without a context length has no limit.
 	limit := d.MaxInputTokens
-	if limit == 0 {
-		limit = m.artifact.ContextLength // 0: no limit
+	if ctx := m.artifact.ContextLength; limit == 0 && ctx > 0 {
+		if limit = ctx - d.MaxNewTokens; limit <= 0 {
+			return nil, fmt.Errorf("max_new_tokens %d leaves no room for a prompt in the context of %d tokens: %w", d.MaxNewTokens, ctx, sdk.ErrInvalidArgument)
+		}
 	}
 	seen := map[string]bool{}
 	reqs := make([]request, len(req.Prompts))

@@ -67,8 +67,8 @@ func TestGenerateTokens(t *testing.T) {
 			expected(5, 3, 1000, 3), 1, "length", false, ""},
 		{"left truncation", noEOS, sdk.Prompt{ID: "a", IDs: []int32{9, 8, 7, 6, 5}}, sdk.Decoding{MaxNewTokens: 2, Greedy: true, MaxInputTokens: 2},
 			[]int32{162, 29}, 2, "length", true, ""},
-		{"context length truncates", testArtifact, sdk.Prompt{ID: "a", Text: string(make([]byte, 100)) + "A"}, sdk.Decoding{MaxNewTokens: 1, Greedy: true},
-			expected('A', 0, 257, 1), 64, "length", true, ""},
+		{"context length truncates to leave room for the new tokens", testArtifact, sdk.Prompt{ID: "a", Text: string(make([]byte, 100)) + "A"}, sdk.Decoding{MaxNewTokens: 4, Greedy: true},
+			expected('A', 0, 257, 4), 60, "length", true, ""},
 		{"text is one id per byte", testArtifact, sdk.Prompt{ID: "a", Text: "hé"}, sdk.Decoding{MaxNewTokens: 3, Greedy: true, ReturnText: true},
 			expected(0xa9, 0, 257, 3), 3, "length", false, "j\uFFFD="}, // 106 'j', 209 (a lone UTF-8 lead byte), 61 '='
 
@@ -165,6 +165,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"zero prompts", testArtifact, sdk.GenerateRequest{Decoding: ok}, sdk.ErrInvalidArgument},
 		{"zero max_new_tokens", testArtifact, sdk.GenerateRequest{Prompts: one}, sdk.ErrInvalidArgument},
 		{"negative max_new_tokens", testArtifact, sdk.GenerateRequest{Prompts: one, Decoding: sdk.Decoding{MaxNewTokens: -1}}, sdk.ErrInvalidArgument},
+		{"max_new_tokens fills the context", testArtifact, sdk.GenerateRequest{Prompts: one, Decoding: sdk.Decoding{MaxNewTokens: 64}}, sdk.ErrInvalidArgument},
 		{"negative max_input_tokens", testArtifact, sdk.GenerateRequest{Prompts: one, Decoding: sdk.Decoding{MaxNewTokens: 1, MaxInputTokens: -1}}, sdk.ErrInvalidArgument},
 		{"empty prompt", testArtifact, sdk.GenerateRequest{Prompts: []sdk.Prompt{{ID: "a"}}, Decoding: ok}, sdk.ErrInvalidArgument},
 		{"id outside the vocabulary", testArtifact, sdk.GenerateRequest{Prompts: []sdk.Prompt{{ID: "a", IDs: []int32{257}}}, Decoding: ok}, sdk.ErrInvalidArgument},
@@ -230,7 +231,9 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestGenerateHonoursCancellation(t *testing.T) {
-	e := loadedEngine(t, pace{token: time.Millisecond}, testArtifact)
+	unlimited := testArtifact
+	unlimited.ContextLength = 0 // room for 2^20 new tokens
+	e := loadedEngine(t, pace{token: time.Millisecond}, unlimited)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -246,7 +249,9 @@ func TestGenerateHonoursCancellation(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
+	// plugintest cancels a generation of 2^20 tokens: a model with no context limit allows it.
 	a := testArtifact
+	a.ContextLength = 0
 	plugintest.Run(t, newPlugin(), plugintest.Options{
 		Config: map[string]any{"token_delay": "1ms"},
 		Engine: plugintest.EngineOptions{Artifact: &a, Device: sdk.Device{Kind: "cpu", Index: -1}},
