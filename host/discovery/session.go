@@ -50,14 +50,7 @@ func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Ki
 	if err != nil {
 		return nil, err
 	}
-	if errs, err := configure(ctx, c, name, kind, table); err != nil || len(errs) > 0 {
-		c.Close()
-		if err == nil {
-			err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
-		}
-		return nil, err
-	}
-	return c, nil
+	return configured(ctx, c, name, kind, table)
 }
 
 // OpenPinned is OpenConfigured for a worker, which has no Catalog: it starts the binary at path
@@ -80,11 +73,18 @@ func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, t
 		c.Close()
 		return nil, fmt.Errorf("plugin %s (%s) answers as %q serving %v, not as a %s plugin; the binary changed since discovery", name, path, got.Name, got.Kinds, kind)
 	}
-	if errs, err := configure(ctx, c, name, kind, table); err != nil || len(errs) > 0 {
+	return configured(ctx, c, name, kind, table)
+}
+
+// configured configures c with table and returns it, or closes it and returns the error (a
+// *ConfigRejected for a rejected table).
+func configured(ctx context.Context, c *sdk.Client, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
+	errs, err := configure(ctx, c, name, kind, table)
+	if err == nil && len(errs) > 0 {
+		err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
+	}
+	if err != nil {
 		c.Close()
-		if err == nil {
-			err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
-		}
 		return nil, err
 	}
 	return c, nil
