@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"runtime"
@@ -125,10 +126,8 @@ func (r *Reader) cgroupCPU() string {
 		if q == "max" {
 			return "unlimited (cgroup v2)"
 		}
-		qi, err1 := strconv.ParseFloat(q, 64)
-		pi, err2 := strconv.ParseFloat(p, 64)
-		if err1 == nil && err2 == nil && pi > 0 {
-			return fmt.Sprintf("%.3g CPUs (cgroup v2 cpu.max %s)", qi/pi, s)
+		if cpus, ok := ratio(q, p); ok {
+			return fmt.Sprintf("%.3g CPUs (cgroup v2 cpu.max %s)", cpus, s)
 		}
 		return "cpu.max " + s
 	}
@@ -140,12 +139,42 @@ func (r *Reader) cgroupCPU() string {
 	if q == "-1" {
 		return "unlimited (cgroup v1)"
 	}
-	qi, err1 := strconv.ParseFloat(q, 64)
-	pi, err2 := strconv.ParseFloat(p, 64)
-	if err1 == nil && err2 == nil && pi > 0 {
-		return fmt.Sprintf("%.3g CPUs (cgroup v1 quota %s / period %s)", qi/pi, q, p)
+	if cpus, ok := ratio(q, p); ok {
+		return fmt.Sprintf("%.3g CPUs (cgroup v1 quota %s / period %s)", cpus, q, p)
 	}
 	return "quota " + q
+}
+
+// ratio is a cgroup quota ÷ its period, in CPUs; false unless both are positive numbers.
+func ratio(quota, period string) (float64, bool) {
+	q, err1 := strconv.ParseFloat(quota, 64)
+	p, err2 := strconv.ParseFloat(period, 64)
+	return q / p, err1 == nil && err2 == nil && q > 0 && p > 0
+}
+
+// CPUQuota returns how many CPUs the cgroup quota of this process allows (cgroup v2 cpu.max,
+// else v1 cfs_quota_us / cfs_period_us); false when there is no quota or it cannot be read.
+func (r *Reader) CPUQuota() (float64, bool) {
+	if s, err := r.read("/sys/fs/cgroup/cpu.max"); err == nil {
+		q, p, _ := strings.Cut(s, " ")
+		return ratio(q, p)
+	}
+	q, err := r.read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+	if err != nil {
+		return 0, false
+	}
+	p, _ := r.read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+	return ratio(q, p)
+}
+
+// UsableCPUs is how many CPUs this process can use: those its affinity mask allows
+// (runtime.NumCPU), capped by the cgroup quota rounded up, and at least 1.
+func (r *Reader) UsableCPUs() int {
+	n := runtime.NumCPU()
+	if cpus, ok := r.CPUQuota(); ok {
+		n = min(n, int(math.Ceil(cpus)))
+	}
+	return max(1, n)
 }
 
 func (r *Reader) container() string {

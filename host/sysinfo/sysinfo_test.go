@@ -2,6 +2,7 @@ package sysinfo
 
 import (
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -60,5 +61,31 @@ func TestRealMachine(t *testing.T) {
 	ns, err := r.CPUTimeNS(os.Getpid())
 	if err != nil || ns <= 0 {
 		t.Errorf("own CPU time = %d, %v", ns, err)
+	}
+}
+
+// launch.threads = 0 means the usable cores: the affinity mask capped by the cgroup quota.
+func TestUsableCPUsRespectsTheCgroupQuota(t *testing.T) {
+	n := runtime.NumCPU()
+	tests := []struct {
+		name  string
+		files fstest.MapFS
+		want  int
+	}{
+		{"v2 half a CPU", fstest.MapFS{"sys/fs/cgroup/cpu.max": {Data: []byte("50000 100000\n")}}, 1},
+		{"v2 1.5 CPUs rounds up", fstest.MapFS{"sys/fs/cgroup/cpu.max": {Data: []byte("150000 100000\n")}}, min(n, 2)},
+		{"v2 no quota", fstest.MapFS{"sys/fs/cgroup/cpu.max": {Data: []byte("max 100000\n")}}, n},
+		{"v2 more than the machine", fstest.MapFS{"sys/fs/cgroup/cpu.max": {Data: []byte("100000000 100000\n")}}, n},
+		{"v1 one CPU", fstest.MapFS{"sys/fs/cgroup/cpu/cpu.cfs_quota_us": {Data: []byte("100000\n")},
+			"sys/fs/cgroup/cpu/cpu.cfs_period_us": {Data: []byte("100000\n")}}, 1},
+		{"v1 no quota", fstest.MapFS{"sys/fs/cgroup/cpu/cpu.cfs_quota_us": {Data: []byte("-1\n")},
+			"sys/fs/cgroup/cpu/cpu.cfs_period_us": {Data: []byte("100000\n")}}, n},
+		{"no cgroup files", fstest.MapFS{}, n},
+	}
+	for _, tc := range tests {
+		r := &Reader{FS: tc.files}
+		if got := r.UsableCPUs(); got != tc.want {
+			t.Errorf("%s: UsableCPUs() = %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -447,7 +446,7 @@ type slot struct {
 func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
 	per := max(1, cfg.Launch.ProcessesPerDevice)
 	if cfg.Launch.Devices.IsCPU() || len(cfg.Launch.Devices) == 0 {
-		cores := runtime.NumCPU()
+		cores := sysinfo.Default().UsableCPUs() // affinity and cgroup quota, as docs/config.md says
 		threads := cfg.Launch.Threads
 		if threads <= 0 {
 			threads = cores
