@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// sentinelCodes maps each sentinel to the gRPC code it travels as; sdk/hostclient maps the codes
+// back (its tests check every one).
 var sentinelCodes = []struct {
 	err  error
 	code codes.Code
@@ -42,39 +44,4 @@ func toStatus(err error) error {
 func isPlain(err error) bool {
 	_, ok := err.(interface{ GRPCStatus() *status.Status })
 	return !ok
-}
-
-// RPCError is an error that came back from a plugin. errors.Is matches the sentinel its code
-// stands for (ErrNotFound, …).
-type RPCError struct {
-	Code     codes.Code
-	Message  string
-	sentinel error
-}
-
-func (e *RPCError) Error() string { return e.Message }
-
-// Unwrap returns the sentinel the code stands for, or nil.
-func (e *RPCError) Unwrap() error { return e.sentinel }
-
-// fromStatus turns a gRPC error from a plugin back into a Go error for which errors.Is finds the
-// sentinel the plugin used.
-func fromStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	e := &RPCError{Code: st.Code(), Message: st.Message()}
-	for _, s := range sentinelCodes {
-		if s.code == st.Code() {
-			e.sentinel = s.err
-		}
-	}
-	if st.Code() == codes.Unavailable && e.Message != "" {
-		e.Message = "plugin unavailable: " + e.Message
-	}
-	return e
 }

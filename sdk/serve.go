@@ -1,7 +1,9 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -11,13 +13,16 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
+
+	"github.com/lemctl/lemctl/sdk/internal/wire"
 )
 
 // ServeOption changes how Serve runs.
 type ServeOption func(*serveConfig)
 
 type serveConfig struct {
-	logger hclog.Logger
+	logger   hclog.Logger
+	listener net.Listener
 }
 
 // parentPollFallback is how often Serve checks getppid where pidfd_open is missing (Linux
@@ -34,6 +39,14 @@ const meterMaxProcs = 2
 // WithLogger replaces the JSON logger on stderr that Serve builds by default.
 func WithLogger(l hclog.Logger) ServeOption { return func(c *serveConfig) { c.logger = l } }
 
+// WithListener serves the plugin on l, inside the calling process, instead of as a plugin
+// process: no handshake, no cookie check, no watch of the parent. Run then returns once l is
+// closed. It is how a plugin is tested without building its binary (sdk/plugintest, and
+// sdk/hostclient.InProcess, which connects the host's client to it). The gRPC default message
+// limit of 4 MiB is kept on this path, so a payload the sdk failed to chunk fails in tests
+// instead of passing under a plugin process's 256 MiB limit.
+func WithListener(l net.Listener) ServeOption { return func(c *serveConfig) { c.listener = l } }
+
 // Logger returns the logger plugins should use: hclog JSON on stderr, which the host forwards
 // with the plugin's name. The level comes from $LEM_PLUGIN_LOG_LEVEL (default info).
 func Logger(name string) hclog.Logger {
@@ -44,44 +57,77 @@ func Logger(name string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: level, Output: os.Stderr, JSONFormat: true})
 }
 
-// Serve runs p as a plugin process until the host closes it. It never returns normally. It writes
-// nothing to stdout but go-plugin's handshake line, speaks gRPC only, raises the message limits,
-// and exits when the process that started it dies (a parent-death signal, and a pidfd of the
-// parent as the backstop, because go-plugin does neither by itself). A plugin that serves only
-// energy runs with GOMAXPROCS 2 (see meterMaxProcs).
+// Serve runs p as a plugin process until the host closes it, then exits the process. It exits
+// with status 1, after saying why on stderr, where Run returns an error. It writes nothing to
+// stdout but go-plugin's handshake line, speaks gRPC only, raises the message limits, and exits
+// when the process that started it dies (a parent-death signal, and a pidfd of the parent as the
+// backstop, because go-plugin does neither by itself). A plugin that serves only energy runs
+// with GOMAXPROCS 2 (see meterMaxProcs).
 func Serve(p *Plugin, opts ...ServeOption) {
-	if err := p.check(); err != nil {
+	if err := Run(p, opts...); err != nil {
 		fmt.Fprintf(os.Stderr, "lemctl plugin: %v\n", err)
 		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Run is Serve without the exit: it returns nil once the host has closed the plugin (or, with
+// WithListener, once the listener is closed), and an error instead of serving when p breaks a
+// rule of Plugin, when the process was not started by lemctl (no handshake cookie in its
+// environment), or when its parent is already gone.
+func Run(p *Plugin, opts ...ServeOption) error {
+	if err := p.check(); err != nil {
+		return err
 	}
 	var cfg serveConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.listener != nil {
+		return serveListener(p, cfg.listener)
+	}
 	if cfg.logger == nil {
 		cfg.logger = Logger(p.Name)
 	}
-	if os.Getenv(Handshake.MagicCookieKey) != Handshake.MagicCookieValue {
-		fmt.Fprintf(os.Stderr, "%s is a lemctl plugin (%s): lemctl starts it; it is not run by hand.\nTry: lemctl plugins describe %s\n",
+	if os.Getenv(wire.Handshake.MagicCookieKey) != wire.Handshake.MagicCookieValue {
+		return fmt.Errorf("%s is a lemctl plugin (%s): lemctl starts it; it is not run by hand.\nTry: lemctl plugins describe %s",
 			os.Args[0], kindList(p.Kinds()), p.Name)
-		os.Exit(1)
 	}
 	if k := p.Kinds(); len(k) == 1 && k[0] == KindEnergy {
 		if _, set := os.LookupEnv("GOMAXPROCS"); !set && runtime.GOMAXPROCS(0) > meterMaxProcs {
 			runtime.GOMAXPROCS(meterMaxProcs)
 		}
 	}
-	watchParent(parentPollFallback, cfg.logger)
+	if err := watchParent(parentPollFallback, cfg.logger); err != nil {
+		return err
+	}
+	set := plugin.PluginSet{}
+	for name, s := range services(p) {
+		set[name] = s
+	}
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: ServerPlugins(p)},
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: set},
 		GRPCServer: func(o []grpc.ServerOption) *grpc.Server {
-			o = append(o, grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes))
-			return grpc.NewServer(o...)
+			return grpc.NewServer(append(o, wire.ServerOptions()...)...)
 		},
 		Logger: cfg.logger,
 	})
-	os.Exit(0)
+	return nil
+}
+
+// serveListener serves p's services on l until l is closed.
+func serveListener(p *Plugin, l net.Listener) error {
+	srv := grpc.NewServer()
+	for _, s := range services(p) {
+		s.Register(srv)
+	}
+	err := srv.Serve(l)
+	srv.Stop()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // check rejects a Plugin that cannot be served.
@@ -113,50 +159,23 @@ func kindList(ks []Kind) string {
 	return strings.Join(s, ", ")
 }
 
-// ServerPlugins is the go-plugin set a plugin process serves: the common service and one entry
-// per kind p implements. Serve uses it; in-process tests (sdk/plugintest) use it too.
-func ServerPlugins(p *Plugin) plugin.PluginSet {
-	set := plugin.PluginSet{dispenseBase: baseService(p)}
-	if p.Loader != nil {
-		set[dispenseLoader] = loaderService(p.Loader)
-	}
-	if p.Engine != nil {
-		set[dispenseEngine] = engineService(p.Engine)
-	}
-	if p.Energy != nil {
-		set[dispenseEnergy] = energyService(p.Energy)
-	}
-	if p.Repository != nil {
-		set[dispenseRepository] = repositoryService(p.Repository)
-	}
-	return set
-}
-
-// ClientPlugins is the go-plugin set the host dispenses from.
-func ClientPlugins() plugin.PluginSet {
-	return plugin.PluginSet{
-		dispenseBase:       baseService(nil),
-		dispenseLoader:     loaderService(nil),
-		dispenseEngine:     engineService(nil),
-		dispenseEnergy:     energyService(nil),
-		dispenseRepository: repositoryService(nil),
-	}
-}
-
 // watchParent makes the process exit when its parent dies: PR_SET_PDEATHSIG as the fast path
 // (the kernel sends SIGTERM when the thread that forked us exits), and, for the cases the signal
 // misses (the forking thread is not the one that lives longest), a pidfd of the parent that one
 // blocked thread waits on — no wake-ups while the parent lives, which matters to a meter. Where
-// pidfd_open is missing, a poll of getppid every poll interval stands in.
-func watchParent(poll time.Duration, log hclog.Logger) {
+// pidfd_open is missing, a poll of getppid every poll interval stands in. It returns an error,
+// and watches nothing, when the parent is already gone.
+func watchParent(poll time.Duration, log hclog.Logger) error {
 	ppid := os.Getppid()
 	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGTERM), 0, 0, 0)
 	pidfd, pidfdErr := unix.PidfdOpen(ppid, 0)
 	// Checked after opening the pidfd: if the parent was still our parent then, the pidfd is
 	// the parent's and not a reused pid's.
 	if ppid == 1 || os.Getppid() != ppid {
-		log.Error("parent process already gone; exiting")
-		os.Exit(1)
+		if pidfdErr == nil {
+			_ = unix.Close(pidfd)
+		}
+		return errors.New("the process that started this plugin is already gone")
 	}
 	exit := func() {
 		log.Warn("parent process died; exiting", "parent_pid", ppid)
@@ -176,9 +195,10 @@ func watchParent(poll time.Duration, log hclog.Logger) {
 			}
 			pollParent(ppid, poll, exit) // poll failed without the parent dying: keep watching
 		}()
-		return
+		return nil
 	}
 	go pollParent(ppid, poll, exit)
+	return nil
 }
 
 func pollParent(ppid int, poll time.Duration, exit func()) {

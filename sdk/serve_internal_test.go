@@ -45,7 +45,10 @@ func TestMain(m *testing.M) {
 		// Ignore the parent-death signal, so that only the pidfd can end this process in time:
 		// the getppid poll is set to an hour.
 		signal.Ignore(syscall.SIGTERM)
-		watchParent(time.Hour, hclog.NewNullLogger())
+		if err := watchParent(time.Hour, hclog.NewNullLogger()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(5)
+		}
 		fmt.Println("watching")
 		time.Sleep(time.Minute)
 		os.Exit(4) // the watch did not fire

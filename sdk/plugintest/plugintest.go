@@ -4,8 +4,8 @@
 //		plugintest.Run(t, myplugin.New(), plugintest.Options{Config: map[string]any{…}})
 //	}
 //
-// It serves the plugin over an in-process gRPC connection (the same adapters a real plugin
-// process uses) and checks the contract of docs/architecture.md for every kind the plugin serves: a
+// It serves the plugin over an in-process gRPC connection (sdk/hostclient.InProcess: the same
+// adapters a real plugin process uses) and checks the contract of docs/architecture.md for every kind the plugin serves: a
 // sane Info and config schema, Configure rejecting unknown keys and bad values per key, stream
 // order and stream errors, context cancellation, Stop without Start, concurrent sessions, and
 // chunking of large payloads. It is proven by fixture plugins that each break one rule.
@@ -22,9 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // Options tell the suite how to exercise a plugin.
@@ -102,14 +101,30 @@ func CheckPlugin(tb testing.TB, p *sdk.Plugin, opts Options) []Failure {
 		obs = &observedEngine{Engine: p.Engine, returned: make(chan struct{}, 64)}
 		observed.Engine = obs
 	}
-	return check(tb, sdk.ServerPlugins(&observed), opts, obs)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout(opts))
+	defer cancel()
+	c, err := hostclient.InProcess(ctx, &observed)
+	if err != nil {
+		return []Failure{{"connect", err.Error()}}
+	}
+	defer c.Close()
+	return check(c, opts, obs)
 }
 
-// Check runs the suite against a go-plugin server set (sdk.ServerPlugins for an sdk plugin) and
-// returns the broken rules. tb is used only to set up the in-process connection.
-func Check(tb testing.TB, set plugin.PluginSet, opts Options) []Failure {
+// Check runs the suite against a plugin the host is already connected to — a plugin binary
+// started with hostclient.Open, or a hand-made server reached with hostclient.Connect — and
+// returns the broken rules. It does not close c.
+func Check(tb testing.TB, c *hostclient.Client, opts Options) []Failure {
 	tb.Helper()
-	return check(tb, set, opts, nil)
+	return check(c, opts, nil)
+}
+
+// timeout is the bound of each check.
+func timeout(opts Options) time.Duration {
+	if opts.Timeout <= 0 {
+		return 30 * time.Second
+	}
+	return opts.Timeout
 }
 
 // observedEngine reports when each Generate call returns inside the plugin.
@@ -128,22 +143,10 @@ func (o *observedEngine) Generate(ctx context.Context, req sdk.GenerateRequest, 
 	return o.Engine.Generate(ctx, req, emit)
 }
 
-func check(tb testing.TB, set plugin.PluginSet, opts Options, obs *observedEngine) []Failure {
-	tb.Helper()
-	if opts.Timeout <= 0 {
-		opts.Timeout = 30 * time.Second
-	}
-	conn, _ := plugin.TestPluginGRPCConn(tb, false, set)
-	// Closing the client asks the server to shut down (go-plugin's controller); stopping the
-	// server as well would race inside go-plugin.
-	defer conn.Close()
-	conn.Plugins = sdk.ClientPlugins() // dispense as the host does, whatever the server registers
+func check(c *hostclient.Client, opts Options, obs *observedEngine) []Failure {
+	opts.Timeout = timeout(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*opts.Timeout)
 	defer cancel()
-	c, err := sdk.NewClient(ctx, conn, nil)
-	if err != nil {
-		return []Failure{{"connect", err.Error()}}
-	}
 	s := &suite{c: c, opts: opts, engineObserver: obs}
 	s.checkInfo()
 	s.checkConfigure(ctx)
@@ -168,7 +171,7 @@ func check(tb testing.TB, set plugin.PluginSet, opts Options, obs *observedEngin
 
 type suite struct {
 	engineObserver *observedEngine
-	c              *sdk.Client
+	c              *hostclient.Client
 	opts           Options
 	failures       []Failure
 }

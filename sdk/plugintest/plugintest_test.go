@@ -3,15 +3,20 @@ package plugintest_test
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	"github.com/lemctl/lemctl/sdk/plugintest"
+	energyv1 "github.com/lemctl/lemctl/sdk/proto/lem/energy/v1"
 	pluginv1 "github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1"
 	"github.com/lemctl/lemctl/sdk/units"
 )
@@ -162,21 +167,6 @@ func (l loaderLossy) Detokenize(ctx context.Context, ref string, ids [][]int32) 
 	return out, err
 }
 
-// rawBase serves lem.plugin.v1 by hand, to break rules the sdk's own adapter enforces.
-type rawBase struct {
-	plugin.NetRPCUnsupportedPlugin
-	srv pluginv1.PluginServer
-}
-
-func (b *rawBase) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginv1.RegisterPluginServer(s, b.srv)
-	return nil
-}
-
-func (b *rawBase) GRPCClient(ctx context.Context, br *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return sdk.ClientPlugins()["plugin"].(plugin.GRPCPlugin).GRPCClient(ctx, br, c)
-}
-
 type lenientBase struct {
 	pluginv1.UnimplementedPluginServer
 	info *pluginv1.InfoResponse
@@ -192,11 +182,44 @@ func (l *lenientBase) Configure(_ context.Context, req *pluginv1.ConfigureReques
 	return &pluginv1.ConfigureResponse{}, nil // accepts anything
 }
 
-// withRawBase replaces the sdk's common service in p's server set.
-func withRawBase(p *sdk.Plugin, info *pluginv1.InfoResponse) plugin.PluginSet {
-	set := sdk.ServerPlugins(p)
-	set["plugin"] = &rawBase{srv: &lenientBase{info: info}}
-	return set
+// rawEnergy answers Inventory by hand, so that a raw server does serve the energy kind.
+type rawEnergy struct {
+	energyv1.UnimplementedEnergyServer
+}
+
+func (rawEnergy) Inventory(context.Context, *energyv1.InventoryRequest) (*energyv1.InventoryResponse, error) {
+	return &energyv1.InventoryResponse{}, nil
+}
+
+// rawPlugin serves lem.plugin.v1 and a bare lem.energy.v1 by hand, to break rules the sdk's
+// own adapter enforces, and returns the host's client of it.
+func rawPlugin(info *pluginv1.InfoResponse) func(t *testing.T) *hostclient.Client {
+	return func(t *testing.T) *hostclient.Client {
+		dir, err := os.MkdirTemp("", "lem-raw-") // t.TempDir() can exceed a socket path's 108 bytes
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		l, err := net.Listen("unix", filepath.Join(dir, "raw.sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		pluginv1.RegisterPluginServer(srv, &lenientBase{info: info})
+		energyv1.RegisterEnergyServer(srv, rawEnergy{})
+		go func() { _ = srv.Serve(l) }()
+		t.Cleanup(srv.Stop)
+		conn, err := grpc.NewClient("unix://"+l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		c, err := hostclient.Connect(context.Background(), conn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
 }
 
 func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
@@ -218,9 +241,9 @@ func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
 		{"bad version", with(func(p *sdk.Plugin) { p.Version = "latest" }), "info", "semantic version"},
 		{"undocumented key", with(func(p *sdk.Plugin) { p.Schema[1].Doc = "" }), "schema", "no doc"},
 		{"default of the wrong type", with(func(p *sdk.Plugin) { p.Schema[2].Default = "one" }), "schema", "default of \"threads\""},
-		{"accepts unknown keys", withRawBase(&sdk.Plugin{Name: "lenient", Energy: newMemMeter()}, lenientInfo), "configure", "unknown key"},
-		{"accepts a wrong type", withRawBase(&sdk.Plugin{Name: "lenient", Energy: newMemMeter()}, lenientInfo), "configure", "accepted the wrong value"},
-		{"claims a kind it does not serve", withRawBase(&sdk.Plugin{Name: "liar", Energy: newMemMeter()}, onlyEnergyInfo), "kinds", "does not serve"},
+		{"accepts unknown keys", rawPlugin(lenientInfo), "configure", "unknown key"},
+		{"accepts a wrong type", rawPlugin(lenientInfo), "configure", "accepted the wrong value"},
+		{"claims a kind it does not serve", rawPlugin(onlyEnergyInfo), "kinds", "does not serve"},
 		{"rejects its own valid config", with(func(p *sdk.Plugin) {
 			p.Configure = func(context.Context, sdk.Config) ([]sdk.ConfigError, error) {
 				return []sdk.ConfigError{{Key: "mode", Message: "never happy"}}, nil
@@ -253,8 +276,8 @@ func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
 			switch f := tc.set.(type) {
 			case *sdk.Plugin:
 				failures = plugintest.CheckPlugin(t, f, opts)
-			case plugin.PluginSet:
-				failures = plugintest.Check(t, f, opts)
+			case func(*testing.T) *hostclient.Client:
+				failures = plugintest.Check(t, f(t), opts)
 			}
 			for _, f := range failures {
 				if f.Check == tc.check && strings.Contains(f.Message, tc.want) {

@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // These tests run the meter the way the host does: the binary built with `go build`, started by
-// sdk.Open, spoken to over real gRPC with AutoMTLS.
+// hostclient.Open, spoken to over real gRPC with AutoMTLS.
 
 var (
 	binDir   string
@@ -69,7 +70,7 @@ func openMeter(t *testing.T, table map[string]any) sdk.Meter {
 	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := sdk.Open(ctx, bin, sdk.WithStartTimeout(30*time.Second))
+	c, err := hostclient.Open(ctx, bin, hostclient.WithStartTimeout(30*time.Second))
 	if err != nil {
 		t.Fatalf("open plugin: %v", err)
 	}

@@ -1,4 +1,4 @@
-package sdk_test
+package hostclient_test
 
 import (
 	"context"
@@ -7,9 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	"github.com/lemctl/lemctl/sdk/units"
 )
 
@@ -38,21 +37,19 @@ func (m bigMeter) Stop(_ context.Context, id string) (*sdk.Measurement, error) {
 	return &sdk.Measurement{Session: id, Domains: []sdk.DomainEnergy{d}}, nil
 }
 
-func connect(t *testing.T, p *sdk.Plugin) *sdk.Client {
+func connect(t *testing.T, p *sdk.Plugin) *hostclient.Client {
 	t.Helper()
-	conn, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerPlugins(p))
-	t.Cleanup(func() { conn.Close() }) // closing the client shuts the server down
-	conn.Plugins = sdk.ClientPlugins()
-	c, err := sdk.NewClient(context.Background(), conn, nil)
+	c, err := hostclient.InProcess(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c
 }
 
 func TestStopTimelineIsChunked(t *testing.T) {
-	// 200,000 samples ≈ 8 MB of protobuf: more than the 4 MiB default message limit of the
-	// in-process test server, so only chunking gets it through.
+	// 200,000 samples ≈ 8 MB of protobuf: more than the 4 MiB default message limit that an
+	// in-process connection keeps, so only chunking gets it through.
 	c := connect(t, &sdk.Plugin{Name: "big", Energy: bigMeter{samples: 200_000}})
 	m, err := c.Meter().Stop(context.Background(), "s")
 	if err != nil {

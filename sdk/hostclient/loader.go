@@ -1,58 +1,21 @@
-package sdk
+package hostclient
 
 import (
 	"context"
 
-	"google.golang.org/grpc"
-
+	"github.com/lemctl/lemctl/sdk"
 	loaderv1 "github.com/lemctl/lemctl/sdk/proto/lem/loader/v1"
 )
 
-// loaderService serves loaderv1.Loader with impl; with impl nil (the host) it only makes clients.
-func loaderService(impl Loader) *grpcService {
-	return &grpcService{
-		register: func(s *grpc.Server) { loaderv1.RegisterLoaderServer(s, &loaderServer{impl: impl}) },
-		client:   func(c *grpc.ClientConn) any { return &loaderClient{c: loaderv1.NewLoaderClient(c)} },
-	}
-}
-
-type loaderServer struct {
-	loaderv1.UnimplementedLoaderServer
-	impl Loader
-}
-
-func (s *loaderServer) Resolve(ctx context.Context, req *loaderv1.ResolveRequest) (*loaderv1.ResolveResponse, error) {
-	a, err := s.impl.Resolve(ctx, req.GetReference())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &loaderv1.ResolveResponse{Artifact: ArtifactToProto(a)}, nil
-}
-
-func (s *loaderServer) Tokenize(ctx context.Context, req *loaderv1.TokenizeRequest) (*loaderv1.TokenizeResponse, error) {
-	ids, err := s.impl.Tokenize(ctx, req.GetReference(), req.GetTexts())
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &loaderv1.TokenizeResponse{Ids: idsToProto(ids)}, nil
-}
-
-func (s *loaderServer) Detokenize(ctx context.Context, req *loaderv1.DetokenizeRequest) (*loaderv1.DetokenizeResponse, error) {
-	texts, err := s.impl.Detokenize(ctx, req.GetReference(), idsFromProto(req.GetIds()))
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &loaderv1.DetokenizeResponse{Texts: texts}, nil
-}
-
+// loaderClient is the host side of lem.loader.v1; it implements sdk.Loader.
 type loaderClient struct{ c loaderv1.LoaderClient }
 
-func (l *loaderClient) Resolve(ctx context.Context, ref string) (*Artifact, error) {
+func (l *loaderClient) Resolve(ctx context.Context, ref string) (*sdk.Artifact, error) {
 	resp, err := l.c.Resolve(ctx, &loaderv1.ResolveRequest{Reference: ref})
 	if err != nil {
 		return nil, fromStatus(err)
 	}
-	return ArtifactFromProto(resp.GetArtifact()), nil
+	return artifactFromProto(resp.GetArtifact()), nil
 }
 
 func (l *loaderClient) Tokenize(ctx context.Context, ref string, texts []string) ([][]int32, error) {
@@ -71,6 +34,9 @@ func (l *loaderClient) Detokenize(ctx context.Context, ref string, ids [][]int32
 	return resp.GetTexts(), nil
 }
 
+// Token ids and artifacts travel both ways, so both sides convert them in both directions;
+// package sdk has the same four functions, and this package's tests round-trip every field.
+
 func idsToProto(ids [][]int32) []*loaderv1.TokenIDs {
 	out := make([]*loaderv1.TokenIDs, len(ids))
 	for i, s := range ids {
@@ -87,8 +53,8 @@ func idsFromProto(ids []*loaderv1.TokenIDs) [][]int32 {
 	return out
 }
 
-// ArtifactToProto converts an artifact for the wire (nil stays nil).
-func ArtifactToProto(a *Artifact) *loaderv1.Artifact {
+// artifactToProto converts an artifact for the wire (nil stays nil).
+func artifactToProto(a *sdk.Artifact) *loaderv1.Artifact {
 	if a == nil {
 		return nil
 	}
@@ -106,21 +72,21 @@ func ArtifactToProto(a *Artifact) *loaderv1.Artifact {
 	}
 }
 
-// ArtifactFromProto converts an artifact from the wire (nil stays nil).
-func ArtifactFromProto(p *loaderv1.Artifact) *Artifact {
+// artifactFromProto converts an artifact from the wire (nil stays nil).
+func artifactFromProto(p *loaderv1.Artifact) *sdk.Artifact {
 	if p == nil {
 		return nil
 	}
-	return &Artifact{
+	return &sdk.Artifact{
 		Reference: p.GetReference(), Path: p.GetPath(), Files: p.GetFiles(), Format: p.GetFormat(), SHA256: p.GetSha256(),
 		Architecture: p.GetArchitecture(), DType: p.GetDtype(), Synthetic: p.GetSynthetic(),
 		Parameters: p.GetParameters(), NonEmbeddingParameters: p.GetNonEmbeddingParameters(),
-		FLOPs:  FLOPsCoefficients{PerToken: p.GetFlops().GetPerToken(), PerTokenPosition: p.GetFlops().GetPerTokenPosition()},
+		FLOPs:  sdk.FLOPsCoefficients{PerToken: p.GetFlops().GetPerToken(), PerTokenPosition: p.GetFlops().GetPerTokenPosition()},
 		Layers: int(p.GetLayers()), Hidden: int(p.GetHidden()), Heads: int(p.GetHeads()),
-		KV:        KVLayout{Layers: int(p.GetKv().GetLayers()), KVHeads: int(p.GetKv().GetKvHeads()), HeadDim: int(p.GetKv().GetHeadDim())},
+		KV:        sdk.KVLayout{Layers: int(p.GetKv().GetLayers()), KVHeads: int(p.GetKv().GetKvHeads()), HeadDim: int(p.GetKv().GetHeadDim())},
 		VocabSize: int(p.GetVocabSize()), ContextLength: int(p.GetContextLength()),
 		EOSTokenIDs: p.GetEosTokenIds(), BOSTokenID: p.GetBosTokenId(), PadTokenID: p.GetPadTokenId(),
-		Tokenizer: TokenizerInfo{Kind: p.GetTokenizer().GetKind(), Files: p.GetTokenizer().GetFiles(), VocabSize: int(p.GetTokenizer().GetVocabSize())},
+		Tokenizer: sdk.TokenizerInfo{Kind: p.GetTokenizer().GetKind(), Files: p.GetTokenizer().GetFiles(), VocabSize: int(p.GetTokenizer().GetVocabSize())},
 		Metadata:  p.GetMetadata(),
 	}
 }

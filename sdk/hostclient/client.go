@@ -1,7 +1,8 @@
-package sdk
+package hostclient
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
@@ -13,19 +14,21 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+
+	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/internal/wire"
 )
 
-// Client is the host's handle on one running plugin process. Its kind accessors return nil for
+// Client is the host's handle on one running plugin (a process, or one served in-process). Its kind accessors return nil for
 // kinds the plugin does not serve. Close kills the process; it is safe to call more than once.
 type Client struct {
-	info       Info
+	info       sdk.Info
 	base       *baseClient
-	loader     Loader
-	engine     Engine
-	meter      Meter
-	repository Repository
+	loader     sdk.Loader
+	engine     sdk.Engine
+	meter      sdk.Meter
+	repository sdk.Repository
 	pid        int
 	path       string
 	closeOnce  sync.Once
@@ -33,24 +36,24 @@ type Client struct {
 }
 
 // Info returns what the plugin said about itself when it started.
-func (c *Client) Info() Info { return c.info }
+func (c *Client) Info() sdk.Info { return c.info }
 
 // Configure sends the plugin its configuration table and returns the per-key errors.
-func (c *Client) Configure(ctx context.Context, cfg map[string]any) ([]ConfigError, error) {
+func (c *Client) Configure(ctx context.Context, cfg map[string]any) ([]sdk.ConfigError, error) {
 	return c.base.Configure(ctx, cfg)
 }
 
 // Loader returns the plugin's loader, or nil.
-func (c *Client) Loader() Loader { return c.loader }
+func (c *Client) Loader() sdk.Loader { return c.loader }
 
 // Engine returns the plugin's engine, or nil.
-func (c *Client) Engine() Engine { return c.engine }
+func (c *Client) Engine() sdk.Engine { return c.engine }
 
 // Meter returns the plugin's energy meter, or nil.
-func (c *Client) Meter() Meter { return c.meter }
+func (c *Client) Meter() sdk.Meter { return c.meter }
 
 // Repository returns the plugin's repository, or nil.
-func (c *Client) Repository() Repository { return c.repository }
+func (c *Client) Repository() sdk.Repository { return c.repository }
 
 // Pid returns the plugin's process id (0 for an in-process plugin).
 func (c *Client) Pid() int { return c.pid }
@@ -58,7 +61,8 @@ func (c *Client) Pid() int { return c.pid }
 // Path returns the plugin binary's path ("" for an in-process plugin).
 func (c *Client) Path() string { return c.path }
 
-// Close kills the plugin process (gracefully, then by force after 2 s).
+// Close kills the plugin process (gracefully, then by force after 2 s), or stops the in-process
+// server.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		if c.closeFn != nil {
@@ -67,30 +71,30 @@ func (c *Client) Close() {
 	})
 }
 
-// NewClient builds a Client over an established go-plugin connection: it dispenses every kind
-// the plugin's Info claims. closeFn is called by Close.
-func NewClient(ctx context.Context, rpc plugin.ClientProtocol, closeFn func()) (*Client, error) {
-	raw, err := rpc.Dispense(dispenseBase)
+// newClient builds a Client over an established connection: it dispenses the common service,
+// asks Info, and dispenses every kind Info claims. closeFn, when not nil, is called by Close.
+func newClient(ctx context.Context, dispense func(name string) (any, error), closeFn func()) (*Client, error) {
+	raw, err := dispense(wire.BaseService)
 	if err != nil {
-		return nil, fmt.Errorf("dispense %s: %w", dispenseBase, err)
+		return nil, fmt.Errorf("dispense %s: %w", wire.BaseService, err)
 	}
 	c := &Client{base: raw.(*baseClient), closeFn: closeFn}
 	if c.info, err = c.base.Info(ctx); err != nil {
 		return nil, fmt.Errorf("ask Info: %w", err)
 	}
 	for _, k := range c.info.Kinds {
-		raw, err := rpc.Dispense(string(k))
+		raw, err := dispense(string(k))
 		if err != nil {
 			return nil, fmt.Errorf("plugin claims kind %q, which this lemctl does not know: %w", k, err)
 		}
 		switch v := raw.(type) {
-		case Loader:
+		case sdk.Loader:
 			c.loader = v
-		case Engine:
+		case sdk.Engine:
 			c.engine = v
-		case Meter:
+		case sdk.Meter:
 			c.meter = v
-		case Repository:
+		case sdk.Repository:
 			c.repository = v
 		}
 	}
@@ -104,13 +108,13 @@ func (c *Client) Probe(ctx context.Context) error {
 	for _, k := range c.info.Kinds {
 		var err error
 		switch k {
-		case KindLoader:
+		case sdk.KindLoader:
 			_, err = c.loader.Detokenize(ctx, "", nil)
-		case KindEngine:
+		case sdk.KindEngine:
 			err = c.engine.Unload(ctx)
-		case KindEnergy:
+		case sdk.KindEnergy:
 			_, err = c.meter.Inventory(ctx)
-		case KindRepository:
+		case sdk.KindRepository:
 			_, err = c.repository.List(ctx)
 		}
 		var re *RPCError
@@ -162,19 +166,18 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	cmd.Env = append(os.Environ(), cfg.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cc := &plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{APIVersion: ClientPlugins()},
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: clientPlugins()},
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		SkipHostEnv:      true, // cmd.Env already holds the host's environment plus cfg.env
 		StartTimeout:     cfg.startTimeout,
 		Logger:           cfg.logger,
-		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
-			grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))},
+		GRPCDialOptions:  wire.DialOptions(),
 	}
 	if cfg.checksum != nil {
-		cc.SecureConfig = &plugin.SecureConfig{Checksum: cfg.checksum, Hash: sha256New()}
+		cc.SecureConfig = &plugin.SecureConfig{Checksum: cfg.checksum, Hash: sha256.New()}
 	}
 	pc := plugin.NewClient(cc)
 
@@ -213,7 +216,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	}
 	var once sync.Once
 	kill := func() { pc.Kill(); cancelStart(); once.Do(func() { close(done) }) }
-	c, err := NewClient(ctx, st.rpc, kill)
+	c, err := newClient(ctx, st.rpc.Dispense, kill)
 	if err != nil {
 		kill()
 		return nil, err

@@ -1,8 +1,0 @@
-package sdk
-
-import (
-	"crypto/sha256"
-	"hash"
-)
-
-func sha256New() hash.Hash { return sha256.New() }

@@ -1,0 +1,106 @@
+package hostclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/lemctl/lemctl/sdk"
+	enginev1 "github.com/lemctl/lemctl/sdk/proto/lem/engine/v1"
+)
+
+// engineClient is the host side of lem.engine.v1; it implements Engine.
+type engineClient struct{ c enginev1.EngineClient }
+
+func (e *engineClient) Load(ctx context.Context, req sdk.LoadRequest) (*sdk.LoadResult, error) {
+	p := &enginev1.LoadRequest{Artifact: artifactToProto(&req.Artifact),
+		Device:  &enginev1.Device{Kind: req.Device.Kind, Index: int32(req.Device.Index), Uuid: req.Device.UUID},
+		Threads: int32(req.Threads)}
+	for _, c := range req.CPUs {
+		p.Cpus = append(p.Cpus, int32(c))
+	}
+	resp, err := e.c.Load(ctx, p)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return &sdk.LoadResult{LoadNS: resp.GetLoadNs(), ResidentBytes: resp.GetResidentBytes(), ModelBytes: resp.GetModelBytes(),
+		ExecutionProvider: resp.GetExecutionProvider(), RuntimeVersions: resp.GetRuntimeVersions()}, nil
+}
+
+func (e *engineClient) Warmup(ctx context.Context, req sdk.WarmupRequest) ([]sdk.BatchTiming, error) {
+	resp, err := e.c.Warmup(ctx, &enginev1.WarmupRequest{Batch: generateToProto(req.GenerateRequest), Batches: int32(req.Batches)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []sdk.BatchTiming
+	for _, b := range resp.GetBatches() {
+		out = append(out, batchFromProto(b))
+	}
+	return out, nil
+}
+
+// Generate turns the server stream back into emit calls. It fails if the stream ends without
+// the batch timing, or carries anything after it.
+func (e *engineClient) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := e.c.Generate(ctx, generateToProto(req))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var batch *sdk.BatchTiming
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fromStatus(err)
+		}
+		if batch != nil {
+			return nil, fmt.Errorf("engine sent a message after the batch timing: protocol violation")
+		}
+		switch ev := msg.GetEvent().(type) {
+		case *enginev1.GenerateResponse_Request:
+			if err := emit(requestFromProto(ev.Request)); err != nil {
+				return nil, err
+			}
+		case *enginev1.GenerateResponse_Batch:
+			b := batchFromProto(ev.Batch)
+			batch = &b
+		default:
+			return nil, fmt.Errorf("engine sent an empty generate message: protocol violation")
+		}
+	}
+	if batch == nil {
+		return nil, fmt.Errorf("engine ended the generate stream without a batch timing: protocol violation")
+	}
+	return batch, nil
+}
+
+func (e *engineClient) Unload(ctx context.Context) error {
+	_, err := e.c.Unload(ctx, &enginev1.UnloadRequest{})
+	return fromStatus(err)
+}
+
+func generateToProto(g sdk.GenerateRequest) *enginev1.GenerateRequest {
+	r := &enginev1.GenerateRequest{Decoding: &enginev1.Decoding{
+		MaxNewTokens: int32(g.Decoding.MaxNewTokens), MaxInputTokens: int32(g.Decoding.MaxInputTokens),
+		Greedy: g.Decoding.Greedy, Temperature: g.Decoding.Temperature, TopK: int32(g.Decoding.TopK),
+		TopP: g.Decoding.TopP, Seed: g.Decoding.Seed, IgnoreEos: g.Decoding.IgnoreEOS, ReturnText: g.Decoding.ReturnText}}
+	for _, p := range g.Prompts {
+		r.Prompts = append(r.Prompts, &enginev1.Prompt{Id: p.ID, Text: p.Text, Ids: p.IDs})
+	}
+	return r
+}
+
+func requestFromProto(r *enginev1.RequestResult) sdk.RequestResult {
+	return sdk.RequestResult{ID: r.GetId(), Index: int(r.GetIndex()), InputTokens: int(r.GetInputTokens()), OutputIDs: r.GetOutputIds(),
+		Text: r.GetText(), StartMonoNS: r.GetStartMonoNs(), TokenMonoNS: r.GetTokenMonoNs(), FinishReason: r.GetFinishReason(), Truncated: r.GetTruncated()}
+}
+
+func batchFromProto(b *enginev1.BatchTiming) sdk.BatchTiming {
+	return sdk.BatchTiming{StartMonoNS: b.GetStartMonoNs(), FirstTokenMonoNS: b.GetFirstTokenMonoNs(), EndMonoNS: b.GetEndMonoNs(),
+		Requests: int(b.GetRequests()), InputTokens: int(b.GetInputTokens()), OutputTokens: int(b.GetOutputTokens()), Steps: int(b.GetSteps())}
+}
