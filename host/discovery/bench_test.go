@@ -90,7 +90,7 @@ func BenchmarkOpenClose(b *testing.B) {
 }
 
 // BenchmarkBaseRoundTrip: one round trip of the common service (lem.plugin.v1) to a running
-// plugin over AutoMTLS gRPC. sdk.Client asks Info once per start and keeps the answer, so the
+// plugin over AutoMTLS gRPC. hostclient.Client asks Info once per start and keeps the answer, so the
 // round trip is measured with Configure of an empty table, the same service's other RPC.
 func BenchmarkBaseRoundTrip(b *testing.B) {
 	dir := benchDir(b)

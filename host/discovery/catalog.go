@@ -6,6 +6,7 @@ import (
 
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // Open starts a fresh process of the selected plugin called name, which must serve kind (any
@@ -17,7 +18,7 @@ import (
 // A name no available plugin has is a *config.PluginNotInstalledError (errors.Is
 // config.ErrPluginNotInstalled) naming where discovery looked; a plugin that exists but is
 // unusable is an *UnavailableError with the cause.
-func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*sdk.Client, error) {
+func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*hostclient.Client, error) {
 	p, err := cat.lookup(name, kind)
 	if err != nil {
 		return nil, err
@@ -36,7 +37,7 @@ func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*sdk.
 		return nil, fmt.Errorf("open plugin %q: the plugin catalog is closed", name)
 	}
 	tail := &tailBuffer{max: 5}
-	cl, err := sdk.Open(ctx, p.Path, cat.openOptions(newPluginLogger(cat.log, name, tail, false), checksum)...)
+	cl, err := hostclient.Open(ctx, p.Path, cat.openOptions(newPluginLogger(cat.log, name, tail, false), checksum)...)
 	if err != nil {
 		err = explainStart(err, cat.startTimeout, tail)
 		return nil, fmt.Errorf("start plugin %q (%s): %w", name, p.Path, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // FilePrefix starts the file name of every plugin binary: lem-plugin-<name>.
@@ -142,7 +143,7 @@ type Catalog struct {
 	locks        map[string]*Lock
 
 	mu     sync.Mutex
-	open   []*sdk.Client
+	open   []*hostclient.Client
 	closed bool
 }
 

@@ -248,7 +248,7 @@ func TestFailuresNotCached(t *testing.T) {
 }
 
 // TestDiscoverInterrupted: a cancelled discovery fails as interrupted. It returns only once
-// the plugin it was starting is dead, which sdk.Open currently achieves only at the end of the
+// the plugin it was starting is dead, which hostclient.Open currently achieves only at the end of the
 // start timeout (go-plugin's Start cannot be interrupted), hence the short timeout here.
 func TestDiscoverInterrupted(t *testing.T) {
 	t.Parallel()

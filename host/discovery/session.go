@@ -14,6 +14,7 @@ import (
 
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // ConfigRejected is a plugin that refused its configuration table: Errors are its per-key
@@ -45,7 +46,7 @@ func IsUsage(err error) bool {
 // serving kind, starts it (see Open), configures it with table (nil is an empty table) and
 // returns the configured client, which the caller closes. A rejected table is a
 // *ConfigRejected; nothing is left running on any error.
-func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
+func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*hostclient.Client, error) {
 	c, err := cat.Open(ctx, name, kind)
 	if err != nil {
 		return nil, err
@@ -56,16 +57,16 @@ func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Ki
 // OpenPinned is OpenConfigured for a worker, which has no Catalog: it starts the binary at path
 // (pinned to the hex sha256 when not "", checked by go-plugin before it runs), checks that it
 // answers as name serving kind and configures it with table. Its stderr goes to log.
-func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, table map[string]any, log hclog.Logger) (*sdk.Client, error) {
-	opts := []sdk.OpenOption{sdk.WithClientLogger(log)}
+func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, table map[string]any, log hclog.Logger) (*hostclient.Client, error) {
+	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log)}
 	if sha256 != "" {
 		sum, err := hex.DecodeString(sha256)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s: bad pinned sha256 %q", name, sha256)
 		}
-		opts = append(opts, sdk.WithChecksum(sum))
+		opts = append(opts, hostclient.WithChecksum(sum))
 	}
-	c, err := sdk.Open(ctx, path, opts...)
+	c, err := hostclient.Open(ctx, path, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start plugin %s (%s): %w", name, path, err)
 	}
@@ -78,7 +79,7 @@ func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, t
 
 // configured configures c with table and returns it, or closes it and returns the error (a
 // *ConfigRejected for a rejected table).
-func configured(ctx context.Context, c *sdk.Client, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
+func configured(ctx context.Context, c *hostclient.Client, name string, kind sdk.Kind, table map[string]any) (*hostclient.Client, error) {
 	errs, err := configure(ctx, c, name, kind, table)
 	if err == nil && len(errs) > 0 {
 		err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
@@ -90,7 +91,7 @@ func configured(ctx context.Context, c *sdk.Client, name string, kind sdk.Kind, 
 	return c, nil
 }
 
-func configure(ctx context.Context, c *sdk.Client, name string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error) {
+func configure(ctx context.Context, c *hostclient.Client, name string, kind sdk.Kind, table map[string]any) ([]sdk.ConfigError, error) {
 	if table == nil {
 		table = map[string]any{}
 	}
@@ -117,7 +118,7 @@ type Session struct {
 type held struct {
 	mu       sync.Mutex // serialises start and Configure
 	started  bool
-	c        *sdk.Client
+	c        *hostclient.Client
 	err      error  // the start error, kept: a plugin that failed to start is not retried
 	table    string // the table it was last configured with, as JSON ("" = never)
 	rejected []sdk.ConfigError
@@ -138,7 +139,7 @@ func (s *Session) ConfigurePlugin(ctx context.Context, plugin string, kind sdk.K
 // Open returns the process of plugin name, started once, configured with table (nil is an
 // empty table; the same table is sent only once). A rejected table is a *ConfigRejected. The
 // Session owns the client: the caller must not close it.
-func (s *Session) Open(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
+func (s *Session) Open(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*hostclient.Client, error) {
 	c, errs, err := s.use(ctx, name, kind, table)
 	if err == nil && len(errs) > 0 {
 		err = &ConfigRejected{Plugin: name, Kind: kind, Errors: errs}
@@ -149,7 +150,7 @@ func (s *Session) Open(ctx context.Context, name string, kind sdk.Kind, table ma
 	return c, nil
 }
 
-func (s *Session) use(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, []sdk.ConfigError, error) {
+func (s *Session) use(ctx context.Context, name string, kind sdk.Kind, table map[string]any) (*hostclient.Client, []sdk.ConfigError, error) {
 	if _, err := s.cat.lookup(name, kind); err != nil {
 		return nil, nil, err
 	}

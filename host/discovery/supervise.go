@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // probe starts the plugin at path, asks its Info, checks that it serves every kind it claims,
@@ -28,7 +28,7 @@ func (cat *Catalog) probe(ctx context.Context, c *Plugin, checksum []byte) error
 	// Start (bounded by the start timeout) plus Info and the probe calls.
 	ctx, cancel := context.WithTimeout(ctx, 2*cat.startTimeout+5*time.Second)
 	defer cancel()
-	cl, err := sdk.Open(ctx, c.Path, cat.openOptions(log, checksum)...)
+	cl, err := hostclient.Open(ctx, c.Path, cat.openOptions(log, checksum)...)
 	if err != nil {
 		return explainStart(err, cat.startTimeout, tail)
 	}
@@ -40,13 +40,13 @@ func (cat *Catalog) probe(ctx context.Context, c *Plugin, checksum []byte) error
 	return cl.Probe(ctx)
 }
 
-func (cat *Catalog) openOptions(log hclog.Logger, checksum []byte) []sdk.OpenOption {
-	opts := []sdk.OpenOption{sdk.WithClientLogger(log), sdk.WithStartTimeout(cat.startTimeout)}
+func (cat *Catalog) openOptions(log hclog.Logger, checksum []byte) []hostclient.OpenOption {
+	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log), hostclient.WithStartTimeout(cat.startTimeout)}
 	if len(cat.env) > 0 {
-		opts = append(opts, sdk.WithEnv(cat.env...))
+		opts = append(opts, hostclient.WithEnv(cat.env...))
 	}
 	if checksum != nil {
-		opts = append(opts, sdk.WithChecksum(checksum))
+		opts = append(opts, hostclient.WithChecksum(checksum))
 	}
 	return opts
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/lemctl/lemctl/host/cli/modelcmd"
 	"github.com/lemctl/lemctl/host/dataset"
-	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // productPlugins returns $LEM_BIN/plugins, or skips (fails under CI) when it is not built.
@@ -87,7 +87,7 @@ meters = []
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := sdk.Open(ctx, filepath.Join(plugins, "lem-plugin-onnx"))
+	c, err := hostclient.Open(ctx, filepath.Join(plugins, "lem-plugin-onnx"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
 
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/results/resultstest"
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	"github.com/lemctl/lemctl/sdk/units"
 )
 
@@ -398,15 +398,16 @@ func (r *rig) addMeter(name string, powerW, idleW int64) *fakeMeter {
 }
 
 // serve serves p over an in-process gRPC connection and returns the host's client.
-func serve(t *testing.T, p *sdk.Plugin) (*sdk.Client, error) {
-	conn, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerPlugins(p))
-	t.Cleanup(func() { conn.Close() })
-	conn.Plugins = sdk.ClientPlugins()
-	return sdk.NewClient(context.Background(), conn, nil)
+func serve(t *testing.T, p *sdk.Plugin) (*hostclient.Client, error) {
+	c, err := hostclient.InProcess(context.Background(), p)
+	if err == nil {
+		t.Cleanup(c.Close)
+	}
+	return c, err
 }
 
 // open is the worker's open seam: the fake of ref's name, in-process.
-func (r *rig) open(_ context.Context, ref launch.PluginRef, kind sdk.Kind) (*sdk.Client, error) {
+func (r *rig) open(_ context.Context, ref launch.PluginRef, kind sdk.Kind) (*hostclient.Client, error) {
 	p := &sdk.Plugin{Name: ref.Name, Version: "0.0.1"}
 	switch {
 	case kind == sdk.KindLoader && ref.Name == "loader":

@@ -12,14 +12,15 @@ import (
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // opened holds the plugin processes of a worker; one process per binary even when it serves
 // several roles (the onnx plugin is loader and engine).
 type opened struct {
-	byPath map[string]*sdk.Client
+	byPath map[string]*hostclient.Client
 	tables map[string]map[string]any // the table each process was configured with
-	order  []*sdk.Client
+	order  []*hostclient.Client
 }
 
 func (o *opened) closeAll() {
@@ -32,7 +33,7 @@ func (o *opened) closeAll() {
 // table (discovery.OpenPinned). A binary that serves several roles is started once: the parent
 // resolved one table per plugin, so a second role with another table is an error, never a
 // silently ignored table.
-func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, log hclog.Logger) (*sdk.Client, error) {
+func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, log hclog.Logger) (*hostclient.Client, error) {
 	if c, ok := o.byPath[ref.Path]; ok {
 		if !c.Info().Serves(kind) {
 			return nil, fmt.Errorf("plugin %s (%s) does not serve kind %s (it serves %v)", ref.Name, ref.Path, kind, c.Info().Kinds)
@@ -47,7 +48,7 @@ func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, 
 		return nil, err
 	}
 	if o.byPath == nil {
-		o.byPath, o.tables = map[string]*sdk.Client{}, map[string]map[string]any{}
+		o.byPath, o.tables = map[string]*hostclient.Client{}, map[string]map[string]any{}
 	}
 	o.byPath[ref.Path], o.tables[ref.Path] = c, ref.Config
 	o.order = append(o.order, c)
@@ -73,7 +74,7 @@ func (o *opened) startAll(ctx context.Context, roles []role, log hclog.Logger) e
 			first = append(first, r)
 		}
 	}
-	clients := make([]*sdk.Client, len(first))
+	clients := make([]*hostclient.Client, len(first))
 	errs := make([]error, len(first))
 	var wg sync.WaitGroup
 	for i, r := range first {
@@ -85,7 +86,7 @@ func (o *opened) startAll(ctx context.Context, roles []role, log hclog.Logger) e
 	}
 	wg.Wait()
 	if o.byPath == nil {
-		o.byPath, o.tables = map[string]*sdk.Client{}, map[string]map[string]any{}
+		o.byPath, o.tables = map[string]*hostclient.Client{}, map[string]map[string]any{}
 	}
 	for i, r := range first {
 		if clients[i] != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/lemctl/lemctl/host/version"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/clock"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // Control is the worker's side of the control channel.
@@ -41,7 +42,7 @@ type Worker struct {
 
 	// open opens the plugin of ref for kind; nil starts the plugin binaries (plugins.go). The
 	// lifecycle tests give in-process plugins here.
-	open func(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*sdk.Client, error)
+	open func(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*hostclient.Client, error)
 	// mono is the monotonic clock of the warm-up bounds and the window's passes, in ns; nil is
 	// clock.Mono. The lifecycle tests give a fake one.
 	mono func() int64
@@ -50,7 +51,7 @@ type Worker struct {
 // meter is one energy plugin in use.
 type meter struct {
 	ref    launch.PluginRef
-	client *sdk.Client // nil for a meter with nothing available here (ref.Unavailable)
+	client *hostclient.Client // nil for a meter with nothing available here (ref.Unavailable)
 }
 
 // unavailable is the measurement a meter with no available domain returns: every domain
@@ -71,7 +72,7 @@ type state struct {
 	plugins  opened
 	loader   sdk.Loader
 	engine   sdk.Engine
-	engineC  *sdk.Client
+	engineC  *hostclient.Client
 	meters   []meter
 	repo     sdk.Repository
 	phases   map[string]results.Span
@@ -283,7 +284,7 @@ func (st *state) openPlugins(ctx context.Context) error {
 
 // open opens the plugin of ref for kind: in-process when the Worker has an opener (tests), else
 // its binary.
-func (st *state) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*sdk.Client, error) {
+func (st *state) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*hostclient.Client, error) {
 	if st.w.open != nil {
 		return st.w.open(ctx, ref, kind)
 	}

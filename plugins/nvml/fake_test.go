@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // The live tests drive the real plugin binary against testdata/fakenvml/fakenvml.c, compiled
@@ -111,7 +112,7 @@ func pluginBinary(t testing.TB) string {
 // live is one plugin process on the simulated library.
 type live struct {
 	t      testing.TB
-	c      *sdk.Client
+	c      *hostclient.Client
 	script string
 	log    string
 }
@@ -131,7 +132,7 @@ func startLive(t testing.TB, script string, cfg map[string]any, env ...string) *
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	env = append([]string{"LEM_FAKE_NVML_SCRIPT=" + sp, "LEM_FAKE_NVML_LOG=" + lp}, env...)
-	c, err := sdk.Open(ctx, bin, sdk.WithEnv(env...), sdk.WithStartTimeout(30*time.Second))
+	c, err := hostclient.Open(ctx, bin, hostclient.WithEnv(env...), hostclient.WithStartTimeout(30*time.Second))
 	if err != nil {
 		t.Fatalf("start plugin: %v", err)
 	}

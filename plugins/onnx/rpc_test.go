@@ -8,26 +8,20 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/go-plugin"
-
 	"github.com/lemctl/lemctl/plugins/onnx"
 	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // client serves the plugin over an in-process gRPC connection and returns the host's client.
-func client(t *testing.T) *sdk.Client {
+func client(t *testing.T) *hostclient.Client {
 	t.Helper()
-	conn, _ := plugin.TestPluginGRPCConn(t, false, sdk.ServerPlugins(onnx.New()))
-	// Closing the client asks the server to stop (go-plugin's controller Shutdown RPC, whose
-	// handler calls GRPCServer.Stop); stopping the server here as well ran a second Stop
-	// concurrently with that handler, a data race on the server's broker field.
-	t.Cleanup(func() { conn.Close() })
-	conn.Plugins = sdk.ClientPlugins()
-	c, err := sdk.NewClient(context.Background(), conn, nil)
+	c, err := hostclient.InProcess(context.Background(), onnx.New())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c
 }
 

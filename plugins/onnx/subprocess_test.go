@@ -10,6 +10,7 @@ import (
 
 	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // pluginBinary returns the built plugin: $LEM_BIN/plugins/lem-plugin-onnx (make test sets
@@ -40,7 +41,7 @@ func TestSubprocess(t *testing.T) {
 	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := sdk.Open(ctx, bin)
+	c, err := hostclient.Open(ctx, bin)
 	if err != nil {
 		t.Fatalf("open %s: %v", bin, err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lemctl/lemctl/plugins/rapl/internal/fakesys"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // liveZones: package-0 at 50 W with a 100 J range (500 W max: poll bound 100 ms) starting 30 J
@@ -164,11 +165,11 @@ func pluginBinary(t *testing.T) string {
 	return p
 }
 
-func openPlugin(t *testing.T, bin string) *sdk.Client {
+func openPlugin(t *testing.T, bin string) *hostclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := sdk.Open(ctx, bin)
+	c, err := hostclient.Open(ctx, bin)
 	if err != nil {
 		t.Fatalf("open %s: %v", bin, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // DefaultPrompt is generated from when neither --prompt nor --ids is given.
@@ -290,7 +291,7 @@ func parseConfig(kvs []string) (map[string]any, error) {
 }
 
 // open starts plugin name for kind and configures it with table (nil: the plugin's defaults).
-func open(ctx context.Context, cat *discovery.Catalog, name string, kind sdk.Kind, table map[string]any) (*sdk.Client, error) {
+func open(ctx context.Context, cat *discovery.Catalog, name string, kind sdk.Kind, table map[string]any) (*hostclient.Client, error) {
 	c, err := cat.OpenConfigured(ctx, name, kind, table)
 	if err != nil {
 		if discovery.IsUsage(err) {
@@ -302,7 +303,7 @@ func open(ctx context.Context, cat *discovery.Catalog, name string, kind sdk.Kin
 }
 
 // generate resolves, loads, runs the batch and unloads.
-func generate(ctx context.Context, env *cliutil.Env, lc, ec *sdk.Client, o Options, req sdk.GenerateRequest, device sdk.Device) (*Result, error) {
+func generate(ctx context.Context, env *cliutil.Env, lc, ec *hostclient.Client, o Options, req sdk.GenerateRequest, device sdk.Device) (*Result, error) {
 	a, err := lc.Loader().Resolve(ctx, o.Model)
 	if err != nil {
 		return nil, fmt.Errorf("generate: resolve %s: %w", o.Model, err)

@@ -31,6 +31,7 @@ import (
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/clock"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 type options struct {
@@ -100,7 +101,7 @@ type DomainReport struct {
 
 type meter struct {
 	name   string
-	client *sdk.Client
+	client *hostclient.Client
 	id     string
 }
 

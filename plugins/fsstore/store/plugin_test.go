@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	"github.com/lemctl/lemctl/sdk/plugintest"
 )
 
@@ -40,7 +41,7 @@ func TestPluginBinary(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := sdk.Open(ctx, bin)
+	c, err := hostclient.Open(ctx, bin)
 	if err != nil {
 		t.Fatal(err)
 	}

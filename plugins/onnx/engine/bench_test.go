@@ -20,6 +20,7 @@ import (
 	"github.com/lemctl/lemctl/plugins/onnx/model"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/clock"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // The decode benchmark: synthetic:gpt2-124m, a 16-token prompt, 32 new tokens (EOS ignored),
@@ -37,7 +38,7 @@ const (
 // benchEnv is set up once per benchmark binary: the plugin process with the model loaded, the
 // direct session, and the memory read bandwidth.
 type benchEnv struct {
-	client     *sdk.Client
+	client     *hostclient.Client
 	inproc     *engine.Engine // the same engine in this process: the plugin minus process and RPC
 	direct     *directLoop
 	modelBytes int64
@@ -71,7 +72,7 @@ func setupBench(b *testing.B) *benchEnv {
 		}
 		bin := pluginBinary(b, dir)
 		ctx := context.Background()
-		c, err := sdk.Open(ctx, bin)
+		c, err := hostclient.Open(ctx, bin)
 		if err != nil {
 			benchErr = err.Error()
 			return

@@ -13,6 +13,7 @@ import (
 	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
 	"github.com/lemctl/lemctl/plugins/onnx/model"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	"github.com/lemctl/lemctl/sdk/plugintest"
 )
 
@@ -85,7 +86,7 @@ func TestBadInputThroughPlugin(t *testing.T) {
 	bin := pluginBinary(t, t.TempDir())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := sdk.Open(ctx, bin)
+	c, err := hostclient.Open(ctx, bin)
 	if err != nil {
 		t.Fatalf("open %s: %v", bin, err)
 	}

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 	pluginv1 "github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1"
 )
 
@@ -203,7 +204,7 @@ func (loader) Detokenize(_ context.Context, _ string, ids [][]int32) ([]string, 
 // the sdk, which would never claim a kind it does not serve or speak a version it does not know.
 func serveRaw(v int, info *pluginv1.InfoResponse) {
 	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  sdk.Handshake,
+		HandshakeConfig:  hostclient.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{v: {"plugin": &rawPlugin{info: info}}},
 		GRPCServer:       plugin.DefaultGRPCServer,
 	})
