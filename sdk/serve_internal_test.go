@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/lemctl/lemctl/sdk/internal/wire"
 )
 
 // envWatchRole makes the test binary play a part in TestParentWatchExitsWithoutThePoll.
@@ -41,6 +44,9 @@ func TestMain(m *testing.M) {
 			os.Exit(3)
 		}
 		os.Exit(0)
+	case "serve-by-hand":
+		Serve(&Plugin{Name: "store", Repository: struct{ Repository }{}})
+		os.Exit(4) // Serve returned
 	case "watcher":
 		// Ignore the parent-death signal, so that only the pidfd can end this process in time:
 		// the getppid poll is set to an hour.
@@ -97,5 +103,21 @@ func TestParentWatchExitsWithoutThePoll(t *testing.T) {
 			t.Fatalf("watcher %d still running 20 s after its parent exited", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeExitsWhereRunReturnsAnError: Serve, run by hand, says why on stderr and exits 1.
+func TestServeExitsWhereRunReturnsAnError(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envWatchRole+"=serve-by-hand", wire.Handshake.MagicCookieKey+"=")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("Serve by hand: %v, want exit status 1; stderr: %s", err, stderr.String())
+	}
+	if want := "lemctl plugin: " + os.Args[0] + " is a lemctl plugin (repository): lemctl starts it; it is not run by hand."; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr = %q, want it to contain %q", stderr.String(), want)
 	}
 }
