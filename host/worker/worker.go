@@ -403,7 +403,7 @@ func (st *state) stopMeters(ctx context.Context, sessions []session) []*sdk.Meas
 
 func (st *state) loadModel(ctx context.Context) error {
 	spec := st.w.Spec
-	a, err := st.loader.Resolve(ctx, spec.Model.Ref)
+	a, err := st.resolveModel(ctx)
 	if err != nil {
 		return fmt.Errorf("resolve model %q: %w", spec.Model.Ref, err)
 	}
@@ -425,6 +425,23 @@ func (st *state) loadModel(ctx context.Context) error {
 	st.raw.Provenance.ExecutionProvider = lr.ExecutionProvider
 	st.raw.Provenance.RuntimeVersions = lr.RuntimeVersions
 	return nil
+}
+
+// resolveModel returns the parent's resolution of the model when it holds on this host (same
+// boot, files unchanged), else resolves it with the loader: the model is hashed once per host.
+func (st *state) resolveModel(ctx context.Context) (*sdk.Artifact, error) {
+	spec := st.w.Spec
+	r := spec.Model.Resolved
+	why := r.UsableOn(st.raw.Host.BootID)
+	if why == nil && r.Artifact.Reference == spec.Model.Ref {
+		a := r.Artifact
+		st.w.Log.Debug("model resolved by the parent", "ref", spec.Model.Ref, "sha256", a.SHA256)
+		return &a, nil
+	}
+	if r != nil {
+		st.w.Log.Debug("resolving the model again", "ref", spec.Model.Ref, "why", why)
+	}
+	return st.loader.Resolve(ctx, spec.Model.Ref)
 }
 
 // batches splits the shard into static batches.

@@ -281,9 +281,11 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 	if err != nil {
 		return nil, openError(err)
 	}
-	if err := checkContext(ctx, lc.Loader(), cfg); err != nil {
+	art, err := checkContext(ctx, lc.Loader(), cfg)
+	if err != nil {
 		return nil, err
 	}
+	resolved := resolvedHere(art, env)
 	ds, err := openDataset(ctx, lc.Loader(), cfg)
 	if err != nil {
 		return nil, err
@@ -321,7 +323,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		}
 		spec := &launch.Spec{ExperimentID: p.id, Name: cfg.Name, Rank: rank, WorldSize: world, Device: slot.device,
 			Threads: slot.threads, CPUs: slot.cpus, Config: cfgJSON, ConfigHash: hash, Overrides: overrides,
-			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader}, Engine: engine, Meters: meters, Repository: repo,
+			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader, Resolved: resolved}, Engine: engine, Meters: meters, Repository: repo,
 			Dataset: launch.DatasetRef{Name: ds.Name, SHA256: ds.SHA256, Prompts: len(sample),
 				Records: ds.Len() + ds.Skipped, SkippedRecords: ds.Skipped, NonUTF8Prompts: dataset.NonUTF8(sample)},
 			Workload: launch.WorkloadSpec{BatchSize: cfg.Workload.BatchSize, Repeats: cfg.Workload.Repeats, MinWindowS: cfg.Workload.MinWindowS,
@@ -401,20 +403,37 @@ func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]strin
 
 // checkContext resolves the model and refuses a workload.max_new_tokens that leaves no room for
 // a prompt in the model's context, when the loader knows the context.
-func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) error {
+func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.Artifact, error) {
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
 		err = fmt.Errorf("model.ref %q: %w", cfg.Model.Ref, err)
 		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrNotFound) {
-			return cliutil.Usage(err)
+			return nil, cliutil.Usage(err)
 		}
-		return cliutil.Failed(err)
+		return nil, cliutil.Failed(err)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
-		return cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
+		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
 			n, cfg.Model.Ref, a.ContextLength, a.ContextLength-1)
 	}
-	return nil
+	return a, nil
+}
+
+// resolvedHere is the parent's resolution of the model for workers on this host, so that they
+// do not hash it again; nil (each worker resolves it) when this host's boot or the model's files
+// cannot be read.
+func resolvedHere(a *sdk.Artifact, env *cliutil.Env) *launch.ResolvedModel {
+	host, err := sysinfo.Default().Host()
+	if err != nil || host.BootID == "" {
+		env.Logger.Debug("workers will resolve the model themselves", "why", err)
+		return nil
+	}
+	r, err := launch.NewResolvedModel(*a, host.BootID)
+	if err != nil {
+		env.Logger.Debug("workers will resolve the model themselves", "why", err)
+		return nil
+	}
+	return r
 }
 
 func openDataset(ctx context.Context, l sdk.Loader, cfg *config.Config) (*dataset.Dataset, error) {
