@@ -416,7 +416,8 @@ func (st *state) loadModel(ctx context.Context) error {
 	if dev.Kind == "cuda" {
 		dev.Index = 0 // the only device CUDA_VISIBLE_DEVICES leaves visible
 	}
-	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs})
+	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs,
+		TokenIDsOnly: allTokenized(spec.Prompts) && !spec.Workload.Decoding.ReturnText})
 	if err != nil {
 		return fmt.Errorf("load model on %s: %w", spec.Device.Slot, err)
 	}
@@ -442,6 +443,17 @@ func (st *state) resolveModel(ctx context.Context) (*sdk.Artifact, error) {
 		st.w.Log.Debug("resolving the model again", "ref", spec.Model.Ref, "why", why)
 	}
 	return st.loader.Resolve(ctx, spec.Model.Ref)
+}
+
+// allTokenized says every prompt carries its token ids (the parent tokenized them with the
+// loader), so the engine needs no tokenizer of its own.
+func allTokenized(prompts []sdk.Prompt) bool {
+	for _, p := range prompts {
+		if len(p.IDs) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // batches splits the shard into static batches.

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/examples"
@@ -302,6 +303,9 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
 	}
+	if err := tokenizeSample(ctx, lc.Loader(), cfg.Model.Ref, sample, env.Logger); err != nil {
+		return nil, cliutil.Failed(err)
+	}
 	cfgMap := cfg.Map()
 	cfgJSON, err := json.Marshal(cfgMap)
 	if err != nil {
@@ -417,6 +421,45 @@ func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.A
 			n, cfg.Model.Ref, a.ContextLength, a.ContextLength-1)
 	}
 	return a, nil
+}
+
+// tokenizeChunk is how many prompts one Tokenize call carries: a few hundred prompts of a few
+// thousand tokens stay well under gRPC's 4 MiB message limit.
+const tokenizeChunk = 256
+
+// tokenizeSample gives every text prompt of sample its token ids, tokenized once by the loader
+// in the parent: the engines of every rank then receive the same ids, input tokens are counted
+// with the loader's tokenizer, and no worker loads a tokenizer to count them. A prompt that
+// tokenizes to nothing keeps its text alone (the engine refuses it, as it would have). A loader
+// that does not implement Tokenize leaves the text to each engine's own tokenizer.
+func tokenizeSample(ctx context.Context, l sdk.Loader, ref string, sample []dataset.Prompt, log hclog.Logger) error {
+	var idx []int
+	var texts []string
+	for i, p := range sample {
+		if len(p.IDs) == 0 {
+			idx, texts = append(idx, i), append(texts, p.Text)
+		}
+	}
+	for start := 0; start < len(texts); start += tokenizeChunk {
+		end := min(start+tokenizeChunk, len(texts))
+		toks, err := l.Tokenize(ctx, ref, texts[start:end])
+		if errors.Is(err, sdk.ErrUnimplemented) {
+			log.Debug("the loader does not tokenize: each engine tokenizes the prompts' text", "ref", ref)
+			return nil
+		}
+		if err == nil && len(toks) != end-start {
+			err = fmt.Errorf("the loader returned %d token lists for %d prompts", len(toks), end-start)
+		}
+		if err != nil {
+			return fmt.Errorf("tokenize the prompts with the loader of model.ref %q: %w", ref, err)
+		}
+		for j, ids := range toks {
+			if len(ids) > 0 {
+				sample[idx[start+j]].IDs = ids
+			}
+		}
+	}
+	return nil
 }
 
 // resolvedHere is the parent's resolution of the model for workers on this host, so that they
