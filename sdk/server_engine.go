@@ -26,7 +26,7 @@ func (s *engineServer) Load(ctx context.Context, req *enginev1.LoadRequest) (*en
 		return nil, toStatus(fmt.Errorf("load request without an artifact: %w", ErrInvalidArgument))
 	}
 	lr := LoadRequest{Artifact: *a, Device: Device{Kind: req.GetDevice().GetKind(), Index: int(req.GetDevice().GetIndex()), UUID: req.GetDevice().GetUuid()},
-		Threads: int(req.GetThreads())}
+		Threads: int(req.GetThreads()), TokenIDsOnly: req.GetTokenIdsOnly()}
 	for _, c := range req.GetCpus() {
 		lr.CPUs = append(lr.CPUs, int(c))
 	}

@@ -16,7 +16,7 @@ type engineClient struct{ c enginev1.EngineClient }
 func (e *engineClient) Load(ctx context.Context, req sdk.LoadRequest) (*sdk.LoadResult, error) {
 	p := &enginev1.LoadRequest{Artifact: artifactToProto(&req.Artifact),
 		Device:  &enginev1.Device{Kind: req.Device.Kind, Index: int32(req.Device.Index), Uuid: req.Device.UUID},
-		Threads: int32(req.Threads)}
+		Threads: int32(req.Threads), TokenIdsOnly: req.TokenIDsOnly}
 	for _, c := range req.CPUs {
 		p.Cpus = append(p.Cpus, int32(c))
 	}
