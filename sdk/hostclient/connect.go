@@ -78,8 +78,12 @@ func InProcess(ctx context.Context, p *sdk.Plugin) (*Client, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	served := make(chan error, 1)
-	go func() { served <- sdk.Run(p, sdk.WithListener(l)) }()
+	var serveErr error
+	served := make(chan struct{})
+	go func() {
+		serveErr = sdk.Run(p, sdk.WithListener(l))
+		close(served)
+	}()
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		l.Close()
@@ -87,10 +91,10 @@ func InProcess(ctx context.Context, p *sdk.Plugin) (*Client, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	stop := func(serveErr <-chan error) {
+	stop := func() {
 		conn.Close()
 		l.Close()
-		<-serveErr
+		<-served
 		os.RemoveAll(dir)
 	}
 	type result struct {
@@ -101,25 +105,23 @@ func InProcess(ctx context.Context, p *sdk.Plugin) (*Client, error) {
 	defer cancel()
 	got := make(chan result, 1)
 	go func() {
-		c, err := Connect(cctx, conn, func() { stop(served) })
+		c, err := Connect(cctx, conn, stop)
 		got <- result{c, err}
 	}()
 	select {
 	case r := <-got:
 		if r.err != nil {
-			stop(served)
+			stop()
 			return nil, r.err
 		}
 		return r.c, nil
-	case err := <-served: // Run gave up before serving: p breaks a rule of sdk.Plugin
+	case <-served: // Run gave up before serving: p breaks a rule of sdk.Plugin
 		cancel()
 		<-got
-		done := make(chan error, 1)
-		done <- nil
-		stop(done)
-		if err == nil {
-			err = fmt.Errorf("plugin %q stopped serving before it answered Info", p.Name)
+		stop()
+		if serveErr == nil {
+			return nil, fmt.Errorf("plugin %q stopped serving before it answered Info", p.Name)
 		}
-		return nil, err
+		return nil, serveErr
 	}
 }
