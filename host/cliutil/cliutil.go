@@ -1,5 +1,7 @@
-// Package cliutil holds what every lemctl command shares: the I/O streams, the logger, exit
-// codes and output formats. Results go to Out, logs and progress to Err.
+// Package cliutil holds what every lemctl command shares: the Factory (I/O streams, logger,
+// global flags and the lazily made plugin catalog and results repository) and the exit codes.
+// Results go to Out, logs and progress to Err. Output formats are host/cliutil/render's.
+// It must never hold package state: everything a command needs comes from its Factory.
 package cliutil
 
 import (
@@ -10,7 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 )
 
@@ -22,20 +23,6 @@ const (
 	ExitUsage       = 2
 	ExitInterrupted = 130
 )
-
-// Env is what a command gets from the root: streams, logger and global flags.
-type Env struct {
-	In     io.Reader
-	Out    io.Writer
-	Err    io.Writer
-	Logger hclog.Logger
-	// PluginDirs are the --plugin-dir flags, in order.
-	PluginDirs []string
-	// ResultsDir is --results-dir.
-	ResultsDir string
-	// Executable is the path of the running lemctl binary (for <dir of lemctl>/plugins).
-	Executable string
-}
 
 // ExitError carries an exit code up to the root, where it is mapped in one place.
 type ExitError struct {
@@ -76,6 +63,15 @@ func CodeOf(err error) int {
 	return ExitFailed
 }
 
+// FlagError makes a flag that cannot be parsed a usage error (exit 2); the root sets it for
+// every command.
+func FlagError(_ *cobra.Command, err error) error { return Usage(err) }
+
+// Transitional aliases, removed once every command takes the Factory and render.
+
+// Env is the Factory's old name.
+type Env = Factory
+
 // Output formats.
 const (
 	OutputTable = "table"
@@ -83,10 +79,15 @@ const (
 	OutputTOML  = "toml"
 )
 
-// OutputVar adds the one output flag every command that prints data takes, -o/--output, bound
-// to p. Its valid values are valid (table and json when none are given); the first is the
-// default. A value outside them fails when the flag is parsed: a usage error (exit 2) naming the
-// flag and the valid values.
+// WriteJSON writes v as indented JSON followed by a newline.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// OutputVar is render.OutputVar's old place (without the alias).
 func OutputVar(cmd *cobra.Command, p *string, valid ...string) *OutputFlag {
 	if len(valid) == 0 {
 		valid = []string{OutputTable, OutputJSON}
@@ -94,13 +95,9 @@ func OutputVar(cmd *cobra.Command, p *string, valid ...string) *OutputFlag {
 	*p = valid[0]
 	o := &OutputFlag{p: p, valid: valid}
 	cmd.Flags().VarP(o, "output", "o", "output format: "+strings.Join(valid, ", "))
-	cmd.SetFlagErrorFunc(FlagError) // as the root does, so the command is exit 2 on its own too
+	cmd.SetFlagErrorFunc(FlagError)
 	return o
 }
-
-// FlagError makes a flag that cannot be parsed a usage error (exit 2); the root sets it for
-// every command.
-func FlagError(_ *cobra.Command, err error) error { return Usage(err) }
 
 // OutputFlag is the value of an -o/--output flag.
 type OutputFlag struct {
@@ -108,7 +105,7 @@ type OutputFlag struct {
 	valid []string
 }
 
-// Alias adds --name as another name of the same flag (a name kept from an older lemctl).
+// Alias adds --name as another name of the same flag.
 func (o *OutputFlag) Alias(cmd *cobra.Command, name string) {
 	cmd.Flags().Var(o, name, "same as --output")
 }
@@ -129,18 +126,8 @@ func (o *OutputFlag) Type() string { return strings.Join(o.valid, "|") }
 
 // CheckOutput returns a usage error unless format is one of valid.
 func CheckOutput(format string, valid ...string) error {
-	for _, v := range valid {
-		if format == v {
-			return nil
-		}
+	if slices.Contains(valid, format) {
+		return nil
 	}
 	return Usagef("--output %q: valid values are %q", format, valid)
-}
-
-// WriteJSON writes v as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }
