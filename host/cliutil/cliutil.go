@@ -5,12 +5,8 @@
 package cliutil
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -66,68 +62,3 @@ func CodeOf(err error) int {
 // FlagError makes a flag that cannot be parsed a usage error (exit 2); the root sets it for
 // every command.
 func FlagError(_ *cobra.Command, err error) error { return Usage(err) }
-
-// Transitional aliases, removed once every command takes the Factory and render.
-
-// Env is the Factory's old name.
-type Env = Factory
-
-// Output formats.
-const (
-	OutputTable = "table"
-	OutputJSON  = "json"
-	OutputTOML  = "toml"
-)
-
-// WriteJSON writes v as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
-
-// OutputVar is render.OutputVar's old place (without the alias).
-func OutputVar(cmd *cobra.Command, p *string, valid ...string) *OutputFlag {
-	if len(valid) == 0 {
-		valid = []string{OutputTable, OutputJSON}
-	}
-	*p = valid[0]
-	o := &OutputFlag{p: p, valid: valid}
-	cmd.Flags().VarP(o, "output", "o", "output format: "+strings.Join(valid, ", "))
-	cmd.SetFlagErrorFunc(FlagError)
-	return o
-}
-
-// OutputFlag is the value of an -o/--output flag.
-type OutputFlag struct {
-	p     *string
-	valid []string
-}
-
-// Alias adds --name as another name of the same flag.
-func (o *OutputFlag) Alias(cmd *cobra.Command, name string) {
-	cmd.Flags().Var(o, name, "same as --output")
-}
-
-func (o *OutputFlag) String() string { return *o.p }
-
-// Set accepts one of the valid values.
-func (o *OutputFlag) Set(v string) error {
-	if !slices.Contains(o.valid, v) {
-		return fmt.Errorf("valid values are %s", strings.Join(o.valid, ", "))
-	}
-	*o.p = v
-	return nil
-}
-
-// Type names the flag's value in the help.
-func (o *OutputFlag) Type() string { return strings.Join(o.valid, "|") }
-
-// CheckOutput returns a usage error unless format is one of valid.
-func CheckOutput(format string, valid ...string) error {
-	if slices.Contains(valid, format) {
-		return nil
-	}
-	return Usagef("--output %q: valid values are %q", format, valid)
-}
