@@ -1,5 +1,7 @@
-// Package cli is lemctl's command line: it builds the command tree, maps errors to exit codes in
-// one place and keeps results on stdout and logs on stderr. cmd/lemctl/main.go only calls Run.
+// Package cli is lemctl's command line: it builds the one cliutil.Factory of the process (the
+// only place that runs plugin discovery or opens the results repository), the command tree on
+// it, maps errors to exit codes in one place and keeps results on stdout and logs on stderr.
+// cmd/lemctl/main.go only calls Run. It must never keep state in package variables.
 package cli
 
 import (
@@ -7,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
@@ -29,8 +30,9 @@ import (
 
 // Run executes lemctl with args (without the program name) and returns the process exit code.
 func Run(ctx context.Context, in io.Reader, out, errw io.Writer, args []string) int {
-	env := &cliutil.Env{In: in, Out: out, Err: errw}
-	root := newRoot(env)
+	f, closeFactory := newFactory(in, out, errw)
+	defer closeFactory()
+	root := newRoot(f)
 	root.SetArgs(args)
 	root.SetIn(in)
 	root.SetOut(out)
@@ -52,7 +54,8 @@ func Run(ctx context.Context, in io.Reader, out, errw io.Writer, args []string) 
 	return code
 }
 
-func newRoot(env *cliutil.Env) *cobra.Command {
+// newRoot builds the command tree on f; every command reads what it needs from f when it runs.
+func newRoot(f *cliutil.Factory) *cobra.Command {
 	var verbose, quiet bool
 	root := &cobra.Command{
 		Use:           "lemctl",
@@ -67,28 +70,25 @@ func newRoot(env *cliutil.Env) *cobra.Command {
 			case quiet:
 				level = hclog.Warn
 			}
-			env.Logger = hclog.New(&hclog.LoggerOptions{Name: "lemctl", Level: level, Output: env.Err})
-			if exe, err := os.Executable(); err == nil {
-				env.Executable = exe
-			}
+			f.Logger = hclog.New(&hclog.LoggerOptions{Name: "lemctl", Level: level, Output: f.Err})
 			return nil
 		},
 	}
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug detail to stderr")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "log only warnings and errors")
-	root.PersistentFlags().StringArrayVar(&env.PluginDirs, "plugin-dir", nil, "directory of lem-plugin-* binaries; wins over $LEM_PLUGIN_PATH and <dir of lemctl>/plugins (repeatable)")
-	root.PersistentFlags().StringVar(&env.ResultsDir, "results-dir", "results", "results repository path for run, aggregate and results")
+	root.PersistentFlags().StringArrayVar(&f.PluginDirs, "plugin-dir", nil, "directory of lem-plugin-* binaries; wins over $LEM_PLUGIN_PATH and <dir of lemctl>/plugins (repeatable)")
+	root.PersistentFlags().StringVar(&f.ResultsDir, "results-dir", "results", "results repository path for run, aggregate and results")
 	root.SetFlagErrorFunc(cliutil.FlagError)
 
-	root.AddCommand(newVersionCmd(env))
+	root.AddCommand(newVersionCmd(f))
 	for _, add := range commands {
-		root.AddCommand(add(env))
+		root.AddCommand(add(f))
 	}
 	return root
 }
 
 // commands lists the constructors of lemctl's subcommands; each lives in its own package.
-var commands = []func(*cliutil.Env) *cobra.Command{
+var commands = []func(*cliutil.Factory) *cobra.Command{
 	runcmd.NewCommand,
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
@@ -101,13 +101,13 @@ var commands = []func(*cliutil.Env) *cobra.Command{
 	workercmd.NewCommand,
 }
 
-func newVersionCmd(env *cliutil.Env) *cobra.Command {
+func newVersionCmd(f *cliutil.Factory) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the lemctl version and commit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(env.Out, "lemctl %s (commit %s)\n", version.Version, version.CommitOrUnknown())
+			_, err := fmt.Fprintf(f.Out, "lemctl %s (commit %s)\n", version.Version, version.CommitOrUnknown())
 			return err
 		},
 	}

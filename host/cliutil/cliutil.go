@@ -1,16 +1,13 @@
-// Package cliutil holds what every lemctl command shares: the I/O streams, the logger, exit
-// codes and output formats. Results go to Out, logs and progress to Err.
+// Package cliutil holds what every lemctl command shares: the Factory (I/O streams, logger,
+// global flags and the lazily made plugin catalog and results repository) and the exit codes.
+// Results go to Out, logs and progress to Err. Output formats are host/cliutil/render's.
+// It must never hold package state: everything a command needs comes from its Factory.
 package cliutil
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 )
 
@@ -22,20 +19,6 @@ const (
 	ExitUsage       = 2
 	ExitInterrupted = 130
 )
-
-// Env is what a command gets from the root: streams, logger and global flags.
-type Env struct {
-	In     io.Reader
-	Out    io.Writer
-	Err    io.Writer
-	Logger hclog.Logger
-	// PluginDirs are the --plugin-dir flags, in order.
-	PluginDirs []string
-	// ResultsDir is --results-dir.
-	ResultsDir string
-	// Executable is the path of the running lemctl binary (for <dir of lemctl>/plugins).
-	Executable string
-}
 
 // ExitError carries an exit code up to the root, where it is mapped in one place.
 type ExitError struct {
@@ -76,71 +59,6 @@ func CodeOf(err error) int {
 	return ExitFailed
 }
 
-// Output formats.
-const (
-	OutputTable = "table"
-	OutputJSON  = "json"
-	OutputTOML  = "toml"
-)
-
-// OutputVar adds the one output flag every command that prints data takes, -o/--output, bound
-// to p. Its valid values are valid (table and json when none are given); the first is the
-// default. A value outside them fails when the flag is parsed: a usage error (exit 2) naming the
-// flag and the valid values.
-func OutputVar(cmd *cobra.Command, p *string, valid ...string) *OutputFlag {
-	if len(valid) == 0 {
-		valid = []string{OutputTable, OutputJSON}
-	}
-	*p = valid[0]
-	o := &OutputFlag{p: p, valid: valid}
-	cmd.Flags().VarP(o, "output", "o", "output format: "+strings.Join(valid, ", "))
-	cmd.SetFlagErrorFunc(FlagError) // as the root does, so the command is exit 2 on its own too
-	return o
-}
-
 // FlagError makes a flag that cannot be parsed a usage error (exit 2); the root sets it for
 // every command.
 func FlagError(_ *cobra.Command, err error) error { return Usage(err) }
-
-// OutputFlag is the value of an -o/--output flag.
-type OutputFlag struct {
-	p     *string
-	valid []string
-}
-
-// Alias adds --name as another name of the same flag (a name kept from an older lemctl).
-func (o *OutputFlag) Alias(cmd *cobra.Command, name string) {
-	cmd.Flags().Var(o, name, "same as --output")
-}
-
-func (o *OutputFlag) String() string { return *o.p }
-
-// Set accepts one of the valid values.
-func (o *OutputFlag) Set(v string) error {
-	if !slices.Contains(o.valid, v) {
-		return fmt.Errorf("valid values are %s", strings.Join(o.valid, ", "))
-	}
-	*o.p = v
-	return nil
-}
-
-// Type names the flag's value in the help.
-func (o *OutputFlag) Type() string { return strings.Join(o.valid, "|") }
-
-// CheckOutput returns a usage error unless format is one of valid.
-func CheckOutput(format string, valid ...string) error {
-	for _, v := range valid {
-		if format == v {
-			return nil
-		}
-	}
-	return Usagef("--output %q: valid values are %q", format, valid)
-}
-
-// WriteJSON writes v as indented JSON followed by a newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}

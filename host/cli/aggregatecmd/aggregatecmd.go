@@ -1,6 +1,7 @@
 package aggregatecmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -9,12 +10,15 @@ import (
 	"github.com/lemctl/lemctl/host/aggregate"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/version"
 	"github.com/lemctl/lemctl/sdk"
 )
 
-// Options are the command's flags.
+// Options are the command's positional and flags.
 type Options struct {
+	F          *cliutil.Factory
+	Exp        string
 	Force      bool
 	NoStrict   bool
 	AllowMixed bool
@@ -22,8 +26,12 @@ type Options struct {
 }
 
 // NewCommand builds `lemctl aggregate`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	var o Options
+func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdAggregate(f, nil) }
+
+// NewCmdAggregate builds `lemctl aggregate EXP`; runF, when not nil, runs instead of
+// aggregateRun (tests).
+func NewCmdAggregate(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "aggregate EXP",
 		Short: "Aggregate an experiment's raw results again (late aggregation; --force replaces the aggregate)",
@@ -36,24 +44,27 @@ writes a partial aggregate (partial: true, partial_reasons, an error finding per
 and still exits 1. --allow-mixed turns a mixed config hash, engine or model into a warning.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return run(cmd, env, args[0], o)
+			opts.Exp = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return aggregateRun(cmd.Context(), opts)
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&o.Force, "force", false, "replace an existing aggregate")
-	f.BoolVar(&o.NoStrict, "no-strict", false, "write a partial aggregate when completeness checks fail (exit 1)")
-	f.BoolVar(&o.AllowMixed, "allow-mixed", false, "accept a mixed config hash, engine or model, with a warning")
-	cliutil.OutputVar(cmd, &o.Output)
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.Force, "force", false, "replace an existing aggregate")
+	fl.BoolVar(&opts.NoStrict, "no-strict", false, "write a partial aggregate when completeness checks fail (exit 1)")
+	fl.BoolVar(&opts.AllowMixed, "allow-mixed", false, "accept a mixed config hash, engine or model, with a warning")
+	render.OutputVar(cmd, &opts.Output)
 	return cmd
 }
 
-func run(cmd *cobra.Command, env *cliutil.Env, exp string, o Options) error {
-	ctx := cmd.Context()
-	repo, done, err := resultscmd.Open(ctx, env)
+func aggregateRun(ctx context.Context, o *Options) error {
+	env, exp := o.F, o.Exp
+	repo, err := env.Repository(ctx)
 	if err != nil {
 		return err
 	}
-	defer done()
 	out, err := aggregate.Run(ctx, repo, exp, aggregate.Options{
 		NoStrict: o.NoStrict, AllowMixed: o.AllowMixed, Force: o.Force,
 		LemctlVersion: version.Version, LemctlCommit: version.CommitOrUnknown(),
@@ -72,7 +83,7 @@ func run(cmd *cobra.Command, env *cliutil.Env, exp string, o Options) error {
 	if env.Logger != nil {
 		env.Logger.Info("aggregate written", "experiment", exp, "path", out.Stored.Path, "sha256", out.Stored.SHA256)
 	}
-	if o.Output == cliutil.OutputJSON {
+	if o.Output == render.FormatJSON {
 		if _, err := env.Out.Write(out.Data); err != nil {
 			return err
 		}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/results/resultstest"
@@ -25,13 +24,9 @@ func fixtures(t *testing.T) *resultstest.Memory {
 
 func execute(t *testing.T, repo sdk.Repository, args ...string) (string, string, int) {
 	t.Helper()
-	prev := resultscmd.OpenRepository
-	t.Cleanup(func() { resultscmd.OpenRepository = prev })
-	resultscmd.OpenRepository = func(context.Context, *cliutil.Env) (sdk.Repository, func(), error) {
-		return repo, nil, nil
-	}
 	var out, errb bytes.Buffer
-	cmd := NewCommand(&cliutil.Env{Out: &out, Err: &errb, ResultsDir: "results"})
+	cmd := NewCommand(&cliutil.Factory{Out: &out, Err: &errb, ResultsDir: "results",
+		Repository: func(context.Context) (sdk.Repository, error) { return repo, nil }})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)

@@ -3,6 +3,6 @@
 // complete aggregate, 1 when the checks fail (strict) or the aggregate is partial (--no-strict),
 // 2 for bad usage.
 //
-// It reaches the repository through resultscmd.OpenRepository. It must never modify raw results
-// and never replace an existing aggregate without --force.
+// It reaches the repository through the Factory (cliutil.Factory.Repository). It must never
+// modify raw results and never replace an existing aggregate without --force.
 package aggregatecmd

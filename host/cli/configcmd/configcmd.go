@@ -10,39 +10,39 @@ import (
 
 	"github.com/lemctl/lemctl/examples"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 )
 
-// NewConfigurer, when set, returns the PluginConfigurer that checks plugin tables with the
-// installed plugins (plugin discovery sets it), and a function that releases what it started.
-// While it is nil, plugin tables are not checked and the commands say so on stderr.
-var NewConfigurer func(env *cliutil.Env) (config.PluginConfigurer, func(), error)
-
-// overrideFlags are -d, -n and --set, shared by validate and show (and meant to match run's).
-type overrideFlags struct {
-	dataset string
-	prompts int
-	set     []string
+// overrides are -d, -n and --set, shared by validate and show (and meant to match run's).
+type overrides struct {
+	Dataset string
+	// Prompts is -n; nil when it was not given.
+	Prompts *int
+	Set     []string
 }
 
-func (o *overrideFlags) register(cmd *cobra.Command) {
+// register binds the flags to o; prompts holds -n until the command runs (see collect).
+func (o *overrides) register(cmd *cobra.Command, prompts *int) {
 	f := cmd.Flags()
-	f.StringVarP(&o.dataset, "dataset", "d", "", "dataset: builtin, synthetic:<input_tokens> or a file (overrides workload.dataset)")
-	f.IntVarP(&o.prompts, "prompts", "n", 0, "number of prompts (overrides workload.prompts)")
-	f.StringArrayVar(&o.set, "set", nil, "key.path=VALUE with VALUE a TOML value, e.g. workload.batch_size=4 (repeatable; beats the file)")
+	f.StringVarP(&o.Dataset, "dataset", "d", "", "dataset: builtin, synthetic:<input_tokens> or a file (overrides workload.dataset)")
+	f.IntVarP(prompts, "prompts", "n", 0, "number of prompts (overrides workload.prompts)")
+	f.StringArrayVar(&o.Set, "set", nil, "key.path=VALUE with VALUE a TOML value, e.g. workload.batch_size=4 (repeatable; beats the file)")
 }
 
-func (o *overrideFlags) overrides(cmd *cobra.Command) config.Overrides {
-	ov := config.Overrides{Dataset: o.dataset, Set: o.set}
+// collect sets Prompts when -n was given.
+func (o *overrides) collect(cmd *cobra.Command, prompts int) {
 	if cmd.Flags().Changed("prompts") {
-		n := o.prompts
-		ov.Prompts = &n
+		o.Prompts = &prompts
 	}
-	return ov
+}
+
+func (o *overrides) config() config.Overrides {
+	return config.Overrides{Dataset: o.Dataset, Prompts: o.Prompts, Set: o.Set}
 }
 
 // NewCommand builds `lemctl config`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
+func NewCommand(f *cliutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Check experiment files and show the effective configuration and its hash",
@@ -53,17 +53,18 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 
 Exit codes: 0 valid, 2 invalid (nothing is written either way).`,
 	}
-	cmd.AddCommand(newValidate(env), newShow(env))
+	cmd.AddCommand(NewCmdValidate(f, nil), NewCmdShow(f, nil))
 	return cmd
 }
 
-// configurer returns the plugin configurer, or nil with a warning on stderr.
-func configurer(env *cliutil.Env) (config.PluginConfigurer, func(), error) {
-	if NewConfigurer == nil {
-		fmt.Fprintln(env.Err, "warning: plugin tables ([engine], [energy.<meter>], … keys of plugins) are not checked: plugin discovery is not available in this build")
+// configurer returns the Factory's plugin configurer, or nil with a warning on stderr when it
+// has none.
+func configurer(ctx context.Context, f *cliutil.Factory) (config.PluginConfigurer, func(), error) {
+	if f.Configurer == nil {
+		fmt.Fprintln(f.Err, "warning: plugin tables ([engine], [energy.<meter>], … keys of plugins) are not checked: plugin discovery is not available in this build")
 		return nil, func() {}, nil
 	}
-	c, done, err := NewConfigurer(env)
+	c, done, err := f.Configurer(ctx)
 	if err != nil {
 		return nil, nil, cliutil.Failed(fmt.Errorf("config: cannot start plugin discovery to check plugin tables: %w", err))
 	}
@@ -75,7 +76,7 @@ func configurer(env *cliutil.Env) (config.PluginConfigurer, func(), error) {
 
 // load loads one file (or the embedded quickstart when file is ""), printing errors and
 // warnings to stderr. An invalid config returns its config.Errors (already printed).
-func load(ctx context.Context, env *cliutil.Env, file string, opts config.Options) (*config.Config, error) {
+func load(ctx context.Context, env *cliutil.Factory, file string, opts config.Options) (*config.Config, error) {
 	var cfg *config.Config
 	var err error
 	if file == "" {
@@ -122,61 +123,81 @@ type ErrorJSON struct {
 	Valid   string `json:"valid,omitempty"`
 }
 
-func newValidate(env *cliutil.Env) *cobra.Command {
-	var o overrideFlags
-	var output string
+// ValidateOptions are `config validate`'s.
+type ValidateOptions struct {
+	F     *cliutil.Factory
+	Files []string
+	overrides
+	Output string
+}
+
+// NewCmdValidate builds `config validate FILE…`; runF, when not nil, runs instead of
+// validateRun (tests).
+func NewCmdValidate(f *cliutil.Factory, runF func(*ValidateOptions) error) *cobra.Command {
+	opts := &ValidateOptions{F: f}
+	var prompts int
 	cmd := &cobra.Command{
 		Use:   "validate FILE…",
 		Short: "Check experiment files; print every problem with its line (exit 2 if any)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			c, done, err := configurer(env)
-			if err != nil {
-				return err
+			opts.Files = files
+			opts.collect(cmd, prompts)
+			if runF != nil {
+				return runF(opts)
 			}
-			defer done()
-			invalid := 0
-			verdicts := []ValidateJSON{}
-			for _, file := range files {
-				cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd), ResultsDir: env.ResultsDir})
-				var errs config.Errors
-				switch {
-				case errors.As(err, &errs):
-					invalid++
-					v := ValidateJSON{File: file, Errors: []ErrorJSON{}, Warnings: []string{}}
-					for _, e := range errs {
-						v.Errors = append(v.Errors, ErrorJSON{File: e.File, Line: e.Line, Source: e.Source, Key: e.Key, Message: e.Message, Valid: e.Valid})
-					}
-					verdicts = append(verdicts, v)
-					continue
-				case err != nil:
-					return cliutil.Failed(fmt.Errorf("config validate %s: %w", file, err))
-				}
-				hash, err := config.Hash(cfg)
-				if err != nil {
-					return cliutil.Failed(err)
-				}
-				if output == cliutil.OutputJSON {
-					warnings := append([]string{}, cfg.Warnings...)
-					verdicts = append(verdicts, ValidateJSON{File: file, Valid: true, ConfigHash: &hash, Errors: []ErrorJSON{}, Warnings: warnings})
-					continue
-				}
-				fmt.Fprintf(env.Out, "%s: valid (config_hash %s)\n", file, hash)
-			}
-			if output == cliutil.OutputJSON {
-				if err := cliutil.WriteJSON(env.Out, verdicts); err != nil {
-					return err
-				}
-			}
-			if invalid > 0 {
-				return cliutil.Usagef("%d of %d config files invalid", invalid, len(files))
-			}
-			return nil
+			return validateRun(cmd.Context(), opts)
 		},
 	}
-	o.register(cmd)
-	cliutil.OutputVar(cmd, &output)
+	opts.register(cmd, &prompts)
+	render.OutputVar(cmd, &opts.Output)
 	return cmd
+}
+
+func validateRun(ctx context.Context, opts *ValidateOptions) error {
+	env, files, output := opts.F, opts.Files, opts.Output
+	c, done, err := configurer(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	invalid := 0
+	verdicts := []ValidateJSON{}
+	for _, file := range files {
+		cfg, err := load(ctx, env, file, config.Options{Configurer: c, Overrides: opts.config(), ResultsDir: env.ResultsDir})
+		var errs config.Errors
+		switch {
+		case errors.As(err, &errs):
+			invalid++
+			v := ValidateJSON{File: file, Errors: []ErrorJSON{}, Warnings: []string{}}
+			for _, e := range errs {
+				v.Errors = append(v.Errors, ErrorJSON{File: e.File, Line: e.Line, Source: e.Source, Key: e.Key, Message: e.Message, Valid: e.Valid})
+			}
+			verdicts = append(verdicts, v)
+			continue
+		case err != nil:
+			return cliutil.Failed(fmt.Errorf("config validate %s: %w", file, err))
+		}
+		hash, err := config.Hash(cfg)
+		if err != nil {
+			return cliutil.Failed(err)
+		}
+		if output == render.FormatJSON {
+			warnings := append([]string{}, cfg.Warnings...)
+			verdicts = append(verdicts, ValidateJSON{File: file, Valid: true, ConfigHash: &hash, Errors: []ErrorJSON{}, Warnings: warnings})
+			continue
+		}
+		fmt.Fprintf(env.Out, "%s: valid (config_hash %s)\n", file, hash)
+	}
+	if output == render.FormatJSON {
+		if err := render.JSON(env.Out, verdicts); err != nil {
+			return err
+		}
+	}
+	if invalid > 0 {
+		return cliutil.Usagef("%d of %d config files invalid", invalid, len(files))
+	}
+	return nil
 }
 
 // ShowJSON is what `config show --output json` prints.
@@ -189,9 +210,19 @@ type ShowJSON struct {
 	PluginTablesChecked bool              `json:"plugin_tables_checked"`
 }
 
-func newShow(env *cliutil.Env) *cobra.Command {
-	var o overrideFlags
-	var output string
+// ShowOptions are `config show`'s.
+type ShowOptions struct {
+	F *cliutil.Factory
+	// File is the experiment file; "" is the embedded quickstart.
+	File string
+	overrides
+	Output string
+}
+
+// NewCmdShow builds `config show [FILE]`; runF, when not nil, runs instead of showRun (tests).
+func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Command {
+	opts := &ShowOptions{F: f}
+	var prompts int
 	cmd := &cobra.Command{
 		Use:   "show [FILE]",
 		Short: "Print the effective config (every default filled in, overrides applied) and its hash",
@@ -202,45 +233,53 @@ hash (the hash and the overridden keys are comments); --output json adds the rec
 overridden value came from.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file := ""
 			if len(args) == 1 {
-				file = args[0]
+				opts.File = args[0]
 			}
-			c, done, err := configurer(env)
-			if err != nil {
-				return err
+			opts.collect(cmd, prompts)
+			if runF != nil {
+				return runF(opts)
 			}
-			defer done()
-			cfg, err := load(cmd.Context(), env, file, config.Options{Configurer: c, Overrides: o.overrides(cmd), ResultsDir: env.ResultsDir})
-			var errs config.Errors
-			switch {
-			case errors.As(err, &errs):
-				return cliutil.Usagef("%s: invalid config (%d problems)", displayName(file), len(errs))
-			case err != nil:
-				return cliutil.Failed(err)
-			}
-			hash, err := config.Hash(cfg)
-			if err != nil {
-				return cliutil.Failed(err)
-			}
-			if output == cliutil.OutputJSON {
-				sources := cfg.Sources
-				if sources == nil {
-					sources = map[string]string{}
-				}
-				warnings := cfg.Warnings
-				if warnings == nil {
-					warnings = []string{}
-				}
-				return cliutil.WriteJSON(env.Out, ShowJSON{File: displayName(file), ConfigHash: hash, Config: cfg.Map(),
-					Sources: sources, Warnings: warnings, PluginTablesChecked: cfg.PluginTablesChecked})
-			}
-			return writeTOML(env.Out, file, hash, cfg)
+			return showRun(cmd.Context(), opts)
 		},
 	}
-	o.register(cmd)
-	cliutil.OutputVar(cmd, &output, cliutil.OutputTOML, cliutil.OutputJSON)
+	opts.register(cmd, &prompts)
+	render.OutputVar(cmd, &opts.Output, render.FormatTOML, render.FormatJSON)
 	return cmd
+}
+
+func showRun(ctx context.Context, opts *ShowOptions) error {
+	env, file := opts.F, opts.File
+	c, done, err := configurer(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer done()
+	cfg, err := load(ctx, env, file, config.Options{Configurer: c, Overrides: opts.config(), ResultsDir: env.ResultsDir})
+	var errs config.Errors
+	switch {
+	case errors.As(err, &errs):
+		return cliutil.Usagef("%s: invalid config (%d problems)", displayName(file), len(errs))
+	case err != nil:
+		return cliutil.Failed(err)
+	}
+	hash, err := config.Hash(cfg)
+	if err != nil {
+		return cliutil.Failed(err)
+	}
+	if opts.Output == render.FormatJSON {
+		sources := cfg.Sources
+		if sources == nil {
+			sources = map[string]string{}
+		}
+		warnings := cfg.Warnings
+		if warnings == nil {
+			warnings = []string{}
+		}
+		return render.JSON(env.Out, ShowJSON{File: displayName(file), ConfigHash: hash, Config: cfg.Map(),
+			Sources: sources, Warnings: warnings, PluginTablesChecked: cfg.PluginTablesChecked})
+	}
+	return writeTOML(env.Out, file, hash, cfg)
 }
 
 func displayName(file string) string {

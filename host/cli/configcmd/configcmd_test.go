@@ -20,11 +20,27 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+// execute runs `lemctl config ARGS…` without a plugin configurer (plugin tables unchecked).
 func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return executeWith(t, nil, args...)
+}
+
+// executor returns execute with the standard plugins' configurer in the Factory.
+func executor() func(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	return func(t *testing.T, args ...string) (string, string, int) {
+		t.Helper()
+		return executeWith(t, func(context.Context) (config.PluginConfigurer, func(), error) {
+			return configtest.Standard(), func() {}, nil
+		}, args...)
+	}
+}
+
+func executeWith(t *testing.T, configurer func(context.Context) (config.PluginConfigurer, func(), error), args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
-	env := &cliutil.Env{In: strings.NewReader(""), Out: &out, Err: &errb}
-	cmd := configcmd.NewCommand(env)
+	f := &cliutil.Factory{In: strings.NewReader(""), Out: &out, Err: &errb, Configurer: configurer}
+	cmd := configcmd.NewCommand(f)
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
@@ -33,19 +49,10 @@ func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), cliutil.CodeOf(err)
 }
 
-func withConfigurer(t *testing.T) {
-	t.Helper()
-	old := configcmd.NewConfigurer
-	configcmd.NewConfigurer = func(*cliutil.Env) (config.PluginConfigurer, func(), error) {
-		return configtest.Standard(), func() {}, nil
-	}
-	t.Cleanup(func() { configcmd.NewConfigurer = old })
-}
-
 // Every bad config of host/config's corpus makes `config validate` exit 2, with its first
 // expected message on stderr and nothing on stdout.
 func TestValidateBadCorpus(t *testing.T) {
-	withConfigurer(t)
+	execute := executor()
 	t.Chdir("../../config") // dataset paths in the corpus are relative to the current directory
 	files, _ := filepath.Glob("testdata/bad/*.toml")
 	if len(files) < 30 {
@@ -84,7 +91,7 @@ func TestValidateBadCorpus(t *testing.T) {
 }
 
 func TestValidateExamples(t *testing.T) {
-	withConfigurer(t)
+	execute := executor()
 	files, _ := filepath.Glob("../../../examples/*.toml")
 	stdout, stderr, code := execute(t, append([]string{"validate"}, files...)...)
 	if code != 0 || stderr != "" {
@@ -96,7 +103,7 @@ func TestValidateExamples(t *testing.T) {
 }
 
 func TestValidateMixed(t *testing.T) {
-	withConfigurer(t)
+	execute := executor()
 	stdout, stderr, code := execute(t, "validate", "../../../examples/quickstart.toml", "../../config/testdata/bad/two-errors.toml", "no-such.toml")
 	if code != cliutil.ExitUsage {
 		t.Errorf("exit %d", code)
@@ -137,7 +144,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestShowGolden(t *testing.T) {
-	withConfigurer(t)
+	execute := executor()
 	for _, tc := range []struct {
 		golden string
 		args   []string
@@ -159,7 +166,7 @@ func TestShowGolden(t *testing.T) {
 // The hash `config show` prints is config.Hash of the same config (what a run records), and
 // the TOML it prints loads back to that hash.
 func TestShowHashIsTheRunHash(t *testing.T) {
-	withConfigurer(t)
+	execute := executor()
 	stdout, _, code := execute(t, "show", "--set", "workload.repeats=2", "-o", "json")
 	if code != 0 {
 		t.Fatal(code)

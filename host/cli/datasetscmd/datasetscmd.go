@@ -1,14 +1,16 @@
 package datasetscmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"text/tabwriter"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/dataset"
 )
 
@@ -49,9 +51,23 @@ type Inspection struct {
 
 const syntheticDoc = "synthetic:<input_tokens>: workload.prompts prompts of exactly <input_tokens> tokens each, cut from the built-in set tokenized with the model's own tokenizer (built at run time)"
 
+// Options are `lemctl datasets`'s.
+type Options struct {
+	F *cliutil.Factory
+	// Dataset is the one to inspect; "" lists the built-in sets and formats.
+	Dataset string
+	Format  string
+	Column  string
+	Output  string
+}
+
 // NewCommand builds `lemctl datasets`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	var output, format, column string
+func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdDatasets(f, nil) }
+
+// NewCmdDatasets builds `lemctl datasets [DATASET]`; runF, when not nil, runs instead of
+// datasetsRun (tests).
+func NewCmdDatasets(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
+	opts := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "datasets [DATASET]",
 		Short: "List the built-in prompt sets and dataset formats, or inspect one dataset",
@@ -61,16 +77,26 @@ would and prints its name, format, sha256, prompt count and how many records had
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
-				return inspect(cmd, env, args[0], format, column, output)
+				opts.Dataset = args[0]
 			}
-			return list(env, output)
+			if runF != nil {
+				return runF(opts)
+			}
+			return datasetsRun(cmd.Context(), opts)
 		},
 	}
-	f := cmd.Flags()
-	cliutil.OutputVar(cmd, &output)
-	f.StringVar(&format, "format", dataset.FormatAuto, "format of DATASET: auto, jsonl, alpaca, sharegpt or text")
-	f.StringVar(&column, "column", "", "field holding the prompt in JSONL or Alpaca records")
+	fl := cmd.Flags()
+	render.OutputVar(cmd, &opts.Output)
+	fl.StringVar(&opts.Format, "format", dataset.FormatAuto, "format of DATASET: auto, jsonl, alpaca, sharegpt or text")
+	fl.StringVar(&opts.Column, "column", "", "field holding the prompt in JSONL or Alpaca records")
 	return cmd
+}
+
+func datasetsRun(ctx context.Context, opts *Options) error {
+	if opts.Dataset != "" {
+		return inspect(ctx, opts.F, opts.Dataset, opts.Format, opts.Column, opts.Output)
+	}
+	return list(opts.F, opts.Output)
 }
 
 func listing() Listing {
@@ -84,28 +110,29 @@ func listing() Listing {
 	return l
 }
 
-func list(env *cliutil.Env, output string) error {
+func list(env *cliutil.Factory, output string) error {
 	l := listing()
-	if output == cliutil.OutputJSON {
-		return cliutil.WriteJSON(env.Out, l)
+	if output == render.FormatJSON {
+		return render.JSON(env.Out, l)
 	}
-	tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUILT-IN\tVERSION\tPROMPTS\tSHA256\tDESCRIPTION")
+	var builtin [][]string
 	for _, b := range l.Builtin {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", b.Name, b.Version, b.Prompts, b.SHA256, b.Description)
+		builtin = append(builtin, []string{b.Name, b.Version, strconv.Itoa(b.Prompts), b.SHA256, b.Description})
 	}
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "SYNTHETIC")
-	fmt.Fprintln(tw, l.Synthetic)
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "FORMAT\tEXTENSIONS\tREADS")
+	if err := render.Table(env.Out, []string{"BUILT-IN", "VERSION", "PROMPTS", "SHA256", "DESCRIPTION"}, builtin); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(env.Out, "\nSYNTHETIC\n%s\n\n", l.Synthetic); err != nil {
+		return err
+	}
+	var formats [][]string
 	for _, f := range l.Formats {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, f.Extensions, f.Reads)
+		formats = append(formats, []string{f.Name, f.Extensions, f.Reads})
 	}
-	return tw.Flush()
+	return render.Table(env.Out, []string{"FORMAT", "EXTENSIONS", "READS"}, formats)
 }
 
-func inspect(cmd *cobra.Command, env *cliutil.Env, name, format, column, output string) error {
+func inspect(ctx context.Context, env *cliutil.Factory, name, format, column, output string) error {
 	src, err := dataset.ParseSource(name)
 	if err != nil {
 		return cliutil.Usage(fmt.Errorf("datasets: %w", err))
@@ -113,7 +140,7 @@ func inspect(cmd *cobra.Command, env *cliutil.Env, name, format, column, output 
 	if src.Kind == dataset.SourceSynthetic {
 		return cliutil.Usagef("datasets: %s is built at run time with the model's tokenizer; nothing to inspect", name)
 	}
-	d, err := dataset.Open(cmd.Context(), name, dataset.Options{Format: format, Column: column})
+	d, err := dataset.Open(ctx, name, dataset.Options{Format: format, Column: column})
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
 		return cliutil.Usage(err)
@@ -122,10 +149,10 @@ func inspect(cmd *cobra.Command, env *cliutil.Env, name, format, column, output 
 	}
 	in := Inspection{Name: d.Name, Version: d.Version, Format: d.Format, SHA256: d.SHA256, Prompts: d.Len(), Skipped: d.Skipped,
 		NonUTF8: dataset.NonUTF8(d.Prompts)}
-	if output == cliutil.OutputJSON {
-		return cliutil.WriteJSON(env.Out, in)
+	if output == render.FormatJSON {
+		return render.JSON(env.Out, in)
 	}
-	tw := tabwriter.NewWriter(env.Out, 0, 4, 2, ' ', 0)
+	tw := render.NewTabWriter(env.Out)
 	fmt.Fprintf(tw, "name\t%s\n", in.Name)
 	if in.Version != "" {
 		fmt.Fprintf(tw, "version\t%s\n", in.Version)

@@ -16,7 +16,7 @@ import (
 func execute(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	cmd := datasetscmd.NewCommand(&cliutil.Env{Out: &out, Err: &errb})
+	cmd := datasetscmd.NewCommand(&cliutil.Factory{Out: &out, Err: &errb})
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)

@@ -10,11 +10,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/sdk"
@@ -26,6 +26,7 @@ const DefaultPrompt = "Hello, my name is"
 
 // Options are the flags of `lemctl generate`.
 type Options struct {
+	F            *cliutil.Factory
 	Model        string
 	Plugin       string // loader plugin (and engine plugin unless EnginePlugin is set)
 	EnginePlugin string
@@ -105,8 +106,12 @@ type BatchResult struct {
 }
 
 // NewCommand builds `lemctl generate`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	o := Options{}
+func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdGenerate(f, nil) }
+
+// NewCmdGenerate builds `lemctl generate`; runF, when not nil, runs instead of generateRun
+// (tests). The flags that exclude each other are checked before either.
+func NewCmdGenerate(fa *cliutil.Factory, runF func(*Options) error) *cobra.Command {
+	o := &Options{F: fa}
 	cmd := &cobra.Command{
 		Use:   "generate --model REF [--prompt TEXT | --ids \"1 2 3\"]",
 		Short: "Generate from one prompt with the loader and engine plugins and print ids, text and latency",
@@ -136,7 +141,10 @@ else a string), e.g. --plugin-config provider=cuda.`,
 			if f.Changed("prompt") && f.Changed("ids") {
 				return cliutil.Usagef("generate: give --prompt or --ids, not both")
 			}
-			return Run(cmd.Context(), env, o)
+			if runF != nil {
+				return runF(o)
+			}
+			return generateRun(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -157,13 +165,14 @@ else a string), e.g. --plugin-config provider=cuda.`,
 	f.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
 	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: the plugin's setting)")
 	f.StringArrayVar(&o.Config, "plugin-config", nil, "KEY=VALUE of the plugin's configuration (repeatable)")
-	cliutil.OutputVar(cmd, &o.Output)
+	render.OutputVar(cmd, &o.Output)
 	return cmd
 }
 
-// Run runs `lemctl generate` with o.
-func Run(ctx context.Context, env *cliutil.Env, o Options) error {
-	if err := cliutil.CheckOutput(o.Output, cliutil.OutputTable, cliutil.OutputJSON); err != nil {
+// generateRun runs `lemctl generate` with opts.
+func generateRun(ctx context.Context, opts *Options) error {
+	env, o := opts.F, *opts
+	if err := render.CheckOutput(o.Output, render.FormatTable, render.FormatJSON); err != nil {
 		return err
 	}
 	req, err := o.request()
@@ -178,11 +187,10 @@ func Run(ctx context.Context, env *cliutil.Env, o Options) error {
 	if err != nil {
 		return cliutil.Usage(fmt.Errorf("generate: %w", err))
 	}
-	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	cat, err := env.Catalog(ctx, "")
 	if err != nil {
 		return classify(ctx, fmt.Errorf("generate: %w", err))
 	}
-	defer cat.Close()
 
 	lc, err := open(ctx, cat, o.Plugin, sdk.KindLoader, table)
 	if err != nil {
@@ -200,10 +208,10 @@ func Run(ctx context.Context, env *cliutil.Env, o Options) error {
 	if err != nil {
 		return classify(ctx, err)
 	}
-	if o.Output == cliutil.OutputJSON {
-		return cliutil.WriteJSON(env.Out, res)
+	if o.Output == render.FormatJSON {
+		return render.JSON(env.Out, res)
 	}
-	return render(env.Out, res)
+	return writeResult(env.Out, res)
 }
 
 // request builds the batch from the options.
@@ -303,7 +311,7 @@ func open(ctx context.Context, cat *discovery.Catalog, name string, kind sdk.Kin
 }
 
 // generate resolves, loads, runs the batch and unloads.
-func generate(ctx context.Context, env *cliutil.Env, lc, ec *hostclient.Client, o Options, req sdk.GenerateRequest, device sdk.Device) (*Result, error) {
+func generate(ctx context.Context, env *cliutil.Factory, lc, ec *hostclient.Client, o Options, req sdk.GenerateRequest, device sdk.Device) (*Result, error) {
 	a, err := lc.Loader().Resolve(ctx, o.Model)
 	if err != nil {
 		return nil, fmt.Errorf("generate: resolve %s: %w", o.Model, err)
@@ -380,9 +388,9 @@ func classify(ctx context.Context, err error) error {
 	return cliutil.Failed(err)
 }
 
-// render prints the table for humans.
-func render(w io.Writer, r *Result) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+// writeResult prints the table for humans.
+func writeResult(w io.Writer, r *Result) error {
+	tw := render.NewTabWriter(w)
 	fmt.Fprintf(tw, "model\t%s (%s, %d parameters)\n", r.Model.Ref, r.Model.Architecture, r.Model.Parameters)
 	var rt []string
 	for k, v := range r.Engine.RuntimeVersions {

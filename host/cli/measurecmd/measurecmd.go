@@ -16,13 +16,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/energy"
@@ -34,16 +34,23 @@ import (
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
-type options struct {
-	meters   []string
-	sets     []string
-	interval time.Duration
-	output   string
+// Options are measure's flags and the command to measure.
+type Options struct {
+	F *cliutil.Factory
+	// Command is CMD ARGS…, the command to run under the meters.
+	Command  []string
+	Meters   []string
+	Sets     []string
+	Interval time.Duration
+	Output   string
 }
 
 // NewCommand builds `lemctl measure`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	o := &options{}
+func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdMeasure(f, nil) }
+
+// NewCmdMeasure builds `lemctl measure`; runF, when not nil, runs instead of measureRun (tests).
+func NewCmdMeasure(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
+	o := &Options{F: f}
 	cmd := &cobra.Command{
 		Use:   "measure [--meter NAME]… [--set METER.KEY=VALUE]… [--interval D] [--output table|json] -- CMD [ARGS…]",
 		Short: "Measure the energy of any command",
@@ -51,14 +58,20 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 			"energy of each domain over the command's run, mean and peak power, duration and validity.\n" +
 			"It exits with CMD's exit code (128 + signal if CMD was killed).",
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd.Context(), env, o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Command = args
+			if runF != nil {
+				return runF(o)
+			}
+			return measureRun(cmd.Context(), o)
+		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVar(&o.meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
-	f.StringArrayVar(&o.sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
-	f.DurationVar(&o.interval, "interval", 0, "sampling interval (default: each plugin's own)")
-	cliutil.OutputVar(cmd, &o.output)
-	f.SetInterspersed(false)
+	fl := cmd.Flags()
+	fl.StringArrayVar(&o.Meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
+	fl.StringArrayVar(&o.Sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
+	fl.DurationVar(&o.Interval, "interval", 0, "sampling interval (default: each plugin's own)")
+	render.OutputVar(cmd, &o.Output)
+	fl.SetInterspersed(false)
 	return cmd
 }
 
@@ -105,9 +118,10 @@ type meter struct {
 	id     string
 }
 
-func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error {
+func measureRun(ctx context.Context, o *Options) error {
+	env, args := o.F, o.Command
 	tables := map[string]map[string]any{}
-	for _, s := range o.sets {
+	for _, s := range o.Sets {
 		path, value, err := config.ParseSet(s)
 		if err != nil {
 			return cliutil.Usagef("--set %s", err)
@@ -120,15 +134,14 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 		}
 		tables[path[0]][path[1]] = jsonable(value)
 	}
-	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	cat, err := env.Catalog(ctx, "")
 	if err != nil {
 		return cliutil.Usage(err)
 	}
-	defer cat.Close()
 	// One process per meter: the automatic selection's process is the one that measures.
 	sess := cat.NewSession()
 	defer sess.Close()
-	names := o.meters
+	names := o.Meters
 	auto := len(names) == 0
 	if auto {
 		for _, p := range cat.ByKind(sdk.KindEnergy) {
@@ -166,7 +179,7 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 	sys := sysinfo.Default()
 	cpu0 := meterCPU(sys, meters)
 	for i := range meters {
-		s, err := meters[i].client.Meter().Start(ctx, sdk.StartRequest{Interval: o.interval, Label: "measure"})
+		s, err := meters[i].client.Meter().Start(ctx, sdk.StartRequest{Interval: o.Interval, Label: "measure"})
 		if err != nil {
 			return cliutil.Failed(fmt.Errorf("start meter %s: %w", meters[i].name, err))
 		}
@@ -211,8 +224,8 @@ func run(ctx context.Context, env *cliutil.Env, o *options, args []string) error
 		s := float64(cpu1-cpu0) / 1e9
 		rep.Overhead = results.Overhead{MeterCPUS: results.Float(s), Share: results.Float(s / rep.DurationS)}
 	}
-	if o.output == cliutil.OutputJSON {
-		if err := cliutil.WriteJSON(env.Out, rep); err != nil {
+	if o.Output == render.FormatJSON {
+		if err := render.JSON(env.Out, rep); err != nil {
 			return err
 		}
 	} else {
@@ -306,22 +319,21 @@ func peak(samples []sdk.Sample, iv energy.Interval) *float64 {
 
 func writeTable(w io.Writer, r *Report) {
 	fmt.Fprintf(w, "\n Energy of %q (exit %d), %.3f s:\n\n", strings.Join(r.Command, " "), r.ExitCode, r.DurationS)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  DOMAIN\tKIND\tMETER\tMETHOD\tENERGY\tMEAN\tPEAK")
 	sort.SliceStable(r.Domains, func(i, j int) bool { return r.Domains[i].ID < r.Domains[j].ID })
+	var rows [][]string
 	var unavailable []string
 	for _, d := range r.Domains {
 		if !d.Available {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t-\tunavailable (below)\t\t\n", d.ID, d.Kind, d.Plugin)
+			rows = append(rows, []string{"  " + d.ID, d.Kind, d.Plugin, "-", "unavailable (below)", "", ""})
 			unavailable = append(unavailable, fmt.Sprintf("  %s: unavailable: %s", d.ID, d.Reason))
 			continue
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s J\t%s W\t%s W\n", d.ID, d.Kind, d.Plugin, d.Method, num(d.EnergyJ), num(d.MeanPowerW), num(d.PeakPowerW))
+		rows = append(rows, []string{"  " + d.ID, d.Kind, d.Plugin, d.Method, num(d.EnergyJ) + " J", num(d.MeanPowerW) + " W", num(d.PeakPowerW) + " W"})
 	}
 	if len(r.Domains) == 0 {
-		fmt.Fprintln(tw, "  (no energy plugin installed)\t\t\t\t\t\t")
+		rows = append(rows, []string{"  (no energy plugin installed)", "", "", "", "", "", ""})
 	}
-	tw.Flush()
+	_ = render.Table(w, []string{"  DOMAIN", "KIND", "METER", "METHOD", "ENERGY", "MEAN", "PEAK"}, rows)
 	for _, u := range unavailable {
 		fmt.Fprintln(w, u)
 	}

@@ -8,76 +8,122 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/sdk"
 )
 
 // NewCommand builds `lemctl model` with inspect and tokenize.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	var pluginName string
+func NewCommand(f *cliutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Inspect models and tokenize text through the loader plugin"}
-	cmd.PersistentFlags().StringVar(&pluginName, "plugin", "onnx", "loader plugin")
+	var plugin string
+	cmd.PersistentFlags().StringVar(&plugin, "plugin", "onnx", "loader plugin")
+	cmd.AddCommand(NewCmdInspect(f, &plugin, nil), NewCmdTokenize(f, &plugin, nil))
+	return cmd
+}
 
-	var output string
-	inspect := &cobra.Command{
+// InspectOptions are `model inspect`'s.
+type InspectOptions struct {
+	F *cliutil.Factory
+	// Plugin is the loader plugin (`model --plugin`).
+	Plugin string
+	Ref    string
+	Output string
+}
+
+// NewCmdInspect builds `model inspect REF`; plugin is the parent's --plugin; runF, when not nil,
+// runs instead of inspectRun (tests).
+func NewCmdInspect(f *cliutil.Factory, plugin *string, runF func(*InspectOptions) error) *cobra.Command {
+	opts := &InspectOptions{F: f}
+	cmd := &cobra.Command{
 		Use:   "inspect REF",
 		Short: "Resolve a model reference (a directory or synthetic:<preset>[?seed=N]) and print the artifact",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withLoader(cmd.Context(), env, pluginName, func(l sdk.Loader) error {
-				a, err := l.Resolve(cmd.Context(), args[0])
-				if err != nil {
-					return cliutil.Failed(fmt.Errorf("resolve %s: %w", args[0], err))
-				}
-				if output == cliutil.OutputJSON {
-					return cliutil.WriteJSON(env.Out, artifactJSON(a))
-				}
-				writeArtifact(env.Out, a)
-				return nil
-			})
+			opts.Plugin, opts.Ref = *plugin, args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return inspectRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(inspect, &output)
+	render.OutputVar(cmd, &opts.Output)
+	return cmd
+}
 
-	var tokOutput string
-	tokenize := &cobra.Command{
+func inspectRun(ctx context.Context, opts *InspectOptions) error {
+	env := opts.F
+	return withLoader(ctx, env, opts.Plugin, func(l sdk.Loader) error {
+		a, err := l.Resolve(ctx, opts.Ref)
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("resolve %s: %w", opts.Ref, err))
+		}
+		if opts.Output == render.FormatJSON {
+			return render.JSON(env.Out, artifactJSON(a))
+		}
+		writeArtifact(env.Out, a)
+		return nil
+	})
+}
+
+// TokenizeOptions are `model tokenize`'s.
+type TokenizeOptions struct {
+	F *cliutil.Factory
+	// Plugin is the loader plugin (`model --plugin`).
+	Plugin string
+	Ref    string
+	Text   string
+	Output string
+}
+
+// NewCmdTokenize builds `model tokenize REF TEXT`; plugin is the parent's --plugin; runF, when
+// not nil, runs instead of tokenizeRun (tests).
+func NewCmdTokenize(f *cliutil.Factory, plugin *string, runF func(*TokenizeOptions) error) *cobra.Command {
+	opts := &TokenizeOptions{F: f}
+	cmd := &cobra.Command{
 		Use:   "tokenize REF TEXT",
 		Short: "Print the token ids of TEXT for the model REF",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withLoader(cmd.Context(), env, pluginName, func(l sdk.Loader) error {
-				ids, err := l.Tokenize(cmd.Context(), args[0], []string{args[1]})
-				if err != nil {
-					return cliutil.Failed(fmt.Errorf("tokenize with %s: %w", args[0], err))
-				}
-				if tokOutput == cliutil.OutputJSON {
-					return cliutil.WriteJSON(env.Out, TokenizeJSON{Ref: args[0], Text: args[1], TokenIDs: nonNil(ids[0]), Tokens: len(ids[0])})
-				}
-				s := make([]string, len(ids[0]))
-				for i, id := range ids[0] {
-					s[i] = fmt.Sprint(id)
-				}
-				_, err = fmt.Fprintln(env.Out, strings.Join(s, " "))
-				return err
-			})
+			opts.Plugin, opts.Ref, opts.Text = *plugin, args[0], args[1]
+			if runF != nil {
+				return runF(opts)
+			}
+			return tokenizeRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(tokenize, &tokOutput)
-	cmd.AddCommand(inspect, tokenize)
+	render.OutputVar(cmd, &opts.Output)
 	return cmd
 }
 
-func withLoader(ctx context.Context, env *cliutil.Env, name string, f func(sdk.Loader) error) error {
-	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+func tokenizeRun(ctx context.Context, opts *TokenizeOptions) error {
+	env := opts.F
+	return withLoader(ctx, env, opts.Plugin, func(l sdk.Loader) error {
+		ids, err := l.Tokenize(ctx, opts.Ref, []string{opts.Text})
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("tokenize with %s: %w", opts.Ref, err))
+		}
+		if opts.Output == render.FormatJSON {
+			return render.JSON(env.Out, TokenizeJSON{Ref: opts.Ref, Text: opts.Text, TokenIDs: nonNil(ids[0]), Tokens: len(ids[0])})
+		}
+		s := make([]string, len(ids[0]))
+		for i, id := range ids[0] {
+			s[i] = fmt.Sprint(id)
+		}
+		_, err = fmt.Fprintln(env.Out, strings.Join(s, " "))
+		return err
+	})
+}
+
+func withLoader(ctx context.Context, env *cliutil.Factory, name string, f func(sdk.Loader) error) error {
+	cat, err := env.Catalog(ctx, "")
 	if err != nil {
 		return cliutil.Usage(err)
 	}
-	defer cat.Close()
 	c, err := cat.OpenConfigured(ctx, name, sdk.KindLoader, nil)
 	if err != nil {
 		if discovery.IsUsage(err) {
@@ -90,7 +136,7 @@ func withLoader(ctx context.Context, env *cliutil.Env, name string, f func(sdk.L
 }
 
 func writeArtifact(w io.Writer, a *sdk.Artifact) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s\t%v\n", k, v) }
 	row("reference", a.Reference)
 	row("path", a.Path)

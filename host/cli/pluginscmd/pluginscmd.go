@@ -8,17 +8,17 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/sdk"
 )
 
 // NewCommand builds `lemctl plugins` with its list, describe and lock subcommands.
-func NewCommand(env *cliutil.Env) *cobra.Command {
+func NewCommand(f *cliutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List, describe and lock the plugins lemctl finds",
@@ -28,15 +28,14 @@ directory. A plugin in --plugin-dir wins over one of the same name elsewhere; ot
 highest version wins. See docs/plugins.md.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newList(env), newDescribe(env), newLock(env))
+	cmd.AddCommand(NewCmdList(f, nil), NewCmdDescribe(f, nil), NewCmdLock(f, nil))
 	return cmd
 }
 
-// discover runs discovery for env; a bad --plugin-dir or --lock is a usage error.
-func discover(ctx context.Context, env *cliutil.Env, lock string) (*discovery.Catalog, error) {
-	opts := discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger)
-	opts.LockFile = lock
-	cat, err := discovery.Discover(ctx, opts)
+// discover returns the Factory's catalog, checked against lock when not ""; a bad --plugin-dir or
+// --lock is a usage error.
+func discover(ctx context.Context, f *cliutil.Factory, lock string) (*discovery.Catalog, error) {
+	cat, err := f.Catalog(ctx, lock)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, cliutil.Exit(cliutil.ExitInterrupted, err)
@@ -122,8 +121,16 @@ func listing(cat *discovery.Catalog) List {
 	return l
 }
 
-func newList(env *cliutil.Env) *cobra.Command {
-	var output, lock string
+// ListOptions are `plugins list`'s.
+type ListOptions struct {
+	F      *cliutil.Factory
+	Lock   string
+	Output string
+}
+
+// NewCmdList builds `plugins list`; runF, when not nil, runs instead of listRun (tests).
+func NewCmdList(f *cliutil.Factory, runF func(*ListOptions) error) *cobra.Command {
+	opts := &ListOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List every plugin found, with its kinds, version, hash, lock status and availability",
@@ -132,31 +139,38 @@ func newList(env *cliutil.Env) *cobra.Command {
 reason; they never hide the others. Exit code 0 whenever the listing was made.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cat, err := discover(cmd.Context(), env, lock)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			l := listing(cat)
-			for _, p := range cat.Problems() {
-				env.Logger.Error("plugin unusable", "path", p.Path, "reason", p.Reason)
-			}
-			if len(l.Plugins) == 0 {
-				env.Logger.Warn("no plugins found", "searched", strings.Join(cat.Searched(), ", "))
-			}
-			if output == cliutil.OutputJSON {
-				return cliutil.WriteJSON(env.Out, l)
-			}
-			return writeListTable(env.Out, l)
+			return listRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(cmd, &output)
-	cmd.Flags().StringVar(&lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
+	render.OutputVar(cmd, &opts.Output)
+	cmd.Flags().StringVar(&opts.Lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
 	return cmd
 }
 
+func listRun(ctx context.Context, opts *ListOptions) error {
+	env := opts.F
+	cat, err := discover(ctx, env, opts.Lock)
+	if err != nil {
+		return err
+	}
+	l := listing(cat)
+	for _, p := range cat.Problems() {
+		env.Logger.Error("plugin unusable", "path", p.Path, "reason", p.Reason)
+	}
+	if len(l.Plugins) == 0 {
+		env.Logger.Warn("no plugins found", "searched", strings.Join(cat.Searched(), ", "))
+	}
+	if opts.Output == render.FormatJSON {
+		return render.JSON(env.Out, l)
+	}
+	return writeListTable(env.Out, l)
+}
+
 func writeListTable(w io.Writer, l List) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKINDS\tVERSION\tAPI\tLOCK\tSHA256\tPATH\tSTATUS")
+	rows := make([][]string, 0, len(l.Plugins))
 	for _, p := range l.Plugins {
 		status := "ok"
 		switch {
@@ -165,14 +179,24 @@ func writeListTable(w io.Writer, l List) error {
 		case !p.Selected:
 			status = p.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, orDash(kindList(p.Kinds)), orDash(p.Version),
-			orDash(intList(p.APIVersions)), p.Lock, orDash(short(p.SHA256)), p.Path, status)
+		rows = append(rows, []string{p.Name, orDash(kindList(p.Kinds)), orDash(p.Version),
+			orDash(intList(p.APIVersions)), p.Lock, orDash(short(p.SHA256)), p.Path, status})
 	}
-	return tw.Flush()
+	return render.Table(w, []string{"NAME", "KINDS", "VERSION", "API", "LOCK", "SHA256", "PATH", "STATUS"}, rows)
 }
 
-func newDescribe(env *cliutil.Env) *cobra.Command {
-	var output, lock string
+// DescribeOptions are `plugins describe`'s.
+type DescribeOptions struct {
+	F      *cliutil.Factory
+	Name   string
+	Lock   string
+	Output string
+}
+
+// NewCmdDescribe builds `plugins describe NAME`; runF, when not nil, runs instead of describeRun
+// (tests).
+func NewCmdDescribe(f *cliutil.Factory, runF func(*DescribeOptions) error) *cobra.Command {
+	opts := &DescribeOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show one plugin's capabilities and configuration schema (keys, types, defaults, docs)",
@@ -181,62 +205,66 @@ func newDescribe(env *cliutil.Env) *cobra.Command {
 			if len(args) > 0 {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
-			return pluginNames(cmd.Context(), env), cobra.ShellCompDirectiveNoFileComp
+			return pluginNames(cmd.Context(), f), cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cat, err := discover(cmd.Context(), env, lock)
-			if err != nil {
-				return err
+			opts.Name = args[0]
+			if runF != nil {
+				return runF(opts)
 			}
-			name := args[0]
-			p, ok := cat.Find(name)
-			if !ok {
-				for _, c := range cat.Candidates {
-					if c.Name == name {
-						p, ok = c, true
-						break
-					}
-				}
-			}
-			if !ok {
-				var installed []string
-				for _, q := range cat.Plugins() {
-					installed = append(installed, q.Name)
-				}
-				return cliutil.Usagef("plugin %q is not installed (installed: %s; searched %s)", name,
-					orNone(strings.Join(installed, ", ")), strings.Join(cat.Searched(), ", "))
-			}
-			d := toDescription(p)
-			if output == cliutil.OutputJSON {
-				err = cliutil.WriteJSON(env.Out, d)
-			} else {
-				err = writeDescription(env.Out, d)
-			}
-			if err != nil {
-				return err
-			}
-			if !p.Available {
-				return cliutil.Failed(fmt.Errorf("plugin %q at %s is unusable: %s", name, p.Path, p.Reason))
-			}
-			return nil
+			return describeRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(cmd, &output)
-	cmd.Flags().StringVar(&lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
+	render.OutputVar(cmd, &opts.Output)
+	cmd.Flags().StringVar(&opts.Lock, "lock", "", "check plugins against this lock file instead of each directory's DIR.lock")
 	return cmd
 }
 
+func describeRun(ctx context.Context, opts *DescribeOptions) error {
+	env, name := opts.F, opts.Name
+	cat, err := discover(ctx, env, opts.Lock)
+	if err != nil {
+		return err
+	}
+	p, ok := cat.Find(name)
+	if !ok {
+		for _, c := range cat.Candidates {
+			if c.Name == name {
+				p, ok = c, true
+				break
+			}
+		}
+	}
+	if !ok {
+		var installed []string
+		for _, q := range cat.Plugins() {
+			installed = append(installed, q.Name)
+		}
+		return cliutil.Usagef("plugin %q is not installed (installed: %s; searched %s)", name,
+			orNone(strings.Join(installed, ", ")), strings.Join(cat.Searched(), ", "))
+	}
+	d := toDescription(p)
+	if opts.Output == render.FormatJSON {
+		err = render.JSON(env.Out, d)
+	} else {
+		err = writeDescription(env.Out, d)
+	}
+	if err != nil {
+		return err
+	}
+	if !p.Available {
+		return cliutil.Failed(fmt.Errorf("plugin %q at %s is unusable: %s", name, p.Path, p.Reason))
+	}
+	return nil
+}
+
 // pluginNames lists the usable plugins for shell completion (quietly: completion must not
-// print logs).
-func pluginNames(ctx context.Context, env *cliutil.Env) []string {
+// print logs; the root has not set the Factory's logger when cobra completes).
+func pluginNames(ctx context.Context, f *cliutil.Factory) []string {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	exe := env.Executable
-	if exe == "" {
-		exe, _ = os.Executable()
-	}
-	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, exe, nil))
+	cat, err := f.Catalog(ctx, "")
 	if err != nil {
 		return nil
 	}
@@ -282,7 +310,7 @@ func toDescription(p *discovery.Plugin) Description {
 }
 
 func writeDescription(w io.Writer, d Description) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	status := "ok"
 	switch {
 	case !d.Available:
@@ -324,20 +352,29 @@ func writeDescription(w io.Writer, d Description) error {
 		return nil
 	}
 	fmt.Fprintln(w, "\nconfiguration:")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  KEY\tTYPE\tDEFAULT\tVALID\tDOC")
+	rows := make([][]string, 0, len(d.Config))
 	for _, k := range d.Config {
 		def := string(k.Default)
 		if def == "null" {
 			def = "—"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", k.Key, k.Type, def, k.Valid, k.Doc)
+		rows = append(rows, []string{"  " + k.Key, k.Type, def, k.Valid, k.Doc})
 	}
-	return tw.Flush()
+	return render.Table(w, []string{"  KEY", "TYPE", "DEFAULT", "VALID", "DOC"}, rows)
 }
 
-func newLock(env *cliutil.Env) *cobra.Command {
-	var lock string
+// LockOptions are `plugins lock`'s.
+type LockOptions struct {
+	F *cliutil.Factory
+	// Dirs are the directories to lock; none: every plugin directory lemctl searches.
+	Dirs []string
+	// Lock, when set, is one lock file for every directory instead of DIR.lock beside each.
+	Lock string
+}
+
+// NewCmdLock builds `plugins lock [DIR...]`; runF, when not nil, runs instead of lockRun (tests).
+func NewCmdLock(f *cliutil.Factory, runF func(*LockOptions) error) *cobra.Command {
+	opts := &LockOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "lock [DIR...]",
 		Args:  cobra.ArbitraryArgs,
@@ -348,45 +385,55 @@ by default in every plugin directory lemctl searches, and write DIR.lock beside 
 refuses to run a binary of that directory whose hash differs or that the lock does not list.
 A world-writable directory is refused.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dirs := args
-			if len(dirs) == 0 {
-				all, err := discovery.SearchDirs(discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
-				if err != nil {
-					return cliutil.Usage(err)
-				}
-				for _, d := range all {
-					if fi, err := os.Stat(d.Path); err == nil && fi.IsDir() {
-						dirs = append(dirs, d.Path)
-					}
-				}
+			opts.Dirs = args
+			if runF != nil {
+				return runF(opts)
 			}
-			if len(dirs) == 0 {
-				return cliutil.Usagef("no plugin directory to lock: name one, or use --plugin-dir or $%s", discovery.PathEnv)
-			}
-			for _, d := range dirs {
-				if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-					return cliutil.Usagef("lock %s: not a directory", d)
-				}
-			}
-			locked, err := discovery.LockDirs(dirs, lock)
-			if err != nil {
-				return cliutil.Failed(err)
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-			for _, l := range locked {
-				for _, s := range l.Skipped {
-					env.Logger.Warn("not locked", "file", s)
-				}
-				fmt.Fprintf(tw, "%s\t%d plugin(s)\n", l.File, len(l.Entries))
-				for _, e := range l.Entries {
-					fmt.Fprintf(tw, "  %s\t%s\t%s\n", e.Name, e.SHA256, e.Path)
-				}
-			}
-			return tw.Flush()
+			return lockRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&lock, "lock", "", "write one lock file here for every directory instead of DIR.lock beside each")
+	cmd.Flags().StringVar(&opts.Lock, "lock", "", "write one lock file here for every directory instead of DIR.lock beside each")
 	return cmd
+}
+
+// lockRun hashes the binaries without running them: it needs the search directories, not a
+// catalog.
+func lockRun(_ context.Context, opts *LockOptions) error {
+	env, dirs := opts.F, opts.Dirs
+	if len(dirs) == 0 {
+		all, err := discovery.SearchDirs(discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+		if err != nil {
+			return cliutil.Usage(err)
+		}
+		for _, d := range all {
+			if fi, err := os.Stat(d.Path); err == nil && fi.IsDir() {
+				dirs = append(dirs, d.Path)
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return cliutil.Usagef("no plugin directory to lock: name one, or use --plugin-dir or $%s", discovery.PathEnv)
+	}
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return cliutil.Usagef("lock %s: not a directory", d)
+		}
+	}
+	locked, err := discovery.LockDirs(dirs, opts.Lock)
+	if err != nil {
+		return cliutil.Failed(err)
+	}
+	var rows [][]string
+	for _, l := range locked {
+		for _, s := range l.Skipped {
+			env.Logger.Warn("not locked", "file", s)
+		}
+		rows = append(rows, []string{l.File, fmt.Sprintf("%d plugin(s)", len(l.Entries))})
+		for _, e := range l.Entries {
+			rows = append(rows, []string{"  " + e.Name, e.SHA256, e.Path})
+		}
+	}
+	return render.Table(env.Out, nil, rows)
 }
 
 func kindList(ks []sdk.Kind) string {

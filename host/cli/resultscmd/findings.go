@@ -6,8 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/results"
 )
 
@@ -82,7 +82,7 @@ func WriteFindings(w io.Writer, indent string, fs []results.Finding, warnings []
 		ranked = ranked || f.Rank != nil
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	if ranked {
 		fmt.Fprintf(tw, "%sSEVERITY\tCODE\tDOMAIN\tRANK\tMESSAGE\n", indent)
 	} else {

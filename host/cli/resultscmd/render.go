@@ -6,9 +6,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/results"
 )
 
@@ -16,7 +16,7 @@ const na = "—" // a figure that was not measured
 
 // WriteAggregated prints an aggregated result as a table for humans.
 func WriteAggregated(w io.Writer, a *results.Aggregated) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	state := "complete"
 	if a.Partial {
 		state = "PARTIAL"
@@ -49,7 +49,7 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 
 // WriteRaw prints one worker's raw result as a table for humans.
 func WriteRaw(w io.Writer, r *results.Raw) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	row(tw, "experiment", fmt.Sprintf("%s (raw: rank %d of %d)", r.ExperimentID, r.Rank, r.WorldSize))
 	row(tw, "host", fmt.Sprintf("%s (boot %s), device %s (%s)", r.Host.Hostname, r.Host.BootID, r.Device.Slot, deviceName(r.Device)))
 	header(tw, r.ConfigHash, r.Model, r.Engine, r.Dataset)
@@ -138,7 +138,7 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	if aggregated {
 		fmt.Fprintln(tw, "DOMAIN\tKIND\tSCOPE\tHOST\tRANKS\tMETHOD\tENERGY\tSTATIC\tDYNAMIC")
 	} else {
@@ -198,7 +198,7 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 
 func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats) error {
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := render.NewTabWriter(w)
 	fmt.Fprintln(tw, "REPEAT\tOUTPUT TOKENS\tDURATION\tOUTPUT TOK/S\tENERGY\tJ/OUTPUT TOKEN\tTTFT P50\tITL P50")
 	for _, r := range reps {
 		fmt.Fprintf(tw, "%d\t%d\t%.3f s\t%s\t%s\t%s\t%s\t%s\n", r.Index, r.OutputTokens, r.Window.DurationS,

@@ -9,101 +9,88 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/sdk"
 )
 
-// OpenRepository opens the results repository for env (the repository plugin configured with
-// env.ResultsDir as its path) and returns it with a function that releases it. The lead's plugin
-// discovery (M1.2) sets it; tests set it to an in-memory repository. `lemctl aggregate` uses it
-// too.
-var OpenRepository func(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error)
-
-// Open calls OpenRepository, or explains that no repository is available.
-func Open(ctx context.Context, env *cliutil.Env) (sdk.Repository, func(), error) {
-	if OpenRepository == nil {
-		return nil, nil, cliutil.Failed(errors.New("no results repository: this lemctl was built without a repository opener (plugin discovery); cannot read " + env.ResultsDir))
-	}
-	repo, closeFn, err := OpenRepository(ctx, env)
-	var ee *cliutil.ExitError
-	if errors.As(err, &ee) {
-		return nil, nil, err
-	}
-	if err != nil {
-		return nil, nil, cliutil.Failed(fmt.Errorf("open results repository %s: %w", env.ResultsDir, err))
-	}
-	if closeFn == nil {
-		closeFn = func() {}
-	}
-	return repo, closeFn, nil
-}
-
 // NewCommand builds `lemctl results` with its list, show and export subcommands.
-func NewCommand(env *cliutil.Env) *cobra.Command {
+func NewCommand(f *cliutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "results",
 		Short: "List, show and export stored results (from --results-dir)",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newList(env), newShow(env), newExport(env))
+	cmd.AddCommand(NewCmdList(f, nil), NewCmdShow(f, nil), NewCmdExport(f, nil))
 	return cmd
 }
 
-func newList(env *cliutil.Env) *cobra.Command {
-	var output string
+// ListOptions are `results list`'s.
+type ListOptions struct {
+	F      *cliutil.Factory
+	Output string
+}
+
+// NewCmdList builds `results list`; runF, when not nil, runs instead of listRun (tests).
+func NewCmdList(f *cliutil.Factory, runF func(*ListOptions) error) *cobra.Command {
+	opts := &ListOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the experiments in the results repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, done, err := Open(cmd.Context(), env)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(opts)
 			}
-			defer done()
-			exps, err := repo.List(cmd.Context())
-			if err != nil {
-				return cliutil.Failed(fmt.Errorf("list results in %s: %w", env.ResultsDir, err))
-			}
-			out := []ListEntry{}
-			for _, e := range exps {
-				le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
-					Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
-				if e.Aggregated {
-					// The figures come from the aggregate; one that cannot be read is said on stderr.
-					if _, a, err := loadAggregated(cmd.Context(), repo, e.ID); err != nil {
-						fmt.Fprintf(env.Err, "warning: %v\n", err)
-					} else {
-						le.Model, le.TotalJ, le.JPerOutputToken = a.Model.Ref, a.Energy.TotalJ, a.Energy.JPerOutputToken
-						le.Valid, le.Partial = &a.Validity.Valid, &a.Partial
-					}
-				}
-				out = append(out, le)
-			}
-			if output == cliutil.OutputJSON {
-				return cliutil.WriteJSON(env.Out, out)
-			}
-			if len(exps) == 0 {
-				_, err := fmt.Fprintf(env.Out, "no experiments in %s\n", env.ResultsDir)
-				return err
-			}
-			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "EXPERIMENT\tMODEL\tENERGY\tJ/TOKEN\tVALID\tPARTIAL\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
-			for _, e := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
-					yesPtr(e.Valid), yesPtr(e.Partial), len(e.RawRanks), len(e.CompletedRanks), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS))
-			}
-			return tw.Flush()
+			return listRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(cmd, &output)
+	render.OutputVar(cmd, &opts.Output)
 	return cmd
+}
+
+func listRun(ctx context.Context, opts *ListOptions) error {
+	f := opts.F
+	repo, err := f.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	exps, err := repo.List(ctx)
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("list results in %s: %w", f.ResultsDir, err))
+	}
+	out := []ListEntry{}
+	for _, e := range exps {
+		le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
+			Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
+		if e.Aggregated {
+			// The figures come from the aggregate; one that cannot be read is said on stderr.
+			if _, a, err := loadAggregated(ctx, repo, e.ID); err != nil {
+				fmt.Fprintf(f.Err, "warning: %v\n", err)
+			} else {
+				le.Model, le.TotalJ, le.JPerOutputToken = a.Model.Ref, a.Energy.TotalJ, a.Energy.JPerOutputToken
+				le.Valid, le.Partial = &a.Validity.Valid, &a.Partial
+			}
+		}
+		out = append(out, le)
+	}
+	if opts.Output == render.FormatJSON {
+		return render.JSON(f.Out, out)
+	}
+	if len(exps) == 0 {
+		_, err := fmt.Fprintf(f.Out, "no experiments in %s\n", f.ResultsDir)
+		return err
+	}
+	rows := make([][]string, 0, len(out))
+	for _, e := range out {
+		rows = append(rows, []string{e.ID, orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
+			yesPtr(e.Valid), yesPtr(e.Partial), strconv.Itoa(len(e.RawRanks)), strconv.Itoa(len(e.CompletedRanks)), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS)})
+	}
+	return render.Table(f.Out, []string{"EXPERIMENT", "MODEL", "ENERGY", "J/TOKEN", "VALID", "PARTIAL", "RAW", "COMPLETED", "AGGREGATED", "MANIFEST", "MODIFIED"}, rows)
 }
 
 // ListEntry is one experiment of `results list`. The figures come from its aggregate: null (and
@@ -122,37 +109,52 @@ type ListEntry struct {
 	ModifiedUnixNS  int64    `json:"modified_unix_ns"`
 }
 
-func newShow(env *cliutil.Env) *cobra.Command {
-	var output string
-	var raw bool
+// ShowOptions are `results show`'s.
+type ShowOptions struct {
+	F      *cliutil.Factory
+	Exp    string
+	Raw    bool
+	Output string
+}
+
+// NewCmdShow builds `results show EXP`; runF, when not nil, runs instead of showRun (tests).
+func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Command {
+	opts := &ShowOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "show EXP",
 		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, exp := cmd.Context(), args[0]
-			repo, done, err := Open(ctx, env)
-			if err != nil {
-				return err
+			opts.Exp = args[0]
+			if runF != nil {
+				return runF(opts)
 			}
-			defer done()
-			if raw {
-				return showRaw(ctx, env.Out, repo, exp, output)
-			}
-			data, agg, err := loadAggregated(ctx, repo, exp)
-			if err != nil {
-				return err
-			}
-			if output == cliutil.OutputJSON {
-				_, err := env.Out.Write(data)
-				return err
-			}
-			return WriteAggregated(env.Out, agg)
+			return showRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(cmd, &output)
-	cmd.Flags().BoolVar(&raw, "raw", false, "show every worker's raw result instead of the aggregate")
+	render.OutputVar(cmd, &opts.Output)
+	cmd.Flags().BoolVar(&opts.Raw, "raw", false, "show every worker's raw result instead of the aggregate")
 	return cmd
+}
+
+func showRun(ctx context.Context, opts *ShowOptions) error {
+	f, exp := opts.F, opts.Exp
+	repo, err := f.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	if opts.Raw {
+		return showRaw(ctx, f.Out, repo, exp, opts.Output)
+	}
+	data, agg, err := loadAggregated(ctx, repo, exp)
+	if err != nil {
+		return err
+	}
+	if opts.Output == render.FormatJSON {
+		_, err := f.Out.Write(data)
+		return err
+	}
+	return WriteAggregated(f.Out, agg)
 }
 
 func loadAggregated(ctx context.Context, repo sdk.Repository, exp string) ([]byte, *results.Aggregated, error) {
@@ -204,7 +206,7 @@ func showRaw(ctx context.Context, w io.Writer, repo sdk.Repository, exp, output 
 	if err != nil {
 		return err
 	}
-	if output == cliutil.OutputJSON {
+	if output == render.FormatJSON {
 		// The stored documents, exactly as stored apart from indentation, in an array by rank.
 		var buf bytes.Buffer
 		buf.WriteString("[\n")
@@ -236,60 +238,74 @@ func showRaw(ctx context.Context, w io.Writer, repo sdk.Repository, exp, output 
 // aligned columns).
 const (
 	FormatCSV   = "csv"
-	FormatJSON  = "json"
-	FormatTable = "table"
+	FormatJSON  = render.FormatJSON
+	FormatTable = render.FormatTable
 )
 
-func newExport(env *cliutil.Env) *cobra.Command {
-	var format string
+// ExportOptions are `results export`'s.
+type ExportOptions struct {
+	F   *cliutil.Factory
+	Exp string
+	// Format is csv, json or table (-o/--output, or --format).
+	Format string
+}
+
+// NewCmdExport builds `results export EXP`; runF, when not nil, runs instead of exportRun (tests).
+func NewCmdExport(f *cliutil.Factory, runF func(*ExportOptions) error) *cobra.Command {
+	opts := &ExportOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "export EXP",
 		Short: "Export an experiment's results: the aggregate as JSON, or one CSV (or table) row for the aggregate and one per rank",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, exp := cmd.Context(), args[0]
-			repo, done, err := Open(ctx, env)
-			if err != nil {
-				return err
+			opts.Exp = args[0]
+			if runF != nil {
+				return runF(opts)
 			}
-			defer done()
-			data, agg, err := loadAggregated(ctx, repo, exp)
-			if err != nil {
-				return err
-			}
-			if format == FormatJSON {
-				_, err := env.Out.Write(data)
-				return err
-			}
-			_, raws, err := loadRaws(ctx, repo, exp)
-			if err != nil && !errors.Is(err, sdk.ErrNotFound) {
-				return err
-			}
-			if format == FormatTable {
-				var buf bytes.Buffer
-				if err := WriteCSV(&buf, agg, raws); err != nil {
-					return err
-				}
-				rows, err := csv.NewReader(&buf).ReadAll()
-				if err != nil {
-					return err
-				}
-				tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-				for _, r := range rows {
-					for i := range r {
-						if r[i] == "" {
-							r[i] = na
-						}
-					}
-					fmt.Fprintln(tw, strings.Join(r, "\t"))
-				}
-				return tw.Flush()
-			}
-			return WriteCSV(env.Out, agg, raws)
+			return exportRun(cmd.Context(), opts)
 		},
 	}
-	cliutil.OutputVar(cmd, &format, FormatCSV, FormatJSON, FormatTable).Alias(cmd, "format")
+	render.OutputVar(cmd, &opts.Format, FormatCSV, FormatJSON, FormatTable).Alias(cmd, "format")
 	return cmd
+}
+
+func exportRun(ctx context.Context, opts *ExportOptions) error {
+	f, exp := opts.F, opts.Exp
+	repo, err := f.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	data, agg, err := loadAggregated(ctx, repo, exp)
+	if err != nil {
+		return err
+	}
+	if opts.Format == FormatJSON {
+		_, err := f.Out.Write(data)
+		return err
+	}
+	_, raws, err := loadRaws(ctx, repo, exp)
+	if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return err
+	}
+	if opts.Format == FormatTable {
+		var buf bytes.Buffer
+		if err := WriteCSV(&buf, agg, raws); err != nil {
+			return err
+		}
+		rows, err := csv.NewReader(&buf).ReadAll()
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			for i := range r {
+				if r[i] == "" {
+					r[i] = na
+				}
+			}
+		}
+		return render.Table(f.Out, nil, rows)
+	}
+	return WriteCSV(f.Out, agg, raws)
 }
 
 // CSVHeader lists the columns of `lemctl results export --format csv`. An empty cell is a figure

@@ -43,17 +43,17 @@ func repoWithAggregates(t *testing.T, exps ...string) *resultstest.Memory {
 	return repo
 }
 
+// factory is a Factory whose repository is repo, writing to out and errb.
+func factory(repo sdk.Repository, out, errb *bytes.Buffer) *cliutil.Factory {
+	return &cliutil.Factory{Out: out, Err: errb, ResultsDir: "results",
+		Repository: func(context.Context) (sdk.Repository, error) { return repo, nil }}
+}
+
 // execute runs `lemctl results ARGS…` against repo and returns stdout, stderr and the exit code.
 func execute(t *testing.T, repo sdk.Repository, args ...string) (string, string, int) {
 	t.Helper()
-	prev := OpenRepository
-	t.Cleanup(func() { OpenRepository = prev })
-	OpenRepository = func(context.Context, *cliutil.Env) (sdk.Repository, func(), error) {
-		return repo, func() {}, nil
-	}
 	var out, errb bytes.Buffer
-	env := &cliutil.Env{Out: &out, Err: &errb, ResultsDir: "results"}
-	cmd := NewCommand(env)
+	cmd := NewCommand(factory(repo, &out, &errb))
 	cmd.SetArgs(args)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errb)
@@ -142,10 +142,61 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	OpenRepository = nil
-	_, _, err := Open(context.Background(), &cliutil.Env{ResultsDir: "r"})
-	if cliutil.CodeOf(err) != 1 || !strings.Contains(err.Error(), "no results repository") {
-		t.Errorf("Open without an opener: %v", err)
+}
+
+// The run functions take their options without cobra: show and list on a memory repository.
+func TestRunFunctionsWithoutCobra(t *testing.T) {
+	repo := repoWithAggregates(t, "two-gpus")
+	var out, errb bytes.Buffer
+	f := factory(repo, &out, &errb)
+	if err := showRun(context.Background(), &ShowOptions{F: f, Exp: "two-gpus", Output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := repo.LoadAggregated(context.Background(), "two-gpus")
+	if out.String() != string(stored) {
+		t.Fatalf("showRun -o json printed %.200q, want the stored aggregate", out.String())
+	}
+	out.Reset()
+	if err := listRun(context.Background(), &ListOptions{F: f, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 9 || !strings.HasPrefix(lines[0], "EXPERIMENT") {
+		t.Fatalf("listRun table: %d lines:\n%s", len(lines), out.String())
+	}
+	err := showRun(context.Background(), &ShowOptions{F: f, Exp: "nope"})
+	if cliutil.CodeOf(err) != cliutil.ExitFailed || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("showRun of a missing experiment: exit %d, %v", cliutil.CodeOf(err), err)
+	}
+}
+
+// A repository the Factory cannot open fails the command with the Factory's error and code.
+func TestRepositoryErrorFromTheFactory(t *testing.T) {
+	var out, errb bytes.Buffer
+	f := &cliutil.Factory{Out: &out, Err: &errb, ResultsDir: "nowhere",
+		Repository: func(context.Context) (sdk.Repository, error) {
+			return nil, cliutil.Usagef("--results-dir nowhere: no such directory")
+		}}
+	err := listRun(context.Background(), &ListOptions{F: f})
+	if cliutil.CodeOf(err) != cliutil.ExitUsage || !strings.Contains(err.Error(), "--results-dir nowhere") || out.Len() != 0 {
+		t.Fatalf("exit %d, %v, stdout %q", cliutil.CodeOf(err), err, out.String())
+	}
+}
+
+// A bad -o is refused while the flags are parsed: exit 2 naming the flag, and run never starts.
+func TestBadOutputNeverRuns(t *testing.T) {
+	ran := false
+	cmd := NewCmdList(&cliutil.Factory{}, func(*ListOptions) error { ran = true; return nil })
+	cmd.SetArgs([]string{"-o", "yaml"})
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	err := cmd.Execute()
+	if ran || cliutil.CodeOf(err) != cliutil.ExitUsage || !strings.Contains(err.Error(), "--output") || !strings.Contains(err.Error(), "table, json") {
+		t.Fatalf("ran %v, exit %d, %v", ran, cliutil.CodeOf(err), err)
+	}
+	var got *ExportOptions
+	cmd = NewCmdExport(&cliutil.Factory{}, func(o *ExportOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"exp-1", "--format", "table"})
+	if err := cmd.Execute(); err != nil || got == nil || got.Exp != "exp-1" || got.Format != FormatTable {
+		t.Fatalf("export exp-1 --format table: %v, %+v", err, got)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/lemctl/lemctl/host/aggregate"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/dataset"
 	"github.com/lemctl/lemctl/host/discovery"
@@ -35,10 +36,14 @@ import (
 	"github.com/lemctl/lemctl/sdk"
 )
 
-// Options are run's flags.
+// Options are run's positional and flags.
 type Options struct {
-	Dataset     string
-	Prompts     int
+	F *cliutil.Factory
+	// File is the experiment file; "" is the embedded quickstart.
+	File    string
+	Dataset string
+	// Prompts is -n; nil when it was not given.
+	Prompts     *int
 	Set         []string
 	NoAggregate bool
 	Progress    string // "text", "json" or "quiet"
@@ -46,8 +51,13 @@ type Options struct {
 }
 
 // NewCommand builds `lemctl run`.
-func NewCommand(env *cliutil.Env) *cobra.Command {
-	o := &Options{}
+func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdRun(f, nil) }
+
+// NewCmdRun builds `lemctl run [FILE]`; runF, when not nil, runs instead of runRun (tests: the
+// options as parsed, nothing started).
+func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
+	o := &Options{F: f}
+	var prompts int
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
 		Short: "Run an experiment: one worker per device slot, then aggregate",
@@ -59,29 +69,31 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 			if o.Progress != "text" && o.Progress != "json" && o.Progress != "quiet" {
 				return cliutil.Usagef("--progress %q: valid values are text, json, quiet", o.Progress)
 			}
-			file := ""
 			if len(args) == 1 {
-				file = args[0]
+				o.File = args[0]
 			}
-			var prompts *int
 			if cmd.Flags().Changed("prompts") {
-				prompts = &o.Prompts
+				o.Prompts = &prompts
 			}
-			return Run(cmd.Context(), env, o, file, prompts)
+			if runF != nil {
+				return runF(o)
+			}
+			return runRun(cmd.Context(), o)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
-	f.IntVarP(&o.Prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
-	f.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
-	f.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
-	f.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
-	cliutil.OutputVar(cmd, &o.Output)
+	fl := cmd.Flags()
+	fl.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
+	fl.IntVarP(&prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
+	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
+	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
+	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	render.OutputVar(cmd, &o.Output)
 	return cmd
 }
 
-// Run runs the experiment in file ("" = the embedded quickstart).
-func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prompts *int) error {
+// runRun runs the experiment in o.File ("" = the embedded quickstart).
+func runRun(parent context.Context, o *Options) error {
+	env, file, prompts := o.F, o.File, o.Prompts
 	// First Ctrl-C: stop gracefully; second: force.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
@@ -108,11 +120,11 @@ func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prom
 		}
 	}()
 
-	cat, err := discovery.Discover(ctx, discovery.OptionsFromEnv(env.PluginDirs, env.Executable, env.Logger))
+	// The Factory's catalog: discovery runs here, once, and the Factory closes it at exit.
+	cat, err := env.Catalog(ctx, "")
 	if err != nil {
 		return cliutil.Usage(err)
 	}
-	defer cat.Close()
 	// One process per plugin for the whole parent: the config check, the meter selection, the
 	// GPU inventory, the tokenizer and the repository share it.
 	sess := cat.NewSession()
@@ -229,7 +241,7 @@ func meterInterval(info sdk.Info, table map[string]any, energy int64) int64 {
 
 // plan is a validated run, ready to launch.
 type plan struct {
-	env     *cliutil.Env
+	env     *cliutil.Factory
 	cat     *discovery.Catalog
 	sess    *discovery.Session
 	id      string
@@ -240,7 +252,7 @@ type plan struct {
 	findings []results.Finding
 }
 
-func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
+func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
 	p := &plan{env: env, cat: cat, sess: sess, id: NewExperimentID(cfg.Name, time.Now())}
 	// One table per plugin, as config resolved and checked it ([model]+[engine] merged when one
 	// plugin serves both, the repository's path included).
@@ -465,7 +477,7 @@ func tokenizeSample(ctx context.Context, l sdk.Loader, ref string, sample []data
 // resolvedHere is the parent's resolution of the model for workers on this host, so that they
 // do not hash it again; nil (each worker resolves it) when this host's boot or the model's files
 // cannot be read.
-func resolvedHere(a *sdk.Artifact, env *cliutil.Env) *launch.ResolvedModel {
+func resolvedHere(a *sdk.Artifact, env *cliutil.Factory) *launch.ResolvedModel {
 	host, err := sysinfo.Default().Host()
 	if err != nil || host.BootID == "" {
 		env.Logger.Debug("workers will resolve the model themselves", "why", err)
@@ -674,8 +686,8 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	for _, f := range failed {
 		env.Logger.Error(f)
 	}
-	if o.NoAggregate && o.Output == cliutil.OutputJSON {
-		if err := cliutil.WriteJSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
+	if o.NoAggregate && o.Output == render.FormatJSON {
+		if err := render.JSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
 			return err
 		}
 		if len(failed) > 0 {
@@ -698,7 +710,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		}
 		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
 	}
-	if o.Output == cliutil.OutputJSON {
+	if o.Output == render.FormatJSON {
 		// The aggregate exactly as stored; the line naming it goes to stderr.
 		if _, err := env.Out.Write(out.Data); err != nil {
 			return err
