@@ -123,11 +123,28 @@ func (s *repositoryServer) ListRaw(ctx context.Context, req *repositoryv1.ListRa
 	}
 	resp := &repositoryv1.ListRawResponse{}
 	for _, e := range entries {
-		pe := &repositoryv1.RawEntry{Rank: int32(e.Rank), Size: e.Size, Sha256: e.SHA256}
+		pe := &repositoryv1.RawEntry{Rank: int32(e.Rank), Size: e.Size, Sha256: e.SHA256, Path: e.Path, MarkerProblem: e.MarkerProblem}
 		if e.Marker != nil {
 			pe.Marker = markerToProto(e.Marker)
 		}
 		resp.Entries = append(resp.Entries, pe)
+	}
+	return resp, nil
+}
+
+// ListStrays answers from the implementation when it is a StrayLister, else with no strays.
+func (s *repositoryServer) ListStrays(ctx context.Context, req *repositoryv1.ListRawRequest) (*repositoryv1.ListStraysResponse, error) {
+	resp := &repositoryv1.ListStraysResponse{}
+	sl, ok := s.impl.(StrayLister)
+	if !ok {
+		return resp, nil
+	}
+	strays, err := sl.ListStrays(ctx, req.GetExperiment())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, st := range strays {
+		resp.Strays = append(resp.Strays, &repositoryv1.Stray{Path: st.Path, Problem: st.Problem})
 	}
 	return resp, nil
 }
@@ -201,8 +218,11 @@ func markerFromProto(m *repositoryv1.Marker) *Marker {
 	return &Marker{Rank: int(m.GetRank()), SHA256: m.GetSha256(), Path: m.GetPath(), TimeUnixNS: m.GetTimeUnixNs()}
 }
 
-// repositoryClient is the host side of lem.repository.v1; it implements Repository.
+// repositoryClient is the host side of lem.repository.v1; it implements Repository and
+// StrayLister.
 type repositoryClient struct{ c repositoryv1.RepositoryClient }
+
+var _ StrayLister = (*repositoryClient)(nil)
 
 type uploadStream interface {
 	Send(*repositoryv1.Upload) error
@@ -278,11 +298,25 @@ func (r *repositoryClient) ListRaw(ctx context.Context, exp string) ([]RawEntry,
 	}
 	var out []RawEntry
 	for _, e := range resp.GetEntries() {
-		re := RawEntry{Rank: int(e.GetRank()), Size: e.GetSize(), SHA256: e.GetSha256()}
+		re := RawEntry{Rank: int(e.GetRank()), Size: e.GetSize(), SHA256: e.GetSha256(), Path: e.GetPath(), MarkerProblem: e.GetMarkerProblem()}
 		if e.GetMarker() != nil {
 			re.Marker = markerFromProto(e.GetMarker())
 		}
 		out = append(out, re)
+	}
+	return out, nil
+}
+
+// ListStrays implements StrayLister; a plugin built before the RPC existed answers
+// ErrUnimplemented.
+func (r *repositoryClient) ListStrays(ctx context.Context, exp string) ([]Stray, error) {
+	resp, err := r.c.ListStrays(ctx, &repositoryv1.ListRawRequest{Experiment: exp})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []Stray
+	for _, st := range resp.GetStrays() {
+		out = append(out, Stray{Path: st.GetPath(), Problem: st.GetProblem()})
 	}
 	return out, nil
 }

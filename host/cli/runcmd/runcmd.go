@@ -524,6 +524,16 @@ func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.
 	return out, nil
 }
 
+// partialHint points to `lemctl aggregate --no-strict` after a failed aggregation, only when at
+// least one rank saved a raw result it could aggregate.
+func partialHint(err error, id string) string {
+	var ce *aggregate.CheckError
+	if errors.As(err, &ce) && ce.Usable > 0 {
+		return fmt.Sprintf("\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", id)
+	}
+	return ""
+}
+
 // execute launches the workers and waits for them, then aggregates.
 func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) error {
 	env := p.env
@@ -634,7 +644,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		if len(failed) > 0 {
 			msg = strings.Join(failed, "\n") + "\n" + msg
 		}
-		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
+		return cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
 	}
 	if o.Output == cliutil.OutputJSON {
 		// The aggregate exactly as stored; the line naming it goes to stderr.
