@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -57,4 +58,62 @@ func TestCorruptMarkerStaysPerRank(t *testing.T) {
 	if !strings.Contains(out, "marker_invalid") || !strings.Contains(out, "stray_file") || !strings.Contains(out, "process_00.json") {
 		t.Errorf("the summary does not show the marker error and the stray file:\n%s", out)
 	}
+}
+
+// TestRunChecksBeforeSpawning: what can be checked before a worker starts is, and each failure
+// is exit 2 with nothing written: a model.ref path that does not exist, a dataset file that does
+// not exist, a results directory below a file, and (root) a results directory on a file system
+// too small for the run's estimate.
+func TestRunChecksBeforeSpawning(t *testing.T) {
+	cases := []struct {
+		name  string
+		extra []string
+		want  []string
+	}{
+		{"missing model path", []string{"--set", "model.ref=/nonexistent/model"}, []string{"model.ref", "/nonexistent/model", "no such file or directory"}},
+		{"missing dataset", []string{"-d", "/nonexistent/prompts.jsonl"}, []string{"workload.dataset", "/nonexistent/prompts.jsonl"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, res := runExperiment(t, experiment("pre", 2, noMeters), nil, tc.extra...)
+			if r.code != 2 {
+				t.Fatalf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(r.stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr.String())
+				}
+			}
+			if _, err := os.Stat(res); err == nil {
+				t.Errorf("a refused run wrote %s", res)
+			}
+		})
+	}
+	t.Run("results dir below a file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, _ := runExperiment(t, experiment("pre", 1, noMeters), nil, "--results-dir", filepath.Join(file, "results"))
+		if r.code != 2 || !strings.Contains(r.stderr.String(), file+" is not a directory") {
+			t.Errorf("exit %d, want 2 saying %s is not a directory\n%s", r.code, file, r.stderr.String())
+		}
+	})
+	t.Run("results dir too small", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("mounting a tmpfs needs root")
+		}
+		small := t.TempDir()
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", small).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("umount", small).Run() })
+		r, _ := runExperiment(t, experiment("pre", 2, noMeters), nil, "--results-dir", small)
+		if r.code != 2 || !strings.Contains(r.stderr.String(), small+" has ") || !strings.Contains(r.stderr.String(), "the run needs about") {
+			t.Errorf("exit %d, want 2 naming %s with the free and needed bytes\n%s", r.code, small, r.stderr.String())
+		}
+		if ents, _ := os.ReadDir(small); len(ents) != 0 {
+			t.Errorf("a refused run wrote into %s: %v", small, ents)
+		}
+	})
 }

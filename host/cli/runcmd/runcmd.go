@@ -341,6 +341,10 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		}
 		p.specs = append(p.specs, spec)
 	}
+	// The last check before anything is written (preflight.go).
+	if err := preflight(resultsDir, p.specs, freeBytes); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -404,11 +408,7 @@ func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]strin
 func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) error {
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
-		err = fmt.Errorf("model.ref %q: %w", cfg.Model.Ref, err)
-		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrNotFound) {
-			return cliutil.Usage(err)
-		}
-		return cliutil.Failed(err)
+		return modelRefError(cfg.Model.Ref, err)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
 		return cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
