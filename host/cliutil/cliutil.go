@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/echo"
 )
 
 // Exit codes (docs/architecture.md): 0 ok; 1 the run failed or is partial; 2 bad usage or config;
@@ -134,7 +136,7 @@ func CheckOutput(format string, valid ...string) error {
 			return nil
 		}
 	}
-	return Usagef("--output %q: valid values are %q", format, valid)
+	return Usagef("--output %s: valid values are %q", echo.Quote(format), valid)
 }
 
 // WriteJSON writes v as indented JSON followed by a newline.

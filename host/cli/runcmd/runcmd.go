@@ -27,6 +27,7 @@ import (
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/dataset"
 	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
@@ -56,7 +57,7 @@ func NewCommand(env *cliutil.Env) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Progress != "text" && o.Progress != "json" && o.Progress != "quiet" {
-				return cliutil.Usagef("--progress %q: valid values are text, json, quiet", o.Progress)
+				return cliutil.Usagef("--progress %s: valid values are text, json, quiet", echo.Quote(o.Progress))
 			}
 			file := ""
 			if len(args) == 1 {
@@ -423,13 +424,13 @@ func openDataset(ctx context.Context, l sdk.Loader, cfg *config.Config) (*datase
 		opts.Tokenizer = loaderTokenizer{l: l, ref: cfg.Model.Ref}
 		ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
 		if err != nil {
-			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", cfg.Workload.Dataset, err))
+			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", echo.Value(cfg.Workload.Dataset), err))
 		}
 		return ds, nil
 	}
 	ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
 	if err != nil {
-		return nil, cliutil.Usagef("workload.dataset %s: %v", cfg.Workload.Dataset, err)
+		return nil, cliutil.Usagef("workload.dataset %s: %v", echo.Value(cfg.Workload.Dataset), err)
 	}
 	return ds, nil
 }
@@ -476,7 +477,7 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 			for k := range gpus {
 				known = append(known, k)
 			}
-			return nil, cliutil.Usagef("launch.devices: GPU %q not found by the energy plugins (found: %s)", d, strings.Join(known, ", "))
+			return nil, cliutil.Usagef("launch.devices: GPU %s not found by the energy plugins (found: %s)", echo.Quote(d), strings.Join(known, ", "))
 		}
 		for i := 0; i < per; i++ {
 			s := g

@@ -72,7 +72,11 @@ var beforeRename func(tmp, final string)
 func ValidateID(id string) error {
 	const valid = "1 to 200 characters from A-Z a-z 0-9 . _ + = @ -, not starting with '.'"
 	if id == "" || len(id) > maxIDLen {
-		return fmt.Errorf("%w: experiment id %q: length %d (valid: %s)", sdk.ErrInvalidArgument, id, len(id), valid)
+		shown := id
+		if len(shown) > maxIDLen {
+			shown = strings.ToValidUTF8(shown[:maxIDLen], "") + "…" // never echo a huge id whole
+		}
+		return fmt.Errorf("%w: experiment id %q: length %d (valid: %s)", sdk.ErrInvalidArgument, shown, len(id), valid)
 	}
 	if id[0] == '.' {
 		return fmt.Errorf("%w: experiment id %q starts with '.' (valid: %s)", sdk.ErrInvalidArgument, id, valid)

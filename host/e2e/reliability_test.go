@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -116,4 +117,26 @@ func TestRunChecksBeforeSpawning(t *testing.T) {
 			t.Errorf("a refused run wrote into %s: %v", small, ents)
 		}
 	})
+}
+
+// TestRunBoundsEchoesAndConfigSize: a 100 KiB --set value is echoed as 200 characters and its
+// size; a config file over 1 MiB is refused naming it, its size and the limit. Both exit 2 and
+// write nothing.
+func TestRunBoundsEchoesAndConfigSize(t *testing.T) {
+	huge := strings.Repeat("z", 100<<10)
+	r, res := runExperiment(t, experiment("echo", 1, noMeters), nil, "--set", "workload.order="+huge)
+	if r.code != 2 || r.stderr.Len() > 4000 || !strings.Contains(r.stderr.String(), fmt.Sprintf("(%d bytes)", len(huge))) {
+		t.Errorf("exit %d with %d bytes of stderr, want 2 with the value cut and its size:\n%.600s", r.code, r.stderr.Len(), r.stderr.String())
+	}
+	if _, err := os.Stat(res); err == nil {
+		t.Errorf("a refused run wrote %s", res)
+	}
+	big := experiment("big", 1, noMeters) + "# " + strings.Repeat("x", 1<<20) + "\n"
+	r, res = runExperiment(t, big, nil)
+	if r.code != 2 || !strings.Contains(r.stderr.String(), "experiment.toml") || !strings.Contains(r.stderr.String(), fmt.Sprintf("%d bytes, over the limit of 1048576 bytes", len(big))) {
+		t.Errorf("exit %d, want 2 naming the file, its size and the limit:\n%.600s", r.code, r.stderr.String())
+	}
+	if _, err := os.Stat(res); err == nil {
+		t.Errorf("a refused run wrote %s", res)
+	}
 }
