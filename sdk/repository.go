@@ -42,7 +42,28 @@ type RawEntry struct {
 	Rank   int
 	Size   int64
 	SHA256 string  // of the bytes as stored now
-	Marker *Marker // nil when the rank has no completion marker
+	Marker *Marker // nil when the rank has no usable completion marker
+	// Path is where the raw result is stored ("" when the repository has no such notion).
+	Path string
+	// MarkerProblem says why the rank's completion marker, which exists, cannot be used (it does
+	// not parse, or names another rank), naming the marker; Marker is nil then. A repository
+	// lists such a rank rather than failing the whole listing: one rank's problem stays its own.
+	MarkerProblem string
+}
+
+// Stray is a name in an experiment's raw results that looks like a raw result or a completion
+// marker without being one the repository reads: a non-canonical name (process_00.json), a
+// temporary file an interrupted write left, a marker without a raw result.
+type Stray struct {
+	Path    string
+	Problem string
+}
+
+// StrayLister is implemented by a repository that can list an experiment's strays, so that the
+// aggregation reports them instead of ignoring them silently. The gRPC client implements it
+// always; a plugin whose repository does not answers ErrUnimplemented.
+type StrayLister interface {
+	ListStrays(ctx context.Context, experiment string) ([]Stray, error)
 }
 
 // Experiment summarises what a repository holds for one experiment.

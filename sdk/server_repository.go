@@ -121,11 +121,28 @@ func (s *repositoryServer) ListRaw(ctx context.Context, req *repositoryv1.ListRa
 	}
 	resp := &repositoryv1.ListRawResponse{}
 	for _, e := range entries {
-		pe := &repositoryv1.RawEntry{Rank: int32(e.Rank), Size: e.Size, Sha256: e.SHA256}
+		pe := &repositoryv1.RawEntry{Rank: int32(e.Rank), Size: e.Size, Sha256: e.SHA256, Path: e.Path, MarkerProblem: e.MarkerProblem}
 		if e.Marker != nil {
 			pe.Marker = markerToProto(e.Marker)
 		}
 		resp.Entries = append(resp.Entries, pe)
+	}
+	return resp, nil
+}
+
+// ListStrays answers from the implementation when it is a StrayLister, else with no strays.
+func (s *repositoryServer) ListStrays(ctx context.Context, req *repositoryv1.ListRawRequest) (*repositoryv1.ListStraysResponse, error) {
+	resp := &repositoryv1.ListStraysResponse{}
+	sl, ok := s.impl.(StrayLister)
+	if !ok {
+		return resp, nil
+	}
+	strays, err := sl.ListStrays(ctx, req.GetExperiment())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	for _, st := range strays {
+		resp.Strays = append(resp.Strays, &repositoryv1.Stray{Path: st.Path, Problem: st.Problem})
 	}
 	return resp, nil
 }

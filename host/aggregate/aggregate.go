@@ -33,6 +33,9 @@ const (
 	CodeMixedConfigHash      = "mixed_config_hash"
 	CodeMixedEngine          = "mixed_engine"
 	CodeMixedModel           = "mixed_model"
+	// CodeMarkerInvalid: a rank's completion marker exists but cannot be used (it does not
+	// parse, names another rank, or has no sha256); the rank is left out.
+	CodeMarkerInvalid = "marker_invalid"
 
 	// Findings the aggregation adds that are not checks.
 	CodeEnergyNotStitched = "energy_not_stitched"
@@ -41,6 +44,10 @@ const (
 	CodeManifestInvalid   = "manifest_invalid"
 	// CodeRankInvalid: a raw result says valid: false without an error finding to show for it.
 	CodeRankInvalid = "rank_invalid"
+	// CodeStrayFile (warning): a name among the raw results that looks like a raw result or a
+	// marker without being one the repository reads (process_00.json, a leftover temp file, a
+	// marker without a raw result). Nothing reads it; the finding says it is there.
+	CodeStrayFile = "stray_file"
 )
 
 // Options control an aggregation.
@@ -62,11 +69,18 @@ type Options struct {
 type CheckError struct {
 	Experiment string
 	Failures   []results.Finding
+	// Usable is the number of ranks a --no-strict aggregation would aggregate: 0 when no rank
+	// left a usable raw result, and then no partial aggregate can be written either.
+	Usable int
 }
 
 func (e *CheckError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "aggregate %s: %d completeness check(s) failed (--no-strict writes a partial aggregate):", e.Experiment, len(e.Failures))
+	hint := " (--no-strict writes a partial aggregate)"
+	if e.Usable == 0 {
+		hint = " (no rank left a usable raw result: there is nothing to aggregate, even with --no-strict)"
+	}
+	fmt.Fprintf(&b, "aggregate %s: %d completeness check(s) failed%s:", e.Experiment, len(e.Failures), hint)
 	for _, f := range e.Failures {
 		b.WriteString("\n  " + f.Code + ": " + f.Message)
 	}
@@ -95,7 +109,11 @@ func Run(ctx context.Context, repo sdk.Repository, exp string, opts Options) (*O
 	if err != nil {
 		return nil, err
 	}
-	agg, err := assemble(exp, decoded, manifest, opts)
+	strays, err := strayFindings(ctx, repo, exp)
+	if err != nil {
+		return nil, err
+	}
+	agg, err := assemble(exp, decoded, manifest, opts, strays...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +192,38 @@ func loadDecoded(ctx context.Context, repo sdk.Repository, exp string) ([]decode
 	return out, manifest, nil
 }
 
+// strayFindings lists, when the repository can, the names among exp's raw results that look like
+// raw results or markers without being read, as stray_file warnings. A repository plugin built
+// before strays were listed answers ErrUnimplemented: then there are none to report.
+func strayFindings(ctx context.Context, repo sdk.Repository, exp string) ([]results.Finding, error) {
+	sl, ok := repo.(sdk.StrayLister)
+	if !ok {
+		return nil, nil
+	}
+	strays, err := sl.ListStrays(ctx, exp)
+	switch {
+	case errors.Is(err, sdk.ErrUnimplemented):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("aggregate %s: list stray files: %w", exp, err)
+	}
+	var out []results.Finding
+	for _, st := range strays {
+		out = append(out, results.Finding{Code: CodeStrayFile, Severity: results.SeverityWarning,
+			Message: fmt.Sprintf("%s: %s", st.Path, st.Problem),
+			Advice:  "nothing reads it; remove it, or if it holds a rank's result, find out why it is not under its canonical name"})
+	}
+	return out, nil
+}
+
+// fileOf names a rank's raw result in messages: its path when the repository gives one.
+func fileOf(e sdk.RawEntry) string {
+	if e.Path != "" {
+		return e.Path
+	}
+	return fmt.Sprintf("the raw result of rank %d", e.Rank)
+}
+
 // worker is one decoded raw result.
 type worker struct {
 	rank int
@@ -195,31 +245,40 @@ func (c *checks) warn(code string, rank *int, format string, args ...any) {
 	c.findings = append(c.findings, results.Finding{Code: code, Severity: results.SeverityWarning, Message: fmt.Sprintf(format, args...), Rank: rank})
 }
 
-// assemble checks and aggregates decoded inputs.
-func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options) (*results.Aggregated, error) {
+// assemble checks and aggregates decoded inputs; extra are findings found before (stray files).
+// Every problem of one rank's files (its marker, its raw result) leaves that rank out with a
+// finding naming the file; the other ranks are aggregated under --no-strict.
+func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options, extra ...results.Finding) (*results.Aggregated, error) {
 	if len(inputs) == 0 {
 		return nil, fmt.Errorf("aggregate %s: %w: no raw results", exp, sdk.ErrNotFound)
 	}
-	var c checks
+	c := checks{findings: extra}
 	sort.Slice(inputs, func(i, j int) bool { return inputs[i].entry.Rank < inputs[j].entry.Rank })
 	var ws []*worker
 	for _, in := range inputs {
 		rank := in.entry.Rank
 		rp := results.IntPtr(rank)
+		file := fileOf(in.entry)
 		switch mk := in.entry.Marker; {
+		case in.entry.MarkerProblem != "":
+			c.fail(CodeMarkerInvalid, rp, "rank %d: %s; its raw result %s is unconfirmed; rank %d left out", rank, in.entry.MarkerProblem, file, rank)
+			continue
 		case mk == nil:
-			c.fail(CodeMissingMarker, rp, "rank %d has a raw result but no completion marker (the worker did not confirm it)", rank)
+			c.fail(CodeMissingMarker, rp, "rank %d has a raw result (%s) but no completion marker (the worker did not confirm it)", rank, file)
+		case mk.Rank != rank:
+			c.fail(CodeMarkerInvalid, rp, "rank %d: the completion marker of %s says rank %d; rank %d left out", rank, file, mk.Rank, rank)
+			continue
 		case !strings.EqualFold(mk.SHA256, in.sum):
-			c.fail(CodeChecksumMismatch, rp, "rank %d: the raw result's sha256 %s differs from its completion marker's %s (the file changed after it was written); rank %d left out", rank, in.sum, mk.SHA256, rank)
+			c.fail(CodeChecksumMismatch, rp, "rank %d: the sha256 %s of %s differs from its completion marker's %s (the file changed after it was written); rank %d left out", rank, in.sum, file, mk.SHA256, rank)
 			continue
 		}
 		if in.err != nil {
-			c.fail(CodeRawInvalid, rp, "rank %d: %v; rank %d left out", rank, in.err, rank)
+			c.fail(CodeRawInvalid, rp, "rank %d: %s: %v; rank %d left out", rank, file, in.err, rank)
 			continue
 		}
 		raw := in.raw
 		if raw.ExperimentID != exp || raw.Rank != rank {
-			c.fail(CodeRawInvalid, rp, "rank %d: the file says experiment %q rank %d; rank %d left out", rank, raw.ExperimentID, raw.Rank, rank)
+			c.fail(CodeRawInvalid, rp, "rank %d: %s says experiment %q rank %d; rank %d left out", rank, file, raw.ExperimentID, raw.Rank, rank)
 			continue
 		}
 		ws = append(ws, &worker{rank: rank, sha: in.sum, raw: raw})
@@ -240,7 +299,7 @@ func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options) 
 	checkWindows(&c, ws)
 
 	if len(c.failures) > 0 && !opts.NoStrict {
-		return nil, &CheckError{Experiment: exp, Failures: c.failures}
+		return nil, &CheckError{Experiment: exp, Failures: c.failures, Usable: len(ws)}
 	}
 	if len(ws) == 0 {
 		return nil, &CheckError{Experiment: exp, Failures: append(c.failures, results.Finding{Code: CodeUnexpectedRank,

@@ -177,8 +177,8 @@ func TestChecks(t *testing.T) {
 		message   *regexp.Regexp
 		ranks     string // ranks in the partial aggregate
 	}{
-		{"missing-marker", CodeMissingMarker, regexp.MustCompile(`rank 1 has a raw result but no completion marker`), "[0 1]"},
-		{"corrupted", CodeChecksumMismatch, regexp.MustCompile(`rank 1: the raw result's sha256 [0-9a-f]{64} differs from its completion marker's`), "[0]"},
+		{"missing-marker", CodeMissingMarker, regexp.MustCompile(`rank 1 has a raw result \(mem:raw/missing-marker/process_1.json\) but no completion marker`), "[0 1]"},
+		{"corrupted", CodeChecksumMismatch, regexp.MustCompile(`rank 1: the sha256 [0-9a-f]{64} of mem:raw/corrupted/process_1.json differs from its completion marker's`), "[0]"},
 		{"missing-rank", CodeMissingRank, regexp.MustCompile(`rank 1 of 0\.\.2 has no raw result`), "[0 2]"},
 		{"duplicate-slot", CodeDuplicateDeviceSlot, regexp.MustCompile(`ranks 0 and 1 both ran on host node-a device slot "cuda:0"`), "[0 1]"},
 		{"not-concurrent", CodeWindowsNotConcurrent, regexp.MustCompile(`have 0\.000 s in common, less than 50 % of the shortest`), "[0 1]"},

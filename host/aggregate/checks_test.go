@@ -53,9 +53,9 @@ func TestMoreChecks(t *testing.T) {
 		{"rank beyond the world size", pair(func(w []resultstest.Worker) { w[1].Rank = 5 }), &results.Manifest{WorldSize: 1, State: results.StateCompleted},
 			CodeUnexpectedRank, "rank 5 is outside 0..0 (world size 1)"},
 		{"unparsable raw result", map[int][]byte{0: gpuPair("x")[0].Bytes(), 1: []byte("{not json")}, nil,
-			CodeRawInvalid, "rank 1: decode raw result"},
+			CodeRawInvalid, "rank 1: mem:raw/x/process_1.json: decode raw result"},
 		{"raw result of another rank", map[int][]byte{0: gpuPair("x")[1].Bytes(), 1: gpuPair("x")[0].Bytes()}, nil,
-			CodeRawInvalid, "the file says experiment \"x\" rank 1"},
+			CodeRawInvalid, "rank 0: mem:raw/x/process_0.json says experiment \"x\" rank 1"},
 		{"manifest world size", pair(func(w []resultstest.Worker) {}), &results.Manifest{WorldSize: 4, State: results.StateFailed},
 			CodeMissingRank, "rank 2 of 0..3 has no raw result"},
 	}

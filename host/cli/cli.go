@@ -25,6 +25,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/runcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/version"
 )
 
@@ -48,7 +49,7 @@ func Run(ctx context.Context, in io.Reader, out, errw io.Writer, args []string) 
 			}
 		}
 		if msg := err.Error(); msg != "" && !(errors.As(err, &ee) && ee.Err == nil) {
-			fmt.Fprintln(errw, "lemctl: "+msg)
+			fmt.Fprintln(errw, "lemctl: "+echo.Lines(msg)) // no line of echoed input runs to megabytes
 		}
 	}
 	return code

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -170,14 +171,15 @@ func (e *Error) Error() string {
 		if b.Len() > 0 {
 			b.WriteString(": ")
 		}
-		b.WriteString(e.Key)
+		b.WriteString(echo.Value(e.Key)) // a key name is user input too
 	}
 	if b.Len() > 0 {
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Message)
+	// A plugin's message may quote a value whole: every line is cut to a readable length.
+	b.WriteString(echo.Lines(e.Message))
 	if e.Valid != "" {
-		b.WriteString(" (valid: " + e.Valid + ")")
+		b.WriteString(" (valid: " + echo.Lines(e.Valid) + ")")
 	}
 	return b.String()
 }
@@ -249,7 +251,7 @@ type PluginNotInstalledError struct {
 }
 
 func (e *PluginNotInstalledError) Error() string {
-	msg := fmt.Sprintf("%s plugin %q is not installed", e.Kind, e.Plugin)
+	msg := fmt.Sprintf("%s plugin %s is not installed", e.Kind, echo.Quote(e.Plugin))
 	if len(e.Searched) > 0 {
 		msg += " (searched " + strings.Join(e.Searched, ", ") + ")"
 	}

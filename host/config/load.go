@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lemctl/lemctl/host/dataset"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -63,15 +65,42 @@ func (OSFS) Open(name string) (fs.File, error) { return os.Open(name) }
 // Stat stats name with os.Stat.
 func (OSFS) Stat(name string) (fs.FileInfo, error) { return os.Stat(name) }
 
-// LoadFile reads and loads the config file name through opts.FS.
+// MaxFileBytes is the largest config file lemctl reads (docs/config.md): an experiment file is a
+// few KiB, so a larger one is a mistake (a dataset given as the config) and is refused before it
+// is parsed or echoed.
+const MaxFileBytes = 1 << 20
+
+// tooLarge is the error of a config of size bytes (at least size when atLeast).
+func tooLarge(name string, size int64, atLeast bool) Errors {
+	what := fmt.Sprintf("%d bytes", size)
+	if atLeast {
+		what = "more than " + what
+	}
+	return Errors{{File: name, Message: fmt.Sprintf("the config is %s, over the limit of %d bytes (1 MiB) for a config file", what, MaxFileBytes),
+		Valid: "an experiment file of at most 1 MiB (docs/config.md)"}}
+}
+
+// LoadFile reads and loads the config file name through opts.FS. A file over MaxFileBytes is
+// refused unread.
 func LoadFile(ctx context.Context, name string, opts Options) (*Config, error) {
 	fsys := opts.FS
 	if fsys == nil {
 		fsys = OSFS{}
 	}
-	data, err := fs.ReadFile(fsys, name)
+	f, err := fsys.Open(name)
 	if err != nil {
 		return nil, Errors{{File: name, Message: "cannot read config: " + describeFSError(err)}}
+	}
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.Mode().IsRegular() && info.Size() > MaxFileBytes {
+		return nil, tooLarge(name, info.Size(), false)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, Errors{{File: name, Message: "cannot read config: " + describeFSError(err)}}
+	}
+	if len(data) > MaxFileBytes {
+		return nil, tooLarge(name, MaxFileBytes, true) // a pipe or a file still growing
 	}
 	return Load(ctx, name, data, opts)
 }
@@ -79,6 +108,9 @@ func LoadFile(ctx context.Context, name string, opts Options) (*Config, error) {
 // Load validates a config document (named name in messages) with opts' overrides and returns
 // the effective config. An invalid config returns Errors with every problem found.
 func Load(ctx context.Context, name string, data []byte, opts Options) (*Config, error) {
+	if len(data) > MaxFileBytes {
+		return nil, tooLarge(name, int64(len(data)), false)
+	}
 	if opts.FS == nil {
 		opts.FS = OSFS{}
 	}
@@ -158,7 +190,7 @@ func (l *loader) applyOverrides(raw map[string]any) {
 	for _, arg := range o.Set {
 		segs, value, err := ParseSet(arg)
 		if err != nil {
-			l.errs = append(l.errs, &Error{Source: SourceSet + " " + strconv.Quote(arg), Message: err.Error(),
+			l.errs = append(l.errs, &Error{Source: SourceSet + " " + echo.Quote(arg), Message: err.Error(),
 				Valid: "key.path=VALUE with VALUE a TOML value, e.g. workload.batch_size=4 or 'launch.devices=[0, 1]'"})
 			continue
 		}
@@ -196,11 +228,11 @@ func ParseSet(arg string) ([]string, any, error) {
 	segs, ok := s.key()
 	s.skipSpace(false)
 	if !ok || len(segs) == 0 || s.peek(0) != '=' {
-		return nil, nil, fmt.Errorf("%q is not key.path=VALUE", arg)
+		return nil, nil, fmt.Errorf("%s is not key.path=VALUE", echo.Quote(arg))
 	}
 	value := strings.TrimSpace(arg[s.pos+1:])
 	if value == "" {
-		return nil, nil, fmt.Errorf("%q has no value after '='", arg)
+		return nil, nil, fmt.Errorf("%s has no value after '='", echo.Quote(arg))
 	}
 	var doc map[string]any
 	if _, err := toml.Decode("v = "+value, &doc); err == nil {
@@ -211,7 +243,7 @@ func ParseSet(arg string) ([]string, any, error) {
 		if errors.As(err, &pe) {
 			msg = pe.Message
 		}
-		return nil, nil, fmt.Errorf("value %s is not a TOML value: %s", value, msg)
+		return nil, nil, fmt.Errorf("value %s is not a TOML value: %s", echo.Value(value), echo.Value(msg))
 	}
 	return segs, value, nil
 }
@@ -455,7 +487,7 @@ func (l *loader) crossChecks() {
 				if len(listed) > 0 {
 					valid = "one of " + quoteList(listed)
 				}
-				l.errAt(p("energy", name), fmt.Sprintf("table for meter %q, which energy.meters does not list", name), valid)
+				l.errAt(p("energy", name), fmt.Sprintf("table for meter %s, which energy.meters does not list", echo.Quote(name)), valid)
 			}
 		}
 	}
@@ -487,10 +519,10 @@ func (l *loader) checkDataset() {
 		info, err := fs.Stat(l.opts.FS, name)
 		switch {
 		case err != nil:
-			l.errAt(dsKey, fmt.Sprintf("dataset file %q: %s", name, describeFSError(err)),
+			l.errAt(dsKey, fmt.Sprintf("dataset file %s: %s", echo.Quote(name), describeFSError(err)),
 				`"builtin", "synthetic:<input_tokens>" or a readable file (paths are relative to the current directory)`)
 		case info.IsDir():
-			l.errAt(dsKey, fmt.Sprintf("dataset %q is a directory", name), "a JSONL, JSON or text file")
+			l.errAt(dsKey, fmt.Sprintf("dataset %s is a directory", echo.Quote(name)), "a JSONL, JSON or text file")
 		}
 	}
 }
@@ -625,9 +657,9 @@ func (l *loader) pluginFailed(u use, err error) {
 		}
 		l.errAt(u.nameKey, nie.Error(), valid)
 	case errors.Is(err, ErrPluginNotInstalled):
-		l.errAt(u.nameKey, fmt.Sprintf("%s plugin %q is not installed", kind, plugin), "an installed "+string(kind)+" plugin")
+		l.errAt(u.nameKey, fmt.Sprintf("%s plugin %s is not installed", kind, echo.Quote(plugin)), "an installed "+string(kind)+" plugin")
 	default:
-		l.errAt(u.table, fmt.Sprintf("%s plugin %q could not check its table: %v", kind, plugin, err), "")
+		l.errAt(u.table, fmt.Sprintf("%s plugin %s could not check its table: %v", kind, echo.Quote(plugin), err), "")
 	}
 }
 
@@ -645,7 +677,7 @@ func (l *loader) rejectedKey(u use, ce sdk.ConfigError) {
 			msg += fmt.Sprintf("; did you mean %q? (a key below a [table] header belongs to that table)", elsewhere)
 		}
 	}
-	l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %q)", msg, kind, plugin), ce.Valid)
+	l.errAt(segs, fmt.Sprintf("%s (reported by %s plugin %s)", msg, kind, echo.Quote(plugin)), ce.Valid)
 }
 
 // DefaultValidity returns [validity] with the schema's defaults: the thresholds of a measurement

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -244,7 +245,7 @@ func rangeDoc(k *keySpec) string {
 func describe(v any) string {
 	switch v := v.(type) {
 	case string:
-		return fmt.Sprintf("string %q", v)
+		return "string " + echo.Quote(v)
 	case int64:
 		return fmt.Sprintf("integer %d", v)
 	case float64:
@@ -278,10 +279,10 @@ func (k *keySpec) check(v any) (any, string) {
 			return nil, "must not be empty"
 		}
 		if len(k.enum) > 0 && !slices.Contains(k.enum, s) {
-			return nil, fmt.Sprintf("%q is not a valid value", s)
+			return nil, echo.Quote(s) + " is not a valid value"
 		}
 		if k.pattern != nil && !k.pattern.MatchString(s) {
-			return nil, fmt.Sprintf("%q is not valid", s)
+			return nil, echo.Quote(s) + " is not valid"
 		}
 		return s, ""
 	case kBool:
@@ -326,10 +327,10 @@ func (k *keySpec) check(v any) (any, string) {
 		}
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return nil, fmt.Sprintf("%q is not a duration", s)
+			return nil, echo.Quote(s) + " is not a duration"
 		}
 		if msg := k.checkRange(d.Seconds()); msg != "" {
-			return nil, fmt.Sprintf("%q is out of range", s)
+			return nil, echo.Quote(s) + " is out of range"
 		}
 		return d.String(), ""
 	case kDevices:
@@ -356,7 +357,7 @@ func checkDevices(v any) (any, string) {
 		if v == "cpu" {
 			return "cpu", ""
 		}
-		return nil, fmt.Sprintf("%q is not a device list", v)
+		return nil, echo.Quote(v) + " is not a device list"
 	case []any:
 		if len(v) == 0 {
 			return nil, "the device list is empty"
@@ -381,7 +382,7 @@ func checkDevices(v any) (any, string) {
 					return "cpu", ""
 				case strings.HasPrefix(e, "GPU-") && len(e) > 4, strings.HasPrefix(e, "MIG-") && len(e) > 4:
 				default:
-					return nil, fmt.Sprintf("element %d: %q is neither a GPU index, a GPU UUID nor \"cpu\"", i, e)
+					return nil, fmt.Sprintf("element %d: %s is neither a GPU index, a GPU UUID nor \"cpu\"", i, echo.Quote(e))
 				}
 				id = e
 				out = append(out, e)
@@ -389,7 +390,7 @@ func checkDevices(v any) (any, string) {
 				return nil, fmt.Sprintf("element %d: wrong type %s", i, describe(e))
 			}
 			if seen[id] {
-				return nil, fmt.Sprintf("element %d: device %s is listed twice", i, id)
+				return nil, fmt.Sprintf("element %d: device %s is listed twice", i, echo.Value(id))
 			}
 			seen[id] = true
 		}
@@ -404,7 +405,7 @@ func checkMeters(v any) (any, string) {
 		if v == "auto" {
 			return "auto", ""
 		}
-		return nil, fmt.Sprintf("%q is not valid (write a list for one meter: [%q])", v, v)
+		return nil, fmt.Sprintf("%s is not valid (write a list for one meter: [%s])", echo.Quote(v), echo.Quote(v))
 	case []any:
 		out := make([]any, 0, len(v))
 		seen := map[string]bool{}
@@ -414,10 +415,10 @@ func checkMeters(v any) (any, string) {
 				return nil, fmt.Sprintf("element %d: wrong type %s, want a plugin name", i, describe(e))
 			}
 			if !pluginPattern.MatchString(s) {
-				return nil, fmt.Sprintf("element %d: %q is not a plugin name", i, s)
+				return nil, fmt.Sprintf("element %d: %s is not a plugin name", i, echo.Quote(s))
 			}
 			if seen[s] {
-				return nil, fmt.Sprintf("element %d: meter %q is listed twice", i, s)
+				return nil, fmt.Sprintf("element %d: meter %s is listed twice", i, echo.Quote(s))
 			}
 			seen[s] = true
 			out = append(out, s)

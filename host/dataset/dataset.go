@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lemctl/lemctl/host/echo"
 )
 
 // Prompt is one request's input.
@@ -139,7 +141,7 @@ func Parse(name string, data []byte, format, column string) (*Dataset, error) {
 	case FormatAlpaca, FormatShareGPT, FormatAuto:
 		err = d.parseJSON(data, format, column)
 	default:
-		err = fmt.Errorf("unknown format %q (valid: auto, jsonl, alpaca, sharegpt, text)", format)
+		err = fmt.Errorf("unknown format %s (valid: auto, jsonl, alpaca, sharegpt, text)", echo.Quote(format))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dataset %s: %w", name, err)

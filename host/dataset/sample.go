@@ -1,6 +1,10 @@
 package dataset
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/lemctl/lemctl/host/echo"
+)
 
 // Orders of the prompt sample.
 const (
@@ -41,7 +45,7 @@ func (d *Dataset) Select(n int, order string, seed uint64) ([]Prompt, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("order %q: valid orders are %q and %q", order, OrderSequential, OrderShuffle)
+	return nil, fmt.Errorf("order %s: valid orders are %q and %q", echo.Quote(order), OrderSequential, OrderShuffle)
 }
 
 // Permutation returns a seeded permutation of 0..n-1 (Fisher–Yates over splitmix64).

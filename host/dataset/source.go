@@ -5,6 +5,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/lemctl/lemctl/host/echo"
 )
 
 // SourceKind says where a dataset comes from.
@@ -59,7 +61,7 @@ func ParseSource(s string) (Source, error) {
 	case strings.HasPrefix(s, SyntheticPrefix):
 		n, err := strconv.Atoi(strings.TrimPrefix(s, SyntheticPrefix))
 		if err != nil || n < 1 || n > MaxSyntheticTokens {
-			return Source{}, fmt.Errorf("%q: want synthetic:<input_tokens> with input_tokens in [1, %d]", s, MaxSyntheticTokens)
+			return Source{}, fmt.Errorf("%s: want synthetic:<input_tokens> with input_tokens in [1, %d]", echo.Quote(s), MaxSyntheticTokens)
 		}
 		return Source{Kind: SourceSynthetic, Name: s, InputTokens: n}, nil
 	}
@@ -74,7 +76,7 @@ func FormatOf(name, format string) (string, error) {
 		return format, nil
 	case FormatAuto, "":
 	default:
-		return "", fmt.Errorf("unknown format %q (valid: auto, jsonl, alpaca, sharegpt, text)", format)
+		return "", fmt.Errorf("unknown format %s (valid: auto, jsonl, alpaca, sharegpt, text)", echo.Quote(format))
 	}
 	switch strings.ToLower(path.Ext(name)) {
 	case ".jsonl", ".ndjson":
@@ -84,5 +86,5 @@ func FormatOf(name, format string) (string, error) {
 	case ".json":
 		return FormatAuto, nil
 	}
-	return "", fmt.Errorf("cannot tell the format of %q from its extension (.jsonl, .ndjson, .json, .txt); set workload.format", name)
+	return "", fmt.Errorf("cannot tell the format of %s from its extension (.jsonl, .ndjson, .json, .txt); set workload.format", echo.Quote(name))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/lemctl/lemctl/host/atomicfile"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -190,13 +191,14 @@ type ValiditySpec struct {
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 }
 
-// WriteSpec writes s to path (0600).
+// WriteSpec writes s to path (0600) atomically (host/atomicfile): a full disk fails the launch
+// with ENOSPC and leaves no empty or torn spec behind.
 func WriteSpec(path string, s *Spec) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o600)
+	return atomicfile.Write(path, b, 0o600)
 }
 
 // ReadSpec reads a worker spec.

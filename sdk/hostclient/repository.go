@@ -19,6 +19,22 @@ func markerFromProto(m *repositoryv1.Marker) *sdk.Marker {
 // repositoryClient is the host side of lem.repository.v1; it implements Repository.
 type repositoryClient struct{ c repositoryv1.RepositoryClient }
 
+var _ sdk.StrayLister = (*repositoryClient)(nil)
+
+// ListStrays implements sdk.StrayLister; a plugin built before the RPC existed answers
+// sdk.ErrUnimplemented.
+func (r *repositoryClient) ListStrays(ctx context.Context, exp string) ([]sdk.Stray, error) {
+	resp, err := r.c.ListStrays(ctx, &repositoryv1.ListRawRequest{Experiment: exp})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	var out []sdk.Stray
+	for _, st := range resp.GetStrays() {
+		out = append(out, sdk.Stray{Path: st.GetPath(), Problem: st.GetProblem()})
+	}
+	return out, nil
+}
+
 type uploadStream interface {
 	Send(*repositoryv1.Upload) error
 	CloseAndRecv() (*repositoryv1.Stored, error)
@@ -93,7 +109,7 @@ func (r *repositoryClient) ListRaw(ctx context.Context, exp string) ([]sdk.RawEn
 	}
 	var out []sdk.RawEntry
 	for _, e := range resp.GetEntries() {
-		re := sdk.RawEntry{Rank: int(e.GetRank()), Size: e.GetSize(), SHA256: e.GetSha256()}
+		re := sdk.RawEntry{Rank: int(e.GetRank()), Size: e.GetSize(), SHA256: e.GetSha256(), Path: e.GetPath(), MarkerProblem: e.GetMarkerProblem()}
 		if e.GetMarker() != nil {
 			re.Marker = markerFromProto(e.GetMarker())
 		}

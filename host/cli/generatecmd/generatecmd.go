@@ -17,6 +17,7 @@ import (
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
@@ -202,7 +203,7 @@ func generateRun(ctx context.Context, opts *Options) error {
 			return classify(ctx, err)
 		}
 	} else if !lc.Info().Serves(sdk.KindEngine) {
-		return cliutil.Usagef("generate: plugin %q serves %v, not engine; name an engine with --engine-plugin", o.Plugin, lc.Info().Kinds)
+		return cliutil.Usagef("generate: plugin %s serves %v, not engine; name an engine with --engine-plugin", echo.Quote(o.Plugin), lc.Info().Kinds)
 	}
 	res, err := generate(ctx, env, lc, ec, o, req, device)
 	if err != nil {
@@ -237,12 +238,12 @@ func (o Options) request() (sdk.GenerateRequest, error) {
 	if o.IDs != "" {
 		fields := strings.FieldsFunc(o.IDs, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 		if len(fields) == 0 {
-			return req, fmt.Errorf("--ids %q holds no ids", o.IDs)
+			return req, fmt.Errorf("--ids %s holds no ids", echo.Quote(o.IDs))
 		}
 		for _, s := range fields {
 			id, err := strconv.ParseInt(s, 10, 32)
 			if err != nil || id < 0 {
-				return req, fmt.Errorf("--ids: %q is not a token id (a non-negative integer)", s)
+				return req, fmt.Errorf("--ids: %s is not a token id (a non-negative integer)", echo.Quote(s))
 			}
 			p.IDs = append(p.IDs, int32(id))
 		}
@@ -275,7 +276,7 @@ func parseDevice(s string) (sdk.Device, error) {
 			return sdk.Device{Kind: "cuda", Index: n}, nil
 		}
 	}
-	return sdk.Device{}, fmt.Errorf("--device %q: want cpu, cuda or cuda:N", s)
+	return sdk.Device{}, fmt.Errorf("--device %s: want cpu, cuda or cuda:N", echo.Quote(s))
 }
 
 // parseConfig reads KEY=VALUE pairs; a VALUE that parses as JSON is that value, else a string.
@@ -287,7 +288,7 @@ func parseConfig(kvs []string) (map[string]any, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || strings.TrimSpace(k) == "" {
-			return nil, fmt.Errorf("--plugin-config %q: want KEY=VALUE", kv)
+			return nil, fmt.Errorf("--plugin-config %s: want KEY=VALUE", echo.Quote(kv))
 		}
 		var val any
 		if err := json.Unmarshal([]byte(v), &val); err != nil {

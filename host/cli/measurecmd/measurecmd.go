@@ -25,6 +25,7 @@ import (
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/energy"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
@@ -127,7 +128,7 @@ func measureRun(ctx context.Context, o *Options) error {
 			return cliutil.Usagef("--set %s", err)
 		}
 		if len(path) != 2 {
-			return cliutil.Usagef("--set %q: want METER.KEY=VALUE (e.g. rapl.interval=\"50ms\")", s)
+			return cliutil.Usagef("--set %s: want METER.KEY=VALUE (e.g. rapl.interval=\"50ms\")", echo.Quote(s))
 		}
 		if tables[path[0]] == nil {
 			tables[path[0]] = map[string]any{}
@@ -150,7 +151,7 @@ func measureRun(ctx context.Context, o *Options) error {
 	}
 	for name := range tables {
 		if !contains(names, name) {
-			return cliutil.Usagef("--set %s.…: %q is not a meter of this measurement (meters: %s)", name, name, strings.Join(names, ", "))
+			return cliutil.Usagef("--set %s.…: %s is not a meter of this measurement (meters: %s)", echo.Value(name), echo.Quote(name), strings.Join(names, ", "))
 		}
 	}
 	// Without --meter, a meter that is installed but unusable is left out with a warning (in the

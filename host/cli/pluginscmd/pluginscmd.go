@@ -14,6 +14,7 @@ import (
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -240,7 +241,7 @@ func describeRun(ctx context.Context, opts *DescribeOptions) error {
 		for _, q := range cat.Plugins() {
 			installed = append(installed, q.Name)
 		}
-		return cliutil.Usagef("plugin %q is not installed (installed: %s; searched %s)", name,
+		return cliutil.Usagef("plugin %s is not installed (installed: %s; searched %s)", echo.Quote(name),
 			orNone(strings.Join(installed, ", ")), strings.Join(cat.Searched(), ", "))
 	}
 	d := toDescription(p)

@@ -29,6 +29,7 @@ import (
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/dataset"
 	"github.com/lemctl/lemctl/host/discovery"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
@@ -67,7 +68,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Progress != "text" && o.Progress != "json" && o.Progress != "quiet" {
-				return cliutil.Usagef("--progress %q: valid values are text, json, quiet", o.Progress)
+				return cliutil.Usagef("--progress %s: valid values are text, json, quiet", echo.Quote(o.Progress))
 			}
 			if len(args) == 1 {
 				o.File = args[0]
@@ -359,6 +360,10 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		}
 		p.specs = append(p.specs, spec)
 	}
+	// The last check before anything is written (preflight.go).
+	if err := preflight(resultsDir, p.specs, freeBytes); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -422,15 +427,11 @@ func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]strin
 func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.Artifact, error) {
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
-		err = fmt.Errorf("model.ref %q: %w", cfg.Model.Ref, err)
-		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrNotFound) {
-			return nil, cliutil.Usage(err)
-		}
-		return nil, cliutil.Failed(err)
+		return nil, modelRefError(cfg.Model.Ref, err)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
-		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
-			n, cfg.Model.Ref, a.ContextLength, a.ContextLength-1)
+		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %s has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
+			n, echo.Quote(cfg.Model.Ref), a.ContextLength, a.ContextLength-1)
 	}
 	return a, nil
 }
@@ -497,13 +498,13 @@ func openDataset(ctx context.Context, l sdk.Loader, cfg *config.Config) (*datase
 		opts.Tokenizer = loaderTokenizer{l: l, ref: cfg.Model.Ref}
 		ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
 		if err != nil {
-			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", cfg.Workload.Dataset, err))
+			return nil, cliutil.Failed(fmt.Errorf("workload.dataset %s: %w", echo.Value(cfg.Workload.Dataset), err))
 		}
 		return ds, nil
 	}
 	ds, err := dataset.Open(ctx, cfg.Workload.Dataset, opts)
 	if err != nil {
-		return nil, cliutil.Usagef("workload.dataset %s: %v", cfg.Workload.Dataset, err)
+		return nil, cliutil.Usagef("workload.dataset %s: %v", echo.Value(cfg.Workload.Dataset), err)
 	}
 	return ds, nil
 }
@@ -550,7 +551,7 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 			for k := range gpus {
 				known = append(known, k)
 			}
-			return nil, cliutil.Usagef("launch.devices: GPU %q not found by the energy plugins (found: %s)", d, strings.Join(known, ", "))
+			return nil, cliutil.Usagef("launch.devices: GPU %s not found by the energy plugins (found: %s)", echo.Quote(d), strings.Join(known, ", "))
 		}
 		for i := 0; i < per; i++ {
 			s := g
@@ -596,6 +597,16 @@ func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.
 		return nil, cliutil.Usagef("launch.devices lists GPUs, but lemctl cannot map them to UUIDs: %s", why)
 	}
 	return out, nil
+}
+
+// partialHint points to `lemctl aggregate --no-strict` after a failed aggregation, only when at
+// least one rank saved a raw result it could aggregate.
+func partialHint(err error, id string) string {
+	var ce *aggregate.CheckError
+	if errors.As(err, &ce) && ce.Usable > 0 {
+		return fmt.Sprintf("\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", id)
+	}
+	return ""
 }
 
 // execute launches the workers and waits for them, then aggregates.
@@ -708,7 +719,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		if len(failed) > 0 {
 			msg = strings.Join(failed, "\n") + "\n" + msg
 		}
-		return cliutil.Failed(fmt.Errorf("experiment %s: %s\n(`lemctl aggregate %s --no-strict` writes a partial aggregate)", p.id, msg, p.id))
+		return cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
 	}
 	if o.Output == render.FormatJSON {
 		// The aggregate exactly as stored; the line naming it goes to stderr.

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/echo"
 )
 
 // Output formats.
@@ -97,5 +98,5 @@ func CheckOutput(format string, valid ...string) error {
 	if slices.Contains(valid, format) {
 		return nil
 	}
-	return cliutil.Usagef("--output %q: valid values are %q", format, valid)
+	return cliutil.Usagef("--output %s: valid values are %q", echo.Quote(format), valid)
 }

@@ -30,12 +30,17 @@ type Memory struct {
 type memExp struct {
 	raw        map[int][]byte
 	markers    map[int]*sdk.Marker
+	badMarkers map[int]string // rank → why its marker cannot be used
+	strays     []sdk.Stray
 	aggregated []byte
 	manifest   []byte
 	modified   int64
 }
 
-var _ sdk.Repository = (*Memory)(nil)
+var (
+	_ sdk.Repository  = (*Memory)(nil)
+	_ sdk.StrayLister = (*Memory)(nil)
+)
 
 // NewMemory returns an empty repository.
 func NewMemory() *Memory { return &Memory{exps: map[string]*memExp{}} }
@@ -140,6 +145,46 @@ func (m *Memory) PutMarker(exp string, mk sdk.Marker) {
 	e.markers[mk.Rank] = &mk
 }
 
+// PutMarkerAt stores mk as rank's marker as is, whatever rank mk names (to build broken
+// fixtures).
+func (m *Memory) PutMarkerAt(exp string, rank int, mk sdk.Marker) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, _ := m.exp(context.Background(), exp, 0, true)
+	e.markers[rank] = &mk
+}
+
+// PutMarkerProblem makes rank's marker one that exists but cannot be used, as a repository lists
+// a marker that does not parse: ListRaw reports problem and no marker for the rank.
+func (m *Memory) PutMarkerProblem(exp string, rank int, problem string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, _ := m.exp(context.Background(), exp, 0, true)
+	if e.badMarkers == nil {
+		e.badMarkers = map[int]string{}
+	}
+	e.badMarkers[rank] = problem
+}
+
+// PutStray adds a stray ListStrays reports.
+func (m *Memory) PutStray(exp string, st sdk.Stray) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, _ := m.exp(context.Background(), exp, 0, true)
+	e.strays = append(e.strays, st)
+}
+
+// ListStrays implements sdk.StrayLister.
+func (m *Memory) ListStrays(ctx context.Context, exp string) ([]sdk.Stray, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.exp(ctx, exp, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	return append([]sdk.Stray(nil), e.strays...), nil
+}
+
 // PutRaw stores raw bytes as is, replacing what is there (to build broken fixtures).
 func (m *Memory) PutRaw(exp string, rank int, data []byte) {
 	m.mu.Lock()
@@ -161,8 +206,10 @@ func (m *Memory) ListRaw(ctx context.Context, exp string) ([]sdk.RawEntry, error
 	}
 	out := make([]sdk.RawEntry, 0, len(e.raw))
 	for rank, b := range e.raw {
-		ent := sdk.RawEntry{Rank: rank, Size: int64(len(b)), SHA256: hexSum(b)}
-		if mk := e.markers[rank]; mk != nil {
+		ent := sdk.RawEntry{Rank: rank, Size: int64(len(b)), SHA256: hexSum(b), Path: rawPath(exp, rank)}
+		if problem, bad := e.badMarkers[rank]; bad {
+			ent.MarkerProblem = problem
+		} else if mk := e.markers[rank]; mk != nil {
 			c := *mk
 			ent.Marker = &c
 		}

@@ -9,6 +9,10 @@
 // rename (or link(2) where the name must not exist yet), fsync of the directory. Several processes
 // may write into one root at once.
 //
+// ListRaw reports a marker that does not parse or names another rank as that rank's
+// MarkerProblem, never as a failure of the listing; ListStrays (sdk.StrayLister) lists every other
+// name in raw/<exp>/ so that the aggregation can report it.
+//
 // It must never tear or lose a file, never overwrite a raw result, never accept an id that could
 // leave the root (separators, "..", a leading dot), and never interpret the bytes it stores.
 package store

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +86,26 @@ func TestPluginBinary(t *testing.T) {
 	entries, err := repo.ListRaw(ctx, "e2e")
 	if err != nil || len(entries) != 1 || entries[0].Marker == nil || entries[0].SHA256 != st.SHA256 {
 		t.Errorf("ListRaw = %+v, %v", entries, err)
+	}
+	// A bad marker and a stray cross gRPC as the store reports them.
+	dir := filepath.Join(root, "raw", "e2e")
+	if err := os.WriteFile(filepath.Join(dir, ".completed_0"), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "process_00.json"), payload[:16], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries, err = repo.ListRaw(ctx, "e2e")
+	if err != nil || len(entries) != 1 || entries[0].Marker != nil || !strings.Contains(entries[0].MarkerProblem, ".completed_0") ||
+		entries[0].Path != filepath.Join(dir, "process_0.json") {
+		t.Errorf("ListRaw with a bad marker = %+v, %v", entries, err)
+	}
+	sl, ok := repo.(sdk.StrayLister)
+	if !ok {
+		t.Fatalf("the gRPC repository client is not a StrayLister")
+	}
+	strays, err := sl.ListStrays(ctx, "e2e")
+	if err != nil || len(strays) != 1 || strays[0].Path != filepath.Join(dir, "process_00.json") || strays[0].Problem == "" {
+		t.Errorf("ListStrays over gRPC = %+v, %v", strays, err)
 	}
 }

@@ -41,7 +41,10 @@ type Store struct {
 	root string
 }
 
-var _ sdk.Repository = (*Store)(nil)
+var (
+	_ sdk.Repository  = (*Store)(nil)
+	_ sdk.StrayLister = (*Store)(nil)
+)
 
 // New returns a store rooted at root (created on first write).
 func New(root string) *Store { return &Store{root: root} }
@@ -69,7 +72,11 @@ var beforeRename func(tmp, final string)
 func ValidateID(id string) error {
 	const valid = "1 to 200 characters from A-Z a-z 0-9 . _ + = @ -, not starting with '.'"
 	if id == "" || len(id) > maxIDLen {
-		return fmt.Errorf("%w: experiment id %q: length %d (valid: %s)", sdk.ErrInvalidArgument, id, len(id), valid)
+		shown := id
+		if len(shown) > maxIDLen {
+			shown = strings.ToValidUTF8(shown[:maxIDLen], "") + "…" // never echo a huge id whole
+		}
+		return fmt.Errorf("%w: experiment id %q: length %d (valid: %s)", sdk.ErrInvalidArgument, shown, len(id), valid)
 	}
 	if id[0] == '.' {
 		return fmt.Errorf("%w: experiment id %q starts with '.' (valid: %s)", sdk.ErrInvalidArgument, id, valid)
@@ -153,8 +160,9 @@ func (m markerFile) sdk() *sdk.Marker {
 }
 
 // ListRaw lists the experiment's raw results by rank, each with the sha256 of its bytes as
-// stored now and its completion marker, if any. An experiment with no raw directory is
-// ErrNotFound.
+// stored now and its completion marker, if any. A marker that does not parse or names another
+// rank is that rank's problem (RawEntry.MarkerProblem), not the listing's: the other ranks are
+// listed as usual. An experiment with no raw directory is ErrNotFound.
 func (s *Store) ListRaw(ctx context.Context, exp string) ([]sdk.RawEntry, error) {
 	if err := check(ctx, exp, 0); err != nil {
 		return nil, err
@@ -171,37 +179,104 @@ func (s *Store) ListRaw(ctx context.Context, exp string) ([]sdk.RawEntry, error)
 	for _, e := range ents {
 		rank, ok := parseRank(e.Name(), rawPrefix, rawSuffix)
 		if !ok || !e.Type().IsRegular() {
-			continue
+			continue // ListStrays reports it
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		data, err := readFile(filepath.Join(dir, e.Name()))
+		path := filepath.Join(dir, e.Name())
+		data, err := readFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("list raw results of %s: %w", exp, err)
 		}
-		entry := sdk.RawEntry{Rank: rank, Size: int64(len(data)), SHA256: hexSum(data)}
-		m, err := readMarker(filepath.Join(dir, markerName(rank)))
-		if err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		entry := sdk.RawEntry{Rank: rank, Size: int64(len(data)), SHA256: hexSum(data), Path: path}
+		m, err := readMarker(filepath.Join(dir, markerName(rank)), rank)
+		switch {
+		case errors.Is(err, sdk.ErrNotFound):
+		case errors.Is(err, errBadMarker):
+			entry.MarkerProblem = err.Error()
+		case err != nil:
 			return nil, fmt.Errorf("list raw results of %s: %w", exp, err)
+		default:
+			entry.Marker = m
 		}
-		entry.Marker = m
 		out = append(out, entry)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Rank < out[j].Rank })
 	return out, nil
 }
 
-func readMarker(path string) (*sdk.Marker, error) {
+// errBadMarker marks a completion marker that exists but cannot be used.
+var errBadMarker = errors.New("unusable completion marker")
+
+// readMarker reads the completion marker at path, which must be rank's: one that does not parse,
+// names another rank or has no sha256 is an errBadMarker error naming the file.
+func readMarker(path string, rank int) (*sdk.Marker, error) {
 	b, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var m markerFile
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("completion marker %s: %w", path, err)
+	switch err := json.Unmarshal(b, &m); {
+	case err != nil:
+		return nil, fmt.Errorf("%w: completion marker %s does not parse (%d bytes): %v", errBadMarker, path, len(b), err)
+	case m.Rank != rank:
+		return nil, fmt.Errorf("%w: completion marker %s says rank %d, its name rank %d", errBadMarker, path, m.Rank, rank)
+	case m.SHA256 == "":
+		return nil, fmt.Errorf("%w: completion marker %s has no sha256", errBadMarker, path)
 	}
 	return m.sdk(), nil
+}
+
+// ListStrays lists the names in the experiment's raw directory that are neither a raw result
+// (process_<rank>.json, a regular file, rank in canonical decimal) nor the completion marker of
+// one (.completed_<rank>): non-canonical names, leftover temp files, markers without a raw
+// result, anything else. Nothing reads them; the aggregation reports them as warnings.
+func (s *Store) ListStrays(ctx context.Context, exp string) ([]sdk.Stray, error) {
+	if err := check(ctx, exp, 0); err != nil {
+		return nil, err
+	}
+	dir := s.rawDirOf(exp)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: experiment %s has no raw results in %s", sdk.ErrNotFound, exp, dir)
+		}
+		return nil, fmt.Errorf("list strays of %s: %w", exp, err)
+	}
+	raws := map[int]bool{}
+	for _, e := range ents {
+		if r, ok := parseRank(e.Name(), rawPrefix, rawSuffix); ok && e.Type().IsRegular() {
+			raws[r] = true
+		}
+	}
+	var out []sdk.Stray
+	for _, e := range ents {
+		name := e.Name()
+		problem := ""
+		if _, ok := parseRank(name, rawPrefix, rawSuffix); ok {
+			if !e.Type().IsRegular() {
+				problem = "has a raw result's name but is not a regular file; it is not read"
+			}
+		} else if r, ok := parseRank(name, markerPrefix, ""); ok {
+			if !raws[r] {
+				problem = fmt.Sprintf("completion marker of rank %d, which has no raw result %s", r, rawName(r))
+			}
+		} else {
+			switch {
+			case strings.HasPrefix(name, tempPrefix):
+				problem = "temporary file left by an interrupted write; it is not read"
+			case strings.HasPrefix(name, rawPrefix) || strings.HasPrefix(name, markerPrefix) || strings.Contains(name, ".json"):
+				problem = "looks like a raw result or a completion marker but is not a canonical name (process_<rank>.json, .completed_<rank>, rank in decimal without leading zeros); it is not read"
+			default:
+				problem = "not a file the store writes; it is not read"
+			}
+		}
+		if problem != "" {
+			out = append(out, sdk.Stray{Path: filepath.Join(dir, name), Problem: problem})
+		}
+	}
+	return out, nil
 }
 
 // LoadRaw returns the exact bytes stored for a rank.

@@ -152,6 +152,23 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := s.ListRaw(ctx, "nope"); !errors.Is(err, sdk.ErrNotFound) {
 		t.Fatalf("ListRaw of a missing experiment: %v", err)
 	}
+	// The files ListRaw ignores are strays, each with its problem.
+	strays, err := s.ListStrays(ctx, "exp1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotStrays := map[string]string{}
+	for _, st := range strays {
+		gotStrays[filepath.Base(st.Path)] = st.Problem
+	}
+	for name, want := range map[string]string{".tmp-process_3.json-abcd": "temporary file", "process_01.json": "not a canonical name", "notes.txt": "not a file the store writes"} {
+		if !strings.Contains(gotStrays[name], want) {
+			t.Errorf("stray %s: problem %q, want it to say %q (strays %v)", name, gotStrays[name], want, gotStrays)
+		}
+	}
+	if len(strays) != 3 {
+		t.Errorf("ListStrays = %v, want the 3 stray files only", gotStrays)
+	}
 
 	// Aggregates: no overwrite unless asked.
 	if _, err := s.LoadAggregated(ctx, "exp1"); !errors.Is(err, sdk.ErrNotFound) {
@@ -481,5 +498,57 @@ func BenchmarkSaveRaw(b *testing.B) {
 		if _, err := s.SaveRaw(context.Background(), "bench", i, data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestListRawKeepsMarkerProblemsPerRank: a completion marker that does not parse, names another
+// rank or has no sha256 is its rank's problem, naming the file; the other ranks list as usual.
+func TestListRawKeepsMarkerProblemsPerRank(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s := New(root)
+	for r := range 4 {
+		data := []byte(fmt.Sprintf(`{"rank":%d}`, r))
+		if _, err := s.SaveRaw(ctx, "m", r, data); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.MarkComplete(ctx, "m", r, sum(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(root, "raw", "m")
+	bad := map[int]struct{ content, want string }{
+		1: {`{"rank":1,"sha256":`, "does not parse"},
+		2: {`{"rank":0,"sha256":"ab"}`, "says rank 0, its name rank 2"},
+		3: {`{"rank":3}`, "has no sha256"},
+	}
+	for r, b := range bad {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf(".completed_%d", r)), []byte(b.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker without a raw result is a stray.
+	if err := os.WriteFile(filepath.Join(dir, ".completed_7"), []byte(`{"rank":7,"sha256":"ab"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.ListRaw(ctx, "m")
+	if err != nil {
+		t.Fatalf("ListRaw with bad markers: %v (want per-rank problems)", err)
+	}
+	if len(entries) != 4 {
+		t.Fatalf("ListRaw = %+v, want 4 entries", entries)
+	}
+	if e := entries[0]; e.Marker == nil || e.MarkerProblem != "" || e.Path != filepath.Join(dir, "process_0.json") {
+		t.Errorf("rank 0 = %+v, want its marker and path", e)
+	}
+	for r, b := range bad {
+		e := entries[r]
+		if e.Marker != nil || !strings.Contains(e.MarkerProblem, b.want) || !strings.Contains(e.MarkerProblem, fmt.Sprintf(".completed_%d", r)) {
+			t.Errorf("rank %d = %+v, want no marker and a problem naming .completed_%d and saying %q", r, e, r, b.want)
+		}
+	}
+	strays, err := s.ListStrays(ctx, "m")
+	if err != nil || len(strays) != 1 || filepath.Base(strays[0].Path) != ".completed_7" || !strings.Contains(strays[0].Problem, "no raw result") {
+		t.Errorf("ListStrays = %+v, %v; want .completed_7 without a raw result", strays, err)
 	}
 }

@@ -451,11 +451,15 @@ func (x *ListRawRequest) GetExperiment() string {
 }
 
 type RawEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rank          int32                  `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
-	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
-	Sha256        string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	Marker        *Marker                `protobuf:"bytes,4,opt,name=marker,proto3" json:"marker,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Rank   int32                  `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	Size   int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Sha256 string                 `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	// marker is unset when the rank has no usable completion marker.
+	Marker *Marker `protobuf:"bytes,4,opt,name=marker,proto3" json:"marker,omitempty"`
+	Path   string  `protobuf:"bytes,5,opt,name=path,proto3" json:"path,omitempty"`
+	// marker_problem says why an existing completion marker cannot be used.
+	MarkerProblem string `protobuf:"bytes,6,opt,name=marker_problem,json=markerProblem,proto3" json:"marker_problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -518,6 +522,116 @@ func (x *RawEntry) GetMarker() *Marker {
 	return nil
 }
 
+func (x *RawEntry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RawEntry) GetMarkerProblem() string {
+	if x != nil {
+		return x.MarkerProblem
+	}
+	return ""
+}
+
+type Stray struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Problem       string                 `protobuf:"bytes,2,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Stray) Reset() {
+	*x = Stray{}
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Stray) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Stray) ProtoMessage() {}
+
+func (x *Stray) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Stray.ProtoReflect.Descriptor instead.
+func (*Stray) Descriptor() ([]byte, []int) {
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Stray) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Stray) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+type ListStraysResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Strays        []*Stray               `protobuf:"bytes,1,rep,name=strays,proto3" json:"strays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListStraysResponse) Reset() {
+	*x = ListStraysResponse{}
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListStraysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListStraysResponse) ProtoMessage() {}
+
+func (x *ListStraysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListStraysResponse.ProtoReflect.Descriptor instead.
+func (*ListStraysResponse) Descriptor() ([]byte, []int) {
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListStraysResponse) GetStrays() []*Stray {
+	if x != nil {
+		return x.Strays
+	}
+	return nil
+}
+
 type ListRawResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Entries       []*RawEntry            `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -527,7 +641,7 @@ type ListRawResponse struct {
 
 func (x *ListRawResponse) Reset() {
 	*x = ListRawResponse{}
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[8]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +653,7 @@ func (x *ListRawResponse) String() string {
 func (*ListRawResponse) ProtoMessage() {}
 
 func (x *ListRawResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[8]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +666,7 @@ func (x *ListRawResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRawResponse.ProtoReflect.Descriptor instead.
 func (*ListRawResponse) Descriptor() ([]byte, []int) {
-	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{8}
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRawResponse) GetEntries() []*RawEntry {
@@ -572,7 +686,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[9]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -584,7 +698,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[9]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -597,7 +711,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{9}
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoadRequest) GetExperiment() string {
@@ -622,7 +736,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[10]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +748,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[10]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +761,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{10}
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{12}
 }
 
 type Experiment struct {
@@ -664,7 +778,7 @@ type Experiment struct {
 
 func (x *Experiment) Reset() {
 	*x = Experiment{}
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[11]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +790,7 @@ func (x *Experiment) String() string {
 func (*Experiment) ProtoMessage() {}
 
 func (x *Experiment) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[11]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +803,7 @@ func (x *Experiment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Experiment.ProtoReflect.Descriptor instead.
 func (*Experiment) Descriptor() ([]byte, []int) {
-	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{11}
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Experiment) GetId() string {
@@ -743,7 +857,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[12]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +869,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_repository_v1_repository_proto_msgTypes[12]
+	mi := &file_lem_repository_v1_repository_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +882,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{12}
+	return file_lem_repository_v1_repository_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListResponse) GetExperiments() []*Experiment {
@@ -815,12 +929,19 @@ const file_lem_repository_v1_repository_proto_rawDesc = "" +
 	"\x0eListRawRequest\x12\x1e\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\tR\n" +
-	"experiment\"}\n" +
+	"experiment\"\xb8\x01\n" +
 	"\bRawEntry\x12\x12\n" +
 	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x16\n" +
 	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x121\n" +
-	"\x06marker\x18\x04 \x01(\v2\x19.lem.repository.v1.MarkerR\x06marker\"H\n" +
+	"\x06marker\x18\x04 \x01(\v2\x19.lem.repository.v1.MarkerR\x06marker\x12\x12\n" +
+	"\x04path\x18\x05 \x01(\tR\x04path\x12%\n" +
+	"\x0emarker_problem\x18\x06 \x01(\tR\rmarkerProblem\"5\n" +
+	"\x05Stray\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
+	"\aproblem\x18\x02 \x01(\tR\aproblem\"F\n" +
+	"\x12ListStraysResponse\x120\n" +
+	"\x06strays\x18\x01 \x03(\v2\x18.lem.repository.v1.StrayR\x06strays\"H\n" +
 	"\x0fListRawResponse\x125\n" +
 	"\aentries\x18\x01 \x03(\v2\x1b.lem.repository.v1.RawEntryR\aentries\"A\n" +
 	"\vLoadRequest\x12\x1e\n" +
@@ -840,7 +961,7 @@ const file_lem_repository_v1_repository_proto_rawDesc = "" +
 	"\bmanifest\x18\x05 \x01(\bR\bmanifest\x12(\n" +
 	"\x10modified_unix_ns\x18\x06 \x01(\x03R\x0emodifiedUnixNs\"O\n" +
 	"\fListResponse\x12?\n" +
-	"\vexperiments\x18\x01 \x03(\v2\x1d.lem.repository.v1.ExperimentR\vexperiments2\xb0\x05\n" +
+	"\vexperiments\x18\x01 \x03(\v2\x1d.lem.repository.v1.ExperimentR\vexperiments2\x88\x06\n" +
 	"\n" +
 	"Repository\x12A\n" +
 	"\aSaveRaw\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12Q\n" +
@@ -851,7 +972,9 @@ const file_lem_repository_v1_repository_proto_rawDesc = "" +
 	"\x0eLoadAggregated\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12F\n" +
 	"\fSaveManifest\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12J\n" +
 	"\fLoadManifest\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12G\n" +
-	"\x04List\x12\x1e.lem.repository.v1.ListRequest\x1a\x1f.lem.repository.v1.ListResponseBCZAgithub.com/lemctl/lemctl/sdk/proto/lem/repository/v1;repositoryv1b\x06proto3"
+	"\x04List\x12\x1e.lem.repository.v1.ListRequest\x1a\x1f.lem.repository.v1.ListResponse\x12V\n" +
+	"\n" +
+	"ListStrays\x12!.lem.repository.v1.ListRawRequest\x1a%.lem.repository.v1.ListStraysResponseBCZAgithub.com/lemctl/lemctl/sdk/proto/lem/repository/v1;repositoryv1b\x06proto3"
 
 var (
 	file_lem_repository_v1_repository_proto_rawDescOnce sync.Once
@@ -865,7 +988,7 @@ func file_lem_repository_v1_repository_proto_rawDescGZIP() []byte {
 	return file_lem_repository_v1_repository_proto_rawDescData
 }
 
-var file_lem_repository_v1_repository_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_lem_repository_v1_repository_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_lem_repository_v1_repository_proto_goTypes = []any{
 	(*UploadHeader)(nil),        // 0: lem.repository.v1.UploadHeader
 	(*Upload)(nil),              // 1: lem.repository.v1.Upload
@@ -875,40 +998,45 @@ var file_lem_repository_v1_repository_proto_goTypes = []any{
 	(*Marker)(nil),              // 5: lem.repository.v1.Marker
 	(*ListRawRequest)(nil),      // 6: lem.repository.v1.ListRawRequest
 	(*RawEntry)(nil),            // 7: lem.repository.v1.RawEntry
-	(*ListRawResponse)(nil),     // 8: lem.repository.v1.ListRawResponse
-	(*LoadRequest)(nil),         // 9: lem.repository.v1.LoadRequest
-	(*ListRequest)(nil),         // 10: lem.repository.v1.ListRequest
-	(*Experiment)(nil),          // 11: lem.repository.v1.Experiment
-	(*ListResponse)(nil),        // 12: lem.repository.v1.ListResponse
+	(*Stray)(nil),               // 8: lem.repository.v1.Stray
+	(*ListStraysResponse)(nil),  // 9: lem.repository.v1.ListStraysResponse
+	(*ListRawResponse)(nil),     // 10: lem.repository.v1.ListRawResponse
+	(*LoadRequest)(nil),         // 11: lem.repository.v1.LoadRequest
+	(*ListRequest)(nil),         // 12: lem.repository.v1.ListRequest
+	(*Experiment)(nil),          // 13: lem.repository.v1.Experiment
+	(*ListResponse)(nil),        // 14: lem.repository.v1.ListResponse
 }
 var file_lem_repository_v1_repository_proto_depIdxs = []int32{
 	0,  // 0: lem.repository.v1.Upload.header:type_name -> lem.repository.v1.UploadHeader
 	5,  // 1: lem.repository.v1.RawEntry.marker:type_name -> lem.repository.v1.Marker
-	7,  // 2: lem.repository.v1.ListRawResponse.entries:type_name -> lem.repository.v1.RawEntry
-	11, // 3: lem.repository.v1.ListResponse.experiments:type_name -> lem.repository.v1.Experiment
-	1,  // 4: lem.repository.v1.Repository.SaveRaw:input_type -> lem.repository.v1.Upload
-	4,  // 5: lem.repository.v1.Repository.MarkComplete:input_type -> lem.repository.v1.MarkCompleteRequest
-	6,  // 6: lem.repository.v1.Repository.ListRaw:input_type -> lem.repository.v1.ListRawRequest
-	9,  // 7: lem.repository.v1.Repository.LoadRaw:input_type -> lem.repository.v1.LoadRequest
-	1,  // 8: lem.repository.v1.Repository.SaveAggregated:input_type -> lem.repository.v1.Upload
-	9,  // 9: lem.repository.v1.Repository.LoadAggregated:input_type -> lem.repository.v1.LoadRequest
-	1,  // 10: lem.repository.v1.Repository.SaveManifest:input_type -> lem.repository.v1.Upload
-	9,  // 11: lem.repository.v1.Repository.LoadManifest:input_type -> lem.repository.v1.LoadRequest
-	10, // 12: lem.repository.v1.Repository.List:input_type -> lem.repository.v1.ListRequest
-	3,  // 13: lem.repository.v1.Repository.SaveRaw:output_type -> lem.repository.v1.Stored
-	5,  // 14: lem.repository.v1.Repository.MarkComplete:output_type -> lem.repository.v1.Marker
-	8,  // 15: lem.repository.v1.Repository.ListRaw:output_type -> lem.repository.v1.ListRawResponse
-	2,  // 16: lem.repository.v1.Repository.LoadRaw:output_type -> lem.repository.v1.Chunk
-	3,  // 17: lem.repository.v1.Repository.SaveAggregated:output_type -> lem.repository.v1.Stored
-	2,  // 18: lem.repository.v1.Repository.LoadAggregated:output_type -> lem.repository.v1.Chunk
-	3,  // 19: lem.repository.v1.Repository.SaveManifest:output_type -> lem.repository.v1.Stored
-	2,  // 20: lem.repository.v1.Repository.LoadManifest:output_type -> lem.repository.v1.Chunk
-	12, // 21: lem.repository.v1.Repository.List:output_type -> lem.repository.v1.ListResponse
-	13, // [13:22] is the sub-list for method output_type
-	4,  // [4:13] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	8,  // 2: lem.repository.v1.ListStraysResponse.strays:type_name -> lem.repository.v1.Stray
+	7,  // 3: lem.repository.v1.ListRawResponse.entries:type_name -> lem.repository.v1.RawEntry
+	13, // 4: lem.repository.v1.ListResponse.experiments:type_name -> lem.repository.v1.Experiment
+	1,  // 5: lem.repository.v1.Repository.SaveRaw:input_type -> lem.repository.v1.Upload
+	4,  // 6: lem.repository.v1.Repository.MarkComplete:input_type -> lem.repository.v1.MarkCompleteRequest
+	6,  // 7: lem.repository.v1.Repository.ListRaw:input_type -> lem.repository.v1.ListRawRequest
+	11, // 8: lem.repository.v1.Repository.LoadRaw:input_type -> lem.repository.v1.LoadRequest
+	1,  // 9: lem.repository.v1.Repository.SaveAggregated:input_type -> lem.repository.v1.Upload
+	11, // 10: lem.repository.v1.Repository.LoadAggregated:input_type -> lem.repository.v1.LoadRequest
+	1,  // 11: lem.repository.v1.Repository.SaveManifest:input_type -> lem.repository.v1.Upload
+	11, // 12: lem.repository.v1.Repository.LoadManifest:input_type -> lem.repository.v1.LoadRequest
+	12, // 13: lem.repository.v1.Repository.List:input_type -> lem.repository.v1.ListRequest
+	6,  // 14: lem.repository.v1.Repository.ListStrays:input_type -> lem.repository.v1.ListRawRequest
+	3,  // 15: lem.repository.v1.Repository.SaveRaw:output_type -> lem.repository.v1.Stored
+	5,  // 16: lem.repository.v1.Repository.MarkComplete:output_type -> lem.repository.v1.Marker
+	10, // 17: lem.repository.v1.Repository.ListRaw:output_type -> lem.repository.v1.ListRawResponse
+	2,  // 18: lem.repository.v1.Repository.LoadRaw:output_type -> lem.repository.v1.Chunk
+	3,  // 19: lem.repository.v1.Repository.SaveAggregated:output_type -> lem.repository.v1.Stored
+	2,  // 20: lem.repository.v1.Repository.LoadAggregated:output_type -> lem.repository.v1.Chunk
+	3,  // 21: lem.repository.v1.Repository.SaveManifest:output_type -> lem.repository.v1.Stored
+	2,  // 22: lem.repository.v1.Repository.LoadManifest:output_type -> lem.repository.v1.Chunk
+	14, // 23: lem.repository.v1.Repository.List:output_type -> lem.repository.v1.ListResponse
+	9,  // 24: lem.repository.v1.Repository.ListStrays:output_type -> lem.repository.v1.ListStraysResponse
+	15, // [15:25] is the sub-list for method output_type
+	5,  // [5:15] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_lem_repository_v1_repository_proto_init() }
@@ -926,7 +1054,7 @@ func file_lem_repository_v1_repository_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lem_repository_v1_repository_proto_rawDesc), len(file_lem_repository_v1_repository_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Repository_SaveManifest_FullMethodName   = "/lem.repository.v1.Repository/SaveManifest"
 	Repository_LoadManifest_FullMethodName   = "/lem.repository.v1.Repository/LoadManifest"
 	Repository_List_FullMethodName           = "/lem.repository.v1.Repository/List"
+	Repository_ListStrays_FullMethodName     = "/lem.repository.v1.Repository/ListStrays"
 )
 
 // RepositoryClient is the client API for Repository service.
@@ -46,6 +47,10 @@ type RepositoryClient interface {
 	SaveManifest(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[Upload, Stored], error)
 	LoadManifest(ctx context.Context, in *LoadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Chunk], error)
 	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
+	// ListStrays lists the names in an experiment's raw results that look like raw results or
+	// markers without being ones the repository reads (empty when the repository has no such
+	// notion).
+	ListStrays(ctx context.Context, in *ListRawRequest, opts ...grpc.CallOption) (*ListStraysResponse, error)
 }
 
 type repositoryClient struct {
@@ -182,6 +187,16 @@ func (c *repositoryClient) List(ctx context.Context, in *ListRequest, opts ...gr
 	return out, nil
 }
 
+func (c *repositoryClient) ListStrays(ctx context.Context, in *ListRawRequest, opts ...grpc.CallOption) (*ListStraysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListStraysResponse)
+	err := c.cc.Invoke(ctx, Repository_ListStrays_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RepositoryServer is the server API for Repository service.
 // All implementations must embed UnimplementedRepositoryServer
 // for forward compatibility.
@@ -196,6 +211,10 @@ type RepositoryServer interface {
 	SaveManifest(grpc.ClientStreamingServer[Upload, Stored]) error
 	LoadManifest(*LoadRequest, grpc.ServerStreamingServer[Chunk]) error
 	List(context.Context, *ListRequest) (*ListResponse, error)
+	// ListStrays lists the names in an experiment's raw results that look like raw results or
+	// markers without being ones the repository reads (empty when the repository has no such
+	// notion).
+	ListStrays(context.Context, *ListRawRequest) (*ListStraysResponse, error)
 	mustEmbedUnimplementedRepositoryServer()
 }
 
@@ -232,6 +251,9 @@ func (UnimplementedRepositoryServer) LoadManifest(*LoadRequest, grpc.ServerStrea
 }
 func (UnimplementedRepositoryServer) List(context.Context, *ListRequest) (*ListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedRepositoryServer) ListStrays(context.Context, *ListRawRequest) (*ListStraysResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListStrays not implemented")
 }
 func (UnimplementedRepositoryServer) mustEmbedUnimplementedRepositoryServer() {}
 func (UnimplementedRepositoryServer) testEmbeddedByValue()                    {}
@@ -362,6 +384,24 @@ func _Repository_List_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Repository_ListStrays_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRawRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RepositoryServer).ListStrays(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Repository_ListStrays_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RepositoryServer).ListStrays(ctx, req.(*ListRawRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Repository_ServiceDesc is the grpc.ServiceDesc for Repository service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -380,6 +420,10 @@ var Repository_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "List",
 			Handler:    _Repository_List_Handler,
+		},
+		{
+			MethodName: "ListStrays",
+			Handler:    _Repository_ListStrays_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
