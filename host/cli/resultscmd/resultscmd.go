@@ -75,6 +75,9 @@ func newList(env *cliutil.Env) *cobra.Command {
 			for _, e := range exps {
 				le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
 					Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
+				if e.Manifest {
+					le.State = loadRunState(cmd.Context(), repo, e.ID).State
+				}
 				if e.Aggregated {
 					// The figures come from the aggregate; one that cannot be read is said on stderr.
 					if _, a, err := loadAggregated(cmd.Context(), repo, e.ID); err != nil {
@@ -94,9 +97,9 @@ func newList(env *cliutil.Env) *cobra.Command {
 				return err
 			}
 			tw := tabwriter.NewWriter(env.Out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "EXPERIMENT\tMODEL\tENERGY\tJ/TOKEN\tVALID\tPARTIAL\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
+			fmt.Fprintln(tw, "EXPERIMENT\tSTATE\tMODEL\tENERGY\tJ/TOKEN\tVALID\tPARTIAL\tRAW\tCOMPLETED\tAGGREGATED\tMANIFEST\tMODIFIED")
 			for _, e := range out {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.ID, orNA(e.State), orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
 					yesPtr(e.Valid), yesPtr(e.Partial), len(e.RawRanks), len(e.CompletedRanks), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS))
 			}
 			return tw.Flush()
@@ -109,7 +112,10 @@ func newList(env *cliutil.Env) *cobra.Command {
 // ListEntry is one experiment of `results list`. The figures come from its aggregate: null (and
 // "—" in the table) when it has none.
 type ListEntry struct {
-	ID              string   `json:"id"`
+	ID string `json:"id"`
+	// State is the run's state from its manifest ("" without one), "abandoned" for a run still
+	// "running" whose lemctl is gone.
+	State           string   `json:"state,omitempty"`
 	Model           string   `json:"model"`
 	TotalJ          *float64 `json:"total_j"`
 	JPerOutputToken *float64 `json:"j_per_output_token"`
@@ -136,16 +142,27 @@ func newShow(env *cliutil.Env) *cobra.Command {
 				return err
 			}
 			defer done()
+			// The run's state first (on stderr beside JSON): an abandoned or failed run is said.
+			rs := loadRunState(ctx, repo, exp)
+			if d := rs.Describe(exp); d != "" && (raw || output == cliutil.OutputJSON) {
+				fmt.Fprintf(env.Err, "run: %s\n", d)
+			}
 			if raw {
 				return showRaw(ctx, env.Out, repo, exp, output)
 			}
 			data, agg, err := loadAggregated(ctx, repo, exp)
 			if err != nil {
+				if d := rs.Describe(exp); d != "" && output != cliutil.OutputJSON {
+					return fmt.Errorf("%w\nrun: %s", err, d)
+				}
 				return err
 			}
 			if output == cliutil.OutputJSON {
 				_, err := env.Out.Write(data)
 				return err
+			}
+			if d := rs.Describe(exp); d != "" {
+				fmt.Fprintf(env.Out, "run         %s\n", d)
 			}
 			return WriteAggregated(env.Out, agg)
 		},
