@@ -643,7 +643,11 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 			manifest.Ranks[i].State = results.StateInterrupted
 		default:
 			manifest.Ranks[i].State = results.StateFailed
-			failed = append(failed, fmt.Sprintf("rank %d (%s) failed: %s; log: %s", oc.Rank, manifest.Ranks[i].Device.Slot, oc.Error, oc.LogPath))
+			where := ""
+			if oc.Phase != "" {
+				where = " in phase " + oc.Phase
+			}
+			failed = append(failed, fmt.Sprintf("rank %d (%s) failed%s: %s; log: %s", oc.Rank, manifest.Ranks[i].Device.Slot, where, oc.Error, oc.LogPath))
 		}
 	}
 	switch {
