@@ -108,7 +108,8 @@ func Run(parent context.Context, env *cliutil.Env, o *Options, file string, prom
 	go func() {
 		select {
 		case <-parent.Done():
-			st.set(syscall.SIGINT)
+			// The root's context ends on the same SIGINT/SIGTERM the loop above records: the
+			// signal, not this, names the cause (an exit code without one is 130).
 			cancel()
 		case <-ctx.Done():
 		}
