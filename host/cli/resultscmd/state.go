@@ -34,12 +34,13 @@ func loadRunState(ctx context.Context, repo sdk.Repository, exp string) runState
 	return runState{State: m.ShownState(results.Host(here), sys.Running), Manifest: m}
 }
 
-// Describe is the state with what a user should know: who died, what to do.
+// Describe is the state with what a user should know — who died, what to do — or "" when there
+// is nothing to say (no manifest, or a completed run).
 func (r runState) Describe(exp string) string {
 	m := r.Manifest
 	switch {
-	case r.State == "":
-		return ""
+	case r.State == "" || r.State == results.StateCompleted:
+		return "" // nothing to warn of
 	case r.State == results.StateAbandoned:
 		return fmt.Sprintf("abandoned: its lemctl (pid %d on %s) is gone without a final state; `lemctl aggregate %s --no-strict` aggregates what its workers saved",
 			m.LemctlPID, m.LemctlHost.Hostname, exp)
