@@ -46,6 +46,7 @@ func (c *Config) Map() map[string]any {
 			"processes_per_device": int64(c.Launch.ProcessesPerDevice),
 			"threads":              int64(c.Launch.Threads),
 			"pin_cpus":             c.Launch.PinCPUs,
+			"stall_timeout_s":      c.Launch.StallTimeoutS,
 		},
 		"lifecycle": map[string]any{
 			"baseline_s":     c.Lifecycle.BaselineS,
@@ -89,12 +90,16 @@ func MergeTables(base, over map[string]any) map[string]any {
 }
 
 // HashedMap returns what the config hash covers: Map without what differs per invocation (the
-// results path). The worker assignment (rank, device slot, thread split, shard) is never part of
+// results path) and without the watchdog's launch.stall_timeout_s, which changes no figure. The worker assignment (rank, device slot, thread split, shard) is never part of
 // a Config: it travels in the launch spec. Where values came from (Sources) is never part of Map.
 func (c *Config) HashedMap() map[string]any {
 	m := c.Map()
 	if repo, ok := m["repository"].(map[string]any); ok {
 		delete(repo, "path")
+	}
+	// The watchdog's limit decides when a hung run is stopped, never what a run measures.
+	if l, ok := m["launch"].(map[string]any); ok {
+		delete(l, "stall_timeout_s")
 	}
 	return m
 }

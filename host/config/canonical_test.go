@@ -55,6 +55,7 @@ func TestHashIgnoresPerInvocationFields(t *testing.T) {
 	}{
 		{"results path", func(c *config.Config) { c.Repository.Path = "/elsewhere/results" }},
 		{"sources", func(c *config.Config) { c.Sources = map[string]string{"workload.batch_size": "flag --set"} }},
+		{"watchdog", func(c *config.Config) { c.Launch.StallTimeoutS = 3 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, base, config.Overrides{})

@@ -96,6 +96,8 @@ type Launch struct {
 	ProcessesPerDevice int     `json:"processes_per_device"`
 	Threads            int     `json:"threads"`
 	PinCPUs            bool    `json:"pin_cpus"`
+	// StallTimeoutS is the watchdog's limit in seconds (0: off).
+	StallTimeoutS float64 `json:"stall_timeout_s"`
 }
 
 // Lifecycle is [lifecycle].

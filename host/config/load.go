@@ -727,6 +727,7 @@ func (l *loader) build() *Config {
 	c.Launch.ProcessesPerDevice = int(l.int("launch", "processes_per_device"))
 	c.Launch.Threads = int(l.int("launch", "threads"))
 	c.Launch.PinCPUs = l.bool("launch", "pin_cpus")
+	c.Launch.StallTimeoutS = l.float("launch", "stall_timeout_s")
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),

@@ -114,6 +114,8 @@ var schema = []keySpec{
 		doc: "Intra-op threads per worker. 0: the host's usable cores (cgroup quota and affinity respected) divided evenly among the CPU workers on that host."},
 	{path: p("launch", "pin_cpus"), kind: kBool, def: false,
 		doc: "Pin each worker to its own disjoint set of cores."},
+	{path: p("launch", "stall_timeout_s"), kind: kFloat, def: 300.0, min: sdk.Bound(0), max: sdk.Bound(86400),
+		doc: "The watchdog: a worker that stays in the same plugin call with no progress for this many seconds (or sends no heartbeat at all for as long) is killed, named with its phase and the call it is in, and the run fails (exit 1). A call that streams results (engine.Generate) makes progress with each one; a single call that takes longer than this with nothing streamed (a very large model's engine.Load) needs a larger value. Not part of the config hash. 0: off. See docs/reliability.md."},
 
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},

@@ -41,7 +41,11 @@ func (cat *Catalog) probe(ctx context.Context, c *Plugin, checksum []byte) error
 }
 
 func (cat *Catalog) openOptions(log hclog.Logger, checksum []byte) []hostclient.OpenOption {
-	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log), hostclient.WithStartTimeout(cat.startTimeout)}
+	// The parent's plugins get a process group of their own: a signal to lemctl's group (Ctrl-C,
+	// `timeout`, Slurm) must leave the repository alive until lemctl has saved the final
+	// manifest (docs/reliability.md, "Signals and abandoned runs"); the parent-death signal and
+	// the plugin's own watch still end them with lemctl.
+	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log), hostclient.WithStartTimeout(cat.startTimeout), hostclient.WithOwnProcessGroup()}
 	if len(cat.env) > 0 {
 		opts = append(opts, hostclient.WithEnv(cat.env...))
 	}

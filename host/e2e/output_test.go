@@ -102,13 +102,13 @@ func TestOutputConvention(t *testing.T) {
 		t.Fatalf("results list -o json: %v\n%s", err, r.stdout.String())
 	}
 	e := list[0]
-	if e["model"] != "example:tiny" || e["valid"] == nil || e["partial"] != false || e["total_j"] == nil || e["j_per_output_token"] == nil {
+	if e["state"] != "completed" || e["model"] != "example:tiny" || e["valid"] == nil || e["partial"] != false || e["total_j"] == nil || e["j_per_output_token"] == nil {
 		t.Errorf("results list entry %v: want model, total_j, j_per_output_token, valid and partial from the aggregate", e)
 	}
 	r = cmd("results", "list")
 	head := strings.Fields(strings.SplitN(r.stdout.String(), "\n", 2)[0])
-	if r.code != 0 || strings.Join(head[:6], " ") != "EXPERIMENT MODEL ENERGY J/TOKEN VALID PARTIAL" ||
-		!strings.Contains(r.stdout.String(), "example:tiny") {
+	if r.code != 0 || len(head) < 7 || strings.Join(head[:7], " ") != "EXPERIMENT STATE MODEL ENERGY J/TOKEN VALID PARTIAL" ||
+		!strings.Contains(r.stdout.String(), "example:tiny") || !strings.Contains(r.stdout.String(), "completed") {
 		t.Errorf("results list table (exit %d):\n%s", r.code, r.stdout.String())
 	}
 

@@ -228,6 +228,13 @@ func TestWorkerKilledMidWindow(t *testing.T) {
 		t.Fatalf("rank 1 never paused in the window: %v\n%s", err, r.stderr.String())
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(pid))
+	// A dead worker stops the others (docs/reliability.md, "Dead workers"): kill rank 1 once
+	// rank 0 has saved its result, which must stay.
+	exp0 := experimentID(t, res)
+	if _, err := waitFile(ctx, filepath.Join(res, "raw", exp0, ".completed_0")); err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("rank 0 never completed: %v\n%s", err, r.stderr.String())
+	}
 	if err := syscall.Kill(n, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

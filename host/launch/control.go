@@ -17,6 +17,10 @@ const (
 	MsgProgress = "progress" // phase / prompts done / tokens per second
 	MsgDone     = "done"     // the worker saved its result
 	MsgError    = "error"    // the worker failed; Error says why
+	// MsgHeartbeat comes from the worker's own ticker (docs/reliability.md, "Watchdog"): its
+	// phase, the plugin call in flight (Call, since CallSinceUnixNS) and its progress counter
+	// (Seq) with how long it has not moved while that call runs (IdleS).
+	MsgHeartbeat = "heartbeat"
 	// parent → worker
 	MsgRelease = "release" // pass barrier Name
 	MsgAbort   = "abort"   // another worker failed: give up with Error
@@ -44,6 +48,13 @@ type Message struct {
 	Detail       string  `json:"detail,omitempty"`
 	// Warmup is where a cv-mode warm-up stands (phase "warmup" only).
 	Warmup *WarmupProgress `json:"warmup,omitempty"`
+	// Heartbeat fields: the plugin call in flight ("" between calls), e.g. "engine.Generate",
+	// when it began, the worker's progress counter and the seconds it has not changed while the
+	// call runs.
+	Call            string  `json:"call,omitempty"`
+	CallSinceUnixNS int64   `json:"call_since_unix_ns,omitempty"`
+	Seq             uint64  `json:"seq,omitempty"`
+	IdleS           float64 `json:"idle_s,omitempty"`
 }
 
 // WarmupProgress is a cv-mode warm-up after one more batch: the batch count and elapsed time
@@ -190,6 +201,13 @@ func (w *WorkerSide) Barrier(ctx context.Context, name string) error {
 // Progress reports what the worker is doing; errors are ignored (progress is advisory).
 func (w *WorkerSide) Progress(m Message) {
 	m.Type, m.Rank = MsgProgress, w.rank
+	_ = w.conn.Send(m)
+}
+
+// Heartbeat reports the worker's liveness and the plugin call in flight; errors are ignored (a
+// parent that is gone is noticed by the reader).
+func (w *WorkerSide) Heartbeat(m Message) {
+	m.Type, m.Rank = MsgHeartbeat, w.rank
 	_ = w.conn.Send(m)
 }
 

@@ -102,29 +102,49 @@ func TestFailureBeforeABarrierReleasesTheOthers(t *testing.T) {
 	}
 }
 
-func TestFailureAfterTheWindowBarrierDoesNotStopTheOthers(t *testing.T) {
+// A worker that dies after the window barrier is reported at once, while the others still run,
+// and the others are then stopped (docs/reliability.md, "Dead workers").
+func TestFailureAfterTheWindowBarrierIsReportedAtOnceAndStopsTheOthers(t *testing.T) {
 	dies := func(ctx context.Context, w *WorkerSide) int {
 		for _, b := range []string{BarrierBaseline, BarrierLoad, BarrierWindow} {
 			if w.Barrier(ctx, b) != nil {
 				return 1
 			}
 		}
+		w.Progress(Message{Phase: "measured"})
 		return 137
 	}
-	slowGood := func(ctx context.Context, w *WorkerSide) int {
+	running := make(chan struct{})
+	busy := func(ctx context.Context, w *WorkerSide) int {
 		for _, b := range []string{BarrierBaseline, BarrierLoad, BarrierWindow} {
 			if w.Barrier(ctx, b) != nil {
 				return 1
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
-		w.Done()
-		return 0
+		<-ctx.Done() // a long window: only an abort ends it
+		close(running)
+		w.Failed(context.Cause(ctx))
+		return 1
 	}
-	c := &Coordinator{Workers: []Worker{start(0, slowGood), start(1, dies)}}
+	var failures []Failure
+	stillRunning := false
+	c := &Coordinator{Workers: []Worker{start(0, busy), start(1, dies)}, OnFailure: func(f Failure) {
+		select {
+		case <-running:
+		default:
+			stillRunning = true
+		}
+		failures = append(failures, f)
+	}}
 	out, _ := c.Run(context.Background())
-	if out[0].ExitCode != 0 || !out[0].Done {
-		t.Errorf("rank 0 should have finished: %+v", out[0])
+	if len(failures) == 0 || failures[0].Rank != 1 || !stillRunning {
+		t.Fatalf("rank 1's death was not reported while rank 0 ran: %+v (rank 0 still running: %v)", failures, stillRunning)
+	}
+	if line := failures[0].String(); !strings.Contains(line, "signal 9") || !strings.Contains(line, "last phase measured") {
+		t.Errorf("failure line %q does not name the signal and the last phase", line)
+	}
+	if out[0].ExitCode != 1 || !strings.Contains(out[0].Error, "rank 1 failed") {
+		t.Errorf("rank 0 should have been aborted naming rank 1: %+v", out[0])
 	}
 	if out[1].ExitCode != 137 {
 		t.Errorf("rank 1: %+v", out[1])

@@ -6,5 +6,9 @@
 // its own process group with a parent-death signal; a Slurm launcher can be added without
 // touching the worker, which only sees a Spec and a control channel.
 //
-// A worker that fails before a barrier releases the others with an error, never a hang.
+// A worker that fails before a barrier releases the others with an error, never a hang; one that
+// fails later is reported at once (Coordinator.OnFailure) and the others are stopped. Workers
+// send heartbeats naming the plugin call in flight; with a StallTimeout the coordinator kills a
+// worker whose call makes no progress for that long (docs/reliability.md, "Watchdog"). The
+// coordinator never decides a run's result: it reports outcomes, the caller records them.
 package launch

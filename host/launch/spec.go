@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/lemctl/lemctl/host/atomicfile"
 	"github.com/lemctl/lemctl/sdk"
@@ -36,6 +37,10 @@ type Spec struct {
 	Lifecycle LifecycleSpec `json:"lifecycle"`
 	Energy    EnergySpec    `json:"energy"`
 	Validity  ValiditySpec  `json:"validity"`
+
+	// StallTimeoutS is launch.stall_timeout_s: the parent's watchdog limit, from which the worker
+	// sets its heartbeat period (0: the watchdog is off and no heartbeat is sent).
+	StallTimeoutS float64 `json:"stall_timeout_s,omitempty"`
 
 	// PauseAt is the test-only pause hook ($LEM_TEST_PAUSE), copied here for the record.
 	PauseAt string `json:"pause_at,omitempty"`
@@ -212,4 +217,13 @@ func ReadSpec(path string) (*Spec, error) {
 		return nil, fmt.Errorf("worker spec %s: %w", path, err)
 	}
 	return &s, nil
+}
+
+// HeartbeatPeriod is how often a worker of a run with this stall timeout reports its heartbeat:
+// a quarter of the timeout, between 50 ms and 5 s; 0 when the watchdog is off.
+func HeartbeatPeriod(stallTimeoutS float64) time.Duration {
+	if stallTimeoutS <= 0 {
+		return 0
+	}
+	return min(max(time.Duration(stallTimeoutS*float64(time.Second))/4, 50*time.Millisecond), 5*time.Second)
 }

@@ -515,6 +515,9 @@ const (
 	StateCompleted   = "completed"
 	StateFailed      = "failed"
 	StateInterrupted = "interrupted"
+	// StateAbandoned is never stored: it is how a manifest still "running" is shown when the
+	// lemctl that wrote it is gone (killed, or the host rebooted) — see Manifest.ShownState.
+	StateAbandoned = "abandoned"
 )
 
 // Manifest records a run as the launcher sees it, before and after its workers.
@@ -530,9 +533,33 @@ type Manifest struct {
 	EndUnixNS     *int64         `json:"end_unix_ns"`
 	Error         string         `json:"error,omitempty"`
 	LemctlVersion string         `json:"lemctl_version"`
+	// LemctlPID, LemctlStartTicks and LemctlHost identify the lemctl process that runs the
+	// experiment (its pid, its start in clock ticks after boot, the host and boot), so that a
+	// reader can tell a running experiment from one whose lemctl died (ShownState).
+	LemctlPID        int    `json:"lemctl_pid,omitempty"`
+	LemctlStartTicks uint64 `json:"lemctl_start_ticks,omitempty"`
+	LemctlHost       *Host  `json:"lemctl_host,omitempty"`
 	// Findings are what the orchestrator found about the whole experiment before the workers ran
 	// (such as CodeMeterRefused); aggregation carries them into the aggregate's validity.
 	Findings []Finding `json:"findings,omitempty"`
+}
+
+// ShownState is the state to show for the manifest: its stored state, except that a "running"
+// manifest whose lemctl is gone is StateAbandoned. here is the host and boot of the reader;
+// running tells whether a pid that started at the given ticks is alive on it. A lemctl on another
+// host cannot be checked and shows as running; on this host, a different boot id means the
+// machine rebooted since, so the run is abandoned.
+func (m *Manifest) ShownState(here Host, running func(pid int, startTicks uint64) bool) string {
+	if m.State != StateRunning || m.LemctlPID <= 0 || m.LemctlHost == nil {
+		return m.State
+	}
+	if m.LemctlHost.Hostname != here.Hostname {
+		return m.State
+	}
+	if m.LemctlHost.BootID != here.BootID || !running(m.LemctlPID, m.LemctlStartTicks) {
+		return StateAbandoned
+	}
+	return m.State
 }
 
 // CodeMeterRefused is the warning for an energy plugin that `meters = "auto"` left out because

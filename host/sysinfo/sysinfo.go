@@ -271,3 +271,44 @@ func (r *Reader) PeakRSSBytes(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("peak memory of pid %d: no VmHWM in status", pid)
 }
+
+// ProcessStart returns when process pid started, in clock ticks after boot (field 22 of
+// /proc/<pid>/stat): with the boot id it tells a process from a later one that reused its pid.
+func (r *Reader) ProcessStart(pid int) (uint64, error) {
+	s, err := r.read(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("start time of pid %d: %w", pid, err)
+	}
+	// The command (field 2) is in parentheses and may hold spaces: count after its last ')'.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("start time of pid %d: malformed stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("start time of pid %d: stat has %d fields after the command", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64) // field 22 is the 20th after the command
+}
+
+// Running reports whether pid is a live process that started at start (ticks after boot, as
+// ProcessStart returns; 0: any start), on this boot. A zombie counts as gone.
+func (r *Reader) Running(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	s, err := r.read(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		if f := strings.Fields(s[i+1:]); len(f) > 0 && (f[0] == "Z" || f[0] == "X") {
+			return false
+		}
+	}
+	if start == 0 {
+		return true
+	}
+	got, err := r.ProcessStart(pid)
+	return err == nil && got == start
+}

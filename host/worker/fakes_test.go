@@ -336,6 +336,8 @@ func (c *fakeControl) Barrier(_ context.Context, name string) error {
 
 func (c *fakeControl) Progress(launch.Message) {}
 
+func (c *fakeControl) Heartbeat(launch.Message) {}
+
 // recControl records the barriers a real control channel is asked for.
 type recControl struct {
 	Control

@@ -28,6 +28,8 @@ import (
 type Control interface {
 	Barrier(ctx context.Context, name string) error
 	Progress(m launch.Message)
+	// Heartbeat reports the phase and the plugin call in flight, for the parent's watchdog.
+	Heartbeat(m launch.Message)
 }
 
 // Worker runs one spec.
@@ -52,6 +54,7 @@ type Worker struct {
 type meter struct {
 	ref    launch.PluginRef
 	client *hostclient.Client // nil for a meter with nothing available here (ref.Unavailable)
+	api    sdk.Meter          // the client's meter, its calls tracked for the watchdog
 }
 
 // unavailable is the measurement a meter with no available domain returns: every domain
@@ -84,6 +87,8 @@ type state struct {
 	domainPlugin map[string]string
 	// findings are raised before the window (warm-up) and join the verdict.
 	findings []results.Finding
+	// tr records the plugin call in flight for the heartbeat (watch.go).
+	tr *tracker
 }
 
 // Run executes the lifecycle and stores the raw result. It returns the error that ended it;
@@ -92,7 +97,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Sys == nil {
 		w.Sys = sysinfo.Default()
 	}
-	st := &state{w: w, phases: map[string]results.Span{}}
+	st := &state{w: w, phases: map[string]results.Span{}, tr: &tracker{}}
+	// The heartbeat runs until the plugins are closed: a worker stuck closing them goes silent
+	// and the watchdog sees it.
+	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		st.tr.beat(beatCtx, w.Control, launch.HeartbeatPeriod(w.Spec.StallTimeoutS))
+	}()
+	defer func() { stopBeat(); <-beatDone }()
 	defer st.plugins.closeAll()
 	if err := st.run(ctx); err != nil {
 		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
@@ -169,6 +183,7 @@ func (st *state) run(ctx context.Context) error {
 
 // phase runs f and records its span.
 func (st *state) phase(ctx context.Context, name string, f func() error) error {
+	st.tr.setPhase(name)
 	st.w.Control.Progress(launch.Message{Phase: name})
 	st.pause(ctx, name)
 	start := clock.Now()
@@ -190,6 +205,7 @@ func span(start, end clock.Stamp) results.Span {
 }
 
 func (st *state) barrier(ctx context.Context, name string) error {
+	st.tr.setPhase("barrier:" + name)
 	st.w.Control.Progress(launch.Message{Phase: "barrier:" + name})
 	if err := st.w.Control.Barrier(ctx, name); err != nil {
 		return fmt.Errorf("barrier %s: %w", name, err)
@@ -207,7 +223,20 @@ func (st *state) pause(ctx context.Context, phase string) {
 	_ = os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644)
 	_ = os.Rename(tmp, parts[2])
 	st.w.Log.Warn("test pause hook: holding", "phase", phase, "file", parts[2])
-	<-ctx.Done()
+	// Held until the run ends, or until the test removes the file to let the worker go on.
+	tk := time.NewTicker(20 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+			if _, err := os.Stat(parts[2]); errors.Is(err, os.ErrNotExist) {
+				st.w.Log.Warn("test pause hook: released", "phase", phase)
+				return
+			}
+		}
+	}
 }
 
 func sleep(ctx context.Context, seconds float64) error {
@@ -231,7 +260,10 @@ func (st *state) openPlugins(ctx context.Context) error {
 				roles = append(roles, role{ref, sdk.KindEnergy})
 			}
 		}
-		if err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}), st.w.Log); err != nil {
+		end := st.tr.begin("plugins.start")
+		err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}), st.w.Log)
+		end()
+		if err != nil {
 			return err
 		}
 	}
@@ -239,12 +271,12 @@ func (st *state) openPlugins(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st.loader = lc.Loader()
+	st.loader = trackedLoader{Loader: lc.Loader(), t: st.tr}
 	ec, err := st.open(ctx, spec.Engine, sdk.KindEngine)
 	if err != nil {
 		return err
 	}
-	st.engine, st.engineC = ec.Engine(), ec
+	st.engine, st.engineC = trackedEngine{Engine: ec.Engine(), t: st.tr}, ec
 	for _, ref := range spec.Meters {
 		if ref.Unavailable != nil {
 			// Nothing to measure on this host (the parent asked): not started, see unavailable.
@@ -255,13 +287,13 @@ func (st *state) openPlugins(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		st.meters = append(st.meters, meter{ref: ref, client: mc})
+		st.meters = append(st.meters, meter{ref: ref, client: mc, api: trackedMeter{Meter: mc.Meter(), name: "meter(" + ref.Name + ")", t: st.tr}})
 	}
 	rc, err := st.open(ctx, spec.Repository, sdk.KindRepository)
 	if err != nil {
 		return err
 	}
-	st.repo = rc.Repository()
+	st.repo = trackedRepository{Repository: rc.Repository(), t: st.tr}
 	// One entry per binary, in the order the spec names them: loader, engine, meters, repository.
 	seen := map[string]bool{}
 	for _, ref := range append(append([]launch.PluginRef{spec.Model.Loader, spec.Engine}, spec.Meters...), spec.Repository) {
@@ -308,7 +340,7 @@ func (st *state) environment(ctx context.Context) error {
 			}
 			continue
 		}
-		e, err := m.client.Meter().Environment(ctx)
+		e, err := m.api.Environment(ctx)
 		if err != nil {
 			st.warn("meter %s: environment: %v", m.ref.Name, err)
 			continue
@@ -368,7 +400,7 @@ func (st *state) startMeters(ctx context.Context, label string) ([]session, erro
 		}
 		// The parent settled each meter's interval (launch.PluginRef.IntervalNS).
 		interval := time.Duration(m.ref.IntervalNS)
-		s, err := m.client.Meter().Start(ctx, sdk.StartRequest{Label: label, Interval: interval})
+		s, err := m.api.Start(ctx, sdk.StartRequest{Label: label, Interval: interval})
 		if err != nil {
 			st.stopMeters(context.WithoutCancel(ctx), out)
 			return nil, fmt.Errorf("start meter %s: %w", m.ref.Name, err)
@@ -386,7 +418,7 @@ func (st *state) stopMeters(ctx context.Context, sessions []session) []*sdk.Meas
 		m := s.meter.unavailable()
 		if s.meter.client != nil {
 			var err error
-			if m, err = s.meter.client.Meter().Stop(ctx, s.id); err != nil {
+			if m, err = s.meter.api.Stop(ctx, s.id); err != nil {
 				st.warn("stop meter %s: %v", s.meter.ref.Name, err)
 				continue
 			}
@@ -568,7 +600,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 					if s.meter.client == nil {
 						continue
 					}
-					if _, err := s.meter.client.Meter().Mark(ctx, s.id, fmt.Sprintf("r%d/p%d/b%d", rep, pass, bi)); err != nil {
+					if _, err := s.meter.api.Mark(ctx, s.id, fmt.Sprintf("r%d/p%d/b%d", rep, pass, bi)); err != nil {
 						return nil, fmt.Errorf("mark meter %s: %w", s.meter.ref.Name, err)
 					}
 				}

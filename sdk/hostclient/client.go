@@ -133,6 +133,7 @@ type openConfig struct {
 	startTimeout time.Duration
 	checksum     []byte
 	env          []string
+	ownGroup     bool
 }
 
 // WithClientLogger sets the logger the plugin's stderr is forwarded to.
@@ -143,6 +144,13 @@ func WithStartTimeout(d time.Duration) OpenOption { return func(c *openConfig) {
 
 // WithChecksum refuses to run the binary unless its sha256 equals sum (go-plugin SecureConfig).
 func WithChecksum(sum []byte) OpenOption { return func(c *openConfig) { c.checksum = sum } }
+
+// WithOwnProcessGroup starts the plugin in a process group of its own, so that a signal sent to
+// the host's process group (Ctrl-C in a terminal, `kill -TERM -PGID`, `timeout`, a batch
+// scheduler) does not reach it: the host outlives such a signal only long enough to finish its
+// work through the plugin when the plugin outlives it too. The parent-death signal still ends the
+// plugin with the host.
+func WithOwnProcessGroup() OpenOption { return func(c *openConfig) { c.ownGroup = true } }
 
 // WithEnv adds KEY=VALUE entries to the plugin's environment.
 func WithEnv(kv ...string) OpenOption { return func(c *openConfig) { c.env = append(c.env, kv...) } }
@@ -164,7 +172,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	startCtx, cancelStart := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(startCtx, path)
 	cmd.Env = append(os.Environ(), cfg.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: cfg.ownGroup}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: clientPlugins()},

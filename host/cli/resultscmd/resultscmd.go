@@ -67,6 +67,9 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	for _, e := range exps {
 		le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
 			Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
+		if e.Manifest {
+			le.State = loadRunState(ctx, repo, e.ID).State
+		}
 		if e.Aggregated {
 			// The figures come from the aggregate; one that cannot be read is said on stderr.
 			if _, a, err := loadAggregated(ctx, repo, e.ID); err != nil {
@@ -87,16 +90,19 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	}
 	rows := make([][]string, 0, len(out))
 	for _, e := range out {
-		rows = append(rows, []string{e.ID, orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
+		rows = append(rows, []string{e.ID, orNA(e.State), orNA(e.Model), unit(e.TotalJ, 1, "J"), gnum(e.JPerOutputToken),
 			yesPtr(e.Valid), yesPtr(e.Partial), strconv.Itoa(len(e.RawRanks)), strconv.Itoa(len(e.CompletedRanks)), yes(e.Aggregated), yes(e.Manifest), wall(e.ModifiedUnixNS)})
 	}
-	return render.Table(f.Out, []string{"EXPERIMENT", "MODEL", "ENERGY", "J/TOKEN", "VALID", "PARTIAL", "RAW", "COMPLETED", "AGGREGATED", "MANIFEST", "MODIFIED"}, rows)
+	return render.Table(f.Out, []string{"EXPERIMENT", "STATE", "MODEL", "ENERGY", "J/TOKEN", "VALID", "PARTIAL", "RAW", "COMPLETED", "AGGREGATED", "MANIFEST", "MODIFIED"}, rows)
 }
 
 // ListEntry is one experiment of `results list`. The figures come from its aggregate: null (and
 // "—" in the table) when it has none.
 type ListEntry struct {
-	ID              string   `json:"id"`
+	ID string `json:"id"`
+	// State is the run's state from its manifest ("" without one), "abandoned" for a run still
+	// "running" whose lemctl is gone.
+	State           string   `json:"state,omitempty"`
 	Model           string   `json:"model"`
 	TotalJ          *float64 `json:"total_j"`
 	JPerOutputToken *float64 `json:"j_per_output_token"`
@@ -143,16 +149,27 @@ func showRun(ctx context.Context, opts *ShowOptions) error {
 	if err != nil {
 		return err
 	}
+	// The run's state first (on stderr beside JSON): an abandoned or failed run is said.
+	rs := loadRunState(ctx, repo, exp)
+	if d := rs.Describe(exp); d != "" && (opts.Raw || opts.Output == render.FormatJSON) {
+		fmt.Fprintf(f.Err, "run: %s\n", d)
+	}
 	if opts.Raw {
 		return showRaw(ctx, f.Out, repo, exp, opts.Output)
 	}
 	data, agg, err := loadAggregated(ctx, repo, exp)
 	if err != nil {
+		if d := rs.Describe(exp); d != "" && opts.Output != render.FormatJSON {
+			return fmt.Errorf("%w\nrun: %s", err, d)
+		}
 		return err
 	}
 	if opts.Output == render.FormatJSON {
 		_, err := f.Out.Write(data)
 		return err
+	}
+	if d := rs.Describe(exp); d != "" {
+		fmt.Fprintf(f.Out, "run         %s\n", d)
 	}
 	return WriteAggregated(f.Out, agg)
 }

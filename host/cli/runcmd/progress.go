@@ -61,6 +61,23 @@ func (p *progress) update(m launch.Message) {
 	}
 }
 
+// failure shows a worker that failed, at once and in every mode but quiet: a line naming the
+// rank, how it ended and its last phase (text), or {"type":"worker_failed",…} (json).
+func (p *progress) failure(f launch.Failure) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "quiet":
+		return
+	case "json":
+		b, _ := json.Marshal(map[string]any{"type": "worker_failed", "rank": f.Rank, "reason": f.Reason, "exit": f.Exit,
+			"phase": f.Phase, "call": f.Call, "log": f.LogPath})
+		fmt.Fprintln(p.w, string(b))
+		return
+	}
+	fmt.Fprintf(p.w, "[rank %d] FAILED: %s\n", f.Rank, strings.TrimPrefix(f.String(), fmt.Sprintf("rank %d failed: ", f.Rank)))
+}
+
 // warmupLine shows a cv-mode warm-up against its bounds, e.g.
 // "warm-up batch 4/20, CV 0.12 (target 0.05), 9/60 s".
 func warmupLine(w launch.WarmupProgress) string {

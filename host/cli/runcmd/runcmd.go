@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/lemctl/lemctl/examples"
 	"github.com/lemctl/lemctl/host/aggregate"
@@ -64,7 +66,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 		Short: "Run an experiment: one worker per device slot, then aggregate",
 		Long: "run measures the experiment FILE (default: the embedded examples/quickstart.toml).\n" +
 			"Exit codes: 0 ok (even when the validity verdict is false), 1 the run failed or is partial,\n" +
-			"2 bad usage or config, 130 interrupted.",
+			"2 bad usage or config, 130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.Progress != "text" && o.Progress != "json" && o.Progress != "quiet" {
@@ -95,18 +97,21 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 // runRun runs the experiment in o.File ("" = the embedded quickstart).
 func runRun(parent context.Context, o *Options) error {
 	env, file, prompts := o.F, o.File, o.Prompts
-	// First Ctrl-C: stop gracefully; second: force.
+	// First SIGINT, SIGTERM or SIGHUP: stop gracefully; a second: force. The exit code is
+	// 128 + the first signal (docs/reliability.md, "Signals and abandoned runs").
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	defer cancel()
 	force := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	st := &stop{}
 	go func() {
 		n := 0
-		for range sigs {
+		for s := range sigs {
 			n++
 			if n == 1 {
+				st.set(s.(syscall.Signal))
 				cancel()
 			} else if n == 2 {
 				close(force)
@@ -116,11 +121,49 @@ func runRun(parent context.Context, o *Options) error {
 	go func() {
 		select {
 		case <-parent.Done():
+			// The root's context ends on the same SIGINT/SIGTERM the loop above records: the
+			// signal, not this, names the cause (an exit code without one is 130).
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
+	err := run(ctx, env, o, file, prompts, force, st)
+	if sig, ok := st.get(); ok && err != nil && cliutil.CodeOf(err) != 128+int(sig) {
+		// Stopped before the workers ran: whatever failed, the signal is why.
+		return cliutil.Exit(128+int(sig), fmt.Errorf("interrupted by %s: %w", sigName(sig), err))
+	}
+	return err
+}
 
+// stop remembers the first signal that stopped the run.
+type stop struct {
+	mu  sync.Mutex
+	sig syscall.Signal
+}
+
+func (s *stop) set(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sig == 0 {
+		s.sig = sig
+	}
+}
+
+func (s *stop) get() (syscall.Signal, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sig, s.sig != 0
+}
+
+// sigName is the conventional name of sig: SIGINT, SIGTERM, SIGHUP.
+func sigName(sig syscall.Signal) string {
+	if n := unix.SignalName(sig); n != "" {
+		return n
+	}
+	return sig.String()
+}
+
+func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, force <-chan struct{}, st *stop) error {
 	// The Factory's catalog: discovery runs here, once, and the Factory closes it at exit.
 	cat, err := env.Catalog(ctx, "")
 	if err != nil {
@@ -148,7 +191,7 @@ func runRun(parent context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	return p.execute(ctx, force, o)
+	return p.execute(ctx, force, o, st)
 }
 
 func configError(err error) error {
@@ -351,9 +394,10 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
-			Energy:   launch.EnergySpec{IntervalNS: interval},
-			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
-			PauseAt:  os.Getenv("LEM_TEST_PAUSE"),
+			Energy:        launch.EnergySpec{IntervalNS: interval},
+			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
+			StallTimeoutS: cfg.Launch.StallTimeoutS,
+			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
 		}
 		for _, pr := range shard {
 			spec.Prompts = append(spec.Prompts, sdk.Prompt{ID: pr.ID, Text: pr.Text, IDs: pr.IDs})
@@ -610,7 +654,7 @@ func partialHint(err error, id string) string {
 }
 
 // execute launches the workers and waits for them, then aggregates.
-func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) error {
+func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, st *stop) error {
 	env := p.env
 	// The workers start their own plugins: the parent keeps only the repository's process.
 	p.sess.Release(p.repoRef.Name)
@@ -628,6 +672,11 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 		return cliutil.Failed(fmt.Errorf("identify this host: %w", err))
 	}
 	host := results.Host(hostID)
+	// Who runs it: a running manifest whose lemctl is gone is shown as abandoned.
+	manifest.LemctlPID, manifest.LemctlHost = os.Getpid(), &host
+	if start, err := sysinfo.Default().ProcessStart(os.Getpid()); err == nil {
+		manifest.LemctlStartTicks = start
+	}
 	saveManifest := func() {
 		data, err := results.Encode(manifest)
 		if err == nil {
@@ -662,8 +711,9 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	env.Logger.Info("experiment started", "id", p.id, "workers", len(workers), "logs", p.runDir)
 
 	prog := newProgress(env.Err, o.Progress)
-	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update,
-		OnEvent: func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
+	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update, OnFailure: prog.failure,
+		StallTimeout: time.Duration(p.specs[0].StallTimeoutS * float64(time.Second)),
+		OnEvent:      func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
 	outcomes, interrupted := coord.Run(ctx)
 
 	end := time.Now().UnixNano()
@@ -679,12 +729,20 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 			manifest.Ranks[i].State = results.StateInterrupted
 		default:
 			manifest.Ranks[i].State = results.StateFailed
-			failed = append(failed, fmt.Sprintf("rank %d (%s) failed: %s; log: %s", oc.Rank, manifest.Ranks[i].Device.Slot, oc.Error, oc.LogPath))
+			where := ""
+			if oc.Phase != "" {
+				where = " in phase " + oc.Phase
+			}
+			failed = append(failed, fmt.Sprintf("rank %d (%s) failed%s: %s; log: %s", oc.Rank, manifest.Ranks[i].Device.Slot, where, oc.Error, oc.LogPath))
 		}
 	}
 	switch {
 	case interrupted:
-		manifest.State, manifest.Error = results.StateInterrupted, "interrupted by the user"
+		why := "interrupted by the user"
+		if sig, ok := st.get(); ok {
+			why = "interrupted by " + sigName(sig)
+		}
+		manifest.State, manifest.Error = results.StateInterrupted, why
 	case len(failed) > 0:
 		manifest.State, manifest.Error = results.StateFailed, strings.Join(failed, "; ")
 	default:
@@ -692,7 +750,11 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options) e
 	}
 	saveManifest()
 	if interrupted {
-		return cliutil.Exit(cliutil.ExitInterrupted, fmt.Errorf("interrupted: experiment %s stopped; raw results saved so far stay in %s", p.id, p.repoRef.Config["path"]))
+		code := cliutil.ExitInterrupted
+		if sig, ok := st.get(); ok {
+			code = 128 + int(sig)
+		}
+		return cliutil.Exit(code, fmt.Errorf("%s: experiment %s stopped; raw results saved so far stay in %s", manifest.Error, p.id, p.repoRef.Config["path"]))
 	}
 	for _, f := range failed {
 		env.Logger.Error(f)

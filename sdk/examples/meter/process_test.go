@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,4 +256,37 @@ func TestProcessBurnShare(t *testing.T) {
 		t.Errorf("plugin CPU %s over %s = %.4f of a core, want 0.05 ± 0.02", time.Duration(meas.SamplerCPUNS), window, share)
 	}
 	t.Logf("plugin CPU %s over %s = %.4f of a core", time.Duration(meas.SamplerCPUNS), window, share)
+}
+
+// WithOwnProcessGroup puts the plugin in a process group of its own, out of reach of a signal to
+// the host's group; without it the plugin shares the host's group.
+func TestOwnProcessGroup(t *testing.T) {
+	bin := pluginBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mine, err := syscall.Getpgid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, own := range []bool{false, true} {
+		opts := []hostclient.OpenOption{hostclient.WithStartTimeout(30 * time.Second)}
+		if own {
+			opts = append(opts, hostclient.WithOwnProcessGroup())
+		}
+		c, err := hostclient.Open(ctx, bin, opts...)
+		if err != nil {
+			t.Fatalf("open plugin: %v", err)
+		}
+		pg, err := syscall.Getpgid(c.Pid())
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if own && (pg == mine || pg != c.Pid()) {
+			t.Errorf("WithOwnProcessGroup: plugin %d in group %d (ours %d), want its own", c.Pid(), pg, mine)
+		}
+		if !own && pg != mine {
+			t.Errorf("default: plugin in group %d, want ours (%d)", pg, mine)
+		}
+	}
 }
