@@ -545,8 +545,10 @@ func (s *suite) checkPower(d sdk.DomainEnergy) {
 		}
 	}
 	floor := PowerFloorW(d.Domain.Kind)
-	if floor <= 0 || dt <= edge || floor*(dt-edge) < 2*d.Domain.Resolution.Joules() {
-		return // no floor, or the counter is too coarse for this session to tell
+	if floor <= 0 || dt <= edge || floor*(dt-edge) < 2*d.Domain.Resolution.Joules() || last.Energy == first.Energy {
+		// No floor; or the counter is too coarse for this session to tell; or it never moved,
+		// which is a stuck counter (the meter's counter_stuck finding), not a wrong unit.
+		return
 	}
 	if upper := joules / (dt - edge); upper < floor {
 		s.fail(CheckEnergyUnits, "domain %q: the counter rose %d µJ in %.3f s, an average of %.4g W, below the %g W floor of a %s domain: is the counter in a larger unit than µJ (mJ sent as µJ)?",
