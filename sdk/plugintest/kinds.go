@@ -525,6 +525,7 @@ func (s *suite) checkPower(d sdk.DomainEnergy) {
 	if window < minPowerWindow || last.Energy < first.Energy {
 		return
 	}
+	s.ran(CheckEnergyUnits)
 	dt := window.Seconds()
 	joules := (last.Energy - first.Energy).Joules()
 	watts := joules / dt

@@ -211,7 +211,7 @@ func run(ctx context.Context, c *sdk.Client, opts Options, obs *observedEngine) 
 		s.checkEngine()
 	}
 	if info.Serves(sdk.KindEnergy) && c.Meter() != nil {
-		s.ran(CheckEnergy, CheckEnergyUnits)
+		s.ran(CheckEnergy)
 		s.checkEnergy()
 	}
 	if info.Serves(sdk.KindRepository) && c.Repository() != nil {
