@@ -59,7 +59,7 @@ docs/protocol.md.`,
 				Loader:  plugintest.LoaderOptions{Reference: reference},
 				Energy:  plugintest.EnergyOptions{Session: session},
 				Timeout: timeout,
-			})
+			}, configJSON != "")
 		},
 	}
 	cmd.Flags().StringVar(&configJSON, "config", "", "the plugin's configuration table as a JSON object (default: empty, the plugin's defaults)")
@@ -89,7 +89,9 @@ func checkablePath(arg string) (string, error) {
 	return path, nil
 }
 
-func runCheck(ctx context.Context, env *cliutil.Env, path string, opts plugintest.Options) error {
+// runCheck opens the plugin and runs the suite; configured says --config was given (a
+// repository is only checked on a store the user chose, since the suite writes to it).
+func runCheck(ctx context.Context, env *cliutil.Env, path string, opts plugintest.Options, configured bool) error {
 	startCtx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	c, err := sdk.Open(startCtx, path, sdk.WithClientLogger(env.Logger.Named(filepath.Base(path))), sdk.WithStartTimeout(opts.Timeout))
 	cancel()
@@ -104,6 +106,9 @@ func runCheck(ctx context.Context, env *cliutil.Env, path string, opts plugintes
 	info := c.Info()
 	if (info.Serves(sdk.KindLoader) || info.Serves(sdk.KindEngine)) && opts.Loader.Reference == "" {
 		return cliutil.Usagef("plugin %q serves %s: name a model reference its loader resolves with --reference", info.Name, kindList(info.Kinds))
+	}
+	if info.Serves(sdk.KindRepository) && !configured {
+		return cliutil.Usagef("plugin %q is a repository: the check stores plugintest-* experiments in it, so point it at a scratch location with --config (its keys: lemctl plugins describe %s)", info.Name, info.Name)
 	}
 	if info.Serves(sdk.KindEngine) && !info.Serves(sdk.KindLoader) {
 		return cliutil.Usagef("plugin %q is an engine without a loader: plugins check cannot give it an artifact; run sdk/plugintest from Go with Options.Engine.Artifact", info.Name)
