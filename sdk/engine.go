@@ -34,6 +34,9 @@ type LoadRequest struct {
 	Threads int
 	// CPUs lists the cores this worker is pinned to, when pinning is configured.
 	CPUs []int
+	// TokenIDsOnly says the host will send every prompt as token ids (tokenized by the
+	// loader) and never ask for text back: an engine may skip loading its tokenizer.
+	TokenIDsOnly bool
 }
 
 // LoadResult reports what loading cost.

@@ -30,7 +30,7 @@ func (s *engineServer) Load(ctx context.Context, req *enginev1.LoadRequest) (*en
 		return nil, toStatus(fmt.Errorf("load request without an artifact: %w", ErrInvalidArgument))
 	}
 	lr := LoadRequest{Artifact: *a, Device: Device{Kind: req.GetDevice().GetKind(), Index: int(req.GetDevice().GetIndex()), UUID: req.GetDevice().GetUuid()},
-		Threads: int(req.GetThreads())}
+		Threads: int(req.GetThreads()), TokenIDsOnly: req.GetTokenIdsOnly()}
 	for _, c := range req.GetCpus() {
 		lr.CPUs = append(lr.CPUs, int(c))
 	}
@@ -80,7 +80,7 @@ type engineClient struct{ c enginev1.EngineClient }
 func (e *engineClient) Load(ctx context.Context, req LoadRequest) (*LoadResult, error) {
 	p := &enginev1.LoadRequest{Artifact: ArtifactToProto(&req.Artifact),
 		Device:  &enginev1.Device{Kind: req.Device.Kind, Index: int32(req.Device.Index), Uuid: req.Device.UUID},
-		Threads: int32(req.Threads)}
+		Threads: int32(req.Threads), TokenIdsOnly: req.TokenIDsOnly}
 	for _, c := range req.CPUs {
 		p.Cpus = append(p.Cpus, int32(c))
 	}

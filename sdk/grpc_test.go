@@ -134,3 +134,33 @@ func TestConfigureValidatesAgainstTheSchema(t *testing.T) {
 		t.Errorf("defaults not filled: %v", got)
 	}
 }
+
+// loadRecorder is an engine that keeps the LoadRequest it was given.
+type loadRecorder struct{ got sdk.LoadRequest }
+
+func (e *loadRecorder) Load(_ context.Context, req sdk.LoadRequest) (*sdk.LoadResult, error) {
+	e.got = req
+	return &sdk.LoadResult{}, nil
+}
+func (e *loadRecorder) Warmup(context.Context, sdk.WarmupRequest) ([]sdk.BatchTiming, error) {
+	return nil, nil
+}
+func (e *loadRecorder) Generate(context.Context, sdk.GenerateRequest, func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	return nil, sdk.ErrUnimplemented
+}
+func (e *loadRecorder) Unload(context.Context) error { return nil }
+
+// TestLoadRequestCrossesTheRPC: every field of a LoadRequest reaches the engine.
+func TestLoadRequestCrossesTheRPC(t *testing.T) {
+	e := &loadRecorder{}
+	c := connect(t, &sdk.Plugin{Name: "rec", Version: "0.0.1", Engine: e})
+	want := sdk.LoadRequest{Artifact: sdk.Artifact{Reference: "m", Path: "/m.onnx"}, Device: sdk.Device{Kind: "cpu", Index: -1},
+		Threads: 3, CPUs: []int{0, 1}, TokenIDsOnly: true}
+	if _, err := c.Engine().Load(context.Background(), want); err != nil {
+		t.Fatal(err)
+	}
+	g := e.got
+	if g.Artifact.Reference != "m" || g.Device.Kind != "cpu" || g.Threads != 3 || len(g.CPUs) != 2 || !g.TokenIDsOnly {
+		t.Errorf("engine got %+v, want %+v", g, want)
+	}
+}

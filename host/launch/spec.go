@@ -86,6 +86,61 @@ type UnavailableMeter struct {
 type ModelSpec struct {
 	Ref    string    `json:"ref"`
 	Loader PluginRef `json:"loader"`
+	// Resolved is the parent's resolution of Ref, so that a worker on the same host need not
+	// resolve (and hash) the model again; nil when the parent did not resolve it.
+	Resolved *ResolvedModel `json:"resolved,omitempty"`
+}
+
+// ResolvedModel is a model resolved by the parent, valid for a worker that runs on the same
+// boot of the same host while every file the model is made of keeps the size and modification
+// time it had when it was hashed. Anything else and the worker resolves the model itself.
+type ResolvedModel struct {
+	Artifact sdk.Artifact `json:"artifact"`
+	BootID   string       `json:"boot_id"`
+	Files    []FileStamp  `json:"files"`
+}
+
+// FileStamp is a file's size and modification time.
+type FileStamp struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	ModTimeNS int64  `json:"mod_time_ns"`
+}
+
+// NewResolvedModel stamps the files of a, resolved on the boot bootID.
+func NewResolvedModel(a sdk.Artifact, bootID string) (*ResolvedModel, error) {
+	r := &ResolvedModel{Artifact: a, BootID: bootID}
+	for _, f := range a.Files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, err
+		}
+		r.Files = append(r.Files, FileStamp{Path: f, Size: st.Size(), ModTimeNS: st.ModTime().UnixNano()})
+	}
+	return r, nil
+}
+
+// UsableOn returns nil when the resolution holds on the boot bootID: same boot, and every file
+// unchanged in size and modification time; else why not.
+func (r *ResolvedModel) UsableOn(bootID string) error {
+	switch {
+	case r == nil:
+		return fmt.Errorf("the parent did not resolve the model")
+	case r.BootID == "" || r.BootID != bootID:
+		return fmt.Errorf("resolved on another host or boot (%q, here %q)", r.BootID, bootID)
+	case len(r.Files) == 0:
+		return fmt.Errorf("the resolution lists no files to check")
+	}
+	for _, f := range r.Files {
+		st, err := os.Stat(f.Path)
+		if err != nil {
+			return fmt.Errorf("model file: %v", err)
+		}
+		if st.Size() != f.Size || st.ModTime().UnixNano() != f.ModTimeNS {
+			return fmt.Errorf("model file %s changed since the parent hashed it", f.Path)
+		}
+	}
+	return nil
 }
 
 // DatasetRef identifies the dataset the prompts came from.

@@ -7,6 +7,10 @@ const (
 	CodeNonUTF8Replaced  = "non_utf8_replaced"
 	CodePromptsTruncated = "prompts_truncated"
 	CodeContextExceeded  = "context_exceeded"
+	// CodeInputTokensMismatch: the engine reported input token counts that disagree with the
+	// loader's tokenization of the same prompts, so input token rates and FLOPs are not
+	// trustworthy (an error: the result is invalid).
+	CodeInputTokensMismatch = "input_tokens_mismatch"
 )
 
 // ExperimentWide reports whether findings with this code are about the whole sample rather than

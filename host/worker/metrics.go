@@ -46,6 +46,7 @@ func (st *state) metrics(m *measured) {
 	raw.Energy = e
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
+	findings = append(findings, tokenCountFindings(reqs, spec.Prompts, spec.Engine.Name)...)
 	findings = append(findings, st.findings...)
 
 	if m.meterCPUOK && dur > 0 {

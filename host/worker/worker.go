@@ -403,7 +403,7 @@ func (st *state) stopMeters(ctx context.Context, sessions []session) []*sdk.Meas
 
 func (st *state) loadModel(ctx context.Context) error {
 	spec := st.w.Spec
-	a, err := st.loader.Resolve(ctx, spec.Model.Ref)
+	a, err := st.resolveModel(ctx)
 	if err != nil {
 		return fmt.Errorf("resolve model %q: %w", spec.Model.Ref, err)
 	}
@@ -416,7 +416,8 @@ func (st *state) loadModel(ctx context.Context) error {
 	if dev.Kind == "cuda" {
 		dev.Index = 0 // the only device CUDA_VISIBLE_DEVICES leaves visible
 	}
-	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs})
+	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs,
+		TokenIDsOnly: allTokenized(spec.Prompts) && !spec.Workload.Decoding.ReturnText})
 	if err != nil {
 		return fmt.Errorf("load model on %s: %w", spec.Device.Slot, err)
 	}
@@ -425,6 +426,34 @@ func (st *state) loadModel(ctx context.Context) error {
 	st.raw.Provenance.ExecutionProvider = lr.ExecutionProvider
 	st.raw.Provenance.RuntimeVersions = lr.RuntimeVersions
 	return nil
+}
+
+// resolveModel returns the parent's resolution of the model when it holds on this host (same
+// boot, files unchanged), else resolves it with the loader: the model is hashed once per host.
+func (st *state) resolveModel(ctx context.Context) (*sdk.Artifact, error) {
+	spec := st.w.Spec
+	r := spec.Model.Resolved
+	why := r.UsableOn(st.raw.Host.BootID)
+	if why == nil && r.Artifact.Reference == spec.Model.Ref {
+		a := r.Artifact
+		st.w.Log.Debug("model resolved by the parent", "ref", spec.Model.Ref, "sha256", a.SHA256)
+		return &a, nil
+	}
+	if r != nil {
+		st.w.Log.Debug("resolving the model again", "ref", spec.Model.Ref, "why", why)
+	}
+	return st.loader.Resolve(ctx, spec.Model.Ref)
+}
+
+// allTokenized says every prompt carries its token ids (the parent tokenized them with the
+// loader), so the engine needs no tokenizer of its own.
+func allTokenized(prompts []sdk.Prompt) bool {
+	for _, p := range prompts {
+		if len(p.IDs) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // batches splits the shard into static batches.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/sdk"
 )
 
 // promptTokens counts, after the window, the tokens of the prompts the engine truncated: the ids
@@ -44,6 +45,42 @@ func (st *state) promptTokens(ctx context.Context, reps []repeatWindow) map[stri
 		out[id] = len(toks[i])
 	}
 	return out
+}
+
+// tokenCountFindings cross-checks the engine's input token counts against the loader's: each
+// prompt the parent tokenized has len(IDs) tokens, so a request not truncated must report
+// exactly that many and a truncated one fewer. A disagreement is an error finding that gives
+// both numbers of the first request and how many disagree.
+func tokenCountFindings(reqs []results.Request, prompts []sdk.Prompt, engine string) []results.Finding {
+	loader := map[string]int{}
+	for _, p := range prompts {
+		if len(p.IDs) > 0 {
+			loader[p.ID] = len(p.IDs)
+		}
+	}
+	var bad int
+	var first string
+	for _, r := range reqs {
+		want, ok := loader[r.ID]
+		if !ok || (!r.Truncated && r.InputTokens == want) || (r.Truncated && r.InputTokens < want) {
+			continue
+		}
+		if bad == 0 {
+			how := "reported"
+			if r.Truncated {
+				how = "reported, after truncation,"
+			}
+			first = fmt.Sprintf("prompt %s: the engine %s %d input tokens, the loader's tokenizer counts %d", r.ID, how, r.InputTokens, want)
+		}
+		bad++
+	}
+	if bad == 0 {
+		return nil
+	}
+	return []results.Finding{{Code: results.CodeInputTokensMismatch, Severity: results.SeverityError,
+		Message: fmt.Sprintf("%d of %d requests disagree with the loader on their input tokens (%s); input token rates and FLOPs use the engine's counts",
+			bad, len(reqs), first),
+		Advice: fmt.Sprintf("the engine plugin %s must count the token ids it is given; `lemctl plugins check` compares the two", engine)}}
 }
 
 // truncation counts the distinct prompts the engine truncated and the tokens cut from them (nil

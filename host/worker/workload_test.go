@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/lemctl/lemctl/host/launch"
@@ -37,5 +38,25 @@ func TestContextExceededByAnEngineThatDoesNotMakeRoom(t *testing.T) {
 	}
 	if fs := workloadFindings(results.Workload{}, 4, spec, context); len(fs) != 0 {
 		t.Errorf("findings %+v for a workload the engine kept inside the context, want none", fs)
+	}
+}
+
+// TestTokenCountFindings: a request must report the loader's count of its prompt's ids, or
+// fewer when truncated; anything else is one error finding with both numbers.
+func TestTokenCountFindings(t *testing.T) {
+	prompts := []sdk.Prompt{{ID: "a", IDs: make([]int32, 79)}, {ID: "b", IDs: make([]int32, 10)}, {ID: "c", Text: "no ids"}}
+	ok := []results.Request{{ID: "a", InputTokens: 79}, {ID: "b", InputTokens: 4, Truncated: true}, {ID: "c", InputTokens: 500}}
+	if fs := tokenCountFindings(ok, prompts, "eng"); len(fs) != 0 {
+		t.Errorf("agreeing counts gave findings %+v", fs)
+	}
+	bad := []results.Request{{ID: "a", InputTokens: 120}, {ID: "a", InputTokens: 120, Repeat: 1}, {ID: "b", InputTokens: 10, Truncated: true}, {ID: "c", InputTokens: 3}}
+	fs := tokenCountFindings(bad, prompts, "eng")
+	if len(fs) != 1 {
+		t.Fatalf("findings %+v, want one", fs)
+	}
+	f := fs[0]
+	if f.Code != results.CodeInputTokensMismatch || f.Severity != results.SeverityError ||
+		!strings.Contains(f.Message, "3 of 4 requests") || !strings.Contains(f.Message, "reported 120 input tokens, the loader's tokenizer counts 79") {
+		t.Errorf("finding %+v", f)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/examples"
@@ -281,9 +282,11 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 	if err != nil {
 		return nil, openError(err)
 	}
-	if err := checkContext(ctx, lc.Loader(), cfg); err != nil {
+	art, err := checkContext(ctx, lc.Loader(), cfg)
+	if err != nil {
 		return nil, err
 	}
+	resolved := resolvedHere(art, env)
 	ds, err := openDataset(ctx, lc.Loader(), cfg)
 	if err != nil {
 		return nil, err
@@ -299,6 +302,9 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
+	}
+	if err := tokenizeSample(ctx, lc.Loader(), cfg.Model.Ref, sample, env.Logger); err != nil {
+		return nil, cliutil.Failed(err)
 	}
 	cfgMap := cfg.Map()
 	cfgJSON, err := json.Marshal(cfgMap)
@@ -321,7 +327,7 @@ func newPlan(ctx context.Context, env *cliutil.Env, cat *discovery.Catalog, sess
 		}
 		spec := &launch.Spec{ExperimentID: p.id, Name: cfg.Name, Rank: rank, WorldSize: world, Device: slot.device,
 			Threads: slot.threads, CPUs: slot.cpus, Config: cfgJSON, ConfigHash: hash, Overrides: overrides,
-			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader}, Engine: engine, Meters: meters, Repository: repo,
+			Model: launch.ModelSpec{Ref: cfg.Model.Ref, Loader: loader, Resolved: resolved}, Engine: engine, Meters: meters, Repository: repo,
 			Dataset: launch.DatasetRef{Name: ds.Name, SHA256: ds.SHA256, Prompts: len(sample),
 				Records: ds.Len() + ds.Skipped, SkippedRecords: ds.Skipped, NonUTF8Prompts: dataset.NonUTF8(sample)},
 			Workload: launch.WorkloadSpec{BatchSize: cfg.Workload.BatchSize, Repeats: cfg.Workload.Repeats, MinWindowS: cfg.Workload.MinWindowS,
@@ -401,20 +407,76 @@ func (t loaderTokenizer) Detokenize(ctx context.Context, ids [][]int32) ([]strin
 
 // checkContext resolves the model and refuses a workload.max_new_tokens that leaves no room for
 // a prompt in the model's context, when the loader knows the context.
-func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) error {
+func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.Artifact, error) {
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
 		err = fmt.Errorf("model.ref %q: %w", cfg.Model.Ref, err)
 		if errors.Is(err, sdk.ErrInvalidArgument) || errors.Is(err, sdk.ErrNotFound) {
-			return cliutil.Usage(err)
+			return nil, cliutil.Usage(err)
 		}
-		return cliutil.Failed(err)
+		return nil, cliutil.Failed(err)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
-		return cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
+		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %q has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
 			n, cfg.Model.Ref, a.ContextLength, a.ContextLength-1)
 	}
+	return a, nil
+}
+
+// tokenizeChunk is how many prompts one Tokenize call carries: a few hundred prompts of a few
+// thousand tokens stay well under gRPC's 4 MiB message limit.
+const tokenizeChunk = 256
+
+// tokenizeSample gives every text prompt of sample its token ids, tokenized once by the loader
+// in the parent: the engines of every rank then receive the same ids, input tokens are counted
+// with the loader's tokenizer, and no worker loads a tokenizer to count them. A prompt that
+// tokenizes to nothing keeps its text alone (the engine refuses it, as it would have). A loader
+// that does not implement Tokenize leaves the text to each engine's own tokenizer.
+func tokenizeSample(ctx context.Context, l sdk.Loader, ref string, sample []dataset.Prompt, log hclog.Logger) error {
+	var idx []int
+	var texts []string
+	for i, p := range sample {
+		if len(p.IDs) == 0 {
+			idx, texts = append(idx, i), append(texts, p.Text)
+		}
+	}
+	for start := 0; start < len(texts); start += tokenizeChunk {
+		end := min(start+tokenizeChunk, len(texts))
+		toks, err := l.Tokenize(ctx, ref, texts[start:end])
+		if errors.Is(err, sdk.ErrUnimplemented) {
+			log.Debug("the loader does not tokenize: each engine tokenizes the prompts' text", "ref", ref)
+			return nil
+		}
+		if err == nil && len(toks) != end-start {
+			err = fmt.Errorf("the loader returned %d token lists for %d prompts", len(toks), end-start)
+		}
+		if err != nil {
+			return fmt.Errorf("tokenize the prompts with the loader of model.ref %q: %w", ref, err)
+		}
+		for j, ids := range toks {
+			if len(ids) > 0 {
+				sample[idx[start+j]].IDs = ids
+			}
+		}
+	}
 	return nil
+}
+
+// resolvedHere is the parent's resolution of the model for workers on this host, so that they
+// do not hash it again; nil (each worker resolves it) when this host's boot or the model's files
+// cannot be read.
+func resolvedHere(a *sdk.Artifact, env *cliutil.Env) *launch.ResolvedModel {
+	host, err := sysinfo.Default().Host()
+	if err != nil || host.BootID == "" {
+		env.Logger.Debug("workers will resolve the model themselves", "why", err)
+		return nil
+	}
+	r, err := launch.NewResolvedModel(*a, host.BootID)
+	if err != nil {
+		env.Logger.Debug("workers will resolve the model themselves", "why", err)
+		return nil
+	}
+	return r
 }
 
 func openDataset(ctx context.Context, l sdk.Loader, cfg *config.Config) (*dataset.Dataset, error) {

@@ -67,6 +67,8 @@ type loaded struct {
 	eos                                      map[int32]bool
 	pad                                      int64
 	tok                                      *tokenizer.Tokenizer
+	// idsOnly: loaded for token ids only (sdk.LoadRequest.TokenIDsOnly), so tok was not loaded.
+	idsOnly bool
 
 	buf arena
 }
@@ -164,7 +166,8 @@ func open(req sdk.LoadRequest, s Settings) (*loaded, error) {
 		m.inputs = append(m.inputs, model.PastKey(i), model.PastValue(i))
 		m.outputs = append(m.outputs, model.PresentKey(i), model.PresentValue(i))
 	}
-	if len(in.TokenizerFiles) > 0 {
+	m.idsOnly = req.TokenIDsOnly
+	if len(in.TokenizerFiles) > 0 && !req.TokenIDsOnly {
 		if m.tok, err = tokenizer.Load(in.TokenizerFiles); err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -424,5 +425,35 @@ func TestCUDAMissing(t *testing.T) {
 	t.Logf("%v (%s)", err, time.Since(start))
 	if _, err := e.Generate(context.Background(), sdk.GenerateRequest{Prompts: idPrompts(prompts[2]), Decoding: greedy(1)}, func(sdk.RequestResult) error { return nil }); !errors.Is(err, sdk.ErrFailedPrecondition) {
 		t.Errorf("generate after a failed load: %v", err)
+	}
+}
+
+// TestTokenIDsOnly: loaded with token_ids_only, the engine loads no tokenizer, generates from
+// ids exactly as with one, and refuses a text prompt saying why.
+func TestTokenIDsOnly(t *testing.T) {
+	a := resolve(t, "synthetic:gpt2-tiny", "")
+	full := load(t, a, Settings{})
+	e := New()
+	s := DefaultSettings()
+	s.LibraryPath, _ = filepathOfORT()
+	e.SetSettings(s)
+	if _, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}, Threads: 1, TokenIDsOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Unload(context.Background()) })
+	e.mu.Lock()
+	tok := e.m.tok
+	e.mu.Unlock()
+	if tok != nil {
+		t.Error("a tokenizer was loaded for token ids only")
+	}
+	want, _, _ := collect(t, full, sdk.GenerateRequest{Prompts: idPrompts(prompts[0]), Decoding: greedy(5)})
+	got, _, _ := collect(t, e, sdk.GenerateRequest{Prompts: idPrompts(prompts[0]), Decoding: greedy(5)})
+	if !slices.Equal(got[0].OutputIDs, want[0].OutputIDs) || got[0].InputTokens != 5 {
+		t.Errorf("ids only gave %v (%d input tokens), with a tokenizer %v", got[0].OutputIDs, got[0].InputTokens, want[0].OutputIDs)
+	}
+	_, err := e.Generate(context.Background(), sdk.GenerateRequest{Prompts: []sdk.Prompt{{ID: "x", Text: "Hello"}}, Decoding: greedy(1)}, func(sdk.RequestResult) error { return nil })
+	if !errors.Is(err, sdk.ErrInvalidArgument) || !strings.Contains(err.Error(), "token_ids_only") {
+		t.Errorf("text prompt: %v, want an invalid-argument error naming token_ids_only", err)
 	}
 }

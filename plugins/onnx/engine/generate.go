@@ -360,7 +360,7 @@ func (m *loaded) tokens(p sdk.Prompt) ([]int32, error) {
 		return p.IDs, nil
 	}
 	if m.tok == nil {
-		return nil, fmt.Errorf("%w: the model has no tokenizer files; send token ids instead of text", sdk.ErrInvalidArgument)
+		return nil, fmt.Errorf("%w: %s; send token ids instead of text", sdk.ErrInvalidArgument, m.noTokenizer())
 	}
 	ids := m.tok.Encode(p.Text)
 	if len(ids) == 0 {
@@ -369,10 +369,18 @@ func (m *loaded) tokens(p sdk.Prompt) ([]int32, error) {
 	return ids, nil
 }
 
+// noTokenizer says why the engine has no tokenizer.
+func (m *loaded) noTokenizer() string {
+	if m.idsOnly {
+		return "the model was loaded for token ids only (the host set token_ids_only)"
+	}
+	return "the model has no tokenizer files"
+}
+
 // text detokenizes a finished request's output, leaving out the EOS it stopped on.
 func (m *loaded) text(res sdk.RequestResult) (string, error) {
 	if m.tok == nil {
-		return "", fmt.Errorf("%w: return_text: the model has no tokenizer files", sdk.ErrInvalidArgument)
+		return "", fmt.Errorf("%w: return_text: %s", sdk.ErrInvalidArgument, m.noTokenizer())
 	}
 	ids := res.OutputIDs
 	if res.FinishReason == "eos" {

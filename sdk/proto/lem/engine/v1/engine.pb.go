@@ -86,11 +86,14 @@ func (x *Device) GetUuid() string {
 }
 
 type LoadRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Artifact      *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	Device        *Device                `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
-	Threads       int32                  `protobuf:"varint,3,opt,name=threads,proto3" json:"threads,omitempty"`
-	Cpus          []int32                `protobuf:"varint,4,rep,packed,name=cpus,proto3" json:"cpus,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Artifact *v1.Artifact           `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Device   *Device                `protobuf:"bytes,2,opt,name=device,proto3" json:"device,omitempty"`
+	Threads  int32                  `protobuf:"varint,3,opt,name=threads,proto3" json:"threads,omitempty"`
+	Cpus     []int32                `protobuf:"varint,4,rep,packed,name=cpus,proto3" json:"cpus,omitempty"`
+	// The host will send token ids only and never ask for text back: an engine may skip
+	// loading its tokenizer.
+	TokenIdsOnly  bool `protobuf:"varint,5,opt,name=token_ids_only,json=tokenIdsOnly,proto3" json:"token_ids_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,6 +154,13 @@ func (x *LoadRequest) GetCpus() []int32 {
 		return x.Cpus
 	}
 	return nil
+}
+
+func (x *LoadRequest) GetTokenIdsOnly() bool {
+	if x != nil {
+		return x.TokenIdsOnly
+	}
+	return false
 }
 
 type LoadResponse struct {
@@ -907,12 +917,13 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"\x06Device\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12\x12\n" +
-	"\x04uuid\x18\x03 \x01(\tR\x04uuid\"\x9f\x01\n" +
+	"\x04uuid\x18\x03 \x01(\tR\x04uuid\"\xc5\x01\n" +
 	"\vLoadRequest\x123\n" +
 	"\bartifact\x18\x01 \x01(\v2\x17.lem.loader.v1.ArtifactR\bartifact\x12-\n" +
 	"\x06device\x18\x02 \x01(\v2\x15.lem.engine.v1.DeviceR\x06device\x12\x18\n" +
 	"\athreads\x18\x03 \x01(\x05R\athreads\x12\x12\n" +
-	"\x04cpus\x18\x04 \x03(\x05R\x04cpus\"\xbf\x02\n" +
+	"\x04cpus\x18\x04 \x03(\x05R\x04cpus\x12$\n" +
+	"\x0etoken_ids_only\x18\x05 \x01(\bR\ftokenIdsOnly\"\xbf\x02\n" +
 	"\fLoadResponse\x12\x17\n" +
 	"\aload_ns\x18\x01 \x01(\x03R\x06loadNs\x12%\n" +
 	"\x0eresident_bytes\x18\x02 \x01(\x03R\rresidentBytes\x12\x1f\n" +
