@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from lem.loader.v1 import loader_pb2 as lem_dot_loader_dot_v1_dot_loader__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/engine/v1/engine.proto\x12\rlem.engine.v1\x1a\x1alem/loader/v1/loader.proto\"3\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0c\n\x04uuid\x18\x03 \x01(\t\"~\n\x0bLoadRequest\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.lem.loader.v1.Artifact\x12%\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x15.lem.engine.v1.Device\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x04 \x03(\x05\"\xec\x01\n\x0cLoadResponse\x12\x0f\n\x07load_ns\x18\x01 \x01(\x03\x12\x16\n\x0eresident_bytes\x18\x02 \x01(\x03\x12\x13\n\x0bmodel_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x04 \x01(\t\x12J\n\x10runtime_versions\x18\x05 \x03(\x0b\x32\x30.lem.engine.v1.LoadResponse.RuntimeVersionsEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x05\"\xb6\x01\n\x08\x44\x65\x63oding\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\x05\x12\x18\n\x10max_input_tokens\x18\x02 \x01(\x05\x12\x0e\n\x06greedy\x18\x03 \x01(\x08\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\r\n\x05top_p\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x04\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x13\n\x0breturn_text\x18\t \x01(\x08\"d\n\x0fGenerateRequest\x12&\n\x07prompts\x18\x01 \x03(\x0b\x32\x15.lem.engine.v1.Prompt\x12)\n\x08\x64\x65\x63oding\x18\x02 \x01(\x0b\x32\x17.lem.engine.v1.Decoding\"\xba\x01\n\rRequestResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x12\n\noutput_ids\x18\x04 \x03(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rstart_mono_ns\x18\x06 \x01(\x03\x12\x15\n\rtoken_mono_ns\x18\x07 \x03(\x03\x12\x15\n\rfinish_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\"\xa4\x01\n\x0b\x42\x61tchTiming\x12\x15\n\rstart_mono_ns\x18\x01 \x01(\x03\x12\x1b\n\x13\x66irst_token_mono_ns\x18\x02 \x01(\x03\x12\x13\n\x0b\x65nd_mono_ns\x18\x03 \x01(\x03\x12\x10\n\x08requests\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x05\x12\x15\n\routput_tokens\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x01(\x05\"y\n\x10GenerateResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1c.lem.engine.v1.RequestResultH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.lem.engine.v1.BatchTimingH\x00\x42\x07\n\x05\x65vent\"O\n\rWarmupRequest\x12-\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1e.lem.engine.v1.GenerateRequest\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x05\"=\n\x0eWarmupResponse\x12+\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1a.lem.engine.v1.BatchTiming\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse2\xa6\x02\n\x06\x45ngine\x12?\n\x04Load\x12\x1a.lem.engine.v1.LoadRequest\x1a\x1b.lem.engine.v1.LoadResponse\x12\x45\n\x06Warmup\x12\x1c.lem.engine.v1.WarmupRequest\x1a\x1d.lem.engine.v1.WarmupResponse\x12M\n\x08Generate\x12\x1e.lem.engine.v1.GenerateRequest\x1a\x1f.lem.engine.v1.GenerateResponse0\x01\x12\x45\n\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/engine/v1/engine.proto\x12\rlem.engine.v1\x1a\x1alem/loader/v1/loader.proto\"3\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0c\n\x04uuid\x18\x03 \x01(\t\"\x96\x01\n\x0bLoadRequest\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.lem.loader.v1.Artifact\x12%\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x15.lem.engine.v1.Device\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x04 \x03(\x05\x12\x16\n\x0etoken_ids_only\x18\x05 \x01(\x08\"\xec\x01\n\x0cLoadResponse\x12\x0f\n\x07load_ns\x18\x01 \x01(\x03\x12\x16\n\x0eresident_bytes\x18\x02 \x01(\x03\x12\x13\n\x0bmodel_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x04 \x01(\t\x12J\n\x10runtime_versions\x18\x05 \x03(\x0b\x32\x30.lem.engine.v1.LoadResponse.RuntimeVersionsEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x05\"\xb6\x01\n\x08\x44\x65\x63oding\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\x05\x12\x18\n\x10max_input_tokens\x18\x02 \x01(\x05\x12\x0e\n\x06greedy\x18\x03 \x01(\x08\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\r\n\x05top_p\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x04\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x13\n\x0breturn_text\x18\t \x01(\x08\"d\n\x0fGenerateRequest\x12&\n\x07prompts\x18\x01 \x03(\x0b\x32\x15.lem.engine.v1.Prompt\x12)\n\x08\x64\x65\x63oding\x18\x02 \x01(\x0b\x32\x17.lem.engine.v1.Decoding\"\xba\x01\n\rRequestResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x12\n\noutput_ids\x18\x04 \x03(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rstart_mono_ns\x18\x06 \x01(\x03\x12\x15\n\rtoken_mono_ns\x18\x07 \x03(\x03\x12\x15\n\rfinish_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\"\xa4\x01\n\x0b\x42\x61tchTiming\x12\x15\n\rstart_mono_ns\x18\x01 \x01(\x03\x12\x1b\n\x13\x66irst_token_mono_ns\x18\x02 \x01(\x03\x12\x13\n\x0b\x65nd_mono_ns\x18\x03 \x01(\x03\x12\x10\n\x08requests\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x05\x12\x15\n\routput_tokens\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x01(\x05\"y\n\x10GenerateResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1c.lem.engine.v1.RequestResultH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.lem.engine.v1.BatchTimingH\x00\x42\x07\n\x05\x65vent\"O\n\rWarmupRequest\x12-\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1e.lem.engine.v1.GenerateRequest\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x05\"=\n\x0eWarmupResponse\x12+\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1a.lem.engine.v1.BatchTiming\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse2\xa6\x02\n\x06\x45ngine\x12?\n\x04Load\x12\x1a.lem.engine.v1.LoadRequest\x1a\x1b.lem.engine.v1.LoadResponse\x12\x45\n\x06Warmup\x12\x1c.lem.engine.v1.WarmupRequest\x1a\x1d.lem.engine.v1.WarmupResponse\x12M\n\x08Generate\x12\x1e.lem.engine.v1.GenerateRequest\x1a\x1f.lem.engine.v1.GenerateResponse0\x01\x12\x45\n\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lem.engine.v1.engine_pb2', globals())
@@ -26,32 +26,32 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_options = b'8\001'
   _DEVICE._serialized_start=73
   _DEVICE._serialized_end=124
-  _LOADREQUEST._serialized_start=126
-  _LOADREQUEST._serialized_end=252
-  _LOADRESPONSE._serialized_start=255
-  _LOADRESPONSE._serialized_end=491
-  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_start=437
-  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_end=491
-  _PROMPT._serialized_start=493
-  _PROMPT._serialized_end=540
-  _DECODING._serialized_start=543
-  _DECODING._serialized_end=725
-  _GENERATEREQUEST._serialized_start=727
-  _GENERATEREQUEST._serialized_end=827
-  _REQUESTRESULT._serialized_start=830
-  _REQUESTRESULT._serialized_end=1016
-  _BATCHTIMING._serialized_start=1019
-  _BATCHTIMING._serialized_end=1183
-  _GENERATERESPONSE._serialized_start=1185
-  _GENERATERESPONSE._serialized_end=1306
-  _WARMUPREQUEST._serialized_start=1308
-  _WARMUPREQUEST._serialized_end=1387
-  _WARMUPRESPONSE._serialized_start=1389
-  _WARMUPRESPONSE._serialized_end=1450
-  _UNLOADREQUEST._serialized_start=1452
-  _UNLOADREQUEST._serialized_end=1467
-  _UNLOADRESPONSE._serialized_start=1469
-  _UNLOADRESPONSE._serialized_end=1485
-  _ENGINE._serialized_start=1488
-  _ENGINE._serialized_end=1782
+  _LOADREQUEST._serialized_start=127
+  _LOADREQUEST._serialized_end=277
+  _LOADRESPONSE._serialized_start=280
+  _LOADRESPONSE._serialized_end=516
+  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_start=462
+  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_end=516
+  _PROMPT._serialized_start=518
+  _PROMPT._serialized_end=565
+  _DECODING._serialized_start=568
+  _DECODING._serialized_end=750
+  _GENERATEREQUEST._serialized_start=752
+  _GENERATEREQUEST._serialized_end=852
+  _REQUESTRESULT._serialized_start=855
+  _REQUESTRESULT._serialized_end=1041
+  _BATCHTIMING._serialized_start=1044
+  _BATCHTIMING._serialized_end=1208
+  _GENERATERESPONSE._serialized_start=1210
+  _GENERATERESPONSE._serialized_end=1331
+  _WARMUPREQUEST._serialized_start=1333
+  _WARMUPREQUEST._serialized_end=1412
+  _WARMUPRESPONSE._serialized_start=1414
+  _WARMUPRESPONSE._serialized_end=1475
+  _UNLOADREQUEST._serialized_start=1477
+  _UNLOADREQUEST._serialized_end=1492
+  _UNLOADRESPONSE._serialized_start=1494
+  _UNLOADRESPONSE._serialized_end=1510
+  _ENGINE._serialized_start=1513
+  _ENGINE._serialized_end=1807
 # @@protoc_insertion_point(module_scope)
