@@ -8,7 +8,11 @@
 // process uses) and checks the contract of docs/architecture.md for every kind the plugin serves: a
 // sane Info and config schema, Configure rejecting unknown keys and bad values per key, stream
 // order and stream errors, context cancellation, Stop without Start, concurrent sessions, and
-// chunking of large payloads. It is proven by fixture plugins that each break one rule.
+// chunking of large payloads; and two sanity rules, energy-units (a meter's counter implies a
+// power between its domain kind's floor and its declared maximum, so a counter in the wrong unit
+// fails) and engine-tokens (a loader+engine plugin's engine counts input tokens as its own loader
+// does). It is proven by fixture plugins that each break one rule. CheckClient runs the same
+// suite on a plugin binary in any language that the host has opened (`lemctl plugins check`).
 //
 // It never touches real hardware by itself: an energy plugin is tested on whatever its Config
 // points it at.
