@@ -130,7 +130,7 @@ type memSource struct{}
 func (memSource) Read(context.Context, bool) ([]sampler.Reading, error) {
 	r := sampler.NewReading("mem:node")
 	r.MonoNS = clock.Mono()
-	r.Counter = uint64(r.MonoNS / 10_000) // 100 W = 100 µJ/µs = 1 µJ per 10 µs
+	r.Counter = uint64(r.MonoNS / 10) // 100 W = 100 µJ/µs = 1 µJ per 10 ns
 	return []sampler.Reading{r}, nil
 }
 

@@ -104,8 +104,20 @@ func (s *suite) engineRequest() sdk.GenerateRequest {
 
 func (s *suite) checkEngine() {
 	o := s.opts.Engine
+	if o.Artifact == nil && s.c.Loader() != nil && s.opts.Loader.Reference != "" {
+		// A plugin that is its own loader: load what it resolves (the way `lemctl plugins
+		// check --reference` exercises a binary).
+		ctx, cancel := s.ctx()
+		a, err := s.c.Loader().Resolve(ctx, s.opts.Loader.Reference)
+		cancel()
+		if err != nil {
+			s.fail("engine", "Resolve(%q) for the engine's artifact: %v", s.opts.Loader.Reference, err)
+			return
+		}
+		o.Artifact = a
+	}
 	if o.Artifact == nil {
-		s.fail("engine", "Options.Engine.Artifact is nil: the suite needs an artifact the engine loads")
+		s.fail("engine", "Options.Engine.Artifact is nil: the suite needs an artifact the engine loads (or a plugin that is also a loader, and Options.Loader.Reference)")
 		return
 	}
 	e := s.c.Engine()
@@ -136,6 +148,7 @@ func (s *suite) checkEngine() {
 		return
 	}
 	s.checkBatch(req, results, bt)
+	s.checkInputTokens(ctx, req, results)
 
 	empty := req
 	empty.Prompts = nil
@@ -238,6 +251,48 @@ func (s *suite) checkBatch(req sdk.GenerateRequest, results []sdk.RequestResult,
 	}
 	if bt.OutputTokens != out || bt.Requests != len(results) {
 		s.fail("engine", "batch timing says %d requests / %d output tokens, results carry %d / %d", bt.Requests, bt.OutputTokens, len(results), out)
+	}
+}
+
+// checkInputTokens holds a plugin that is both loader and engine to one tokenizer: the input
+// tokens the engine reports for a text prompt that was not truncated must be exactly the number
+// of ids its own loader gives that text. Tokens per second and energy per token are divided by
+// these counts, so a mismatch skews every per-token figure.
+func (s *suite) checkInputTokens(ctx context.Context, req sdk.GenerateRequest, results []sdk.RequestResult) {
+	l := s.c.Loader()
+	ref := s.opts.Loader.Reference
+	if l == nil || ref == "" {
+		return
+	}
+	s.ran(CheckEngineTokens)
+	var texts []string
+	var ids []string
+	for _, p := range req.Prompts {
+		if len(p.IDs) == 0 && p.Text != "" {
+			texts = append(texts, p.Text)
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(texts) == 0 {
+		return
+	}
+	toks, err := l.Tokenize(ctx, ref, texts)
+	if err != nil || len(toks) != len(texts) {
+		s.fail(CheckEngineTokens, "Tokenize(%q) of the engine's prompts: %d id lists for %d texts, %v", ref, len(toks), len(texts), err)
+		return
+	}
+	want := map[string]int{}
+	for i, id := range ids {
+		want[id] = len(toks[i])
+	}
+	for _, r := range results {
+		n, ok := want[r.ID]
+		if !ok || r.Truncated {
+			continue
+		}
+		if r.InputTokens != n {
+			s.fail(CheckEngineTokens, "request %q: the engine reports %d input tokens, the plugin's loader tokenizes its prompt into %d (%q)", r.ID, r.InputTokens, n, ref)
+		}
 	}
 }
 
@@ -414,6 +469,91 @@ func (s *suite) checkMeasurement(meas *sdk.Measurement, wantMark bool, markNS in
 		if last := d.Samples[len(d.Samples)-1].Energy; d.Energy != last {
 			s.fail("energy", "domain %q: energy %d µJ differs from its last cumulative sample %d µJ", d.Domain.ID, d.Energy, last)
 		}
+		s.checkPower(d)
+	}
+}
+
+// PowerMargin is how far above a domain's declared maximum power the average power of a
+// session may be before the energy-units rule fails it: devices exceed their limit in short
+// bursts, and a counter's update period is allowed for separately.
+const PowerMargin = 1.5
+
+// PowerFloorW returns the least average power, in watts, a domain of each kind can plausibly draw
+// while the suite measures it: an idle GPU draws tens of watts, an idle CPU package or a node far
+// more than these floors. A counter in millijoules sent as microjoules reads 1000 times too low
+// and falls under them. Kinds not listed (core, uncore, other) can read zero and have no floor.
+func PowerFloorW(kind string) float64 {
+	switch kind {
+	case sdk.DomainGPU, sdk.DomainNode:
+		return 1
+	case sdk.DomainPsys:
+		return 0.5
+	case sdk.DomainPackage:
+		return 0.1
+	case sdk.DomainDRAM:
+		return 0.01
+	}
+	return 0
+}
+
+// PowerCeilingW returns the bound on the average power of a domain that declares no maximum power. A counter
+// in nanojoules sent as microjoules reads 1000 times too high and exceeds it. Kinds not listed
+// (node, other) have no ceiling without a declared maximum.
+func PowerCeilingW(kind string) float64 {
+	switch kind {
+	case sdk.DomainGPU:
+		return 2000
+	case sdk.DomainPackage, sdk.DomainCore:
+		return 1000
+	case sdk.DomainUncore, sdk.DomainDRAM:
+		return 500
+	case sdk.DomainPsys:
+		return 5000
+	}
+	return 0
+}
+
+// minPowerWindow is the shortest session the energy-units rule judges.
+const minPowerWindow = 50 * time.Millisecond
+
+// checkPower is the energy-units rule: the average power a domain's counter implies over the
+// session lies between the floor of its kind and its declared maximum (with PowerMargin and
+// one counter update period at each edge), so a counter sent in the wrong unit fails.
+func (s *suite) checkPower(d sdk.DomainEnergy) {
+	first, last := d.Samples[0], d.Samples[len(d.Samples)-1]
+	window := time.Duration(last.MonoNS - first.MonoNS)
+	if window < minPowerWindow || last.Energy < first.Energy {
+		return
+	}
+	s.ran(CheckEnergyUnits)
+	dt := window.Seconds()
+	joules := (last.Energy - first.Energy).Joules()
+	watts := joules / dt
+	edge := 2 * d.Domain.UpdatePeriod.Seconds()
+	ceiling, declared := d.Domain.MaxPower.Watts(), true
+	if ceiling <= 0 {
+		ceiling, declared = PowerCeilingW(d.Domain.Kind), false
+	}
+	if ceiling > 0 {
+		allowed := ceiling*PowerMargin*(dt+edge)/dt + d.Domain.Resolution.Joules()/dt
+		if watts > allowed {
+			what := fmt.Sprintf("the %g W ceiling of a %s domain that declares no max power", ceiling, d.Domain.Kind)
+			if declared {
+				what = fmt.Sprintf("its declared max power %g W", ceiling)
+			}
+			s.fail(CheckEnergyUnits, "domain %q: the counter rose %d µJ in %.3f s, an average of %.4g W, above %s (×%g): is the counter in a smaller unit than µJ?",
+				d.Domain.ID, uint64(last.Energy-first.Energy), dt, watts, what, PowerMargin)
+		}
+	}
+	floor := PowerFloorW(d.Domain.Kind)
+	if floor <= 0 || dt <= edge || floor*(dt-edge) < 2*d.Domain.Resolution.Joules() || last.Energy == first.Energy {
+		// No floor; or the counter is too coarse for this session to tell; or it never moved,
+		// which is a stuck counter (the meter's counter_stuck finding), not a wrong unit.
+		return
+	}
+	if upper := joules / (dt - edge); upper < floor {
+		s.fail(CheckEnergyUnits, "domain %q: the counter rose %d µJ in %.3f s, an average of %.4g W, below the %g W floor of a %s domain: is the counter in a larger unit than µJ (mJ sent as µJ)?",
+			d.Domain.ID, uint64(last.Energy-first.Energy), dt, watts, floor, d.Domain.Kind)
 	}
 }
 

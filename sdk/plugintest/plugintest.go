@@ -8,7 +8,11 @@
 // adapters a real plugin process uses) and checks the contract of docs/architecture.md for every kind the plugin serves: a
 // sane Info and config schema, Configure rejecting unknown keys and bad values per key, stream
 // order and stream errors, context cancellation, Stop without Start, concurrent sessions, and
-// chunking of large payloads. It is proven by fixture plugins that each break one rule.
+// chunking of large payloads; and two sanity rules, energy-units (a meter's counter implies a
+// power between its domain kind's floor and its declared maximum, so a counter in the wrong unit
+// fails) and engine-tokens (a loader+engine plugin's engine counts input tokens as its own loader
+// does). It is proven by fixture plugins that each break one rule. CheckClient runs the same
+// suite on a plugin binary in any language that the host has opened (`lemctl plugins check`).
 //
 // It never touches real hardware by itself: an energy plugin is tested on whatever its Config
 // points it at.
@@ -18,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +42,24 @@ type Options struct {
 	Energy     EnergyOptions
 	// Timeout bounds each check (default 30 s).
 	Timeout time.Duration
+}
+
+// Report is the outcome of one run of the suite: every check it ran, in order, and the broken
+// rules (each Failure names its check).
+type Report struct {
+	Checks   []string
+	Failures []Failure
+}
+
+// FailuresOf returns the broken rules of one check.
+func (r Report) FailuresOf(check string) []Failure {
+	var out []Failure
+	for _, f := range r.Failures {
+		if f.Check == check {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // BadConfig is a configuration table that must be rejected, with an error naming Key.
@@ -147,36 +170,83 @@ func check(c *hostclient.Client, opts Options, obs *observedEngine) []Failure {
 	opts.Timeout = timeout(opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*opts.Timeout)
 	defer cancel()
+	return run(ctx, c, opts, obs).Failures
+}
+
+// CheckClient runs the suite against a plugin that is already open, such as a plugin binary in
+// any language started with hostclient.Open: this is what `lemctl plugins check PATH` does. It cannot
+// see inside the plugin, so the rule that an engine stops generating once its context is
+// cancelled is checked only from the host's side.
+func CheckClient(ctx context.Context, c *hostclient.Client, opts Options) Report {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	return run(ctx, c, opts, nil)
+}
+
+// The names of the suite's checks, in the order they run.
+const (
+	CheckInfo         = "info"
+	CheckSchema       = "schema"
+	CheckConfigure    = "configure"
+	CheckKinds        = "kinds"
+	CheckLoader       = "loader"
+	CheckEngine       = "engine"
+	CheckEngineTokens = "engine-tokens"
+	CheckEnergy       = "energy"
+	CheckEnergyUnits  = "energy-units"
+	CheckRepository   = "repository"
+)
+
+func run(ctx context.Context, c *hostclient.Client, opts Options, obs *observedEngine) Report {
 	s := &suite{c: c, opts: opts, engineObserver: obs}
+	s.ran(CheckInfo, CheckSchema)
 	s.checkInfo()
+	s.ran(CheckConfigure)
 	s.checkConfigure(ctx)
+	s.ran(CheckKinds)
 	if err := c.Probe(ctx); err != nil {
-		s.fail("kinds", "%v", err)
+		s.fail(CheckKinds, "%v", err)
 	}
 	info := c.Info()
 	if info.Serves(sdk.KindLoader) && c.Loader() != nil {
+		s.ran(CheckLoader)
 		s.checkLoader()
 	}
 	if info.Serves(sdk.KindEngine) && c.Engine() != nil {
+		s.ran(CheckEngine)
 		s.checkEngine()
 	}
 	if info.Serves(sdk.KindEnergy) && c.Meter() != nil {
+		s.ran(CheckEnergy)
 		s.checkEnergy()
 	}
 	if info.Serves(sdk.KindRepository) && c.Repository() != nil {
+		s.ran(CheckRepository)
 		s.checkRepository()
 	}
-	return s.failures
+	return Report{Checks: s.checks, Failures: s.failures}
 }
 
 type suite struct {
 	engineObserver *observedEngine
 	c              *hostclient.Client
 	opts           Options
+	checks         []string
 	failures       []Failure
 }
 
+// ran records that checks were run (a check with no failure passed).
+func (s *suite) ran(checks ...string) {
+	for _, c := range checks {
+		if !slices.Contains(s.checks, c) {
+			s.checks = append(s.checks, c)
+		}
+	}
+}
+
 func (s *suite) fail(check, format string, args ...any) {
+	s.ran(check)
 	s.failures = append(s.failures, Failure{Check: check, Message: fmt.Sprintf(format, args...)})
 }
 

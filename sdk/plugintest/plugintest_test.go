@@ -88,6 +88,40 @@ func (e engineMiscounts) Generate(ctx context.Context, req sdk.GenerateRequest, 
 	return bt, err
 }
 
+// engineOwnTokenizer counts input tokens with a tokenizer other than its loader's.
+type engineOwnTokenizer struct{ *memEngine }
+
+func (e engineOwnTokenizer) Generate(ctx context.Context, req sdk.GenerateRequest, emit func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	return e.memEngine.Generate(ctx, req, func(r sdk.RequestResult) error {
+		r.InputTokens++ // a BOS token the loader never counts
+		return emit(r)
+	})
+}
+
+// meterScaled reports its counter scaled by mul/div, as a meter that got its unit wrong does;
+// maxPower, when set, is declared on every domain it returns.
+type meterScaled struct {
+	*memMeter
+	mul, div uint64
+	maxPower units.Power
+}
+
+func (m meterScaled) Stop(ctx context.Context, id string) (*sdk.Measurement, error) {
+	meas, err := m.memMeter.Stop(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range meas.Domains {
+		d := &meas.Domains[i]
+		d.Domain.MaxPower = m.maxPower
+		for j := range d.Samples {
+			d.Samples[j].Energy = d.Samples[j].Energy * units.Energy(m.mul) / units.Energy(m.div)
+		}
+		d.Energy = d.Energy * units.Energy(m.mul) / units.Energy(m.div)
+	}
+	return meas, nil
+}
+
 type meterStopAlwaysWorks struct{ *memMeter }
 
 func (m meterStopAlwaysWorks) Stop(ctx context.Context, id string) (*sdk.Measurement, error) {
@@ -254,6 +288,11 @@ func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
 		{"generates before load", with(func(p *sdk.Plugin) { p.Engine = engineNoPrecondition{&memEngine{}} }), "engine", "before Load"},
 		{"ignores cancellation", with(func(p *sdk.Plugin) { p.Engine = engineIgnoresCancel{&memEngine{}} }), "engine", "cancelled"},
 		{"batch timing miscounts tokens", with(func(p *sdk.Plugin) { p.Engine = engineMiscounts{&memEngine{}} }), "engine", "output tokens"},
+		{"engine counts tokens with another tokenizer", with(func(p *sdk.Plugin) { p.Engine = engineOwnTokenizer{&memEngine{}} }), "engine-tokens", "loader tokenizes"},
+		{"mJ sent as µJ", with(func(p *sdk.Plugin) { p.Energy = meterScaled{memMeter: newMemMeter(), mul: 1, div: 1000} }), "energy-units", "below the 1 W floor of a node domain"},
+		{"nJ sent as µJ", with(func(p *sdk.Plugin) {
+			p.Energy = meterScaled{memMeter: newMemMeter(), mul: 1000, div: 1, maxPower: 200 * units.Watt}
+		}), "energy-units", "above its declared max power 200 W"},
 		{"stop without start succeeds", with(func(p *sdk.Plugin) { p.Energy = meterStopAlwaysWorks{newMemMeter()} }), "energy", "Stop without Start"},
 		{"energy decreases", with(func(p *sdk.Plugin) { p.Energy = meterDecreasing{newMemMeter()} }), "energy", "decreases"},
 		{"negative interval accepted", with(func(p *sdk.Plugin) { p.Energy = meterNegativeInterval{newMemMeter()} }), "energy", "negative interval"},

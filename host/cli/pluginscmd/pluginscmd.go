@@ -18,18 +18,18 @@ import (
 	"github.com/lemctl/lemctl/sdk"
 )
 
-// NewCommand builds `lemctl plugins` with its list, describe and lock subcommands.
+// NewCommand builds `lemctl plugins` with its list, describe, lock and check subcommands.
 func NewCommand(f *cliutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
-		Short: "List, describe and lock the plugins lemctl finds",
+		Short: "List, describe, lock and check the plugins lemctl finds",
 		Long: `Plugins are executables named lem-plugin-<name> found in --plugin-dir, $LEM_PLUGIN_PATH
 (colon-separated, absolute entries only) and <dir of lemctl>/plugins — never the working
 directory. A plugin in --plugin-dir wins over one of the same name elsewhere; otherwise the
 highest version wins. See docs/plugins.md.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(NewCmdList(f, nil), NewCmdDescribe(f, nil), NewCmdLock(f, nil))
+	cmd.AddCommand(NewCmdList(f, nil), NewCmdDescribe(f, nil), NewCmdLock(f, nil), newCheck(f))
 	return cmd
 }
 

@@ -388,3 +388,40 @@ func pluginFiles(t *testing.T, dir string) []string {
 	sort.Strings(out)
 	return out
 }
+
+func TestCheckUsage(t *testing.T) {
+	dir := t.TempDir()
+	noexec := install(t, dir, "good-noexec", 0o644)
+	for _, args := range [][]string{
+		{"plugins", "check"},
+		{"plugins", "check", filepath.Join(dir, "lem-plugin-missing")},
+		{"plugins", "check", noexec},
+		{"plugins", "check", dir},
+		{"plugins", "check", install(t, dir, "good-a", 0o755), "--config", "[1]"},
+	} {
+		out, errOut, code := run(t, args...)
+		if code != cliutil.ExitUsage {
+			t.Errorf("%v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args[2:], code, cliutil.ExitUsage, out, errOut)
+		}
+	}
+	_, errOut, _ := run(t, "plugins", "check", noexec)
+	if !strings.Contains(errOut, "not executable") {
+		t.Errorf("a non-executable PATH must be named as such: %s", errOut)
+	}
+}
+
+func TestCheckNamesTheFailedRule(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ name, rule string }{
+		{"crash", "handshake"}, // exits before the handshake line
+		{"infoapi", "info"},    // claims API version 7 only
+	} {
+		out, errOut, code := run(t, "plugins", "check", install(t, dir, tc.name, 0o755))
+		if code != cliutil.ExitFailed {
+			t.Errorf("%s: exit %d, want %d\n%s\n%s", tc.name, code, cliutil.ExitFailed, out, errOut)
+		}
+		if !strings.Contains(out, "FAIL  "+tc.rule+"\n") || !strings.Contains(errOut, tc.rule) {
+			t.Errorf("%s: the failed rule %q is not named:\nstdout:\n%s\nstderr:\n%s", tc.name, tc.rule, out, errOut)
+		}
+	}
+}
