@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lem/repository/v1/repository.proto\x12\x11lem.repository.v1\"Q\n\x0cUploadHeader\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x11\n\toverwrite\x18\x03 \x01(\x08\x12\x0c\n\x04size\x18\x04 \x01(\x03\"S\n\x06Upload\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.lem.repository.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"4\n\x06Stored\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"G\n\x13MarkCompleteRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"J\n\x06Marker\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x14\n\x0ctime_unix_ns\x18\x04 \x01(\x03\"$\n\x0eListRawRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\"a\n\x08RawEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12)\n\x06marker\x18\x04 \x01(\x0b\x32\x19.lem.repository.v1.Marker\"?\n\x0fListRawResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.lem.repository.v1.RawEntry\"/\n\x0bLoadRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"\r\n\x0bListRequest\"\x84\x01\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\traw_ranks\x18\x02 \x03(\x05\x12\x17\n\x0f\x63ompleted_ranks\x18\x03 \x03(\x05\x12\x12\n\naggregated\x18\x04 \x01(\x08\x12\x10\n\x08manifest\x18\x05 \x01(\x08\x12\x18\n\x10modified_unix_ns\x18\x06 \x01(\x03\"B\n\x0cListResponse\x12\x32\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x1d.lem.repository.v1.Experiment2\xb0\x05\n\nRepository\x12\x41\n\x07SaveRaw\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12Q\n\x0cMarkComplete\x12&.lem.repository.v1.MarkCompleteRequest\x1a\x19.lem.repository.v1.Marker\x12P\n\x07ListRaw\x12!.lem.repository.v1.ListRawRequest\x1a\".lem.repository.v1.ListRawResponse\x12\x45\n\x07LoadRaw\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12H\n\x0eSaveAggregated\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12L\n\x0eLoadAggregated\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12\x46\n\x0cSaveManifest\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12J\n\x0cLoadManifest\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12G\n\x04List\x12\x1e.lem.repository.v1.ListRequest\x1a\x1f.lem.repository.v1.ListResponseBCZAgithub.com/lemctl/lemctl/sdk/proto/lem/repository/v1;repositoryv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lem/repository/v1/repository.proto\x12\x11lem.repository.v1\"Q\n\x0cUploadHeader\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x11\n\toverwrite\x18\x03 \x01(\x08\x12\x0c\n\x04size\x18\x04 \x01(\x03\"S\n\x06Upload\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32\x1f.lem.repository.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"4\n\x06Stored\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"G\n\x13MarkCompleteRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"J\n\x06Marker\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x14\n\x0ctime_unix_ns\x18\x04 \x01(\x03\"$\n\x0eListRawRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\"\x87\x01\n\x08RawEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12)\n\x06marker\x18\x04 \x01(\x0b\x32\x19.lem.repository.v1.Marker\x12\x0c\n\x04path\x18\x05 \x01(\t\x12\x16\n\x0emarker_problem\x18\x06 \x01(\t\"&\n\x05Stray\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07problem\x18\x02 \x01(\t\">\n\x12ListStraysResponse\x12(\n\x06strays\x18\x01 \x03(\x0b\x32\x18.lem.repository.v1.Stray\"?\n\x0fListRawResponse\x12,\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1b.lem.repository.v1.RawEntry\"/\n\x0bLoadRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\"\r\n\x0bListRequest\"\x84\x01\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\traw_ranks\x18\x02 \x03(\x05\x12\x17\n\x0f\x63ompleted_ranks\x18\x03 \x03(\x05\x12\x12\n\naggregated\x18\x04 \x01(\x08\x12\x10\n\x08manifest\x18\x05 \x01(\x08\x12\x18\n\x10modified_unix_ns\x18\x06 \x01(\x03\"B\n\x0cListResponse\x12\x32\n\x0b\x65xperiments\x18\x01 \x03(\x0b\x32\x1d.lem.repository.v1.Experiment2\x88\x06\n\nRepository\x12\x41\n\x07SaveRaw\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12Q\n\x0cMarkComplete\x12&.lem.repository.v1.MarkCompleteRequest\x1a\x19.lem.repository.v1.Marker\x12P\n\x07ListRaw\x12!.lem.repository.v1.ListRawRequest\x1a\".lem.repository.v1.ListRawResponse\x12\x45\n\x07LoadRaw\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12H\n\x0eSaveAggregated\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12L\n\x0eLoadAggregated\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12\x46\n\x0cSaveManifest\x12\x19.lem.repository.v1.Upload\x1a\x19.lem.repository.v1.Stored(\x01\x12J\n\x0cLoadManifest\x12\x1e.lem.repository.v1.LoadRequest\x1a\x18.lem.repository.v1.Chunk0\x01\x12G\n\x04List\x12\x1e.lem.repository.v1.ListRequest\x1a\x1f.lem.repository.v1.ListResponse\x12V\n\nListStrays\x12!.lem.repository.v1.ListRawRequest\x1a%.lem.repository.v1.ListStraysResponseBCZAgithub.com/lemctl/lemctl/sdk/proto/lem/repository/v1;repositoryv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lem.repository.v1.repository_pb2', globals())
@@ -35,18 +35,22 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _MARKER._serialized_end=449
   _LISTRAWREQUEST._serialized_start=451
   _LISTRAWREQUEST._serialized_end=487
-  _RAWENTRY._serialized_start=489
-  _RAWENTRY._serialized_end=586
-  _LISTRAWRESPONSE._serialized_start=588
-  _LISTRAWRESPONSE._serialized_end=651
-  _LOADREQUEST._serialized_start=653
-  _LOADREQUEST._serialized_end=700
-  _LISTREQUEST._serialized_start=702
-  _LISTREQUEST._serialized_end=715
-  _EXPERIMENT._serialized_start=718
-  _EXPERIMENT._serialized_end=850
-  _LISTRESPONSE._serialized_start=852
-  _LISTRESPONSE._serialized_end=918
-  _REPOSITORY._serialized_start=921
-  _REPOSITORY._serialized_end=1609
+  _RAWENTRY._serialized_start=490
+  _RAWENTRY._serialized_end=625
+  _STRAY._serialized_start=627
+  _STRAY._serialized_end=665
+  _LISTSTRAYSRESPONSE._serialized_start=667
+  _LISTSTRAYSRESPONSE._serialized_end=729
+  _LISTRAWRESPONSE._serialized_start=731
+  _LISTRAWRESPONSE._serialized_end=794
+  _LOADREQUEST._serialized_start=796
+  _LOADREQUEST._serialized_end=843
+  _LISTREQUEST._serialized_start=845
+  _LISTREQUEST._serialized_end=858
+  _EXPERIMENT._serialized_start=861
+  _EXPERIMENT._serialized_end=993
+  _LISTRESPONSE._serialized_start=995
+  _LISTRESPONSE._serialized_end=1061
+  _REPOSITORY._serialized_start=1064
+  _REPOSITORY._serialized_end=1840
 # @@protoc_insertion_point(module_scope)

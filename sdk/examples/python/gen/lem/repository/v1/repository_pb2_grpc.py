@@ -59,6 +59,11 @@ class RepositoryStub(object):
                 request_serializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListRequest.SerializeToString,
                 response_deserializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListResponse.FromString,
                 )
+        self.ListStrays = channel.unary_unary(
+                '/lem.repository.v1.Repository/ListStrays',
+                request_serializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListRawRequest.SerializeToString,
+                response_deserializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListStraysResponse.FromString,
+                )
 
 
 class RepositoryServicer(object):
@@ -119,6 +124,15 @@ class RepositoryServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStrays(self, request, context):
+        """ListStrays lists the names in an experiment's raw results that look like raw results or
+        markers without being ones the repository reads (empty when the repository has no such
+        notion).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RepositoryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -166,6 +180,11 @@ def add_RepositoryServicer_to_server(servicer, server):
                     servicer.List,
                     request_deserializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListRequest.FromString,
                     response_serializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListResponse.SerializeToString,
+            ),
+            'ListStrays': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStrays,
+                    request_deserializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListRawRequest.FromString,
+                    response_serializer=lem_dot_repository_dot_v1_dot_repository__pb2.ListStraysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -327,5 +346,22 @@ class Repository(object):
         return grpc.experimental.unary_unary(request, target, '/lem.repository.v1.Repository/List',
             lem_dot_repository_dot_v1_dot_repository__pb2.ListRequest.SerializeToString,
             lem_dot_repository_dot_v1_dot_repository__pb2.ListResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListStrays(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/lem.repository.v1.Repository/ListStrays',
+            lem_dot_repository_dot_v1_dot_repository__pb2.ListRawRequest.SerializeToString,
+            lem_dot_repository_dot_v1_dot_repository__pb2.ListStraysResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
