@@ -3,8 +3,10 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/lemctl/lemctl/host/config"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
@@ -62,7 +64,9 @@ func (cat *Catalog) lookup(name string, kind sdk.Kind) (*Plugin, error) {
 		if kind == "" || p.Info.Serves(kind) {
 			return p, nil
 		}
-		return nil, cat.notInstalled(name, kind)
+		e := cat.notInstalled(name, kind)
+		e.Other = fmt.Sprintf("the plugin %s at %s serves %s, not %s", echo.Quote(name), p.Path, kindList(p.Info.Kinds), kind)
+		return nil, e
 	}
 	for _, c := range cat.Candidates {
 		if c.Name == name && c.Err != nil {
@@ -72,7 +76,7 @@ func (cat *Catalog) lookup(name string, kind sdk.Kind) (*Plugin, error) {
 	return nil, cat.notInstalled(name, kind)
 }
 
-func (cat *Catalog) notInstalled(name string, kind sdk.Kind) error {
+func (cat *Catalog) notInstalled(name string, kind sdk.Kind) *config.PluginNotInstalledError {
 	e := &config.PluginNotInstalledError{Plugin: name, Kind: kind, Searched: cat.Searched()}
 	var of []*Plugin
 	if kind == "" {
@@ -108,3 +112,14 @@ func (cat *Catalog) ConfigurePlugin(ctx context.Context, plugin string, kind sdk
 }
 
 var _ config.PluginConfigurer = (*Catalog)(nil)
+
+func kindList(ks []sdk.Kind) string {
+	if len(ks) == 0 {
+		return "no kind"
+	}
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k)
+	}
+	return strings.Join(out, " and ")
+}
