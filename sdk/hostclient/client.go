@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ type Client struct {
 	path       string
 	closeOnce  sync.Once
 	closeFn    func()
+	timeouts   atomic.Pointer[CallTimeouts]
 }
 
 // Info returns what the plugin said about itself when it started.
@@ -40,8 +42,13 @@ func (c *Client) Info() sdk.Info { return c.info }
 
 // Configure sends the plugin its configuration table and returns the per-key errors.
 func (c *Client) Configure(ctx context.Context, cfg map[string]any) ([]sdk.ConfigError, error) {
-	return c.base.Configure(ctx, cfg)
+	var out []sdk.ConfigError
+	err := c.deadlines().call(ctx, "Plugin.Configure", control, func(ctx context.Context) (e error) { out, e = c.base.Configure(ctx, cfg); return })
+	return out, err
 }
+
+// deadlines is what the kind wrappers use to bound each call.
+func (c *Client) deadlines() deadlines { return deadlines{plugin: c.info.Name, timeouts: &c.timeouts} }
 
 // Loader returns the plugin's loader, or nil.
 func (c *Client) Loader() sdk.Loader { return c.loader }
@@ -79,9 +86,12 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 		return nil, fmt.Errorf("dispense %s: %w", wire.BaseService, err)
 	}
 	c := &Client{base: raw.(*baseClient), closeFn: closeFn}
+	def := DefaultCallTimeouts()
+	c.timeouts.Store(&def)
 	if c.info, err = c.base.Info(ctx); err != nil {
 		return nil, fmt.Errorf("ask Info: %w", err)
 	}
+	d := c.deadlines()
 	for _, k := range c.info.Kinds {
 		raw, err := dispense(string(k))
 		if err != nil {
@@ -91,11 +101,11 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 		case sdk.Loader:
 			c.loader = v
 		case sdk.Engine:
-			c.engine = v
+			c.engine = timedEngine{d, v}
 		case sdk.Meter:
-			c.meter = v
+			c.meter = timedMeter{d, v}
 		case sdk.Repository:
-			c.repository = v
+			c.repository = timedRepository{d, v}
 		}
 	}
 	return c, nil
