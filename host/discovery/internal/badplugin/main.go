@@ -13,7 +13,10 @@
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
-// invcrash (good, but the process exits inside its meter's Inventory).
+// invcrash (good, but the process exits inside its meter's Inventory), invhang (good, but its
+// meter's Inventory never answers) and starthang (good, with a working Inventory, but its meter's
+// Start never answers, whatever the host's context says; it writes its pid like pidfile when
+// $LEM_TEST_PID_FILE is set).
 package main
 
 import (
@@ -74,7 +77,12 @@ func main() {
 		s.Kinds = []string{"energy"}
 	}
 	switch s.Mode {
-	case "good", "invfail", "invunavail", "invcrash":
+	case "good", "invfail", "invunavail", "invcrash", "invhang":
+		serveGood(s)
+	case "starthang":
+		if os.Getenv("LEM_TEST_PID_FILE") != "" {
+			writePid()
+		}
 		serveGood(s)
 	case "pidfile":
 		writePid()
@@ -159,13 +167,18 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 	case "invcrash":
 		fmt.Fprintln(os.Stderr, "badplugin: simulated crash in Inventory")
 		os.Exit(3)
+	case "invhang":
+		select {}
 	}
 	return nil, nil
 }
 func (meter) Environment(context.Context) (*sdk.Environment, error) {
 	return &sdk.Environment{Facts: map[string]string{"test": "yes"}}, nil
 }
-func (meter) Start(context.Context, sdk.StartRequest) (*sdk.Session, error) {
+func (m meter) Start(context.Context, sdk.StartRequest) (*sdk.Session, error) {
+	if m.mode == "starthang" {
+		select {} // sleeps forever, deaf to cancellation
+	}
 	return nil, fmt.Errorf("no domains: %w", sdk.ErrFailedPrecondition)
 }
 func (meter) Mark(context.Context, string, string) (int64, error) { return 0, sdk.ErrNotFound }
