@@ -59,7 +59,8 @@ func TestMeasureFailsWhenMeterStartHangs(t *testing.T) {
 }
 
 // TestMeasureAutoRefusesMeterWhoseInventoryHangs: without --meter, a meter whose Inventory never
-// answers is left out with a warning naming the deadline, and measure still runs the command.
+// answers is left out with a warning naming the plugin, the call and the deadline, and measure
+// still runs the command.
 func TestMeasureAutoRefusesMeterWhoseInventoryHangs(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "plugins")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -76,7 +77,7 @@ func TestMeasureAutoRefusesMeterWhoseInventoryHangs(t *testing.T) {
 	if code := r.wait(t, 2*time.Minute); code != 0 {
 		t.Fatalf("measure exited %d, want 0\nstderr:\n%s", code, r.stderr.String())
 	}
-	if want := "call Meter.Inventory did not answer within 1s"; !strings.Contains(r.stderr.String(), want) {
+	if want := "plugin invhang: call Meter.Inventory did not answer within"; !strings.Contains(r.stderr.String(), want) {
 		t.Errorf("stderr does not say %q:\n%s", want, r.stderr.String())
 	}
 }

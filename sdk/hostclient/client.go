@@ -113,7 +113,9 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 
 // Probe checks that the plugin really serves every kind its Info claims, with the cheapest
 // harmless call of each kind's service. It returns an error naming the first kind whose service
-// the plugin does not register.
+// the plugin does not register, or the first call that did not answer within its deadline (a
+// *DeadlineError, see SetCallTimeouts). Other errors from the calls do not fail the probe: a
+// plugin may need its configuration, or hardware that is absent, to answer them.
 func (c *Client) Probe(ctx context.Context) error {
 	for _, k := range c.info.Kinds {
 		var err error
@@ -130,6 +132,12 @@ func (c *Client) Probe(ctx context.Context) error {
 		var re *RPCError
 		if errors.As(err, &re) && re.Code == codes.Unimplemented {
 			return fmt.Errorf("plugin claims kind %q but does not serve it (%s)", k, re.Message)
+		}
+		// A plugin that does not answer at all is unusable; one that answers with an error is
+		// judged by its user, after configuring it.
+		var de *DeadlineError
+		if errors.As(err, &de) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("probe of kind %q: %w", k, err)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package hostclient
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -68,8 +67,11 @@ func (d deadlines) call(ctx context.Context, name string, pick func(CallTimeouts
 	}
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	deadline, _ := cctx.Deadline()
 	err := f(cctx)
-	if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
+	// The plugin's side of the call ends at the same deadline (gRPC sends it along) and may
+	// report that first, as a cancellation: what counts is that the deadline has passed.
+	if err != nil && ctx.Err() == nil && !time.Now().Before(deadline) {
 		return &DeadlineError{Plugin: d.plugin, Call: name, After: limit}
 	}
 	return err
