@@ -249,6 +249,35 @@ func TestFailuresNotCached(t *testing.T) {
 	wantSelected(t, discover(t, opts), "flaky", p)
 }
 
+// TestProbeTimeoutNotCached: a meter whose Inventory never answers is unusable, with the call and
+// the deadline in the reason; the failure is not cached (the next discovery probes it again and
+// refuses it again) and a fixed plugin is usable at once.
+func TestProbeTimeoutNotCached(t *testing.T) {
+	t.Parallel()
+	dir := mkdir(t, "plugins")
+	p := install(t, dir, "slow")
+	specFile := filepath.Join(t.TempDir(), "spec.json")
+	write := func(mode string) {
+		raw, _ := json.Marshal(map[string]specEntry{p: {Mode: mode}})
+		if err := os.WriteFile(specFile, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := Options{Dirs: []string{dir}, CacheDir: t.TempDir(), Env: []string{"LEM_TEST_PLUGIN_SPEC=" + specFile}}
+	write("invhang")
+	for _, step := range []string{"first discovery", "second discovery"} {
+		c := candidate(t, discover(t, opts), p)
+		if c.Available || c.Cached {
+			t.Fatalf("%s: a plugin whose Inventory hangs is available=%v cached=%v", step, c.Available, c.Cached)
+		}
+		if want := "call Meter.Inventory did not answer within 5s"; !strings.Contains(c.Reason, want) {
+			t.Errorf("%s: reason %q does not say %q", step, c.Reason, want)
+		}
+	}
+	write("good")
+	wantSelected(t, discover(t, opts), "slow", p)
+}
+
 // TestDiscoverInterrupted: a cancelled discovery fails as interrupted. It returns only once
 // the plugin it was starting is dead, which hostclient.Open currently achieves only at the end of the
 // start timeout (go-plugin's Start cannot be interrupted), hence the short timeout here.

@@ -110,9 +110,18 @@ func configure(ctx context.Context, c *hostclient.Client, name string, kind sdk.
 type Session struct {
 	cat *Catalog
 
-	mu      sync.Mutex
-	plugins map[string]*held
-	closed  bool
+	mu       sync.Mutex
+	plugins  map[string]*held
+	closed   bool
+	timeouts *hostclient.CallTimeouts // nil: hostclient's defaults
+}
+
+// SetCallTimeouts sets the call deadlines of the plugins this session starts from now on
+// (hostclient.DefaultCallTimeouts until then), Configure included.
+func (s *Session) SetCallTimeouts(t hostclient.CallTimeouts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timeouts = &t
 }
 
 type held struct {
@@ -166,6 +175,7 @@ func (s *Session) use(ctx context.Context, name string, kind sdk.Kind, table map
 		s.mu.Unlock()
 		return nil, nil, fmt.Errorf("open plugin %q: the plugin session is closed", name)
 	}
+	timeouts := s.timeouts
 	h := s.plugins[name]
 	if h == nil {
 		h = &held{}
@@ -178,6 +188,9 @@ func (s *Session) use(ctx context.Context, name string, kind sdk.Kind, table map
 	if !h.started {
 		h.started = true
 		h.c, h.err = s.cat.Open(ctx, name, "")
+		if h.err == nil && timeouts != nil {
+			h.c.SetCallTimeouts(*timeouts)
+		}
 	}
 	if h.err != nil {
 		return nil, nil, h.err

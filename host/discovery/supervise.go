@@ -21,7 +21,7 @@ import (
 // unless something fails.
 //
 // It sets c.Info and returns why c cannot be used: the start failed, its Info fails checkInfo, or
-// a claimed kind is not served.
+// a claimed kind is not served or its probe call does not answer within the start timeout.
 func (cat *Catalog) probe(ctx context.Context, c *Plugin, checksum []byte) error {
 	tail := &tailBuffer{max: 5}
 	log := newPluginLogger(cat.log, c.Name, tail, true)
@@ -37,6 +37,10 @@ func (cat *Catalog) probe(ctx context.Context, c *Plugin, checksum []byte) error
 	if err := checkInfo(c); err != nil {
 		return err
 	}
+	// Each probe call gets the start timeout: a plugin that does not answer is unusable, with the
+	// call and the deadline in the reason, and (like every failure) is not cached.
+	st := cat.startTimeout
+	cl.SetCallTimeouts(hostclient.CallTimeouts{Control: st, Repository: st, Load: st, Generate: st})
 	return cl.Probe(ctx)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ type Client struct {
 	path       string
 	closeOnce  sync.Once
 	closeFn    func()
+	timeouts   atomic.Pointer[CallTimeouts]
 }
 
 // Info returns what the plugin said about itself when it started.
@@ -40,8 +42,13 @@ func (c *Client) Info() sdk.Info { return c.info }
 
 // Configure sends the plugin its configuration table and returns the per-key errors.
 func (c *Client) Configure(ctx context.Context, cfg map[string]any) ([]sdk.ConfigError, error) {
-	return c.base.Configure(ctx, cfg)
+	var out []sdk.ConfigError
+	err := c.deadlines().call(ctx, "Plugin.Configure", control, func(ctx context.Context) (e error) { out, e = c.base.Configure(ctx, cfg); return })
+	return out, err
 }
+
+// deadlines is what the kind wrappers use to bound each call.
+func (c *Client) deadlines() deadlines { return deadlines{plugin: c.info.Name, timeouts: &c.timeouts} }
 
 // Loader returns the plugin's loader, or nil.
 func (c *Client) Loader() sdk.Loader { return c.loader }
@@ -79,9 +86,12 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 		return nil, fmt.Errorf("dispense %s: %w", wire.BaseService, err)
 	}
 	c := &Client{base: raw.(*baseClient), closeFn: closeFn}
+	def := DefaultCallTimeouts()
+	c.timeouts.Store(&def)
 	if c.info, err = c.base.Info(ctx); err != nil {
 		return nil, fmt.Errorf("ask Info: %w", err)
 	}
+	d := c.deadlines()
 	for _, k := range c.info.Kinds {
 		raw, err := dispense(string(k))
 		if err != nil {
@@ -91,11 +101,11 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 		case sdk.Loader:
 			c.loader = v
 		case sdk.Engine:
-			c.engine = v
+			c.engine = timedEngine{d, v}
 		case sdk.Meter:
-			c.meter = v
+			c.meter = timedMeter{d, v}
 		case sdk.Repository:
-			c.repository = v
+			c.repository = timedRepository{d, v}
 		}
 	}
 	return c, nil
@@ -103,7 +113,9 @@ func newClient(ctx context.Context, dispense func(name string) (any, error), clo
 
 // Probe checks that the plugin really serves every kind its Info claims, with the cheapest
 // harmless call of each kind's service. It returns an error naming the first kind whose service
-// the plugin does not register.
+// the plugin does not register, or the first call that did not answer within its deadline (a
+// *DeadlineError, see SetCallTimeouts). Other errors from the calls do not fail the probe: a
+// plugin may need its configuration, or hardware that is absent, to answer them.
 func (c *Client) Probe(ctx context.Context) error {
 	for _, k := range c.info.Kinds {
 		var err error
@@ -120,6 +132,12 @@ func (c *Client) Probe(ctx context.Context) error {
 		var re *RPCError
 		if errors.As(err, &re) && re.Code == codes.Unimplemented {
 			return fmt.Errorf("plugin claims kind %q but does not serve it (%s)", k, re.Message)
+		}
+		// A plugin that does not answer at all is unusable; one that answers with an error is
+		// judged by its user, after configuring it.
+		var de *DeadlineError
+		if errors.As(err, &de) || errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("probe of kind %q: %w", k, err)
 		}
 	}
 	return nil

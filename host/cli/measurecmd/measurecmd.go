@@ -44,6 +44,8 @@ type Options struct {
 	Sets     []string
 	Interval time.Duration
 	Output   string
+	// CallTimeout bounds each call to a meter plugin (Configure, Inventory, Start, Stop…); 0: none.
+	CallTimeout time.Duration
 }
 
 // NewCommand builds `lemctl measure`.
@@ -71,6 +73,7 @@ func NewCmdMeasure(f *cliutil.Factory, runF func(*Options) error) *cobra.Command
 	fl.StringArrayVar(&o.Meters, "meter", nil, "energy plugin to use (repeatable; default: every installed energy plugin)")
 	fl.StringArrayVar(&o.Sets, "set", nil, "a meter's config value, METER.KEY=VALUE with a TOML value (e.g. nvml.interval=\"10ms\")")
 	fl.DurationVar(&o.Interval, "interval", 0, "sampling interval (default: each plugin's own)")
+	fl.DurationVar(&o.CallTimeout, "call-timeout", hostclient.DefaultCallTimeouts().Control, "how long to wait for a meter plugin to answer one call before failing (0: no limit)")
 	render.OutputVar(cmd, &o.Output)
 	fl.SetInterspersed(false)
 	return cmd
@@ -121,6 +124,11 @@ type meter struct {
 
 func measureRun(ctx context.Context, o *Options) error {
 	env, args := o.F, o.Command
+	if o.CallTimeout < 0 {
+		return cliutil.Usagef("--call-timeout %s: want a duration of 0 (no limit) or more, e.g. 30s", o.CallTimeout)
+	}
+	timeouts := hostclient.DefaultCallTimeouts()
+	timeouts.Control = o.CallTimeout
 	tables := map[string]map[string]any{}
 	for _, s := range o.Sets {
 		path, value, err := config.ParseSet(s)
@@ -142,6 +150,7 @@ func measureRun(ctx context.Context, o *Options) error {
 	// One process per meter: the automatic selection's process is the one that measures.
 	sess := cat.NewSession()
 	defer sess.Close()
+	sess.SetCallTimeouts(timeouts)
 	names := o.Meters
 	auto := len(names) == 0
 	if auto {

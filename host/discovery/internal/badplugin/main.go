@@ -13,8 +13,11 @@
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
-// invcrash (good, but the process exits inside its meter's Inventory) and panicstart (good, but
-// its meter's Start panics, killing the process with a Go panic on stderr).
+// invcrash (good, but the process exits inside its meter's Inventory), panicstart (good, but
+// its meter's Start panics, killing the process with a Go panic on stderr), invhang (good, but its
+// meter's Inventory never answers) and starthang (good, with a working Inventory, but its meter's
+// Start never answers, whatever the host's context says; it writes its pid like pidfile when
+// $LEM_TEST_PID_FILE is set).
 package main
 
 import (
@@ -75,7 +78,12 @@ func main() {
 		s.Kinds = []string{"energy"}
 	}
 	switch s.Mode {
-	case "good", "invfail", "invunavail", "invcrash", "panicstart":
+	case "good", "invfail", "invunavail", "invcrash", "panicstart", "invhang":
+		serveGood(s)
+	case "starthang":
+		if os.Getenv("LEM_TEST_PID_FILE") != "" {
+			writePid()
+		}
 		serveGood(s)
 	case "pidfile":
 		writePid()
@@ -160,6 +168,8 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 	case "invcrash":
 		fmt.Fprintln(os.Stderr, "badplugin: simulated crash in Inventory")
 		os.Exit(3)
+	case "invhang":
+		select {}
 	}
 	return nil, nil
 }
@@ -169,6 +179,9 @@ func (meter) Environment(context.Context) (*sdk.Environment, error) {
 func (m meter) Start(context.Context, sdk.StartRequest) (*sdk.Session, error) {
 	if m.mode == "panicstart" {
 		panic("badplugin: simulated panic in Start")
+	}
+	if m.mode == "starthang" {
+		select {} // sleeps forever, deaf to cancellation
 	}
 	return nil, fmt.Errorf("no domains: %w", sdk.ErrFailedPrecondition)
 }
