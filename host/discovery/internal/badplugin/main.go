@@ -13,7 +13,9 @@
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
-// invcrash (good, but the process exits inside its meter's Inventory).
+// invcrash (good, but the process exits inside its meter's Inventory), spawn (good, after starting
+// a `sleep 300` child that inherits its stdout and stderr) and spawnhang (starts that child, then
+// never completes the handshake).
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -79,6 +82,12 @@ func main() {
 	case "pidfile":
 		writePid()
 		serveGood(s)
+	case "spawn":
+		spawnSleeper()
+		serveGood(s)
+	case "spawnhang":
+		spawnSleeper()
+		select {}
 	case "stdout":
 		fmt.Println("hello from a chatty plugin")
 		serveGood(s)
@@ -101,6 +110,16 @@ func main() {
 		serveRaw(sdk.APIVersion, &pluginv1.InfoResponse{Name: s.Name, Version: s.Version, Kinds: []string{"energy"}, ApiVersions: []uint32{7}})
 	default:
 		fail(fmt.Errorf("unknown mode %q", s.Mode))
+	}
+}
+
+// spawnSleeper starts `sleep 300` sharing the plugin's stdout and stderr, and does not wait for
+// it: a child the host must end with the plugin.
+func spawnSleeper() {
+	cmd := exec.Command("sleep", "300")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fail(err)
 	}
 }
 
