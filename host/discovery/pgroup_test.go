@@ -94,7 +94,9 @@ func TestProbeEndsAHungPluginsChildren(t *testing.T) {
 	install(t, dir, "spawnhang-a")
 	marker := markerEnv(t)
 	done := make(chan *Catalog, 1)
-	go func() { done <- discover(t, Options{Dirs: []string{dir}, NoCache: true, StartTimeout: 2 * time.Second, Env: []string{marker}}) }()
+	go func() {
+		done <- discover(t, Options{Dirs: []string{dir}, NoCache: true, StartTimeout: 2 * time.Second, Env: []string{marker}})
+	}()
 	var cat *Catalog
 	select {
 	case cat = <-done:
