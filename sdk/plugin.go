@@ -74,6 +74,10 @@ type ConfigKey struct {
 	Enum []string
 	// Min and Max, when set, bound numeric values and durations (durations in seconds).
 	Min, Max *float64
+	// SamplingInterval marks, in an energy plugin's schema, the duration key that is the meter's
+	// sampling interval: when a user's table sets it, the host starts sessions at that interval
+	// instead of [energy].interval (docs/config.md). At most one key, of type duration.
+	SamplingInterval bool
 }
 
 // Valid describes the valid values of k for an error message.

@@ -142,11 +142,24 @@ func (p *Plugin) check() error {
 		return fmt.Errorf("plugin %q implements no kind: set at least one of Loader, Engine, Energy, Repository", p.Name)
 	}
 	seen := map[string]bool{}
+	interval := ""
 	for _, k := range p.Schema {
 		if k.Key == "" || seen[k.Key] {
 			return fmt.Errorf("plugin %q: config schema key %q is empty or repeated", p.Name, k.Key)
 		}
 		seen[k.Key] = true
+		if !k.SamplingInterval {
+			continue
+		}
+		switch {
+		case p.Energy == nil:
+			return fmt.Errorf("plugin %q: config schema key %q is marked SamplingInterval, but the plugin serves no energy kind", p.Name, k.Key)
+		case k.Type != TypeDuration:
+			return fmt.Errorf("plugin %q: config schema key %q is marked SamplingInterval but has type %s (valid: %s)", p.Name, k.Key, k.Type, TypeDuration)
+		case interval != "":
+			return fmt.Errorf("plugin %q: config schema keys %q and %q are both marked SamplingInterval (valid: at most one)", p.Name, interval, k.Key)
+		}
+		interval = k.Key
 	}
 	return nil
 }

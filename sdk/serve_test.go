@@ -15,6 +15,9 @@ import (
 
 type nopRepo struct{ sdk.Repository }
 
+// nopMeter serves the energy kind; Run refuses the plugin before calling it.
+type nopMeter struct{ sdk.Meter }
+
 // TestRunReturnsErrorsInsteadOfExiting: every reason Serve has to exit 1 comes back from Run as
 // an error that says what is wrong, and the test process lives on to check it.
 func TestRunReturnsErrorsInsteadOfExiting(t *testing.T) {
@@ -30,6 +33,13 @@ func TestRunReturnsErrorsInsteadOfExiting(t *testing.T) {
 		{"repeated schema key", &sdk.Plugin{Name: "dup", Repository: nopRepo{}, Schema: []sdk.ConfigKey{{Key: "a"}, {Key: "a"}}},
 			`config schema key "a" is empty or repeated`},
 		{"run by hand", &sdk.Plugin{Name: "store", Repository: nopRepo{}}, "it is not run by hand.\nTry: lemctl plugins describe store"},
+		{"sampling interval on a non-energy plugin", &sdk.Plugin{Name: "store", Repository: nopRepo{},
+			Schema: []sdk.ConfigKey{{Key: "interval", Type: sdk.TypeDuration, SamplingInterval: true}}}, "serves no energy kind"},
+		{"sampling interval not a duration", &sdk.Plugin{Name: "m", Energy: nopMeter{},
+			Schema: []sdk.ConfigKey{{Key: "interval", Type: sdk.TypeString, SamplingInterval: true}}}, `"interval" is marked SamplingInterval but has type string`},
+		{"two sampling intervals", &sdk.Plugin{Name: "m", Energy: nopMeter{},
+			Schema: []sdk.ConfigKey{{Key: "a", Type: sdk.TypeDuration, SamplingInterval: true}, {Key: "b", Type: sdk.TypeDuration, SamplingInterval: true}}},
+			`"a" and "b" are both marked SamplingInterval`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -64,7 +64,7 @@ func infoToProto(i Info) *pluginv1.InfoResponse {
 		r.ApiVersions = append(r.ApiVersions, uint32(v))
 	}
 	for _, k := range i.ConfigSchema {
-		ck := &pluginv1.ConfigKey{Key: k.Key, Type: k.Type, Doc: k.Doc, Enum: k.Enum, Min: k.Min, Max: k.Max}
+		ck := &pluginv1.ConfigKey{Key: k.Key, Type: k.Type, Doc: k.Doc, Enum: k.Enum, Min: k.Min, Max: k.Max, SamplingInterval: k.SamplingInterval}
 		if k.Default != nil {
 			if b, err := json.Marshal(k.Default); err == nil {
 				ck.DefaultJson = string(b)

@@ -63,6 +63,9 @@ type Options struct {
 	LemctlVersion, LemctlCommit string
 	// Now gives the creation time; time.Now when nil.
 	Now func() time.Time
+	// ShownState gives the state to report of a stored manifest (results.Manifest.ShownState:
+	// "abandoned" for a run still "running" whose lemctl is gone); the stored state when nil.
+	ShownState func(*results.Manifest) string
 }
 
 // CheckError is a strict aggregation's refusal: the completeness checks that failed.
@@ -288,7 +291,7 @@ func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options, 
 			Severity: results.SeverityError, Message: "no usable raw result: nothing to aggregate"})}
 	}
 
-	worldSize := checkWorld(&c, ws, manifest)
+	worldSize := checkWorld(&c, ws, manifest, opts.ShownState)
 	present := map[int]bool{}
 	for _, in := range inputs {
 		present[in.entry.Rank] = true
@@ -311,7 +314,7 @@ func assemble(exp string, inputs []decodedInput, manifest []byte, opts Options, 
 
 // checkWorld returns the world size: the manifest's when it has one, else the largest of the raw
 // results' (which must agree).
-func checkWorld(c *checks, ws []*worker, manifest []byte) int {
+func checkWorld(c *checks, ws []*worker, manifest []byte, shown func(*results.Manifest) string) int {
 	sizes := map[int][]int{}
 	n := 0
 	for _, w := range ws {
@@ -327,8 +330,15 @@ func checkWorld(c *checks, ws []*worker, manifest []byte) int {
 			if m.WorldSize > 0 {
 				n = m.WorldSize
 			}
-			if m.State != results.StateCompleted {
-				c.warn(CodeRunNotCompleted, nil, "the run manifest says the run is %s", m.State)
+			state := m.State
+			if shown != nil {
+				state = shown(m)
+			}
+			switch {
+			case state == results.StateAbandoned:
+				c.warn(CodeRunNotCompleted, nil, "the run manifest says the run is %s, but its lemctl (pid %d) is gone: the run was abandoned", m.State, m.LemctlPID)
+			case state != results.StateCompleted:
+				c.warn(CodeRunNotCompleted, nil, "the run manifest says the run is %s", state)
 			}
 			for _, f := range m.Findings {
 				f.Rank = nil

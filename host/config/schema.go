@@ -141,7 +141,7 @@ var schema = []keySpec{
 	{path: p("energy", "meters"), kind: kMeters, def: "auto",
 		doc: "Energy meter plugins: \"auto\" (every installed energy plugin that finds a device), or a list of plugin names (an empty list measures no energy). A table [energy.<meter>] is that meter's own configuration, passed to its Configure."},
 	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: sdk.Bound(0.001), max: sdk.Bound(10),
-		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
+		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table (the key its schema marks as its sampling interval, `interval` in nvml, rapl and the examples) beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
 
 	{path: p("repository", "plugin"), kind: kString, def: "fsstore", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Repository plugin that stores raw and aggregated results. Every other key of [repository] is the plugin's own table."},

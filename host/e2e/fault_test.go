@@ -274,8 +274,16 @@ func TestFaultKilledLemctlIsAbandoned(t *testing.T) {
 	if code := agg.wait(t, time.Minute); code != 1 {
 		t.Errorf("aggregate --no-strict exited %d, want 1 (partial)\n%s", code, agg.stderr.String())
 	}
-	if a := readAggregated(t, f.res, exp); !a.Partial || a.Workload.Requests != 8 {
+	a := readAggregated(t, f.res, exp)
+	if !a.Partial || a.Workload.Requests != 8 {
 		t.Errorf("partial aggregate: partial=%v requests=%d", a.Partial, a.Workload.Requests)
+	}
+	said := false
+	for _, fd := range a.Validity.Findings {
+		said = said || strings.Contains(fd.Message, "abandoned")
+	}
+	if !said {
+		t.Errorf("the aggregate does not say the run was abandoned: %+v", a.Validity.Findings)
 	}
 }
 

@@ -72,8 +72,7 @@ type PluginRef struct {
 	Config  map[string]any `json:"config"`
 	// IntervalNS is, for a meter, the sampling interval the worker asks for at each Start,
 	// settled by the parent: [energy].interval, or 0 (the meter's configured interval) when the
-	// meter's own table sets its interval key (the duration key of its schema named "interval"
-	// or ending in "_interval"). 0 for other kinds.
+	// meter's own table sets the key its schema marks SamplingInterval. 0 for other kinds.
 	IntervalNS int64 `json:"interval_ns,omitempty"`
 	// Unavailable, for a meter, is set when the parent found none of its domains available on
 	// this host (the workers are local: same host, same drivers): the worker does not start the

@@ -33,7 +33,7 @@ func Schema() []sdk.ConfigKey {
 	return []sdk.ConfigKey{
 		{Key: KeyLibraryPath, Type: sdk.TypeString,
 			Doc: "absolute path of libnvidia-ml.so.1; default: the dynamic loader's search, then " + fmt.Sprint(DriverFolders)},
-		{Key: KeyInterval, Type: sdk.TypeDuration, Default: DefaultInterval.String(),
+		{Key: KeyInterval, Type: sdk.TypeDuration, SamplingInterval: true, Default: DefaultInterval.String(),
 			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(MaxInterval.Seconds()),
 			Doc: "fast sampling interval of energy and power; slow fields (temperature, clocks, utilisation, memory, clock-event reasons) are read every max(interval, 100ms)"},
 		{Key: KeyDevices, Type: sdk.TypeStrings,

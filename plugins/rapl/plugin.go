@@ -35,7 +35,7 @@ func Schema() []sdk.ConfigKey {
 	return []sdk.ConfigKey{
 		{Key: KeySysfsRoot, Type: sdk.TypeString, Default: DefaultRoot,
 			Doc: "absolute path of the sysfs root; zones are read from <sysfs_root>/class/powercap"},
-		{Key: KeyInterval, Type: sdk.TypeDuration, Default: DefaultInterval.String(),
+		{Key: KeyInterval, Type: sdk.TypeDuration, SamplingInterval: true, Default: DefaultInterval.String(),
 			Min: sdk.Bound(MinInterval.Seconds()), Max: sdk.Bound(MaxInterval.Seconds()),
 			Doc: "fast sampling interval; shortened automatically so that every zone is read at least twice per wrap period at its max power"},
 		{Key: KeyZones, Type: sdk.TypeStrings,

@@ -47,7 +47,7 @@ func infoFromProto(r *pluginv1.InfoResponse) sdk.Info {
 		i.APIVersions = append(i.APIVersions, int(v))
 	}
 	for _, k := range r.GetConfigSchema() {
-		ck := sdk.ConfigKey{Key: k.GetKey(), Type: k.GetType(), Doc: k.GetDoc(), Enum: k.GetEnum(), Min: k.Min, Max: k.Max}
+		ck := sdk.ConfigKey{Key: k.GetKey(), Type: k.GetType(), Doc: k.GetDoc(), Enum: k.GetEnum(), Min: k.Min, Max: k.Max, SamplingInterval: k.GetSamplingInterval()}
 		if k.GetDefaultJson() != "" {
 			var v any
 			if json.Unmarshal([]byte(k.GetDefaultJson()), &v) == nil {

@@ -7,11 +7,15 @@ import (
 )
 
 // TestMeterInterval: the parent settles each meter's Start interval from the meter's own schema:
-// 0 (the meter's configured interval) when its table sets its interval key, whatever the key is
-// called, else [energy].interval.
+// 0 (the meter's configured interval) when its table sets the key its schema marks
+// SamplingInterval, whatever the key is called, else [energy].interval. A key is never taken
+// for the interval by its name.
 func TestMeterInterval(t *testing.T) {
 	const energy = int64(50e6)
 	info := func(keys ...sdk.ConfigKey) sdk.Info { return sdk.Info{ConfigSchema: keys} }
+	marked := func(k string) sdk.ConfigKey {
+		return sdk.ConfigKey{Key: k, Type: sdk.TypeDuration, SamplingInterval: true}
+	}
 	dur := func(k string) sdk.ConfigKey { return sdk.ConfigKey{Key: k, Type: sdk.TypeDuration} }
 	tests := []struct {
 		name  string
@@ -19,11 +23,11 @@ func TestMeterInterval(t *testing.T) {
 		table map[string]any
 		want  int64
 	}{
-		{"own interval key set", info(dur("interval")), map[string]any{"interval": "5ms"}, 0},
-		{"differently named key set", info(dur("sample_interval")), map[string]any{"sample_interval": "5ms"}, 0},
-		{"key not set", info(dur("interval")), map[string]any{}, energy},
-		{"a non-interval duration", info(dur("timeout")), map[string]any{"timeout": "1s"}, energy},
-		{"a string key named interval", info(sdk.ConfigKey{Key: "interval", Type: sdk.TypeString}), map[string]any{"interval": "x"}, energy},
+		{"marked key set", info(marked("interval")), map[string]any{"interval": "5ms"}, 0},
+		{"differently named marked key set", info(dur("timeout"), marked("poll")), map[string]any{"poll": "5ms"}, 0},
+		{"marked key not set", info(marked("interval")), map[string]any{}, energy},
+		{"an unmarked key named interval", info(dur("interval")), map[string]any{"interval": "5ms"}, energy},
+		{"another duration set beside the marked key", info(dur("timeout"), marked("interval")), map[string]any{"timeout": "1s"}, energy},
 		{"no schema", info(), map[string]any{"interval": "5ms"}, energy},
 	}
 	for _, tc := range tests {

@@ -269,11 +269,11 @@ func unavailableMeter(ctx context.Context, m sdk.Meter) *launch.UnavailableMeter
 }
 
 // meterInterval settles the interval a meter is started with: 0 (its own configured interval)
-// when its table sets its interval key, the duration key of its schema named "interval" or
-// ending in "_interval"; else [energy].interval (0 = the meter's default).
+// when its table sets its sampling-interval key (the key its schema marks SamplingInterval);
+// else [energy].interval (0 = the meter's default).
 func meterInterval(info sdk.Info, table map[string]any, energy int64) int64 {
 	for _, k := range info.ConfigSchema {
-		if k.Type != sdk.TypeDuration || (k.Key != "interval" && !strings.HasSuffix(k.Key, "_interval")) {
+		if !k.SamplingInterval {
 			continue
 		}
 		if _, own := table[k.Key]; own {

@@ -65,7 +65,7 @@ func schema() []sdk.ConfigKey {
 			Doc: "how long each entry of steps lasts"},
 		{Key: keyUpdatePeriod, Type: sdk.TypeDuration, Default: "10ms", Min: sdk.Bound(minUpdatePeriod.Seconds()), Max: sdk.Bound(10),
 			Doc: "the counters change only at multiples of this period of the absolute monotonic clock, like a hardware counter's update period"},
-		{Key: keyInterval, Type: sdk.TypeDuration, Default: "20ms", Min: sdk.Bound(minInterval.Seconds()), Max: sdk.Bound(maxInterval.Seconds()),
+		{Key: keyInterval, Type: sdk.TypeDuration, SamplingInterval: true, Default: "20ms", Min: sdk.Bound(minInterval.Seconds()), Max: sdk.Bound(maxInterval.Seconds()),
 			Doc: "sampling interval of a session whose start request names none"},
 		{Key: keyBurnShare, Type: sdk.TypeFloat, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(1),
 			Doc: "while at least one session is open, the plugin process burns CPU until its CPU time (its sampling included) is this fraction of one core, to test overhead accounting; must be below 1"},

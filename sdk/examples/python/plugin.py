@@ -53,7 +53,7 @@ SCHEMA = [
                          doc="the simulated domain's constant power in watts; its counter is exactly this times the elapsed time"),
     plugin_pb2.ConfigKey(key="domain", type="string", default_json='"pyexample-node"',
                          doc="the simulated domain's id (a node-scoped node domain)"),
-    plugin_pb2.ConfigKey(key="interval", type="duration", default_json='"20ms"', min=0.001, max=60.0,
+    plugin_pb2.ConfigKey(key="interval", type="duration", default_json='"20ms"', min=0.001, max=60.0, sampling_interval=True,
                          doc="sampling interval of a session whose start request names none"),
 ]
 

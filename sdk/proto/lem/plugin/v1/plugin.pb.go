@@ -158,13 +158,17 @@ type ConfigKey struct {
 	// type: string, int, float, bool, duration, []string, []int, table, any.
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// default_json is the default value as JSON; empty when the key has no default.
-	DefaultJson   string   `protobuf:"bytes,3,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
-	Doc           string   `protobuf:"bytes,4,opt,name=doc,proto3" json:"doc,omitempty"`
-	Enum          []string `protobuf:"bytes,5,rep,name=enum,proto3" json:"enum,omitempty"`
-	Min           *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
-	Max           *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DefaultJson string   `protobuf:"bytes,3,opt,name=default_json,json=defaultJson,proto3" json:"default_json,omitempty"`
+	Doc         string   `protobuf:"bytes,4,opt,name=doc,proto3" json:"doc,omitempty"`
+	Enum        []string `protobuf:"bytes,5,rep,name=enum,proto3" json:"enum,omitempty"`
+	Min         *float64 `protobuf:"fixed64,6,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	Max         *float64 `protobuf:"fixed64,7,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	// sampling_interval marks, in an energy plugin's schema, the duration key that is the
+	// meter's sampling interval: when a user's table sets it, the host starts sessions at that
+	// interval instead of [energy].interval. At most one key, of type duration.
+	SamplingInterval bool `protobuf:"varint,8,opt,name=sampling_interval,json=samplingInterval,proto3" json:"sampling_interval,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ConfigKey) Reset() {
@@ -244,6 +248,13 @@ func (x *ConfigKey) GetMax() float64 {
 		return *x.Max
 	}
 	return 0
+}
+
+func (x *ConfigKey) GetSamplingInterval() bool {
+	if x != nil {
+		return x.SamplingInterval
+	}
+	return false
 }
 
 type ConfigureRequest struct {
@@ -411,7 +422,7 @@ const file_lem_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rconfig_schema\x18\a \x03(\v2\x18.lem.plugin.v1.ConfigKeyR\fconfigSchema\x1a?\n" +
 	"\x11CapabilitiesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe5\x01\n" +
 	"\tConfigKey\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12!\n" +
@@ -419,7 +430,8 @@ const file_lem_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03doc\x18\x04 \x01(\tR\x03doc\x12\x12\n" +
 	"\x04enum\x18\x05 \x03(\tR\x04enum\x12\x15\n" +
 	"\x03min\x18\x06 \x01(\x01H\x00R\x03min\x88\x01\x01\x12\x15\n" +
-	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01B\x06\n" +
+	"\x03max\x18\a \x01(\x01H\x01R\x03max\x88\x01\x01\x12+\n" +
+	"\x11sampling_interval\x18\b \x01(\bR\x10samplingIntervalB\x06\n" +
 	"\x04_minB\x06\n" +
 	"\x04_max\"3\n" +
 	"\x10ConfigureRequest\x12\x1f\n" +

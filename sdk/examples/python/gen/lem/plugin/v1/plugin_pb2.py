@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/plugin/v1/plugin.proto\x12\rlem.plugin.v1\"\r\n\x0bInfoRequest\"\x92\x02\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61pi_versions\x18\x04 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x43\n\x0c\x63\x61pabilities\x18\x06 \x03(\x0b\x32-.lem.plugin.v1.InfoResponse.CapabilitiesEntry\x12/\n\rconfig_schema\x18\x07 \x03(\x0b\x32\x18.lem.plugin.v1.ConfigKey\x1a\x33\n\x11\x43\x61pabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8b\x01\n\tConfigKey\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x0b\n\x03\x64oc\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x42\x06\n\x04_minB\x06\n\x04_max\"\'\n\x10\x43onfigureRequest\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\x0c\"?\n\x11\x43onfigureResponse\x12*\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x1a.lem.plugin.v1.ConfigError\":\n\x0b\x43onfigError\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05valid\x18\x03 \x01(\t2\x99\x01\n\x06Plugin\x12?\n\x04Info\x12\x1a.lem.plugin.v1.InfoRequest\x1a\x1b.lem.plugin.v1.InfoResponse\x12N\n\tConfigure\x12\x1f.lem.plugin.v1.ConfigureRequest\x1a .lem.plugin.v1.ConfigureResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1;pluginv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/plugin/v1/plugin.proto\x12\rlem.plugin.v1\"\r\n\x0bInfoRequest\"\x92\x02\n\x0cInfoResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05kinds\x18\x02 \x03(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x61pi_versions\x18\x04 \x03(\r\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x43\n\x0c\x63\x61pabilities\x18\x06 \x03(\x0b\x32-.lem.plugin.v1.InfoResponse.CapabilitiesEntry\x12/\n\rconfig_schema\x18\x07 \x03(\x0b\x32\x18.lem.plugin.v1.ConfigKey\x1a\x33\n\x11\x43\x61pabilitiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x01\n\tConfigKey\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65\x66\x61ult_json\x18\x03 \x01(\t\x12\x0b\n\x03\x64oc\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x10\n\x03min\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x03max\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x11sampling_interval\x18\x08 \x01(\x08\x42\x06\n\x04_minB\x06\n\x04_max\"\'\n\x10\x43onfigureRequest\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\x0c\"?\n\x11\x43onfigureResponse\x12*\n\x06\x65rrors\x18\x01 \x03(\x0b\x32\x1a.lem.plugin.v1.ConfigError\":\n\x0b\x43onfigError\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05valid\x18\x03 \x01(\t2\x99\x01\n\x06Plugin\x12?\n\x04Info\x12\x1a.lem.plugin.v1.InfoRequest\x1a\x1b.lem.plugin.v1.InfoResponse\x12N\n\tConfigure\x12\x1f.lem.plugin.v1.ConfigureRequest\x1a .lem.plugin.v1.ConfigureResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1;pluginv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lem.plugin.v1.plugin_pb2', globals())
@@ -30,13 +30,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _INFORESPONSE_CAPABILITIESENTRY._serialized_start=284
   _INFORESPONSE_CAPABILITIESENTRY._serialized_end=335
   _CONFIGKEY._serialized_start=338
-  _CONFIGKEY._serialized_end=477
-  _CONFIGUREREQUEST._serialized_start=479
-  _CONFIGUREREQUEST._serialized_end=518
-  _CONFIGURERESPONSE._serialized_start=520
-  _CONFIGURERESPONSE._serialized_end=583
-  _CONFIGERROR._serialized_start=585
-  _CONFIGERROR._serialized_end=643
-  _PLUGIN._serialized_start=646
-  _PLUGIN._serialized_end=799
+  _CONFIGKEY._serialized_end=504
+  _CONFIGUREREQUEST._serialized_start=506
+  _CONFIGUREREQUEST._serialized_end=545
+  _CONFIGURERESPONSE._serialized_start=547
+  _CONFIGURERESPONSE._serialized_end=610
+  _CONFIGERROR._serialized_start=612
+  _CONFIGERROR._serialized_end=670
+  _PLUGIN._serialized_start=673
+  _PLUGIN._serialized_end=826
 # @@protoc_insertion_point(module_scope)
