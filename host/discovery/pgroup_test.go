@@ -111,3 +111,44 @@ func TestProbeEndsAHungPluginsChildren(t *testing.T) {
 		t.Errorf("after the refused probe, processes %v of the plugin are still alive", left)
 	}
 }
+
+// TestPluginSocketInPrivateDir: the plugin's unix socket lives in a 0700 directory of its own,
+// removed when the plugin is closed.
+func TestPluginSocketInPrivateDir(t *testing.T) {
+	t.Parallel()
+	dir := mkdir(t, "plugins")
+	install(t, dir, "good-sock")
+	cat := discover(t, Options{Dirs: []string{dir}, NoCache: true})
+	defer cat.Close()
+	c, err := cat.Open(context.Background(), "good-sock", sdk.KindEnergy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.Pid()))
+	if err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	var sockDir string
+	for _, kv := range bytes.Split(env, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte("PLUGIN_UNIX_SOCKET_DIR=")); ok {
+			sockDir = string(v)
+		}
+	}
+	fi, err := os.Stat(sockDir)
+	if sockDir == "" || err != nil {
+		c.Close()
+		t.Fatalf("plugin's socket directory %q: %v", sockDir, err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory %s has mode %04o, want 0700", sockDir, fi.Mode().Perm())
+	}
+	socks, _ := filepath.Glob(filepath.Join(sockDir, "plugin*"))
+	if len(socks) == 0 {
+		t.Errorf("no socket in %s while the plugin runs", sockDir)
+	}
+	c.Close()
+	if _, err := os.Stat(sockDir); !os.IsNotExist(err) {
+		t.Errorf("socket directory %s still there after Close (%v)", sockDir, err)
+	}
+}

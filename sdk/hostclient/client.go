@@ -167,9 +167,17 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	}
 	// The process is tied to startCtx only until Close: cancelling ctx during the handshake kills
 	// it at once (go-plugin's own Kill would wait for the start timeout).
+	// go-plugin's server puts its unix socket in $PLUGIN_UNIX_SOCKET_DIR, else in os.TempDir():
+	// give it a private (0700) directory of its own, removed when the plugin is closed.
+	sockDir, err := os.MkdirTemp("", "lemctl-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("create the plugin's socket directory: %w", err)
+	}
 	startCtx, cancelStart := context.WithCancel(context.Background())
+	stopStart := func() { cancelStart(); os.RemoveAll(sockDir) }
 	cmd := exec.CommandContext(startCtx, path)
 	cmd.Env = append(os.Environ(), cfg.env...)
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
@@ -212,7 +220,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 		signalGroup(cmd, syscall.SIGKILL)
 		st = <-ch
 		killGroup(cmd, pc.Kill)
-		cancelStart()
+		stopStart()
 		if st.err == nil {
 			close(done)
 		}
@@ -220,11 +228,11 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	}
 	if st.err != nil {
 		killGroup(cmd, pc.Kill)
-		cancelStart()
+		stopStart()
 		return nil, st.err
 	}
 	var once sync.Once
-	kill := func() { killGroup(cmd, pc.Kill); cancelStart(); once.Do(func() { close(done) }) }
+	kill := func() { killGroup(cmd, pc.Kill); stopStart(); once.Do(func() { close(done) }) }
 	c, err := newClient(ctx, st.rpc.Dispense, kill)
 	if err != nil {
 		kill()
