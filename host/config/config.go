@@ -250,10 +250,16 @@ type PluginNotInstalledError struct {
 	Installed []string
 	// Searched lists the directories that were searched, for the message.
 	Searched []string
+	// Other, when not "", says why a plugin of that name that is installed does not count
+	// (it serves other kinds), so the message names the real cause.
+	Other string
 }
 
 func (e *PluginNotInstalledError) Error() string {
 	msg := fmt.Sprintf("%s plugin %s is not installed", e.Kind, echo.Quote(e.Plugin))
+	if e.Other != "" {
+		return msg + ": " + e.Other
+	}
 	if len(e.Searched) > 0 {
 		msg += " (searched " + strings.Join(e.Searched, ", ") + ")"
 	}

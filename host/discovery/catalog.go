@@ -2,9 +2,17 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"strings"
 
 	"github.com/lemctl/lemctl/host/config"
+	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
@@ -36,7 +44,7 @@ func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*host
 	if closed {
 		return nil, fmt.Errorf("open plugin %q: the plugin catalog is closed", name)
 	}
-	tail := &tailBuffer{max: 5}
+	tail := &tailBuffer{max: 20}
 	cl, err := hostclient.Open(ctx, p.Path, cat.openOptions(newPluginLogger(cat.log, name, tail, false), checksum)...)
 	if err != nil {
 		err = explainStart(err, cat.startTimeout, tail)
@@ -53,7 +61,50 @@ func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*host
 		return nil, fmt.Errorf("open plugin %q: the plugin catalog is closed", name)
 	}
 	cat.open = append(cat.open, cl)
+	if cat.tails == nil {
+		cat.tails = map[*hostclient.Client]*tailBuffer{}
+	}
+	cat.tails[cl] = tail
 	return cl, nil
+}
+
+// Explain returns err, from a call on c (a client this Catalog opened), with the cause a user
+// needs when the call failed because the plugin process is gone (a crash or panic shows up as
+// gRPC Unavailable or EOF, "error reading from server: EOF"): the last lines the plugin wrote to
+// stderr, from its panic message on when it has one. Any other error is returned as it is.
+func (cat *Catalog) Explain(c *hostclient.Client, err error) error {
+	if err == nil || !pluginGone(err) {
+		return err
+	}
+	cat.mu.Lock()
+	tail := cat.tails[c]
+	cat.mu.Unlock()
+	if tail == nil {
+		return err
+	}
+	// go-plugin forwards stderr on its own goroutine: the dying lines can arrive just after the
+	// failed call returns. Wait a little for them (a hang guard, not a timing assumption).
+	for i := 0; i < 40 && tail.String() == ""; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	last := tail.crash(5)
+	if last == "" {
+		return fmt.Errorf("%w (the plugin process %s ended without writing to stderr)", err, c.Path())
+	}
+	return fmt.Errorf("%w; the plugin process %s died, its stderr ended with: %s", err, c.Path(), last)
+}
+
+// pluginGone reports whether err says the connection to the plugin broke: the process exited.
+func pluginGone(err error) bool {
+	var rpc *hostclient.RPCError
+	if errors.As(err, &rpc) && rpc.Code == codes.Unavailable {
+		return true
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+		return true
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "EOF")
 }
 
 // lookup finds the selected plugin called name serving kind, or explains why there is none.
@@ -62,7 +113,9 @@ func (cat *Catalog) lookup(name string, kind sdk.Kind) (*Plugin, error) {
 		if kind == "" || p.Info.Serves(kind) {
 			return p, nil
 		}
-		return nil, cat.notInstalled(name, kind)
+		e := cat.notInstalled(name, kind)
+		e.Other = fmt.Sprintf("the plugin %s at %s serves %s, not %s", echo.Quote(name), p.Path, kindList(p.Info.Kinds), kind)
+		return nil, e
 	}
 	for _, c := range cat.Candidates {
 		if c.Name == name && c.Err != nil {
@@ -72,7 +125,7 @@ func (cat *Catalog) lookup(name string, kind sdk.Kind) (*Plugin, error) {
 	return nil, cat.notInstalled(name, kind)
 }
 
-func (cat *Catalog) notInstalled(name string, kind sdk.Kind) error {
+func (cat *Catalog) notInstalled(name string, kind sdk.Kind) *config.PluginNotInstalledError {
 	e := &config.PluginNotInstalledError{Plugin: name, Kind: kind, Searched: cat.Searched()}
 	var of []*Plugin
 	if kind == "" {
@@ -108,3 +161,14 @@ func (cat *Catalog) ConfigurePlugin(ctx context.Context, plugin string, kind sdk
 }
 
 var _ config.PluginConfigurer = (*Catalog)(nil)
+
+func kindList(ks []sdk.Kind) string {
+	if len(ks) == 0 {
+		return "no kind"
+	}
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = string(k)
+	}
+	return strings.Join(out, " and ")
+}

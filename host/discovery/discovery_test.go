@@ -3,12 +3,14 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -288,6 +290,27 @@ func TestByKind(t *testing.T) {
 	} {
 		if got := names(cat.ByKind(kind)); got != want {
 			t.Errorf("ByKind(%s) = %q, want %q", kind, got, want)
+		}
+	}
+}
+
+// A plugin that is installed but serves another kind is "not installed" for that kind, and the
+// message says which kinds the installed one serves instead of only where discovery looked.
+func TestOpenWrongKindNamesCause(t *testing.T) {
+	t.Parallel()
+	dir := mkdir(t, "plugins")
+	path := install(t, dir, "good-l")
+	cat := discover(t, Options{Dirs: []string{dir}, Env: []string{specEnv(t, map[string]specEntry{
+		"good-l": {Kinds: []string{"loader"}},
+	})}})
+	defer cat.Close()
+	_, err := cat.Open(context.Background(), "good-l", sdk.KindEnergy)
+	if !errors.Is(err, config.ErrPluginNotInstalled) || !IsUsage(err) {
+		t.Fatalf("err = %v, want a usage error matching ErrPluginNotInstalled", err)
+	}
+	for _, want := range []string{path, "serves loader, not energy"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %q, want it to contain %q", err, want)
 		}
 	}
 }

@@ -194,6 +194,9 @@ func (s *Session) use(ctx context.Context, name string, kind sdk.Kind, table map
 	return h.c, errs, nil
 }
 
+// Explain is Catalog.Explain for a client the Session opened.
+func (s *Session) Explain(c *hostclient.Client, err error) error { return s.cat.Explain(c, err) }
+
 // Release closes the processes of every plugin but keep; a later use starts it again.
 func (s *Session) Release(keep ...string) {
 	s.mu.Lock()

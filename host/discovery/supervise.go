@@ -61,7 +61,7 @@ var incompatibleAPI = regexp.MustCompile(`incompatible API version with plugin\.
 func explainStart(err error, timeout time.Duration, tail *tailBuffer) error {
 	msg := err.Error()
 	stderr := ""
-	if t := tail.String(); t != "" {
+	if t := tail.crash(5); t != "" {
 		stderr = "; its stderr ended with: " + t
 	}
 	switch {
@@ -112,6 +112,33 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.Join(t.lines, " | ")
+}
+
+// crash returns the lines from the last Go panic or fatal error on, at most n of them, or
+// else the last n lines, joined like String.
+func (t *tailBuffer) crash(n int) string {
+	if t == nil {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	from := max(len(t.lines)-n, 0)
+	for i := len(t.lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(t.lines[i], "panic: ") || strings.HasPrefix(t.lines[i], "fatal error: ") {
+			from = i
+			break
+		}
+	}
+	var lines []string
+	for _, l := range t.lines[from:] {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, " | ")
 }
 
 // pluginLogger is the logger handed to go-plugin for one plugin. go-plugin logs its own

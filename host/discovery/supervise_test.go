@@ -291,3 +291,34 @@ func TestOpenRefusesBinaryChangedAfterDiscovery(t *testing.T) {
 		t.Errorf("the changed binary ran (%d starts before Open, %d after)", before, after)
 	}
 }
+
+// A plugin that dies inside a call (a panic) fails the call with gRPC's bare "EOF" or
+// "unavailable"; Explain adds its panic message from its stderr.
+func TestExplainPanicInCall(t *testing.T) {
+	t.Parallel()
+	dir := mkdir(t, "plugins")
+	install(t, dir, "panicstart")
+	cat := discover(t, Options{Dirs: []string{dir}})
+	defer cat.Close()
+	sess := cat.NewSession()
+	defer sess.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := sess.Open(ctx, "panicstart", sdk.KindEnergy, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, callErr := cl.Meter().Start(ctx, sdk.StartRequest{})
+	if callErr == nil {
+		t.Fatal("Start on a panicking plugin succeeded")
+	}
+	got := sess.Explain(cl, callErr)
+	if !errors.Is(got, callErr) || !strings.Contains(got.Error(), "panic: badplugin: simulated panic in Start") {
+		t.Fatalf("Explain(%v) = %v, want the panic line from the plugin's stderr", callErr, got)
+	}
+	// An error that is not a dead process is left alone.
+	other := errors.New("no domains")
+	if got := sess.Explain(cl, other); got != other {
+		t.Errorf("Explain(%v) = %v, want it unchanged", other, got)
+	}
+}

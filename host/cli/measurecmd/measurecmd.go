@@ -182,7 +182,7 @@ func measureRun(ctx context.Context, o *Options) error {
 	for i := range meters {
 		s, err := meters[i].client.Meter().Start(ctx, sdk.StartRequest{Interval: o.Interval, Label: "measure"})
 		if err != nil {
-			return cliutil.Failed(fmt.Errorf("start meter %s: %w", meters[i].name, err))
+			return cliutil.Failed(fmt.Errorf("start meter %s: %w", meters[i].name, sess.Explain(meters[i].client, err)))
 		}
 		meters[i].id = s.ID
 	}
@@ -210,7 +210,7 @@ func measureRun(ctx context.Context, o *Options) error {
 	for _, m := range meters {
 		meas, err := m.client.Meter().Stop(context.WithoutCancel(ctx), m.id)
 		if err != nil {
-			env.Logger.Warn("stop meter", "meter", m.name, "error", err)
+			env.Logger.Warn("stop meter", "meter", m.name, "error", sess.Explain(m.client, err))
 			continue
 		}
 		for _, d := range meas.Domains {

@@ -13,9 +13,10 @@
 // with another name than its file's), pidfile (good, and appends its pid to $LEM_TEST_PID_FILE;
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
-// invcrash (good, but the process exits inside its meter's Inventory), spawn (good, after starting
-// a `sleep 300` child that inherits its stdout and stderr) and spawnhang (starts that child, then
-// never completes the handshake).
+// invcrash (good, but the process exits inside its meter's Inventory), panicstart (good, but
+// its meter's Start panics, killing the process with a Go panic on stderr), spawn (good, after
+// starting a `sleep 300` child that inherits its stdout and stderr) and spawnhang (starts that
+// child, then never completes the handshake).
 package main
 
 import (
@@ -77,7 +78,7 @@ func main() {
 		s.Kinds = []string{"energy"}
 	}
 	switch s.Mode {
-	case "good", "invfail", "invunavail", "invcrash":
+	case "good", "invfail", "invunavail", "invcrash", "panicstart":
 		serveGood(s)
 	case "pidfile":
 		writePid()
@@ -184,7 +185,10 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 func (meter) Environment(context.Context) (*sdk.Environment, error) {
 	return &sdk.Environment{Facts: map[string]string{"test": "yes"}}, nil
 }
-func (meter) Start(context.Context, sdk.StartRequest) (*sdk.Session, error) {
+func (m meter) Start(context.Context, sdk.StartRequest) (*sdk.Session, error) {
+	if m.mode == "panicstart" {
+		panic("badplugin: simulated panic in Start")
+	}
 	return nil, fmt.Errorf("no domains: %w", sdk.ErrFailedPrecondition)
 }
 func (meter) Mark(context.Context, string, string) (int64, error) { return 0, sdk.ErrNotFound }
