@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -141,6 +142,7 @@ type Catalog struct {
 	startTimeout time.Duration
 	env          []string
 	locks        map[string]*Lock
+	trust        trust
 
 	mu     sync.Mutex
 	open   []*hostclient.Client
@@ -164,7 +166,7 @@ func Discover(ctx context.Context, opts Options) (*Catalog, error) {
 	if opts.Parallel <= 0 {
 		opts.Parallel = 8
 	}
-	cat := &Catalog{log: opts.Logger, startTimeout: opts.StartTimeout, env: opts.Env, locks: map[string]*Lock{}}
+	cat := &Catalog{log: opts.Logger, startTimeout: opts.StartTimeout, env: opts.Env, locks: map[string]*Lock{}, trust: osTrust()}
 
 	var explicit *Lock
 	if opts.LockFile != "" {
@@ -284,7 +286,7 @@ func SearchDirs(opts Options) ([]Dir, error) {
 }
 
 // scanDir lists the lem-plugin-* files of d and applies the directory-wide checks: existence,
-// world-writability and the lock.
+// ownership and writability of it and its parents (trust.checkDir) and the lock.
 func (cat *Catalog) scanDir(d *Dir, explicit *Lock) ([]*Plugin, error) {
 	fi, err := os.Stat(d.Path)
 	if err != nil || !fi.IsDir() {
@@ -292,10 +294,7 @@ func (cat *Catalog) scanDir(d *Dir, explicit *Lock) ([]*Plugin, error) {
 		return nil, nil
 	}
 	d.Exists = true
-	var dirErr error
-	if fi.Mode().Perm()&0o002 != 0 {
-		dirErr = fmt.Errorf("plugin directory %s is world-writable (mode %04o), so anyone could replace its plugins; refused. Fix: chmod o-w %s", d.Path, fi.Mode().Perm(), d.Path)
-	}
+	dirErr := cat.trust.checkDir(d.Path)
 	lock := explicit
 	if lock == nil {
 		lp := DirLockPath(d.Path)
@@ -379,6 +378,12 @@ func (cat *Catalog) evaluate(ctx context.Context, c *Plugin, cache *infoCache) {
 	case fi.Mode().Perm()&0o002 != 0:
 		c.fail(fmt.Errorf("is world-writable (mode %04o), so anyone could replace it; refused. Fix: chmod o-w %s", fi.Mode().Perm(), c.Path))
 		return
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if err := cat.trust.checkBinary(c.Path, int(st.Uid)); err != nil {
+			c.fail(err)
+			return
+		}
 	}
 	c.size, c.mtimeNs = fi.Size(), fi.ModTime().UnixNano()
 

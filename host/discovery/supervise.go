@@ -49,7 +49,7 @@ func (cat *Catalog) openOptions(log hclog.Logger, checksum []byte) []hostclient.
 	// `timeout`, Slurm) must leave the repository alive until lemctl has saved the final
 	// manifest (docs/reliability.md, "Signals and abandoned runs"); the parent-death signal and
 	// the plugin's own watch still end them with lemctl.
-	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log), hostclient.WithStartTimeout(cat.startTimeout), hostclient.WithOwnProcessGroup()}
+	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log), hostclient.WithStartTimeout(cat.startTimeout)}
 	if len(cat.env) > 0 {
 		opts = append(opts, hostclient.WithEnv(cat.env...))
 	}

@@ -151,7 +151,6 @@ type openConfig struct {
 	startTimeout time.Duration
 	checksum     []byte
 	env          []string
-	ownGroup     bool
 }
 
 // WithClientLogger sets the logger the plugin's stderr is forwarded to.
@@ -163,13 +162,6 @@ func WithStartTimeout(d time.Duration) OpenOption { return func(c *openConfig) {
 // WithChecksum refuses to run the binary unless its sha256 equals sum (go-plugin SecureConfig).
 func WithChecksum(sum []byte) OpenOption { return func(c *openConfig) { c.checksum = sum } }
 
-// WithOwnProcessGroup starts the plugin in a process group of its own, so that a signal sent to
-// the host's process group (Ctrl-C in a terminal, `kill -TERM -PGID`, `timeout`, a batch
-// scheduler) does not reach it: the host outlives such a signal only long enough to finish its
-// work through the plugin when the plugin outlives it too. The parent-death signal still ends the
-// plugin with the host.
-func WithOwnProcessGroup() OpenOption { return func(c *openConfig) { c.ownGroup = true } }
-
 // WithEnv adds KEY=VALUE entries to the plugin's environment.
 func WithEnv(kv ...string) OpenOption { return func(c *openConfig) { c.env = append(c.env, kv...) } }
 
@@ -177,6 +169,12 @@ func WithEnv(kv ...string) OpenOption { return func(c *openConfig) { c.env = app
 // its Info. The process gets a parent-death signal and is forked from an OS thread that lives as
 // long as the plugin (the signal fires when the forking thread exits), so it dies with the host
 // even when the host is SIGKILLed.
+//
+// The plugin always runs in a process group of its own (its pid is the group id). So a signal
+// sent to the host's process group (Ctrl-C in a terminal, `kill -TERM -PGID`, `timeout`, a batch
+// scheduler) does not reach it: the host outlives such a signal only long enough to finish its
+// work through the plugin when the plugin outlives it too. And the plugin's own children end with
+// it: Close (and a failed or cancelled Open) signals the whole group, see killGroup.
 func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error) {
 	cfg := openConfig{startTimeout: 10 * time.Second}
 	for _, o := range opts {
@@ -187,10 +185,18 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	}
 	// The process is tied to startCtx only until Close: cancelling ctx during the handshake kills
 	// it at once (go-plugin's own Kill would wait for the start timeout).
+	// go-plugin's server puts its unix socket in $PLUGIN_UNIX_SOCKET_DIR, else in os.TempDir():
+	// give it a private (0700) directory of its own, removed when the plugin is closed.
+	sockDir, err := os.MkdirTemp("", "lemctl-plugin-")
+	if err != nil {
+		return nil, fmt.Errorf("create the plugin's socket directory: %w", err)
+	}
 	startCtx, cancelStart := context.WithCancel(context.Background())
+	stopStart := func() { cancelStart(); os.RemoveAll(sockDir) }
 	cmd := exec.CommandContext(startCtx, path)
 	cmd.Env = append(os.Environ(), cfg.env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: cfg.ownGroup}
+	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: clientPlugins()},
@@ -227,21 +233,24 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	case st = <-ch:
 	case <-ctx.Done():
 		cancelStart() // kills the process, so the handshake fails now
+		// A child that inherited the plugin's stdout would keep go-plugin reading it, and the
+		// handshake waiting, until the start timeout: end the whole group now.
+		signalGroup(cmd, syscall.SIGKILL)
 		st = <-ch
-		pc.Kill()
-		cancelStart()
+		killGroup(cmd, pc.Kill)
+		stopStart()
 		if st.err == nil {
 			close(done)
 		}
 		return nil, ctx.Err()
 	}
 	if st.err != nil {
-		pc.Kill()
-		cancelStart()
+		killGroup(cmd, pc.Kill)
+		stopStart()
 		return nil, st.err
 	}
 	var once sync.Once
-	kill := func() { pc.Kill(); cancelStart(); once.Do(func() { close(done) }) }
+	kill := func() { killGroup(cmd, pc.Kill); stopStart(); once.Do(func() { close(done) }) }
 	c, err := newClient(ctx, st.rpc.Dispense, kill)
 	if err != nil {
 		kill()
@@ -253,3 +262,45 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	}
 	return c, nil
 }
+
+// Grace periods of killGroup. go-plugin's own Kill asks the plugin to shut down and kills it by
+// force after 2 s; it then waits until the plugin's stdout and stderr reach end of file, which a
+// child holding them open would delay forever.
+const (
+	pluginKillGrace = 3 * time.Second        // for go-plugin's Kill, before the group is signalled
+	groupTermGrace  = 500 * time.Millisecond // between SIGTERM and SIGKILL to the group
+)
+
+// killGroup ends the plugin and every process left in its process group: it runs stop (go-plugin's
+// graceful shutdown, then kill) and, once stop returns or pluginKillGrace passes, sends SIGTERM to
+// the group, then SIGKILL after groupTermGrace if any member is still there. Ending the group
+// also closes the pipes a child inherited, so stop always returns.
+func killGroup(cmd *exec.Cmd, stop func()) {
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(pluginKillGrace):
+	}
+	if signalGroup(cmd, syscall.SIGTERM) {
+		deadline := time.Now().Add(groupTermGrace)
+		for groupAlive(cmd) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if groupAlive(cmd) {
+			signalGroup(cmd, syscall.SIGKILL)
+		}
+	}
+	<-stopped
+}
+
+// signalGroup sends sig to the plugin's process group and says whether the group still existed.
+func signalGroup(cmd *exec.Cmd, sig syscall.Signal) bool {
+	if cmd.Process == nil || cmd.Process.Pid <= 0 {
+		return false
+	}
+	return syscall.Kill(-cmd.Process.Pid, sig) == nil
+}
+
+// groupAlive says whether any process (a zombie included) is left in the plugin's process group.
+func groupAlive(cmd *exec.Cmd) bool { return signalGroup(cmd, 0) }

@@ -258,8 +258,8 @@ func TestProcessBurnShare(t *testing.T) {
 	t.Logf("plugin CPU %s over %s = %.4f of a core", time.Duration(meas.SamplerCPUNS), window, share)
 }
 
-// WithOwnProcessGroup puts the plugin in a process group of its own, out of reach of a signal to
-// the host's group; without it the plugin shares the host's group.
+// The plugin always runs in a process group of its own, out of reach of a signal to the host's
+// group.
 func TestOwnProcessGroup(t *testing.T) {
 	bin := pluginBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -268,25 +268,16 @@ func TestOwnProcessGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, own := range []bool{false, true} {
-		opts := []hostclient.OpenOption{hostclient.WithStartTimeout(30 * time.Second)}
-		if own {
-			opts = append(opts, hostclient.WithOwnProcessGroup())
-		}
-		c, err := hostclient.Open(ctx, bin, opts...)
-		if err != nil {
-			t.Fatalf("open plugin: %v", err)
-		}
-		pg, err := syscall.Getpgid(c.Pid())
-		c.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if own && (pg == mine || pg != c.Pid()) {
-			t.Errorf("WithOwnProcessGroup: plugin %d in group %d (ours %d), want its own", c.Pid(), pg, mine)
-		}
-		if !own && pg != mine {
-			t.Errorf("default: plugin in group %d, want ours (%d)", pg, mine)
-		}
+	c, err := hostclient.Open(ctx, bin, hostclient.WithStartTimeout(30*time.Second))
+	if err != nil {
+		t.Fatalf("open plugin: %v", err)
+	}
+	pg, err := syscall.Getpgid(c.Pid())
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pg == mine || pg != c.Pid() {
+		t.Errorf("plugin %d in group %d (ours %d), want its own", c.Pid(), pg, mine)
 	}
 }

@@ -15,9 +15,10 @@
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
 // invcrash (good, but the process exits inside its meter's Inventory), panicstart (good, but
 // its meter's Start panics, killing the process with a Go panic on stderr), invhang (good, but its
-// meter's Inventory never answers) and starthang (good, with a working Inventory, but its meter's
+// meter's Inventory never answers), starthang (good, with a working Inventory, but its meter's
 // Start never answers, whatever the host's context says; it writes its pid like pidfile when
-// $LEM_TEST_PID_FILE is set).
+// $LEM_TEST_PID_FILE is set), spawn (good, after starting a `sleep 300` child that inherits its
+// stdout and stderr) and spawnhang (starts that child, then never completes the handshake).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -88,6 +90,12 @@ func main() {
 	case "pidfile":
 		writePid()
 		serveGood(s)
+	case "spawn":
+		spawnSleeper()
+		serveGood(s)
+	case "spawnhang":
+		spawnSleeper()
+		select {}
 	case "stdout":
 		fmt.Println("hello from a chatty plugin")
 		serveGood(s)
@@ -110,6 +118,16 @@ func main() {
 		serveRaw(sdk.APIVersion, &pluginv1.InfoResponse{Name: s.Name, Version: s.Version, Kinds: []string{"energy"}, ApiVersions: []uint32{7}})
 	default:
 		fail(fmt.Errorf("unknown mode %q", s.Mode))
+	}
+}
+
+// spawnSleeper starts `sleep 300` sharing the plugin's stdout and stderr, and does not wait for
+// it: a child the host must end with the plugin.
+func spawnSleeper() {
+	cmd := exec.Command("sleep", "300")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fail(err)
 	}
 }
 
