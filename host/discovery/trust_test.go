@@ -11,7 +11,7 @@ import (
 
 // fakeTrust answers stat from a table; paths not in it are root-owned 0755 directories.
 func fakeTrust(uid int, files map[string]fileOwner) trust {
-	return trust{uid: uid, stat: func(p string) (fileOwner, error) {
+	return trust{uid: uid, privateGID: -1, stat: func(p string) (fileOwner, error) {
 		if fo, ok := files[p]; ok {
 			return fo, nil
 		}
@@ -28,19 +28,19 @@ func TestTrustCheckDir(t *testing.T) {
 		want  []string // substrings of the error; nil means trusted
 	}{
 		{"all root", nil, nil},
-		{"mine under root", map[string]fileOwner{"/home/u": {dir | 0o755, me}, "/home/u/plugins": {dir | 0o700, me}}, nil},
-		{"sticky world-writable parent", map[string]fileOwner{"/home/u": {dir | fs.ModeSticky | 0o777, 0}}, nil},
-		{"world-writable plugin dir, sticky", map[string]fileOwner{"/home/u/plugins": {dir | fs.ModeSticky | 0o777, me}},
+		{"mine under root", map[string]fileOwner{"/home/u": {dir | 0o755, me, 100}, "/home/u/plugins": {dir | 0o700, me, 100}}, nil},
+		{"sticky world-writable parent", map[string]fileOwner{"/home/u": {dir | fs.ModeSticky | 0o777, 0, 100}}, nil},
+		{"world-writable plugin dir, sticky", map[string]fileOwner{"/home/u/plugins": {dir | fs.ModeSticky | 0o777, me, 100}},
 			[]string{"plugin directory /home/u/plugins is world-writable (mode 0777)", "chmod o-w /home/u/plugins"}},
-		{"world-writable parent", map[string]fileOwner{"/home": {dir | 0o777, 0}},
+		{"world-writable parent", map[string]fileOwner{"/home": {dir | 0o777, 0, 100}},
 			[]string{"directory /home above plugin directory /home/u/plugins is world-writable without the sticky bit (mode 0777)", "chmod o-w /home"}},
-		{"group-writable plugin dir", map[string]fileOwner{"/home/u/plugins": {dir | 0o775, me}},
+		{"group-writable plugin dir", map[string]fileOwner{"/home/u/plugins": {dir | 0o775, me, 100}},
 			[]string{"plugin directory /home/u/plugins is group-writable (mode 0775)", "chmod g-w /home/u/plugins"}},
-		{"group-writable grandparent", map[string]fileOwner{"/home": {dir | 0o770, 0}},
+		{"group-writable grandparent", map[string]fileOwner{"/home": {dir | 0o770, 0, 100}},
 			[]string{"directory /home above", "group-writable (mode 0770)", "chmod g-w /home"}},
-		{"parent owned by another user", map[string]fileOwner{"/home/u": {dir | 0o755, 4242}},
+		{"parent owned by another user", map[string]fileOwner{"/home/u": {dir | 0o755, 4242, 100}},
 			[]string{"directory /home/u above plugin directory /home/u/plugins is owned by uid 4242", "user running lemctl (uid 1000", "chown "}},
-		{"root dir world-writable", map[string]fileOwner{"/": {dir | 0o777, 0}},
+		{"root dir world-writable", map[string]fileOwner{"/": {dir | 0o777, 0, 100}},
 			[]string{"directory / above", "chmod o-w /"}},
 	}
 	for _, tc := range cases {
@@ -61,6 +61,25 @@ func TestTrustCheckDir(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrustUserPrivateGroup: a group-writable directory whose group is the user's own private
+// group (umask 002 systems) is trusted; group-writable for any other group is not.
+func TestTrustUserPrivateGroup(t *testing.T) {
+	tr := fakeTrust(1000, map[string]fileOwner{"/home/u/plugins": {fs.ModeDir | 0o775, 1000, 1000}})
+	tr.privateGID = 1000
+	if err := tr.checkDir("/home/u/plugins"); err != nil {
+		t.Errorf("group-writable, the user's private group: %v, want trusted", err)
+	}
+	tr.privateGID = -1
+	if err := tr.checkDir("/home/u/plugins"); err == nil || !strings.Contains(err.Error(), "group-writable") {
+		t.Errorf("group-writable, no private group: %v, want refused", err)
+	}
+	tr = fakeTrust(1000, map[string]fileOwner{"/home/u/plugins": {fs.ModeDir | 0o775, 1000, 50}})
+	tr.privateGID = 1000
+	if err := tr.checkDir("/home/u/plugins"); err == nil {
+		t.Error("group-writable for another group: trusted, want refused")
 	}
 }
 
