@@ -197,6 +197,11 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	cmd.Env = append(os.Environ(), cfg.env...)
 	cmd.Env = append(cmd.Env, plugin.EnvUnixSocketDir+"="+sockDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// Cancelling startCtx kills the whole group, not only the plugin: a child that inherited the
+	// plugin's stdout would otherwise keep go-plugin reading it, and a handshake waiting, until the
+	// start timeout. exec calls Cancel only after Start, from its own goroutine, so reading
+	// cmd.Process here is safe while go-plugin is still inside Start.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: clientPlugins()},
@@ -232,10 +237,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	select {
 	case st = <-ch:
 	case <-ctx.Done():
-		cancelStart() // kills the process, so the handshake fails now
-		// A child that inherited the plugin's stdout would keep go-plugin reading it, and the
-		// handshake waiting, until the start timeout: end the whole group now.
-		signalGroup(cmd, syscall.SIGKILL)
+		cancelStart() // kills the process group (cmd.Cancel), so the handshake fails now
 		st = <-ch
 		killGroup(cmd, pc.Kill)
 		stopStart()
