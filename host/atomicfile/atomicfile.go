@@ -1,5 +1,5 @@
-// Package atomicfile writes the files lemctl itself leaves in a run directory (worker specs) so
-// that a reader, a crash or a full disk never leaves a torn or empty file under the final name:
+// Package atomicfile writes the files lemctl itself writes (worker specs in a run directory,
+// the plugin info cache, plugin locks) so that a reader, a crash or a full disk never leaves a torn or empty file under the final name:
 // a temporary file in the same directory, write, fsync, rename over the final name, fsync of the
 // directory.
 //

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/lemctl/lemctl/host/atomicfile"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -124,44 +125,10 @@ func (c *infoCache) save() error {
 	if err != nil {
 		return fmt.Errorf("encode plugin info cache: %w", err)
 	}
-	if err := writeFileAtomic(c.path, raw, 0o600); err != nil {
+	if err := writeAtomic(c.path, raw, 0o600); err != nil {
 		return fmt.Errorf("write plugin info cache: %w", err)
 	}
 	c.dirty = false
-	return nil
-}
-
-// writeFileAtomic writes data to path so that a reader sees either the old or the new content,
-// never a torn file: a temporary file in the same directory, fsync, rename.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file in %s: %w", dir, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
-	}
 	return nil
 }
 
@@ -172,4 +139,13 @@ func DefaultCacheDir() string {
 		return ""
 	}
 	return filepath.Join(d, "lemctl")
+}
+
+// writeAtomic creates path's directory and writes data there with atomicfile.Write (a reader
+// sees the old or the new content, never a torn file).
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	return atomicfile.Write(path, data, perm)
 }

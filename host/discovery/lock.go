@@ -107,7 +107,7 @@ func WriteLock(path string, entries []LockEntry) error {
 	if err != nil {
 		return fmt.Errorf("encode lock file: %w", err)
 	}
-	return writeFileAtomic(abs, append(raw, '\n'), 0o644)
+	return writeAtomic(abs, append(raw, '\n'), 0o644)
 }
 
 // fileSHA256 returns the hex sha256 of the file at path.

@@ -37,7 +37,7 @@ func runHelper() {
 		}
 		pids = append(pids, fmt.Sprint(cl.Pid()))
 	}
-	if err := writeFileAtomic(os.Getenv("LEM_TEST_OPEN_PIDS"), []byte(strings.Join(pids, "\n")), 0o644); err != nil {
+	if err := writeAtomic(os.Getenv("LEM_TEST_OPEN_PIDS"), []byte(strings.Join(pids, "\n")), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		os.Exit(1)
 	}
