@@ -11,8 +11,6 @@ import (
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
-	"github.com/lemctl/lemctl/host/results"
-	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/host/version"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -70,7 +68,7 @@ func aggregateRun(ctx context.Context, o *Options) error {
 	out, err := aggregate.Run(ctx, repo, exp, aggregate.Options{
 		NoStrict: o.NoStrict, AllowMixed: o.AllowMixed, Force: o.Force,
 		LemctlVersion: version.Version, LemctlCommit: version.CommitOrUnknown(),
-		ShownState: shownState,
+		ShownState: resultscmd.ShownState,
 	})
 	var ce *aggregate.CheckError
 	switch {
@@ -97,15 +95,4 @@ func aggregateRun(ctx context.Context, o *Options) error {
 		return cliutil.Failed(fmt.Errorf("aggregate %s is partial (%d failed check(s)); written to %s", exp, len(out.Aggregated.PartialReasons), out.Stored.Path))
 	}
 	return nil
-}
-
-// shownState is a stored manifest's state as this host sees it: "abandoned" for a run still
-// "running" whose lemctl is gone (results.Manifest.ShownState).
-func shownState(m *results.Manifest) string {
-	sys := sysinfo.Default()
-	here, err := sys.Host()
-	if err != nil {
-		return m.State
-	}
-	return m.ShownState(results.Host(here), sys.Running)
 }

@@ -26,12 +26,19 @@ func loadRunState(ctx context.Context, repo sdk.Repository, exp string) runState
 	if err != nil {
 		return runState{}
 	}
+	return runState{State: ShownState(m), Manifest: m}
+}
+
+// ShownState is a stored manifest's state as this host sees it: "abandoned" for a run still
+// "running" whose lemctl is gone (results.Manifest.ShownState); the stored state when this host
+// cannot be read.
+func ShownState(m *results.Manifest) string {
 	sys := sysinfo.Default()
 	here, err := sys.Host()
 	if err != nil {
-		return runState{State: m.State, Manifest: m}
+		return m.State
 	}
-	return runState{State: m.ShownState(results.Host(here), sys.Running), Manifest: m}
+	return m.ShownState(results.Host(here), sys.Running)
 }
 
 // Describe is the state with what a user should know — who died, what to do — or "" when there
