@@ -167,13 +167,9 @@ func (s *Store) ListRaw(ctx context.Context, exp string) ([]sdk.RawEntry, error)
 	if err := check(ctx, exp, 0); err != nil {
 		return nil, err
 	}
-	dir := s.rawDirOf(exp)
-	ents, err := os.ReadDir(dir)
+	dir, ents, err := s.readRawDir(exp, "list raw results")
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: experiment %s has no raw results in %s", sdk.ErrNotFound, exp, dir)
-		}
-		return nil, fmt.Errorf("list raw results of %s: %w", exp, err)
+		return nil, err
 	}
 	var out []sdk.RawEntry
 	for _, e := range ents {
@@ -228,6 +224,19 @@ func readMarker(path string, rank int) (*sdk.Marker, error) {
 	return m.sdk(), nil
 }
 
+// readRawDir reads the experiment's raw directory; a missing one is ErrNotFound.
+func (s *Store) readRawDir(exp, what string) (string, []os.DirEntry, error) {
+	dir := s.rawDirOf(exp)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return dir, nil, fmt.Errorf("%w: experiment %s has no raw results in %s", sdk.ErrNotFound, exp, dir)
+	}
+	if err != nil {
+		return dir, nil, fmt.Errorf("%s of %s: %w", what, exp, err)
+	}
+	return dir, ents, nil
+}
+
 // ListStrays lists the names in the experiment's raw directory that are neither a raw result
 // (process_<rank>.json, a regular file, rank in canonical decimal) nor the completion marker of
 // one (.completed_<rank>): non-canonical names, leftover temp files, markers without a raw
@@ -236,13 +245,9 @@ func (s *Store) ListStrays(ctx context.Context, exp string) ([]sdk.Stray, error)
 	if err := check(ctx, exp, 0); err != nil {
 		return nil, err
 	}
-	dir := s.rawDirOf(exp)
-	ents, err := os.ReadDir(dir)
+	dir, ents, err := s.readRawDir(exp, "list strays")
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%w: experiment %s has no raw results in %s", sdk.ErrNotFound, exp, dir)
-		}
-		return nil, fmt.Errorf("list strays of %s: %w", exp, err)
+		return nil, err
 	}
 	raws := map[int]bool{}
 	for _, e := range ents {
