@@ -172,7 +172,7 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 		return cliutil.Usage(err)
 	}
 	// One process per plugin for the whole parent: the config check, the meter selection, the
-	// GPU inventory, the tokenizer and the repository share it.
+	// device inventory, the tokenizer and the repository share it.
 	sess := cat.NewSession()
 	defer sess.Close()
 
