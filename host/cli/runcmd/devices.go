@@ -23,7 +23,8 @@ func (d meterDevice) String() string { return fmt.Sprintf("%s (%s)", echo.Quote(
 // refuses, as a usage error naming launch.devices and the valid ids, an entry that matches no
 // device, an index or id that matches devices of several plugins (an id only when their
 // visibility environments differ), two entries that name the same device, and a device whose
-// plugin reports no visibility environment (a worker could not be made to see only it).
+// plugin reports no visibility environment (a worker could not be made to see only it) or no
+// vendor (the engine could not be told what it runs on).
 func resolveDevices(entries []string, inv []meterDevice) ([]meterDevice, error) {
 	out := make([]meterDevice, 0, len(entries))
 	named := map[string]string{} // meter + "\x00" + id → the entry that named it
@@ -60,6 +61,9 @@ func resolveDevices(entries []string, inv []meterDevice) ([]meterDevice, error) 
 		named[key] = e
 		if len(d.info.VisibilityEnv) == 0 {
 			return nil, cliutil.Usagef("launch.devices: device %s cannot be isolated: its energy plugin reports no visibility environment for it, so a worker would see every device; use a plugin that reports one (docs/protocol.md, \"Devices\")", d)
+		}
+		if d.info.Vendor == "" {
+			return nil, cliutil.Usagef("launch.devices: device %s reports no vendor, so lemctl cannot tell the engine what it runs on; its energy plugin must describe the device (docs/protocol.md, \"Devices\")", d)
 		}
 		out = append(out, d)
 	}

@@ -21,7 +21,8 @@ func nvidia(uuid string, index int) meterDevice {
 func TestResolveDevices(t *testing.T) {
 	two := []meterDevice{acme("acme0", 0), acme("acme1", 1)}
 	mixed := []meterDevice{acme("acme0", 0), acme("acme1", 1), nvidia("GPU-a", 0)}
-	bare := []meterDevice{{meter: "old-meter", info: sdk.DeviceInfo{ID: "GPU-old", Index: 0}}}
+	bare := []meterDevice{{meter: "old-meter", info: sdk.DeviceInfo{ID: "GPU-old", Vendor: "nvidia", Index: 0}},
+		{meter: "old-meter", info: sdk.DeviceInfo{ID: "GPU-older", Index: 1, VisibilityEnv: map[string]string{"CUDA_VISIBLE_DEVICES": "GPU-older"}}}}
 	for _, tc := range []struct {
 		name    string
 		entries []string
@@ -47,6 +48,7 @@ func TestResolveDevices(t *testing.T) {
 			err: []string{`launch.devices: index 0 and "acme0" name the same device "acme0" (example-meter)`}},
 		{name: "no visibility environment", entries: []string{"GPU-old"}, inv: bare,
 			err: []string{`launch.devices: device "GPU-old" (old-meter) cannot be isolated`, "no visibility environment"}},
+		{name: "no vendor", entries: []string{"GPU-older"}, inv: bare, err: []string{`launch.devices: device "GPU-older" (old-meter) reports no vendor`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := resolveDevices(tc.entries, tc.inv)
