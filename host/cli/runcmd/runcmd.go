@@ -4,7 +4,6 @@
 package runcmd
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -607,7 +606,7 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 		for i := 0; i < per; i++ {
 			s := launch.DeviceSlot{Kind: launch.DeviceAccelerator, Index: d.info.Index, UUID: d.info.ID, Name: d.info.Model,
 				Vendor: d.info.Vendor, Meter: d.meter, Env: maps.Clone(d.info.VisibilityEnv)}
-			s.Slot = fmt.Sprintf("%s:%s:%d", cmp.Or(d.info.Vendor, d.meter), d.info.ID, i)
+			s.Slot = fmt.Sprintf("%s:%s:%d", d.info.Vendor, d.info.ID, i)
 			out = append(out, slot{device: s, threads: cfg.Launch.Threads})
 		}
 	}
