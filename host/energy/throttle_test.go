@@ -92,9 +92,9 @@ func TestThrottleShareRules(t *testing.T) {
 	// skipped, whatever their bits.
 	s := []sdk.Sample{
 		{MonoNS: 2 * sec, ReasonsRead: true, ClockEventReasons: sdk.ClockEventHWSlowdown}, // also covers [0, 2 s)
-		{MonoNS: 3 * sec, ClockEventReasons: 0},                                          // not read: ignored
+		{MonoNS: 3 * sec, ClockEventReasons: 0},                                           // not read: ignored
 		{MonoNS: 5 * sec, ReasonsRead: true},
-		{MonoNS: 6 * sec, ClockEventReasons: sdk.ClockEventHWThermal}, // not read: ignored
+		{MonoNS: 6 * sec, ClockEventReasons: sdk.ClockEventHWThermal},                       // not read: ignored
 		{MonoNS: 9 * sec, ReasonsRead: true, ClockEventReasons: sdk.ClockEventHWPowerBrake}, // holds to the end
 	}
 	share, reasons, ok := ThrottleShare(s, w)
