@@ -28,6 +28,7 @@ const (
 	SourceSet     = "flag --set"
 	SourceDataset = "flag -d"
 	SourcePrompts = "flag -n"
+	SourceCarbon  = "flag --carbon-intensity"
 )
 
 // Overrides are the command-line values that beat the file: -d, -n and --set.
@@ -36,6 +37,9 @@ type Overrides struct {
 	Dataset string
 	// Prompts is -n (workload.prompts); nil leaves the file's value.
 	Prompts *int
+	// CarbonIntensity is --carbon-intensity (energy.carbon_intensity_g_per_kwh); nil leaves the
+	// file's value.
+	CarbonIntensity *float64
 	// Set are the --set arguments, "key.path=VALUE" with VALUE a TOML value, applied in order.
 	Set []string
 }
@@ -186,6 +190,9 @@ func (l *loader) applyOverrides(raw map[string]any) {
 	}
 	if o.Prompts != nil {
 		l.set(raw, []string{"workload", "prompts"}, int64(*o.Prompts), SourcePrompts)
+	}
+	if o.CarbonIntensity != nil {
+		l.set(raw, []string{"energy", "carbon_intensity_g_per_kwh"}, *o.CarbonIntensity, SourceCarbon)
 	}
 	for _, arg := range o.Set {
 		segs, value, err := ParseSet(arg)
@@ -462,6 +469,10 @@ func (l *loader) crossChecks() {
 					fmt.Sprintf("an integer in [2, max_batches (%d)]", hi))
 			}
 		}
+	}
+	if l.has("energy", "carbon_intensity_source") && !l.has("energy", "carbon_intensity_g_per_kwh") {
+		l.errAt(p("energy", "carbon_intensity_source"), "a source without energy.carbon_intensity_g_per_kwh: there is no intensity for it to describe",
+			"set energy.carbon_intensity_g_per_kwh (or --carbon-intensity) too, or remove the source")
 	}
 	if l.has("workload", "min_window_s") && l.has("validity", "min_window_s") {
 		if w, v := l.float("workload", "min_window_s"), l.float("validity", "min_window_s"); w < v {
@@ -758,6 +769,9 @@ func (l *loader) build() *Config {
 		}
 	}
 	c.Energy.Interval = l.str("energy", "interval")
+	if l.has("energy", "carbon_intensity_g_per_kwh") {
+		c.Energy.CarbonIntensity = &Carbon{GPerKWh: l.float("energy", "carbon_intensity_g_per_kwh"), Source: l.str("energy", "carbon_intensity_source")}
+	}
 	c.Energy.Tables = l.meterTables
 	c.Repository = Repository{Plugin: l.str("repository", "plugin"), Path: l.str("repository", "path"), Options: l.repoOpts}
 	c.Validity = Validity{
@@ -766,6 +780,7 @@ func (l *loader) build() *Config {
 		TemperatureDriftC:   l.float("validity", "temperature_drift_c"),
 		IntegrationMismatch: l.float("validity", "integration_mismatch"),
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
+		MaxThrottleShare:    l.float("validity", "max_throttle_share"),
 	}
 	return c
 }

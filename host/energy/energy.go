@@ -96,7 +96,7 @@ func MarkCounted(ds []*results.Domain) []string {
 			ms = append(ms, Measured{ID: d.ID, Kind: d.Kind})
 		}
 	}
-	counted, why := CountedSet(ms)
+	counted, why := countedWithEstimates(ms, ds)
 	in := map[string]bool{}
 	for _, id := range counted {
 		in[id] = true
@@ -169,6 +169,9 @@ type Thresholds struct {
 	// IntegrationMismatch: counter_integration_mismatch when a counter and its integrated
 	// instant power differ by more than this share (0.10 = 10 %) beyond the edge terms.
 	IntegrationMismatch float64
+	// MaxThrottleShare: throttled_window is an error (else a warning) when a domain's clocks
+	// were held down by thermal or power limits for more than this share of the window.
+	MaxThrottleShare float64
 }
 
 // Input is everything one worker (or `lemctl measure`) knows about a window's energy.
@@ -284,6 +287,9 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 	}
 	window := inWindow(de.Samples, in.Window)
 	if f := temperatureDrift(dom.ID, window, in.Thresholds.TemperatureDriftC); f != nil {
+		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+	}
+	if f := throttled(dom.ID, de.Samples, in.Window, in.Thresholds.MaxThrottleShare); f != nil {
 		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
 	}
 	if dom.Method == sdk.MethodCounter && updates >= 5 && !hasCode(de.Health, "counter_reset") && !hasCode(de.Health, "counter_stuck") {
@@ -416,7 +422,11 @@ func phases(samples []sdk.Sample, prefill, decode []Interval) results.EnergyPhas
 func timeline(samples []sdk.Sample) []results.Sample {
 	out := make([]results.Sample, len(samples))
 	for i, s := range samples {
-		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC)}
+		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC),
+			SMClockMHz: finite(s.SMClockMHz), MemoryClockMHz: finite(s.MemoryClockMHz)}
+		if s.ReasonsRead {
+			out[i].ClockEventReasons = results.Uint64(s.ClockEventReasons)
+		}
 	}
 	return out
 }
@@ -463,6 +473,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		}
 	}
 	out.CountedDomainKinds = sortedKeys(kinds)
+	out.Estimated = EstimatedTotal(out.Domains)
 	if counted == 0 {
 		var ids []string
 		for _, d := range out.Domains {

@@ -326,6 +326,23 @@ type Energy struct {
 	// CountedDomains names the domains TotalJ sums (an aggregate over several hosts writes
 	// "hostname/id").
 	CountedDomains []string `json:"counted_domains,omitempty"`
+
+	// Estimated is true when TotalJ counts only estimated domains (method estimate: no energy
+	// counter measured this host); an estimate is never added to a measured total.
+	Estimated bool `json:"estimated,omitempty"`
+	// CO2e is the carbon footprint from the user's carbon intensity; nil when none was configured
+	// or no energy was measured (lemctl never assumes an intensity).
+	CO2e *CO2e `json:"co2e,omitempty"`
+}
+
+// CO2e is TotalJ converted with the user's grid carbon intensity: g = J ÷ 3.6e6 × g/kWh.
+type CO2e struct {
+	G               *float64 `json:"g"`
+	GPerRequest     *float64 `json:"g_per_request"`
+	GPerOutputToken *float64 `json:"g_per_output_token"`
+	// IntensityGPerKWh and Source are the figure used and where the user says it comes from.
+	IntensityGPerKWh float64 `json:"intensity_g_per_kwh"`
+	Source           string  `json:"source"`
 }
 
 // EnergyPhases splits energy between prefill and decode.
@@ -392,6 +409,12 @@ type Sample struct {
 	EnergyUJ     uint64   `json:"energy_uj"`
 	PowerW       *float64 `json:"power_w,omitempty"`
 	TemperatureC *float64 `json:"temperature_c,omitempty"`
+	// SMClockMHz and MemoryClockMHz are the device's clocks, where the meter reads them (nvml).
+	SMClockMHz     *float64 `json:"sm_clock_mhz,omitempty"`
+	MemoryClockMHz *float64 `json:"memory_clock_mhz,omitempty"`
+	// ClockEventReasons are the clock-event reason bits read at this sample (sdk.ClockEvent*,
+	// NVML's layout); absent where not read.
+	ClockEventReasons *uint64 `json:"clock_event_reasons,omitempty"`
 }
 
 // Memory is the peak and model memory of a device (raw) or of all devices (aggregated: the max

@@ -116,9 +116,17 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		if basis != "" {
 			basis = " (" + basis + ")"
 		}
-		row(tw, "energy", fmt.Sprintf("%s J total%s, static %s J, dynamic %s J", num(e.TotalJ, 3), basis, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
+		label := ""
+		if e.Estimated {
+			label = "ESTIMATED (no energy counter: CPU time × watts per core, energy_estimated) "
+		}
+		row(tw, "energy", fmt.Sprintf("%s%s J total%s, static %s J, dynamic %s J", label, num(e.TotalJ, 3), basis, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
 		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
 			num(e.JPerOutputToken, 4), num(e.DynamicJPerOutputToken, 4), num(e.JPerRequest, 3), num(e.TokensPerJ, 4)))
+	}
+	if c := e.CO2e; c != nil {
+		row(tw, "CO₂e", fmt.Sprintf("%s g total, %s g/request, %s g/output token (at %g g CO₂e/kWh, source: %s)",
+			num(c.G, 4), num(c.GPerRequest, 4), num(c.GPerOutputToken, 4), c.IntensityGPerKWh, c.Source))
 	}
 	flops := na
 	if f.Total != nil {

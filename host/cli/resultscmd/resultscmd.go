@@ -335,6 +335,7 @@ var CSVHeader = []string{
 	"energy_total_j", "energy_static_j", "energy_dynamic_j", "j_per_output_token", "dynamic_j_per_output_token",
 	"j_per_request", "tokens_per_j", "flops_total", "flops_per_output_token", "peak_memory_bytes",
 	"valid", "partial",
+	"co2e_g", "co2e_g_per_request", "co2e_g_per_output_token", "carbon_intensity_g_per_kwh", "energy_estimated",
 }
 
 // WriteCSV writes the aggregate's row, then one row per raw result.
@@ -376,7 +377,18 @@ func csvRow(scope, exp, rank, host, slot, hash string, m results.Model, e result
 		cell(l.TTFT.P50), cell(l.TTFT.P90), cell(l.TTFT.P99), cell(l.ITL.P50), cell(l.ITL.P90), cell(l.ITL.P99), cell(l.E2E.P50), cell(l.E2E.P99),
 		cell(en.TotalJ), cell(en.StaticJ), cell(en.DynamicJ), cell(en.JPerOutputToken), cell(en.DynamicJPerOutputToken),
 		cell(en.JPerRequest), cell(en.TokensPerJ), cell(f.Total), cell(f.PerOutputToken), peak,
-		strconv.FormatBool(valid), partial}
+		strconv.FormatBool(valid), partial,
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.G }), co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerRequest }),
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerOutputToken }),
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return &c.IntensityGPerKWh }), strconv.FormatBool(en.Estimated)}
+}
+
+// co2Cell is one CO₂e figure for CSV: empty when no carbon intensity was configured.
+func co2Cell(c *results.CO2e, f func(*results.CO2e) *float64) string {
+	if c == nil {
+		return ""
+	}
+	return cell(f(c))
 }
 
 // cell formats a nullable figure for CSV: empty when not measured, else the shortest exact form.

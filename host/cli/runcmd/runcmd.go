@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,11 +48,13 @@ type Options struct {
 	File    string
 	Dataset string
 	// Prompts is -n; nil when it was not given.
-	Prompts     *int
-	Set         []string
-	NoAggregate bool
-	Progress    string // "text", "json" or "quiet"
-	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	Prompts *int
+	// CarbonIntensity is --carbon-intensity (g CO₂e per kWh); nil when it was not given.
+	CarbonIntensity *float64
+	Set             []string
+	NoAggregate     bool
+	Progress        string // "text", "json" or "quiet"
+	Output          string // the summary on stdout: "table" or "json" (the aggregate as stored)
 }
 
 // NewCommand builds `lemctl run`.
@@ -62,6 +65,7 @@ func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdRun(f, nil) }
 func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	o := &Options{F: f}
 	var prompts int
+	var carbon float64
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
 		Short: "Run an experiment: one worker per device slot, then aggregate",
@@ -79,6 +83,12 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 			if cmd.Flags().Changed("prompts") {
 				o.Prompts = &prompts
 			}
+			if cmd.Flags().Changed("carbon-intensity") {
+				if !(carbon >= 0) || math.IsInf(carbon, 0) {
+					return cliutil.Usagef("--carbon-intensity %v: valid values are grams of CO₂e per kWh, a number ≥ 0", carbon)
+				}
+				o.CarbonIntensity = &carbon
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -88,6 +98,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
 	fl.IntVarP(&prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
+	fl.Float64Var(&carbon, "carbon-intensity", 0, "grid carbon intensity in g CO₂e per kWh, your own figure (beats energy.carbon_intensity_g_per_kwh): results then carry CO₂e per request and per output token")
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
@@ -175,7 +186,7 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	sess := cat.NewSession()
 	defer sess.Close()
 
-	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir}
+	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, CarbonIntensity: o.CarbonIntensity, Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir}
 	var cfg *config.Config
 	if file == "" {
 		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, copts)
@@ -403,8 +414,9 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
-			Energy:        launch.EnergySpec{IntervalNS: interval},
-			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
+			Energy: launch.EnergySpec{IntervalNS: interval, CarbonIntensity: carbonSpec(cfg.Energy.CarbonIntensity)},
+			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC,
+				IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxThrottleShare: cfg.Validity.MaxThrottleShare},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
 			CallTimeouts:  specCallTimeouts(cfg.Launch.CallTimeouts),
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
@@ -419,6 +431,14 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		return nil, err
 	}
 	return p, nil
+}
+
+// carbonSpec carries the configured carbon intensity to the workers; nil when none is set.
+func carbonSpec(c *config.Carbon) *launch.CarbonSpec {
+	if c == nil {
+		return nil
+	}
+	return &launch.CarbonSpec{GPerKWh: c.GPerKWh, Source: c.Source}
 }
 
 // selectMeters resolves the meters of the run: those listed, or under "auto" those that answer
