@@ -69,6 +69,7 @@ func (c *Config) Map() map[string]any {
 			"temperature_drift_c":  c.Validity.TemperatureDriftC,
 			"integration_mismatch": c.Validity.IntegrationMismatch,
 			"min_window_overlap":   c.Validity.MinWindowOverlap,
+			"max_uncertainty":      c.Validity.MaxUncertainty,
 		},
 	}
 	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}

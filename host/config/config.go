@@ -145,6 +145,7 @@ type Validity struct {
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
+	MaxUncertainty      float64 `json:"max_uncertainty"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the

@@ -760,6 +760,7 @@ func (l *loader) build() *Config {
 		TemperatureDriftC:   l.float("validity", "temperature_drift_c"),
 		IntegrationMismatch: l.float("validity", "integration_mismatch"),
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
+		MaxUncertainty:      l.float("validity", "max_uncertainty"),
 	}
 	return c
 }

@@ -647,11 +647,18 @@ func WindowFindings(window Interval, th Thresholds) []results.Finding {
 // CountedBetween sums the energy of the counted domains (ids, from MarkCounted; each domain id
 // once) over iv, in joules; nil when none was measured. A repeat's energy uses it.
 func CountedBetween(ms []*sdk.Measurement, iv Interval, ids []string) *float64 {
+	j, _ := CountedBetweenU(ms, iv, ids)
+	return j
+}
+
+// CountedBetweenU is CountedBetween with the standard uncertainty of the sum (the domains'
+// budgets in quadrature).
+func CountedBetweenU(ms []*sdk.Measurement, iv Interval, ids []string) (j, u *float64) {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	total, n := 0.0, 0
+	total, u2, n := 0.0, 0.0, 0
 	seen := map[string]bool{}
 	for _, m := range ms {
 		for _, d := range m.Domains {
@@ -661,14 +668,15 @@ func CountedBetween(ms []*sdk.Measurement, iv Interval, ids []string) *float64 {
 			seen[d.Domain.ID] = true
 			if b, ok := interval(d.Samples, d.Domain, iv.StartMonoNS, iv.EndMonoNS, nil); ok {
 				total += b.j
+				u2 += b.u() * b.u()
 				n++
 			}
 		}
 	}
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
-	return results.Float(total)
+	return results.Float(total), results.Float(math.Sqrt(u2))
 }
 
 func sortedKeys(m map[string]bool) []string {

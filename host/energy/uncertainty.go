@@ -52,9 +52,10 @@ func isKnot(s []sdk.Sample, j int) bool {
 // knotTime is where the curve places knot k: a knot that is a counter update was seen at its
 // sample, up to knotLag after the update happened, so it is placed half that lag earlier (the
 // update instant's expected value); the first and the last sample stay at their sample. upd is
-// the domain's update period (0: unknown; negative: knots stay at their samples, as At places them).
+// the domain's update period; when it is unknown (0) the lag is unknown too and knots stay at
+// their samples, as At (negative) places them.
 func knotTime(s []sdk.Sample, k int, upd time.Duration) int64 {
-	if upd < 0 || k == 0 || s[k].Energy == s[k-1].Energy {
+	if upd <= 0 || k == 0 || s[k].Energy == s[k-1].Energy {
 		return s[k].MonoNS
 	}
 	return s[k].MonoNS - int64(knotLag(s, k, upd)*1e9)/2
@@ -201,9 +202,15 @@ func interval(s []sdk.Sample, dom sdk.Domain, t0, t1 int64, m *phaseModel) (budg
 	out := budget{j: b.j - a.j, coverage: coverageOf(dom)}
 	out.quant = q / math.Sqrt(6) // two reads, each q/√12, independent
 	out.gap = math.Hypot(a.gap, b.gap)
-	// Knots sit at their expected update instants, so each read's lag error is zero-mean and
-	// uniform on ± L/2: P·L/√12 per read, independent.
-	out.update = math.Hypot(a.powerW*a.lag, b.powerW*b.lag) / math.Sqrt(12)
+	// With a declared update period, knots sit at their expected update instants, so each read's
+	// lag error is zero-mean and uniform on ± L/2: P·L/√12 per read, independent. Without one,
+	// knots stay at their samples and each read is low by P·l, l uniform on [0, L] (L the sample
+	// spacing): the spreads are independent, the means (P·L/2) are common and subtract.
+	la, lb := a.powerW*a.lag, b.powerW*b.lag
+	out.update = math.Hypot(la, lb) / math.Sqrt(12)
+	if dom.UpdatePeriod <= 0 {
+		out.update = math.Sqrt((la*la+lb*lb)/12 + (lb-la)*(lb-la)/4)
+	}
 	for _, p := range []point{a, b} {
 		if p.between {
 			out.between++

@@ -272,7 +272,8 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	iv := energy.Interval{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS}
 	v := config.DefaultValidity() // measure has no config: the [validity] defaults
 	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
-		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch}})
+		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch,
+			MaxUncertainty: v.MaxUncertainty}})
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
 	rep.CountedDomains = append([]string{}, e.CountedDomains...)
 	samples := map[string][]sdk.Sample{}

@@ -395,7 +395,7 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
 			Energy:        launch.EnergySpec{IntervalNS: interval},
-			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
+			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxUncertainty: cfg.Validity.MaxUncertainty},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
 		}
