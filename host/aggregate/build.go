@@ -382,7 +382,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 	}
 	var total, static, prefill, decode float64
 	var uTotal, uStatic, uPrefill, uDecode float64 // Σ u² over the counted domains (independent devices)
-	counted, staticKnown, phasesKnown, uKnown := false, true, true, true
+	counted, staticKnown, phasesKnown, uKnown, staticUKnown := false, true, true, true, true
 	kinds := map[string]bool{}
 	for _, k := range sortedStrings(byHost) {
 		for _, id := range hostenergy.MarkCounted(byHost[k]) {
@@ -409,7 +409,9 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			staticKnown = false
 		} else {
 			static += *d.StaticJ
-			if d.StaticUncertaintyJ != nil {
+			if d.StaticUncertaintyJ == nil {
+				staticUKnown = false
+			} else {
 				uStatic += *d.StaticUncertaintyJ * *d.StaticUncertaintyJ
 			}
 		}
@@ -439,7 +441,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 		e.StaticJ = results.Float(static)
 		e.DynamicJ = results.Float(dyn)
 		e.DynamicJPerOutputToken = results.Ratio(dyn, out)
-		if uKnown {
+		if uKnown && staticUKnown {
 			e.StaticUncertaintyJ = results.Float(math.Sqrt(uStatic))
 			ud := math.Sqrt(uTotal + uStatic)
 			e.DynamicUncertaintyJ = results.Float(ud)

@@ -335,6 +335,10 @@ var CSVHeader = []string{
 	"energy_total_j", "energy_static_j", "energy_dynamic_j", "j_per_output_token", "dynamic_j_per_output_token",
 	"j_per_request", "tokens_per_j", "flops_total", "flops_per_output_token", "peak_memory_bytes",
 	"valid", "partial",
+	// Added with the uncertainty budget (after the older columns, so their positions hold).
+	"energy_uncertainty_j", "energy_relative_uncertainty", "energy_static_uncertainty_j", "energy_dynamic_uncertainty_j",
+	"j_per_output_token_uncertainty", "tokens_per_j_uncertainty",
+	"prefill_j", "prefill_uncertainty_j", "decode_j", "decode_uncertainty_j",
 }
 
 // WriteCSV writes the aggregate's row, then one row per raw result.
@@ -376,7 +380,10 @@ func csvRow(scope, exp, rank, host, slot, hash string, m results.Model, e result
 		cell(l.TTFT.P50), cell(l.TTFT.P90), cell(l.TTFT.P99), cell(l.ITL.P50), cell(l.ITL.P90), cell(l.ITL.P99), cell(l.E2E.P50), cell(l.E2E.P99),
 		cell(en.TotalJ), cell(en.StaticJ), cell(en.DynamicJ), cell(en.JPerOutputToken), cell(en.DynamicJPerOutputToken),
 		cell(en.JPerRequest), cell(en.TokensPerJ), cell(f.Total), cell(f.PerOutputToken), peak,
-		strconv.FormatBool(valid), partial}
+		strconv.FormatBool(valid), partial,
+		cell(en.UncertaintyJ), cell(en.RelativeUncertainty), cell(en.StaticUncertaintyJ), cell(en.DynamicUncertaintyJ),
+		cell(en.JPerOutputTokenUncertainty), cell(en.TokensPerJUncertainty),
+		cell(en.Phases.PrefillJ), cell(en.Phases.PrefillUncertaintyJ), cell(en.Phases.DecodeJ), cell(en.Phases.DecodeUncertaintyJ)}
 }
 
 // cell formats a nullable figure for CSV: empty when not measured, else the shortest exact form.
