@@ -9,24 +9,14 @@ import (
 	"github.com/lemctl/lemctl/sdk"
 )
 
-// The uncertainty budget (docs/methodology.md, "Uncertainty budget"). Every figure below is a
-// standard uncertainty (one σ) in joules; the 95 % interval of a figure is ± 2σ.
-//
-// The cumulative curve is read at an instant t from the counter's update points ("knots": the
-// first sample of each counter value, the first and the last sample), linearly interpolated
-// between the two knots around t. At each read instant:
-//   - quantisation: the counter floors to its resolution q, an error uniform on [0, q) → q/√12;
-//   - edge gap: between knots the curve's true course is unknown; its value lies in [lo, hi], where
-//     power is bounded by the domain's maximum power (or the segment's own mean power when that
-//     is higher): lo = max(v1, v2 − P·(t2 − t)), hi = min(v1 + P·(t − t1), v2). Treated as uniform
-//     on that range, the interpolation's error has σ = √(R²/12 + (estimate − midpoint)²) with
-//     R = hi − lo ≤ P_max × gap;
-//   - update: a knot is seen up to L = min(update period, the gap to the sample before it) after
-//     the counter updated, so the curve runs late by l uniform on [0, L] and reads P·l low.
-// Over an interval [a, b] the two read instants' quantisation and edge-gap errors are independent
-// (quadrature); the update lags have a common mean that cancels where the power at both ends is
-// the same and is summed (signed) otherwise: σ_update² = (Pa²La² + Pb²Lb²)/12 + ((Pb·Lb − Pa·La)/2)².
-// A domain whose energy is integrated or averaged power adds a coverage term (coverage).
+// The uncertainty budget (docs/methodology.md, "Uncertainty budget", states the same model term
+// by term). Every figure is a standard uncertainty (one σ) in joules; the 95 % interval is ± 2σ.
+// The curve is read at an instant from the counter's update points (knots: the first sample of
+// each counter value, and the first and last sample), placed at their expected update instants
+// when the domain declares an update period (knotTime). Per read: quantisation q/√12; the edge
+// gap, √(R²/12 + offset²) over the range the true value can take between the two knots around
+// it (bounded by max power × gap); the update lag P·L/√12. Over an interval the two reads are
+// independent (quadrature). Integrated or averaged power adds the coverage term (coverageTerm).
 
 // studyCoverage is the share of a window that an integrated or averaged power reading represents
 // when the meter says nothing better: the nvidia-smi sampling study found that on A100 and H100
