@@ -76,6 +76,7 @@ func (c *Config) Map() map[string]any {
 			"integration_mismatch": c.Validity.IntegrationMismatch,
 			"min_window_overlap":   c.Validity.MinWindowOverlap,
 			"max_throttle_share":   c.Validity.MaxThrottleShare,
+			"max_uncertainty":      c.Validity.MaxUncertainty,
 		},
 	}
 	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}

@@ -167,6 +167,7 @@ type Validity struct {
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
 	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	MaxUncertainty      float64 `json:"max_uncertainty"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the

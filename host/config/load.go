@@ -781,6 +781,7 @@ func (l *loader) build() *Config {
 		IntegrationMismatch: l.float("validity", "integration_mismatch"),
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
 		MaxThrottleShare:    l.float("validity", "max_throttle_share"),
+		MaxUncertainty:      l.float("validity", "max_uncertainty"),
 	}
 	return c
 }

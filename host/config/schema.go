@@ -169,6 +169,8 @@ var schema = []keySpec{
 		doc: "too_few_counter_updates (a warning) when a measured domain's counter changed fewer times in the window. 0: no minimum."},
 	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
 		doc: "temperature_drift (a warning) when a domain's temperature, over the samples read inside the measured window, ranges over more than this many °C (meters that report a temperature, such as nvml)."},
+	{path: p("validity", "max_uncertainty"), kind: kFloat, def: 0.10, min: sdk.Bound(0), max: sdk.Bound(10),
+		doc: "uncertainty_too_high (an error: the result is invalid) when the total energy's standard uncertainty is more than this share of it (0.10 = 10 %); 0 means no limit (docs/methodology.md, \"Uncertainty budget\")."},
 	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
 		doc: "counter_integration_mismatch (a warning) when a counter domain's energy and its integrated instant power differ, over the window, by more than this share of the integral (0.10 = 10 %) plus the edge term (docs/methodology.md, \"Validity\"; meters that report both, such as nvml)."},
 	{path: p("validity", "max_throttle_share"), kind: kFloat, def: 0.05, min: sdk.Bound(0), max: sdk.Bound(1),

@@ -227,6 +227,8 @@ type ValiditySpec struct {
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	// MaxUncertainty: 0 (a spec without the key) means no limit.
+	MaxUncertainty float64 `json:"max_uncertainty"`
 }
 
 // WriteSpec writes s to path (0600) atomically (host/atomicfile): a full disk fails the launch

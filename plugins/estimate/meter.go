@@ -144,7 +144,7 @@ func domainID(pid int) string { return "estimate:cpu:" + strconv.Itoa(pid) }
 func (v view) domain() sdk.Domain {
 	d := sdk.Domain{ID: domainID(v.root), Name: fmt.Sprintf("CPU time of process %d and its descendants × watts per core", v.root),
 		Kind: sdk.DomainPackage, Scope: sdk.ScopeProcess, Method: sdk.MethodEstimate, Confidence: sdk.ConfidenceEstimate,
-		Available: v.reason == "", Reason: v.reason, UpdatePeriod: MinInterval, DeviceIndex: -1}
+		Available: v.reason == "", Reason: v.reason, UpdatePeriod: MinInterval}
 	if v.watts > 0 {
 		// One clock tick of one core.
 		d.Resolution = units.Energy(ticksToMicrojoules(1, v.watts))

@@ -336,6 +336,10 @@ var CSVHeader = []string{
 	"j_per_request", "tokens_per_j", "flops_total", "flops_per_output_token", "peak_memory_bytes",
 	"valid", "partial",
 	"co2e_g", "co2e_g_per_request", "co2e_g_per_output_token", "carbon_intensity_g_per_kwh", "energy_estimated",
+	// Added with the uncertainty budget (after the older columns, so their positions hold).
+	"energy_uncertainty_j", "energy_relative_uncertainty", "energy_static_uncertainty_j", "energy_dynamic_uncertainty_j",
+	"j_per_output_token_uncertainty", "tokens_per_j_uncertainty",
+	"prefill_j", "prefill_uncertainty_j", "decode_j", "decode_uncertainty_j",
 }
 
 // WriteCSV writes the aggregate's row, then one row per raw result.
@@ -380,7 +384,10 @@ func csvRow(scope, exp, rank, host, slot, hash string, m results.Model, e result
 		strconv.FormatBool(valid), partial,
 		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.G }), co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerRequest }),
 		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerOutputToken }),
-		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return &c.IntensityGPerKWh }), strconv.FormatBool(en.Estimated)}
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return &c.IntensityGPerKWh }), strconv.FormatBool(en.Estimated),
+		cell(en.UncertaintyJ), cell(en.RelativeUncertainty), cell(en.StaticUncertaintyJ), cell(en.DynamicUncertaintyJ),
+		cell(en.JPerOutputTokenUncertainty), cell(en.TokensPerJUncertainty),
+		cell(en.Phases.PrefillJ), cell(en.Phases.PrefillUncertaintyJ), cell(en.Phases.DecodeJ), cell(en.Phases.DecodeUncertaintyJ)}
 }
 
 // co2Cell is one CO₂e figure for CSV: empty when no carbon intensity was configured.
