@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/lemctl/lemctl/host/atomicfile"
+	"github.com/lemctl/lemctl/host/results"
 )
 
 // Stored files of a study, under <results dir>/studies/<study id>/ (docs/studies.md).
@@ -168,3 +169,6 @@ func Load(resultsDir, id string) (*Aggregate, []byte, error) {
 	}
 	return &a, data, nil
 }
+
+// Resumable reports whether `sweep --resume` can continue the study: it did not complete.
+func (m *Manifest) Resumable() bool { return m.State != results.StateCompleted }
