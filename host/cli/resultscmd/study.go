@@ -116,7 +116,7 @@ func WriteStudy(w io.Writer, a *study.Aggregate) error {
 			continue
 		}
 		fmt.Fprintf(w, "\npoint %s:", p.ID)
-		if err := WriteFindings(w, "  ", p.Findings, nil); err != nil {
+		if err := WriteFindings(w, "  ", groupFindings(p.Findings), nil); err != nil {
 			return err
 		}
 	}
@@ -266,4 +266,30 @@ func writeStudyList(w io.Writer, studies []ListEntry) error {
 			fmt.Sprintf("%d/%d", s.CompletedCycles, s.Points*s.Cycles), wall(s.ModifiedUnixNS)})
 	}
 	return render.Table(w, []string{"STUDY", "STATE", "POINTS", "CYCLES", "EXPERIMENTS", "MODIFIED"}, rows)
+}
+
+// groupFindings shows a finding that recurs over a point's cycles once: the first cycle's
+// message, with how many cycles had it (study.json keeps every one).
+func groupFindings(fs []results.Finding) []results.Finding {
+	type key struct{ code, severity, domain string }
+	var order []key
+	first := map[key]results.Finding{}
+	count := map[key]int{}
+	for _, f := range fs {
+		k := key{f.Code, f.Severity, f.Domain}
+		if _, ok := first[k]; !ok {
+			order = append(order, k)
+			first[k] = f
+		}
+		count[k]++
+	}
+	out := make([]results.Finding, 0, len(order))
+	for _, k := range order {
+		f := first[k]
+		if n := count[k]; n > 1 {
+			f.Message += fmt.Sprintf(" (and %d more cycle(s) with %s)", n-1, orNA(f.Code))
+		}
+		out = append(out, f)
+	}
+	return out
 }
