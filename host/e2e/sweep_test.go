@@ -176,8 +176,8 @@ order = "interleaved"
 		}
 		for _, exp := range p.Experiments {
 			ag := readAggregated(t, res, exp)
-			if got := *ag.Workload.BatchSize; int64(got) != p.Settings["workload.batch_size"].(int64) {
-				t.Errorf("point %s experiment %s ran batch size %d", p.ID, exp, got)
+			if got, want := *ag.Workload.BatchSize, p.Settings["workload.batch_size"]; float64(got) != want {
+				t.Errorf("point %s experiment %s ran batch size %d, the point set %v", p.ID, exp, got, want)
 			}
 		}
 	}
