@@ -23,6 +23,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/pluginscmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
+	"github.com/lemctl/lemctl/host/cli/sweepcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/echo"
@@ -91,6 +92,7 @@ func newRoot(f *cliutil.Factory) *cobra.Command {
 // commands lists the constructors of lemctl's subcommands; each lives in its own package.
 var commands = []func(*cliutil.Factory) *cobra.Command{
 	runcmd.NewCommand,
+	sweepcmd.NewCommand,
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
 	resultscmd.NewCommand,

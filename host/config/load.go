@@ -42,6 +42,16 @@ type Overrides struct {
 	CarbonIntensity *float64
 	// Set are the --set arguments, "key.path=VALUE" with VALUE a TOML value, applied in order.
 	Set []string
+	// Values are dotted keys set to already-decoded TOML values (a study's point), applied in
+	// order after Set; each records its own Source, which errors about the key name.
+	Values []Setting
+}
+
+// Setting is a dotted key set to a decoded TOML value by something other than the file.
+type Setting struct {
+	Key    string // "workload.batch_size"
+	Value  any    // a TOML value as BurntSushi/toml decodes it (int64, float64, string, …)
+	Source string // where it comes from, e.g. "study.toml point p01"
 }
 
 // Options control Load.
@@ -203,6 +213,26 @@ func (l *loader) applyOverrides(raw map[string]any) {
 		}
 		l.set(raw, segs, value, SourceSet)
 	}
+	for _, v := range o.Values {
+		segs, err := ParseKey(v.Key)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: v.Source, Message: err.Error(), Valid: "a dotted key such as workload.batch_size"})
+			continue
+		}
+		l.set(raw, segs, v.Value, v.Source)
+	}
+}
+
+// ParseKey splits a dotted key ("energy.example-meter.power_w", quoted segments allowed) into
+// its segments.
+func ParseKey(key string) ([]string, error) {
+	s := &keyScanner{src: []byte(key), line: 1, lines: map[string]int{}}
+	segs, ok := s.key()
+	s.skipSpace(false)
+	if !ok || len(segs) == 0 || !s.eof() {
+		return nil, fmt.Errorf("%s is not a dotted key", echo.Quote(key))
+	}
+	return segs, nil
 }
 
 func (l *loader) set(raw map[string]any, segs []string, value any, source string) {

@@ -15,6 +15,7 @@ import (
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/study"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -40,7 +41,7 @@ func NewCmdList(f *cliutil.Factory, runF func(*ListOptions) error) *cobra.Comman
 	opts := &ListOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the experiments in the results repository",
+		Short: "List the experiments and studies in the results repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -65,7 +66,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	}
 	out := []ListEntry{}
 	for _, e := range exps {
-		le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
+		le := ListEntry{ID: e.ID, Kind: "experiment", RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
 			Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
 		if e.Manifest {
 			le.State = loadRunState(ctx, repo, e.ID).State
@@ -81,8 +82,15 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		}
 		out = append(out, le)
 	}
+	studies, err := listStudies(f)
+	if err != nil {
+		return err
+	}
 	if opts.Output == render.FormatJSON {
-		return render.JSON(f.Out, out)
+		return render.JSON(f.Out, append(out, studies...))
+	}
+	if len(studies) > 0 {
+		defer func() { _ = writeStudyList(f.Out, studies) }()
 	}
 	if len(exps) == 0 {
 		_, err := fmt.Fprintf(f.Out, "no experiments in %s\n", f.ResultsDir)
@@ -100,6 +108,8 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 // "—" in the table) when it has none.
 type ListEntry struct {
 	ID string `json:"id"`
+	// Kind is "experiment" or "study" (a study's entry has its state, points and cycles).
+	Kind string `json:"kind"`
 	// State is the run's state from its manifest ("" without one), "abandoned" for a run still
 	// "running" whose lemctl is gone.
 	State           string   `json:"state,omitempty"`
@@ -113,6 +123,10 @@ type ListEntry struct {
 	Aggregated      bool     `json:"aggregated"`
 	Manifest        bool     `json:"manifest"`
 	ModifiedUnixNS  int64    `json:"modified_unix_ns"`
+	// Points, Cycles and CompletedCycles describe a study (kind "study").
+	Points          int `json:"points,omitempty"`
+	Cycles          int `json:"cycles,omitempty"`
+	CompletedCycles int `json:"completed_cycles,omitempty"`
 }
 
 // ShowOptions are `results show`'s.
@@ -127,8 +141,8 @@ type ShowOptions struct {
 func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Command {
 	opts := &ShowOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "show EXP",
-		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result)",
+		Use:   "show EXP|STUDY",
+		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result), or a study's table",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Exp = args[0]
@@ -145,6 +159,9 @@ func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Comman
 
 func showRun(ctx context.Context, opts *ShowOptions) error {
 	f, exp := opts.F, opts.Exp
+	if study.Exists(f.ResultsDir, exp) {
+		return showStudy(f, exp, opts.Raw, opts.Output)
+	}
 	repo, err := f.Repository(ctx)
 	if err != nil {
 		return err
@@ -271,8 +288,8 @@ type ExportOptions struct {
 func NewCmdExport(f *cliutil.Factory, runF func(*ExportOptions) error) *cobra.Command {
 	opts := &ExportOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "export EXP",
-		Short: "Export an experiment's results: the aggregate as JSON, or one CSV (or table) row for the aggregate and one per rank",
+		Use:   "export EXP|STUDY",
+		Short: "Export an experiment's results (the aggregate as JSON, or one CSV row for the aggregate and one per rank) or a study's (one row per point)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Exp = args[0]
@@ -288,6 +305,9 @@ func NewCmdExport(f *cliutil.Factory, runF func(*ExportOptions) error) *cobra.Co
 
 func exportRun(ctx context.Context, opts *ExportOptions) error {
 	f, exp := opts.F, opts.Exp
+	if study.Exists(f.ResultsDir, exp) {
+		return exportStudy(f, exp, opts.Format)
+	}
 	repo, err := f.Repository(ctx)
 	if err != nil {
 		return err
