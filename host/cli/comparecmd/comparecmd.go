@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -150,7 +151,8 @@ type Figure struct {
 
 // WelchJSON is Welch's test of a Figure.
 type WelchJSON struct {
-	T    float64        `json:"t"`
+	// T is null when both samples are constant and differ (an infinite t).
+	T    *float64       `json:"t"`
 	DF   float64        `json:"df"`
 	P    float64        `json:"p"`
 	CI95 stats.Interval `json:"ci95"`
@@ -435,8 +437,9 @@ func compareFigures(a, b map[string][]float64) []Figure {
 
 func ptr(v float64) *float64 { return &v }
 
+// finite is v, or nil when v is NaN or infinite (JSON has neither).
 func finite(v float64) *float64 {
-	if v != v {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return nil
 	}
 	return &v
@@ -468,7 +471,7 @@ func compareFigure(name string, a, b []float64) Figure {
 	}
 	f.StdA, f.StdB = ptr(c.StdA), ptr(c.StdB)
 	f.DiffCI95, f.Method = &c.CI, c.Method
-	f.Welch = &WelchJSON{T: c.Welch.T, DF: c.Welch.DF, P: c.Welch.P, CI95: c.Welch.CI}
+	f.Welch = &WelchJSON{T: finite(c.Welch.T), DF: c.Welch.DF, P: c.Welch.P, CI95: c.Welch.CI}
 	f.BootstrapCI95 = &c.Bootstrap
 	if c.Ratio != nil {
 		f.RatioCI95 = &c.Ratio.CI

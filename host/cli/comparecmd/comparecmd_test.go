@@ -332,3 +332,22 @@ func TestStudyFiles(t *testing.T) {
 		t.Errorf("a bad study file: %v", err)
 	}
 }
+
+// TestConstantSamplesEncode: two constant samples that differ give an infinite t, which JSON
+// cannot hold: it is null, and the report still encodes.
+func TestConstantSamplesEncode(t *testing.T) {
+	f := compareFigure("output_tokens", []float64{128, 128, 128}, []float64{120, 120, 120})
+	if f.Welch == nil || f.Welch.T != nil || !f.Significant {
+		t.Errorf("constant samples: %+v", f)
+	}
+	if _, err := json.Marshal(f); err != nil {
+		t.Errorf("encode: %v", err)
+	}
+	g := compareFigure("output_tokens", []float64{128, 128, 128}, []float64{128, 128, 128})
+	if g.Significant || g.HedgesG != nil {
+		t.Errorf("equal constant samples: %+v", g)
+	}
+	if _, err := json.Marshal(g); err != nil {
+		t.Errorf("encode: %v", err)
+	}
+}
