@@ -36,6 +36,13 @@ func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error)
 	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, `/\`) {
 		return nil, cliutil.Usagef("study id %q: want the name of a directory under %s", id, filepath.Join(f.Dir, "studies"))
 	}
+	if fi, err := os.Stat(f.Dir); err != nil || !fi.IsDir() {
+		why := "not a directory"
+		if errors.Is(err, fs.ErrNotExist) {
+			why = "does not exist"
+		}
+		return nil, cliutil.Usagef("--results-dir %s: %s (studies are stored there by lemctl sweep; pass the directory you ran with)", f.Dir, why)
+	}
 	path := f.Path(id)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
