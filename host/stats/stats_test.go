@@ -3,6 +3,7 @@ package stats
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/lemctl/lemctl/host/results"
@@ -250,4 +251,29 @@ func TestParetoMin(t *testing.T) {
 			t.Fatalf("pareto = %v, want %v", got, want)
 		}
 	}
+}
+
+// TestBootstrapMatchesTheExactBootstrapDistribution: for samples this small every resample can be
+// enumerated (3³ × 3³ = 729 equally likely pairs), so the bootstrap distribution of the difference
+// of means is known exactly; the Monte Carlo interval must land on its 2.5 % and 97.5 % quantiles
+// (the atoms are 1/3 apart: within half of that).
+func TestBootstrapMatchesTheExactBootstrapDistribution(t *testing.T) {
+	a := []float64{1, 2, 3}
+	b := []float64{2, 5, 9}
+	var diffs []float64
+	for i := range 27 {
+		for j := range 27 {
+			ma := (a[i%3] + a[i/3%3] + a[i/9]) / 3
+			mb := (b[j%3] + b[j/3%3] + b[j/9]) / 3
+			diffs = append(diffs, mb-ma)
+		}
+	}
+	slices.Sort(diffs)
+	exact := Interval{quantile7(diffs, 0.025), quantile7(diffs, 0.975)}
+	got, err := BootstrapDiff(a, b, 0.05, 20000, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "low", got.Low, exact.Low, 1.0/6)
+	near(t, "high", got.High, exact.High, 1.0/6)
 }
