@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cli/aggregatecmd"
+	"github.com/lemctl/lemctl/host/cli/comparecmd"
 	"github.com/lemctl/lemctl/host/cli/configcmd"
 	"github.com/lemctl/lemctl/host/cli/datasetscmd"
+	"github.com/lemctl/lemctl/host/cli/frontiercmd"
 	"github.com/lemctl/lemctl/host/cli/generatecmd"
 	"github.com/lemctl/lemctl/host/cli/measurecmd"
 	"github.com/lemctl/lemctl/host/cli/modelcmd"
@@ -96,6 +98,8 @@ var commands = []func(*cliutil.Factory) *cobra.Command{
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
 	resultscmd.NewCommand,
+	comparecmd.NewCommand,
+	frontiercmd.NewCommand,
 	configcmd.NewCommand,
 	datasetscmd.NewCommand,
 	generatecmd.NewCommand,

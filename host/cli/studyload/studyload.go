@@ -1,0 +1,119 @@
+// Package studyload reads what `lemctl compare` and `lemctl frontier` compare: stored studies
+// (<results dir>/studies/<id>/study.json, the shape of host/study) and experiments' aggregates
+// (through the results repository), behind the small loaders those commands define. It only
+// reads: it must never write to or change a results directory.
+package studyload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lemctl/lemctl/host/cliutil"
+	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/study"
+	"github.com/lemctl/lemctl/sdk"
+)
+
+// ErrNoStudy is wrapped by Files.LoadStudy when the results directory has no such study.
+var ErrNoStudy = errors.New("no such study")
+
+// Files reads studies from a results directory: Dir/studies/<id>/study.json.
+type Files struct {
+	Dir string
+}
+
+// Path is where the study id is stored.
+func (f Files) Path(id string) string { return filepath.Join(f.Dir, "studies", id, "study.json") }
+
+// LoadStudy reads and checks the stored study id.
+func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error) {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, `/\`) {
+		return nil, cliutil.Usagef("study id %q: want the name of a directory under %s", id, filepath.Join(f.Dir, "studies"))
+	}
+	if fi, err := os.Stat(f.Dir); err != nil || !fi.IsDir() {
+		why := "not a directory"
+		if errors.Is(err, fs.ErrNotExist) {
+			why = "does not exist"
+		}
+		return nil, cliutil.Usagef("--results-dir %s: %s (studies are stored there by lemctl sweep; pass the directory you ran with)", f.Dir, why)
+	}
+	path := f.Path(id)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, cliutil.Failed(fmt.Errorf("study %s: %w (%s does not exist)", id, ErrNoStudy, path))
+	}
+	if err != nil {
+		return nil, cliutil.Failed(fmt.Errorf("study %s: %w", id, err))
+	}
+	s, err := Decode(data)
+	if err != nil {
+		return nil, cliutil.Failed(fmt.Errorf("%s: %w", path, err))
+	}
+	return s, nil
+}
+
+// Decode parses a stored study and checks its kind and schema version.
+func Decode(data []byte) (*study.Aggregate, error) {
+	var s study.Aggregate
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("not a study: %w", err)
+	}
+	if s.Kind != study.Kind {
+		return nil, fmt.Errorf("kind is %q, want %q", s.Kind, study.Kind)
+	}
+	if s.SchemaVersion != study.SchemaVersion {
+		return nil, fmt.Errorf("schema_version is %q; this lemctl reads %q", s.SchemaVersion, study.SchemaVersion)
+	}
+	return &s, nil
+}
+
+// Exists reports whether the results directory holds a study called id.
+func (f Files) Exists(id string) bool {
+	if id == "" || strings.ContainsAny(id, `/\`) {
+		return false
+	}
+	_, err := os.Stat(f.Path(id))
+	return err == nil
+}
+
+// Aggregates loads experiments' aggregates through a results repository.
+type Aggregates struct {
+	Repo sdk.Repository
+}
+
+// LoadAggregate reads and decodes the aggregate of experiment id.
+func (a Aggregates) LoadAggregate(ctx context.Context, id string) (*results.Aggregated, error) {
+	data, err := a.Repo.LoadAggregated(ctx, id)
+	if errors.Is(err, sdk.ErrNotFound) {
+		return nil, cliutil.Failed(fmt.Errorf("experiment %s has no aggregate (is it an experiment id? run `lemctl results list`, or `lemctl aggregate %s`): %w", id, id, err))
+	}
+	if errors.Is(err, sdk.ErrInvalidArgument) {
+		return nil, cliutil.Usage(fmt.Errorf("experiment id %q: %w", id, err))
+	}
+	if err != nil {
+		return nil, cliutil.Failed(fmt.Errorf("load the aggregate of %s: %w", id, err))
+	}
+	agg, err := results.DecodeAggregated(data)
+	if err != nil {
+		return nil, cliutil.Failed(fmt.Errorf("the aggregate of %s: %w", id, err))
+	}
+	return agg, nil
+}
+
+// Point finds the point id of s ("p01"), or says which points there are.
+func Point(s *study.Aggregate, id string) (*study.PointAggregate, error) {
+	var ids []string
+	for i := range s.Points {
+		if s.Points[i].ID == id {
+			return &s.Points[i], nil
+		}
+		ids = append(ids, s.Points[i].ID)
+	}
+	return nil, cliutil.Usagef("study %s has no point %q (its points: %s)", s.StudyID, id, strings.Join(ids, ", "))
+}
