@@ -35,7 +35,7 @@ func TestPresetParameters(t *testing.T) {
 			t.Errorf("%s: %d parameters, want %d", tc.preset, got, tc.want)
 		}
 	}
-	if got, want := synth.PresetList(), "gpt2-124m, gpt2-tiny, llama-tiny"; got != want {
+	if got, want := synth.PresetList(), "gpt2-124m, gpt2-tiny, llama-tiny (each also as <preset>-q8 or <preset>-q4: int8 or int4 weights)"; got != want {
 		t.Errorf("PresetList = %q, want %q", got, want)
 	}
 }
