@@ -103,7 +103,9 @@ func (p Preset) WithPrecision(q Precision) Preset {
 }
 
 // PresetList is Presets joined for messages.
-func PresetList() string { return strings.Join(Presets(), ", ") + " (each also as <preset>-q8 or <preset>-q4: int8 or int4 weights)" }
+func PresetList() string {
+	return strings.Join(Presets(), ", ") + " (each also as <preset>-q8 or <preset>-q4: int8 or int4 weights)"
+}
 
 // Parameters counts the parameters the preset's initialisers hold (a tied head once).
 func (p Preset) Parameters() int64 {
