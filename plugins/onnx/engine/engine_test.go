@@ -461,3 +461,39 @@ func TestTokenIDsOnly(t *testing.T) {
 		t.Errorf("text prompt: %v, want an invalid-argument error naming token_ids_only", err)
 	}
 }
+
+// TestQuantisedGreedyEqualsNode: the greedy ids of the int8 and int4 presets (and of fp32
+// gpt2-tiny, as a control) equal those of an independent decoder, onnxruntime-node, on the
+// same file, each prompt alone; and their agreement with the fp32 preset's ids is reported
+// (quantisation may change them: not required equal).
+func TestQuantisedGreedyEqualsNode(t *testing.T) {
+	const steps = 12
+	refs := []string{"gpt2-tiny", "gpt2-tiny-q8", "gpt2-tiny-q4", "llama-tiny-q8", "llama-tiny-q4", "gpt2-124m-q8", "gpt2-124m-q4"}
+	if testing.Short() {
+		refs = refs[:5]
+	}
+	for _, name := range refs {
+		t.Run(name, func(t *testing.T) {
+			a := resolve(t, "synthetic:"+name, "")
+			want := testenv.NodeGreedy(t, a.Metadata["model_dir"], prompts, steps)
+			e := load(t, a, Settings{})
+			base, _, _ := strings.Cut(strings.TrimSuffix(strings.TrimSuffix(name, "-q8"), "-q4"), "?")
+			fp := load(t, resolve(t, "synthetic:"+base, ""), Settings{})
+			agree, total := 0, 0
+			for i, p := range prompts {
+				got, _, _ := collect(t, e, sdk.GenerateRequest{Prompts: idPrompts(p), Decoding: greedy(steps)})
+				if !slices.Equal(got[0].OutputIDs, want[i]) {
+					t.Errorf("prompt %d: engine greedy ids %v, onnxruntime-node %v", i, got[0].OutputIDs, want[i])
+				}
+				ref, _, _ := collect(t, fp, sdk.GenerateRequest{Prompts: idPrompts(p), Decoding: greedy(steps)})
+				for k := range ref[0].OutputIDs {
+					total++
+					if k < len(got[0].OutputIDs) && got[0].OutputIDs[k] == ref[0].OutputIDs[k] {
+						agree++
+					}
+				}
+			}
+			t.Logf("%s: greedy ids equal onnxruntime-node's; agreement with %s (fp32) %d/%d = %.0f%% of positions", name, base, agree, total, 100*float64(agree)/float64(total))
+		})
+	}
+}

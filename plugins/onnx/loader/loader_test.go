@@ -433,7 +433,7 @@ func TestQuantisedPresets(t *testing.T) {
 		t.Fatal(err)
 	}
 	matrices := [][2]int64{{d, 3 * d}, {d, d}, {d, inner}, {inner, d}} // per layer, K × N
-	floats := fp.Parameters                                              // fp32: every parameter
+	floats := fp.Parameters                                            // fp32: every parameter
 	for _, tc := range []struct {
 		ref, precision string
 		bits           int64
