@@ -111,6 +111,42 @@ func setupBench(b *testing.B, ref string) *benchEnv {
 	return env
 }
 
+var inprocEnvs = map[string]*benchEnv{}
+
+// inprocBench is the in-process engine alone with ref loaded (no plugin process, no direct
+// session): what BenchmarkPrecision compares.
+func inprocBench(b *testing.B, ref string) *benchEnv {
+	b.Helper()
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if env := inprocEnvs[ref]; env != nil {
+		return env
+	}
+	v := testenv.Vocab(b)
+	testenv.ORT(b)
+	lib, _ := model.ORTLibrary()
+	cache, err := loader.DefaultCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := loader.New()
+	l.SetSettings(loader.Settings{CacheDir: cache, VocabDir: filepath.Dir(v.EncoderJSON)})
+	a, err := l.Resolve(context.Background(), ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := engine.New()
+	s := engine.DefaultSettings()
+	s.LibraryPath, s.Threads = lib, runtime.GOMAXPROCS(0)
+	e.SetSettings(s)
+	if _, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
+		b.Fatal(err)
+	}
+	env := &benchEnv{inproc: e, threads: s.Threads}
+	inprocEnvs[ref] = env
+	return env
+}
+
 // benchRequest is the benchmark's batch: prompt i is 1000+37i, +11 per token.
 func benchRequest(batch int) (sdk.GenerateRequest, [][]int64) {
 	prompts := make([]sdk.Prompt, batch)
@@ -199,7 +235,7 @@ func BenchmarkPrecision(b *testing.B) {
 			envs := make([]*benchEnv, len(refs))
 			req, _ := benchRequest(batch)
 			for i, ref := range refs {
-				envs[i] = setupBench(b, ref)
+				envs[i] = inprocBench(b, ref)
 				envs[i].viaPlugin(b, envs[i].inproc, req)
 			}
 			var q8, q4 []float64

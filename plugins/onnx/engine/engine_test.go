@@ -468,9 +468,14 @@ func TestTokenIDsOnly(t *testing.T) {
 // (quantisation may change them: not required equal).
 func TestQuantisedGreedyEqualsNode(t *testing.T) {
 	const steps = 12
-	refs := []string{"gpt2-tiny", "gpt2-tiny-q8", "gpt2-tiny-q4", "llama-tiny-q8", "llama-tiny-q4", "gpt2-124m-q8", "gpt2-124m-q4"}
+	refs := []string{"gpt2-tiny", "gpt2-tiny-q8", "gpt2-tiny-q4", "llama-tiny-q8", "llama-tiny-q4", "gpt2-124m-q4"}
 	if testing.Short() {
 		refs = refs[:5]
+	}
+	// gpt2-124m-q8 takes minutes in both decoders (ONNX Runtime's 8-bit MatMulNBits CPU kernel is
+	// slow at this size): only with LEM_ONNX_LONG_TESTS=1.
+	if os.Getenv("LEM_ONNX_LONG_TESTS") == "1" {
+		refs = append(refs, "gpt2-124m-q8")
 	}
 	for _, name := range refs {
 		t.Run(name, func(t *testing.T) {
