@@ -69,6 +69,9 @@ var schema = []keySpec{
 		validText: "a model directory, a model file, or synthetic:<preset> (e.g. \"synthetic:gpt2-124m\"); the loader plugin says which it resolves",
 		doc:       "Model reference the loader resolves: a directory, a file, or synthetic:<preset> (e.g. synthetic:gpt2-124m)."},
 
+	{path: p("model", "precision"), kind: kString, def: "auto", enum: []string{"auto", "fp32", "int8", "int4"},
+		doc: "Weight precision. auto: as the model stores it. For a synthetic:<preset> reference, int8 and int4 select the quantised preset (the same as the -q8 or -q4 suffix; a suffix that names another precision is an error) and fp32 the unsuffixed one; for a model directory, the precision the loader reports must match (checked when `lemctl run` resolves the model; exit 2 naming both)."},
+
 	{path: p("engine", "plugin"), kind: kString, def: "onnx", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Engine plugin that runs the model. Every other key of [engine] is the engine's own table, passed to its Configure."},
 

@@ -547,6 +547,10 @@ func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.A
 	if err != nil {
 		return nil, modelRefError(cfg.Model.Ref, err)
 	}
+	if want, got := cfg.Model.Precision, a.Metadata["precision"]; want != "" && want != "auto" && got != "" && got != want {
+		return nil, cliutil.Usagef("model.precision = %s: the model %s stores %s weights (%s) (valid: %s, \"auto\", or a model stored at %s)",
+			echo.Quote(want), echo.Quote(cfg.Model.Ref), got, a.Metadata["quant_scheme"], echo.Quote(got), want)
+	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
 		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %s has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
 			n, echo.Quote(cfg.Model.Ref), a.ContextLength, a.ContextLength-1)
