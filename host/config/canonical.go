@@ -47,6 +47,11 @@ func (c *Config) Map() map[string]any {
 			"threads":              int64(c.Launch.Threads),
 			"pin_cpus":             c.Launch.PinCPUs,
 			"stall_timeout_s":      c.Launch.StallTimeoutS,
+			"launcher":             c.Launch.Launcher,
+			"slurm": map[string]any{
+				"submit": c.Launch.Slurm.Submit,
+				"port":   int64(c.Launch.Slurm.Port),
+			},
 		},
 		"lifecycle": map[string]any{
 			"baseline_s":     c.Lifecycle.BaselineS,
@@ -100,6 +105,9 @@ func (c *Config) HashedMap() map[string]any {
 	// The watchdog's limit decides when a hung run is stopped, never what a run measures.
 	if l, ok := m["launch"].(map[string]any); ok {
 		delete(l, "stall_timeout_s")
+		// How the workers were started changes no figure either.
+		delete(l, "launcher")
+		delete(l, "slurm")
 	}
 	return m
 }

@@ -98,6 +98,17 @@ type Launch struct {
 	PinCPUs            bool    `json:"pin_cpus"`
 	// StallTimeoutS is the watchdog's limit in seconds (0: off).
 	StallTimeoutS float64 `json:"stall_timeout_s"`
+	// Launcher is "local" or "slurm" (docs/slurm.md).
+	Launcher string      `json:"launcher"`
+	Slurm    SlurmLaunch `json:"slurm"`
+}
+
+// SlurmLaunch is [launch.slurm].
+type SlurmLaunch struct {
+	// Submit: outside an allocation, submit the run with sbatch instead of refusing.
+	Submit bool `json:"submit"`
+	// Port is the coordinator's TCP port (0: any free port).
+	Port int `json:"port"`
 }
 
 // Lifecycle is [lifecycle].

@@ -728,6 +728,8 @@ func (l *loader) build() *Config {
 	c.Launch.Threads = int(l.int("launch", "threads"))
 	c.Launch.PinCPUs = l.bool("launch", "pin_cpus")
 	c.Launch.StallTimeoutS = l.float("launch", "stall_timeout_s")
+	c.Launch.Launcher = l.str("launch", "launcher")
+	c.Launch.Slurm = SlurmLaunch{Submit: l.bool("launch", "slurm", "submit"), Port: int(l.int("launch", "slurm", "port"))}
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),

@@ -117,6 +117,13 @@ var schema = []keySpec{
 	{path: p("launch", "stall_timeout_s"), kind: kFloat, def: 300.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "The watchdog: a worker that stays in the same plugin call with no progress for this many seconds (or sends no heartbeat at all for as long) is killed, named with its phase and the call it is in, and the run fails (exit 1). A call that streams results (engine.Generate) makes progress with each one; a single call that takes longer than this with nothing streamed (a very large model's engine.Load) needs a larger value. Not part of the config hash. 0: off. See docs/reliability.md."},
 
+	{path: p("launch", "launcher"), kind: kString, def: "local", enum: []string{"local", "slurm"},
+		doc: "How the workers are started. local: subprocesses of `lemctl run` on this host. slurm: one `srun` task per device slot inside the current Slurm allocation ($SLURM_JOB_ID), the workers connecting back to `lemctl run` over TCP (docs/slurm.md). Not part of the config hash."},
+	{path: p("launch", "slurm", "submit"), kind: kBool, def: false,
+		doc: "launcher = \"slurm\" outside an allocation: false (default) stops with the `salloc`/`sbatch` command to run; true submits this same `lemctl run` with `sbatch` and prints the job id (follow it with `lemctl run --attach JOBID`). Not part of the config hash."},
+	{path: p("launch", "slurm", "port"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(65535),
+		doc: "TCP port the coordinator of a Slurm run listens on, on the node that runs `lemctl run`; 0: any free port. Not part of the config hash."},
+
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
 	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
@@ -167,6 +174,7 @@ var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},
 	"lifecycle": {"warmup"},
+	"launch":    {"slurm"},
 }
 
 var specByPath = func() map[string]*keySpec {
