@@ -51,6 +51,8 @@ type Raw struct {
 	Environment Environment `json:"environment"`
 	Repeats     []Repeat    `json:"repeats"`
 	Warnings    []Warning   `json:"warnings"`
+	// Slurm is the job step and task the worker ran as (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
 
 	CreatedUnixNS int64 `json:"created_unix_ns"`
 }
@@ -542,6 +544,18 @@ type Manifest struct {
 	// Findings are what the orchestrator found about the whole experiment before the workers ran
 	// (such as CodeMeterRefused); aggregation carries them into the aggregate's validity.
 	Findings []Finding `json:"findings,omitempty"`
+	// Slurm is the allocation and step the workers ran in (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
+}
+
+// SlurmJob identifies a Slurm job step and, in a raw result, the task within it.
+type SlurmJob struct {
+	JobID  string `json:"job_id"`
+	StepID string `json:"step_id,omitempty"`
+	// Task fields (raw results): SLURM_PROCID, SLURM_LOCALID and SLURMD_NODENAME.
+	ProcID  *int   `json:"proc_id,omitempty"`
+	LocalID *int   `json:"local_id,omitempty"`
+	Node    string `json:"node,omitempty"`
 }
 
 // ShownState is the state to show for the manifest: its stored state, except that a "running"

@@ -133,6 +133,7 @@ func (st *state) run(ctx context.Context) error {
 		return err
 	}
 	st.raw.Host = results.Host(host)
+	st.raw.Slurm = slurmTask(spec, nil)
 
 	// Plugins.
 	if err := st.phase(ctx, "plugins", func() error { return st.openPlugins(ctx) }); err != nil {

@@ -187,6 +187,9 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
 	}
+	if done, err := slurmOutside(ctx, env, cfg, os.Getenv); done {
+		return err
+	}
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
 		return err
@@ -294,6 +297,8 @@ type plan struct {
 	runDir  string
 	// findings about the whole experiment, for the manifest (meters refused under auto).
 	findings []results.Finding
+	// slurm is set under launch.launcher = "slurm" (slurm.go).
+	slurm *slurmRun
 }
 
 func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
@@ -355,6 +360,9 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 	if err != nil {
 		return nil, err
 	}
+	if p.slurm, slots, err = newSlurmRun(cfg, slots, os.Getenv); err != nil {
+		return nil, err
+	}
 	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
@@ -404,6 +412,7 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		}
 		p.specs = append(p.specs, spec)
 	}
+	p.slurm.attach(p.specs)
 	// The last check before anything is written (preflight.go).
 	if err := preflight(resultsDir, p.specs, freeBytes); err != nil {
 		return nil, err
@@ -694,7 +703,19 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 			_, _ = w.Wait()
 		}
 	}
-	for _, spec := range p.specs {
+	if p.slurm != nil {
+		ws, sl, err := p.slurm.launch(ctx, p, manifest)
+		if err != nil {
+			if cliutil.CodeOf(err) != cliutil.ExitUsage {
+				manifest.State, manifest.Error = results.StateFailed, err.Error()
+				saveManifest()
+			}
+			return err
+		}
+		defer sl.Close()
+		workers = ws
+	}
+	for _, spec := range p.specs[len(workers):] {
 		w, err := launcher.Launch(ctx, spec)
 		if err != nil {
 			killAll()
