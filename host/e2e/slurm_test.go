@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// needSlurm skips the test when no Slurm cluster answers here — never in CI ($CI set, or
+// $LEM_REQUIRE_SLURM=1 as .ci/run sets it after bringing Slurm up with scripts/slurm-local.sh),
+// where a missing Slurm is a failure.
+func needSlurm(t *testing.T) {
+	t.Helper()
+	why := ""
+	if _, err := exec.LookPath("salloc"); err != nil {
+		why = "salloc is not installed (apt-get install slurm-wlm munge)"
+	} else if out, err := exec.Command("sinfo", "-h", "-o", "%T").CombinedOutput(); err != nil {
+		why = "sinfo fails: " + strings.TrimSpace(string(out))
+	} else if s := strings.TrimSpace(string(out)); !strings.Contains(s, "idle") && !strings.Contains(s, "mixed") && !strings.Contains(s, "allocated") {
+		why = "no Slurm node is up (sinfo: " + s + ")"
+	}
+	if why == "" {
+		return
+	}
+	why += "; bring a single-node Slurm up with `sudo scripts/slurm-local.sh up`"
+	if os.Getenv("CI") != "" || os.Getenv("LEM_REQUIRE_SLURM") == "1" {
+		t.Fatalf("Slurm E2E: %s (CI must run it: .ci/run starts Slurm)", why)
+	}
+	t.Skip("Slurm E2E skipped: " + why)
+}
+
+// salloc runs `salloc --ntasks n lemctl ARGS` in the background.
+func salloc(t *testing.T, env []string, n int, args ...string) *run {
+	t.Helper()
+	r := &run{}
+	r.cmd = exec.Command("salloc", append([]string{"--ntasks", strconv.Itoa(n), "--quiet", lemctlBin}, args...)...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.Env = append(append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir()), env...)
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+const slurmLauncher = `launch.launcher="slurm"`
+
+// TestSlurmRunTwoTasks: `salloc -n 2 lemctl run … --set launch.launcher="slurm"` runs its two
+// workers as the tasks of one srun step and keeps the invariants of the local 2-worker run:
+// two raw results with distinct ranks, every prompt measured once, the aggregate the sum of the
+// raws; the job id is recorded in the manifest and in each raw result.
+func TestSlurmRunTwoTasks(t *testing.T) {
+	needSlurm(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("slurm", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	r := salloc(t, nil, 2, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--progress", "quiet", "--set", slurmLauncher)
+	if code := r.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("salloc lemctl run exited %d\nstderr:\n%s", code, r.stderr.String())
+	}
+	exp := experimentID(t, res)
+	m := readManifest(t, res, exp)
+	if m.State != "completed" || m.Slurm == nil || m.Slurm.JobID == "" || m.Slurm.StepID == "" {
+		t.Fatalf("manifest: state %q, slurm %+v; want completed with the job and step", m.State, m.Slurm)
+	}
+	agg := readAggregated(t, res, exp)
+	seen := map[string]int{}
+	var requests, in, out int64
+	ranks := map[int]bool{}
+	for rank := 0; rank < 2; rank++ {
+		raw := readRaw(t, res, exp, rank)
+		ranks[raw.Rank] = true
+		if raw.Slurm == nil || raw.Slurm.JobID != m.Slurm.JobID || raw.Slurm.ProcID == nil || *raw.Slurm.ProcID != rank {
+			t.Errorf("rank %d: raw slurm %+v, want job %s and SLURM_PROCID %d", rank, raw.Slurm, m.Slurm.JobID, rank)
+		}
+		requests += raw.Workload.Requests
+		in += raw.Workload.InputTokens
+		out += raw.Workload.OutputTokens
+		for _, q := range raw.Requests {
+			seen[q.ID]++
+		}
+		if raw.Workload.Requests != 8 {
+			t.Errorf("rank %d measured %d requests, want 8 (half of 16)", rank, raw.Workload.Requests)
+		}
+	}
+	if len(ranks) != 2 {
+		t.Errorf("raw results carry ranks %v, want 0 and 1", ranks)
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct prompts across ranks, want 16", len(seen))
+	}
+	if agg.Workload.Requests != requests || agg.Workload.InputTokens != in || agg.Workload.OutputTokens != out {
+		t.Errorf("aggregate %d requests, tokens %d/%d; sum of raws %d, %d/%d", agg.Workload.Requests, agg.Workload.InputTokens, agg.Workload.OutputTokens, requests, in, out)
+	}
+	if agg.Partial || len(agg.Ranks) != 2 {
+		t.Errorf("aggregate partial=%v ranks=%v", agg.Partial, agg.Ranks)
+	}
+}
+
+// TestSlurmScancelStep: `scancel` of the job step while rank 1 is in its window, once rank 0 has
+// saved its result — plain (Slurm kills the step's tasks) and with --signal=TERM (the worker
+// stops and its agent reports how): the run fails (manifest interrupted or failed), no task or
+// plugin is left, rank 0's raw result stays intact, strict aggregation refuses and --no-strict
+// is partial.
+func TestSlurmScancelStep(t *testing.T) {
+	needSlurm(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"kill", nil}, {"term", []string{"--signal=TERM"}}} {
+		t.Run(tc.name, func(t *testing.T) { scancelStep(t, tc.args) })
+	}
+}
+
+func scancelStep(t *testing.T, scancelArgs []string) {
+	dir := t.TempDir()
+	pause := filepath.Join(dir, "paused")
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("scancel", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	r := salloc(t, []string{"LEM_TEST_PAUSE=window:1:" + pause}, 2, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--progress", "quiet", "--set", slurmLauncher)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pid, err := waitFile(ctx, pause)
+	if err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("rank 1 never paused in the window: %v\n%s", err, r.stderr.String())
+	}
+	worker1, _ := strconv.Atoi(strings.TrimSpace(pid))
+	exp := experimentID(t, res)
+	if _, err := waitFile(ctx, filepath.Join(res, "raw", exp, ".completed_0")); err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("rank 0 never completed: %v\n%s", err, r.stderr.String())
+	}
+	m := readManifest(t, res, exp)
+	if m.Slurm == nil || m.Slurm.StepID == "" {
+		r.cmd.Process.Kill()
+		t.Fatalf("the running manifest names no Slurm step: %+v", m.Slurm)
+	}
+	step := m.Slurm.JobID + "." + m.Slurm.StepID
+	if out, err := exec.Command("scancel", append(scancelArgs, step)...).CombinedOutput(); err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("scancel %s: %v\n%s", step, err, out)
+	}
+	code := r.wait(t, 2*time.Minute)
+	if code != 1 {
+		t.Errorf("run exited %d after scancel of its step, want 1\nstderr:\n%s", code, r.stderr.String())
+	}
+	if !strings.Contains(r.stderr.String(), "rank 1") {
+		t.Errorf("the failure does not name rank 1:\n%s", r.stderr.String())
+	}
+	if m := readManifest(t, res, exp); m.State != "interrupted" && m.State != "failed" {
+		t.Errorf("manifest state %q, want interrupted or failed", m.State)
+	}
+	raw := readRaw(t, res, exp, 0)
+	if raw.Workload.Requests != 8 {
+		t.Errorf("rank 0's raw result has %d requests, want 8", raw.Workload.Requests)
+	}
+	if _, err := os.Stat(filepath.Join(res, "raw", exp, ".completed_0")); err != nil {
+		t.Errorf("rank 0 has no completion marker: %v", err)
+	}
+	// Nothing left: the worker, its plugins, the step.
+	deadline := time.Now().Add(30 * time.Second)
+	for (syscall.Kill(worker1, 0) == nil || len(pluginProcesses()) > 0) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if syscall.Kill(worker1, 0) == nil {
+		t.Errorf("rank 1's worker (pid %d) is still alive", worker1)
+	}
+	if left := pluginProcesses(); len(left) > 0 {
+		t.Errorf("plugin processes left: %v", left)
+	}
+	if out, _ := exec.Command("squeue", "-h", "-s", "-j", m.Slurm.JobID).CombinedOutput(); strings.Contains(string(out), step+" ") {
+		t.Errorf("step %s still listed:\n%s", step, out)
+	}
+	strict := lemctl(t, nil, "aggregate", exp, "--plugin-dir", pluginDir, "--results-dir", res)
+	if code := strict.wait(t, time.Minute); code != 1 {
+		t.Errorf("strict aggregate exited %d, want 1:\n%s", code, strict.stderr.String())
+	}
+	partial := lemctl(t, nil, "aggregate", exp, "--no-strict", "--plugin-dir", pluginDir, "--results-dir", res)
+	if code := partial.wait(t, time.Minute); code != 1 {
+		t.Errorf("--no-strict aggregate exited %d, want 1 (partial)\n%s", code, partial.stderr.String())
+	}
+	if agg := readAggregated(t, res, exp); !agg.Partial || agg.Workload.Requests != 8 {
+		t.Errorf("partial aggregate: partial=%v requests=%d", agg.Partial, agg.Workload.Requests)
+	}
+}
+
+// TestSlurmOutsideAllocation: launch.launcher = "slurm" without an allocation is a usage error
+// (exit 2) that says how to get one, and nothing is written.
+func TestSlurmOutsideAllocation(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("outside", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLURM_") {
+			env = append(env, kv)
+		}
+	}
+	r := &run{}
+	r.cmd = exec.Command(lemctlBin, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--set", slurmLauncher)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.Env = append(env, "XDG_CACHE_HOME="+t.TempDir())
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, time.Minute); code != 2 || !strings.Contains(r.stderr.String(), "salloc") || !strings.Contains(r.stderr.String(), "launch.slurm.submit") {
+		t.Errorf("exit %d, want 2 saying how to get an allocation:\n%s", code, r.stderr.String())
+	}
+	if _, err := os.Stat(res); err == nil {
+		t.Errorf("a refused run wrote %s", res)
+	}
+}
