@@ -173,12 +173,17 @@ func (t *SlurmTask) placeOnNode(spec *Spec, host string) error {
 	}
 	ns := slots[local]
 	spec.Device, spec.Threads, spec.CPUs = ns.Device, ns.Threads, nil
-	if spec.Device.Kind == "cuda" && host != spec.Slurm.ParentHost {
+	if host == spec.Slurm.ParentHost {
+		return nil
+	}
+	// Slots are unique per (host, device): name the host.
+	if spec.Device.Kind == "cuda" {
+		proc := spec.Device.Slot[strings.LastIndex(spec.Device.Slot, ":")+1:]
 		spec.Device.UUID = ""
+		spec.Device.Slot = fmt.Sprintf("%s:cuda:%d:%s", host, spec.Device.Index, proc)
+		return nil
 	}
-	if host != spec.Slurm.ParentHost {
-		spec.Device.Slot = host + ":" + spec.Device.Slot
-	}
+	spec.Device.Slot = host + ":" + spec.Device.Slot
 	return nil
 }
 
