@@ -53,8 +53,31 @@ type Raw struct {
 	Warnings    []Warning   `json:"warnings"`
 	// Slurm is the job step and task the worker ran as (launch.launcher = "slurm").
 	Slurm *SlurmJob `json:"slurm,omitempty"`
+	// Clock is how the worker's clocks stood around its window: what aggregation needs to
+	// compare windows of different hosts (docs/slurm.md, "Clocks across hosts").
+	Clock *Clock `json:"clock,omitempty"`
 
 	CreatedUnixNS int64 `json:"created_unix_ns"`
+}
+
+// Clock is a worker's clock offset, unix = mono + offset (ns), sampled as its measured window
+// starts and as it ends (their difference is how far the wall clock was slewed or stepped
+// meanwhile), and the kernel's time synchronization state.
+type Clock struct {
+	MonoToUnixNS    int64     `json:"mono_to_unix_ns"`
+	MonoToUnixEndNS int64     `json:"mono_to_unix_end_ns"`
+	Sync            ClockSync `json:"sync"`
+}
+
+// ClockSync is the kernel's NTP state (adjtimex(2), as chronyd, ntpd or systemd-timesyncd keep
+// it): whether the clock is synchronized and its maximum and estimated errors. Synchronized is
+// nil, with Reason, when it could not be read.
+type ClockSync struct {
+	Source       string `json:"source"`
+	Synchronized *bool  `json:"synchronized"`
+	MaxErrorUS   *int64 `json:"max_error_us,omitempty"`
+	EstErrorUS   *int64 `json:"est_error_us,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // Aggregated is the late aggregation of an experiment's raw results (host/aggregate).

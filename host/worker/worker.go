@@ -166,10 +166,12 @@ func (st *state) run(ctx context.Context) error {
 	if err := st.barrier(ctx, launch.BarrierWindow); err != nil {
 		return err
 	}
+	offset := clockOffset()
 	var m *measured
 	if err := st.phase(ctx, "measured", func() error { var err error; m, err = st.measure(ctx); return err }); err != nil {
 		return err
 	}
+	st.raw.Clock = &results.Clock{MonoToUnixNS: offset, MonoToUnixEndNS: clockOffset(), Sync: clockSync(nil)}
 	if s := spec.Lifecycle.CooldownS; s > 0 {
 		if err := st.phase(ctx, "cooldown", func() error { return sleep(ctx, s) }); err != nil {
 			return err
