@@ -48,9 +48,9 @@ const (
 	CodeClockCompared               = "clock_compared"
 	CodeClockUnsynchronized         = "clock_unsynchronized"
 	CodeWindowsConcurrencyUncertain = "windows_concurrency_uncertain"
-	CodeDynamicNegative   = "dynamic_negative"
-	CodeRunNotCompleted   = "run_not_completed"
-	CodeManifestInvalid   = "manifest_invalid"
+	CodeDynamicNegative             = "dynamic_negative"
+	CodeRunNotCompleted             = "run_not_completed"
+	CodeManifestInvalid             = "manifest_invalid"
 	// CodeRankInvalid: a raw result says valid: false without an error finding to show for it.
 	CodeRankInvalid = "rank_invalid"
 	// CodeStrayFile (warning): a name among the raw results that looks like a raw result or a
