@@ -196,6 +196,62 @@ func scancelStep(t *testing.T, scancelArgs []string) {
 	}
 }
 
+// outsideSlurm runs lemctl ARGS with no SLURM_* variable in its environment.
+func outsideSlurm(t *testing.T, args ...string) *run {
+	t.Helper()
+	env := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLURM_") {
+			env = append(env, kv)
+		}
+	}
+	r := &run{}
+	r.cmd = exec.Command(lemctlBin, args...)
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	r.cmd.Env = append(env, "XDG_CACHE_HOME="+t.TempDir())
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestSlurmSubmitAndAttach: outside an allocation with launch.slurm.submit = true, run submits
+// itself with sbatch and prints the job id; `lemctl run --attach JOBID` follows the job to its
+// end, shows the run's summary and exits with the run's code; the results are the job's.
+func TestSlurmSubmitAndAttach(t *testing.T) {
+	needSlurm(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("submitted", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	r := outsideSlurm(t, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--progress", "quiet",
+		"--set", slurmLauncher, "--set", "launch.slurm.submit=true")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("submit exited %d\n%s", code, r.stderr.String())
+	}
+	f := strings.Fields(r.stdout.String())
+	if len(f) < 4 || f[0] != "submitted" || f[2] != "job" {
+		t.Fatalf("submit printed %q, want `submitted Slurm job N …`", r.stdout.String())
+	}
+	job := f[3]
+	a := outsideSlurm(t, "run", "--attach", job)
+	if code := a.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("--attach %s exited %d\nstdout:\n%s\nstderr:\n%s", job, code, a.stdout.String(), a.stderr.String())
+	}
+	exp := experimentID(t, res)
+	if !strings.Contains(a.stdout.String(), "experiment "+exp) || !strings.Contains(a.stderr.String(), "COMPLETED") {
+		t.Errorf("--attach shows no summary of %s or no end state:\nstdout:\n%s\nstderr:\n%s", exp, a.stdout.String(), a.stderr.String())
+	}
+	if m := readManifest(t, res, exp); m.State != "completed" || m.Slurm == nil || m.Slurm.JobID != job {
+		t.Errorf("manifest: state %q, slurm %+v; want completed in job %s", m.State, m.Slurm, job)
+	}
+	if agg := readAggregated(t, res, exp); agg.Workload.Requests != 16 || len(agg.Ranks) != 2 {
+		t.Errorf("aggregate: %d requests over ranks %v, want 16 over 2", agg.Workload.Requests, agg.Ranks)
+	}
+}
+
 // TestSlurmOutsideAllocation: launch.launcher = "slurm" without an allocation is a usage error
 // (exit 2) that says how to get one, and nothing is written.
 func TestSlurmOutsideAllocation(t *testing.T) {
@@ -205,19 +261,7 @@ func TestSlurmOutsideAllocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := filepath.Join(dir, "results")
-	env := []string{}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLURM_") {
-			env = append(env, kv)
-		}
-	}
-	r := &run{}
-	r.cmd = exec.Command(lemctlBin, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--set", slurmLauncher)
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	r.cmd.Env = append(env, "XDG_CACHE_HOME="+t.TempDir())
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	r := outsideSlurm(t, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--set", slurmLauncher)
 	if code := r.wait(t, time.Minute); code != 2 || !strings.Contains(r.stderr.String(), "salloc") || !strings.Contains(r.stderr.String(), "launch.slurm.submit") {
 		t.Errorf("exit %d, want 2 saying how to get an allocation:\n%s", code, r.stderr.String())
 	}

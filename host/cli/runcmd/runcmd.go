@@ -51,6 +51,8 @@ type Options struct {
 	NoAggregate bool
 	Progress    string // "text", "json" or "quiet"
 	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	// Attach is a Slurm job id to follow (a run submitted with launch.slurm.submit = true).
+	Attach string
 }
 
 // NewCommand builds `lemctl run`.
@@ -81,6 +83,12 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 			if runF != nil {
 				return runF(o)
 			}
+			if o.Attach != "" {
+				if len(args) > 0 {
+					return cliutil.Usagef("--attach %s follows a submitted job: give no experiment FILE with it", o.Attach)
+				}
+				return attach(cmd.Context(), o.F, o.Attach, 2*time.Second)
+			}
 			return runRun(cmd.Context(), o)
 		},
 	}
@@ -89,6 +97,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl.IntVarP(&prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
+	fl.StringVar(&o.Attach, "attach", "", "follow the Slurm job JOBID of a run submitted with launch.slurm.submit = true (its output, then its exit code)")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
 	render.OutputVar(cmd, &o.Output)
 	return cmd

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/config"
@@ -118,6 +120,11 @@ func submit(ctx context.Context, env *cliutil.Factory, cfg *config.Config) error
 	}
 	args := []string{"--parsable", "--ntasks", strconv.Itoa(n), "--job-name", "lemctl-" + cfg.Name}
 	if dir := env.ResultsDir; dir != "" {
+		// The job's output goes next to its results; Slurm fails a job whose output directory
+		// does not exist.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return cliutil.Failed(fmt.Errorf("launch.slurm.submit: create the results directory for the job's output: %w", err))
+		}
 		args = append(args, "--output", strings.TrimRight(dir, "/")+"/slurm-%j.out")
 	}
 	wrap := []string{shellQuote(env.Executable)}
@@ -145,4 +152,73 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// terminalJobStates are the Slurm job states after which a job runs no more.
+var terminalJobStates = map[string]bool{"COMPLETED": true, "FAILED": true, "CANCELLED": true, "TIMEOUT": true,
+	"NODE_FAIL": true, "OUT_OF_MEMORY": true, "PREEMPTED": true, "BOOT_FAIL": true, "DEADLINE": true}
+
+// attach follows the Slurm job of a submitted run (`lemctl run --attach JOBID`): it copies the
+// job's output file to stdout as it grows, says when the job's state changes, and ends with the
+// job: its exit code (that of the `lemctl run` inside it). Ctrl-C stops following, not the job.
+func attach(ctx context.Context, env *cliutil.Factory, job string, poll time.Duration) error {
+	if _, err := strconv.Atoi(job); err != nil {
+		return cliutil.Usagef("--attach %s: a Slurm job id is a number (as `lemctl run` printed when it submitted the job)", job)
+	}
+	var off int64
+	last := ""
+	copyOut := func(path string) {
+		if path == "" {
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return
+		}
+		n, _ := io.Copy(env.Out, f)
+		off += n
+	}
+	for {
+		out, err := exec.CommandContext(context.WithoutCancel(ctx), "scontrol", "show", "job", "-o", job).CombinedOutput()
+		if err != nil {
+			return cliutil.Failed(fmt.Errorf("--attach %s: scontrol show job: %s (a job that ended more than Slurm's MinJobAge ago is forgotten: its output stays in its output file)", job, strings.TrimSpace(string(out))))
+		}
+		f := jobFields(string(out))
+		copyOut(f["StdOut"])
+		if st := f["JobState"]; st != last {
+			fmt.Fprintf(env.Err, "lemctl: Slurm job %s: %s\n", job, st)
+			last = st
+		}
+		if terminalJobStates[f["JobState"]] {
+			copyOut(f["StdOut"])
+			code, _ := strconv.Atoi(strings.SplitN(f["ExitCode"], ":", 2)[0])
+			if f["JobState"] == "COMPLETED" && code == 0 {
+				return nil
+			}
+			if code == 0 {
+				code = cliutil.ExitFailed
+			}
+			return cliutil.Exit(code, fmt.Errorf("Slurm job %s ended %s (exit code %s; its output: %s)", job, f["JobState"], f["ExitCode"], f["StdOut"]))
+		}
+		select {
+		case <-ctx.Done():
+			return cliutil.Exit(cliutil.ExitInterrupted, fmt.Errorf("stopped following Slurm job %s; it goes on (scancel %s stops it)", job, job))
+		case <-time.After(poll):
+		}
+	}
+}
+
+// jobFields parses `scontrol show job -o`: space-separated Key=Value pairs.
+func jobFields(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Fields(s) {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
 }
