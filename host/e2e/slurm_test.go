@@ -269,3 +269,47 @@ func TestSlurmOutsideAllocation(t *testing.T) {
 		t.Errorf("a refused run wrote %s", res)
 	}
 }
+
+// TestSlurmInterrupt: Ctrl-C (SIGINT) to `lemctl run` under Slurm stops every task through its
+// connection, as locally: exit 130, manifest interrupted, no worker or plugin left.
+func TestSlurmInterrupt(t *testing.T) {
+	needSlurm(t)
+	dir := t.TempDir()
+	pause := filepath.Join(dir, "paused")
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("slurm-interrupted", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	r := salloc(t, []string{"LEM_TEST_PAUSE=window:0:" + pause}, 2, "run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--progress", "quiet", "--set", slurmLauncher)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pid, err := waitFile(ctx, pause)
+	if err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("rank 0 never paused: %v\n%s", err, r.stderr.String())
+	}
+	worker0, _ := strconv.Atoi(strings.TrimSpace(pid))
+	exp := experimentID(t, res)
+	m := readManifest(t, res, exp)
+	if err := syscall.Kill(m.LemctlPID, syscall.SIGINT); err != nil {
+		r.cmd.Process.Kill()
+		t.Fatalf("SIGINT lemctl (pid %d): %v", m.LemctlPID, err)
+	}
+	if code := r.wait(t, 2*time.Minute); code != 130 {
+		t.Fatalf("salloc lemctl run exited %d after SIGINT, want 130\nstderr:\n%s", code, r.stderr.String())
+	}
+	if m := readManifest(t, res, exp); m.State != "interrupted" {
+		t.Errorf("manifest state %q, want interrupted", m.State)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for (syscall.Kill(worker0, 0) == nil || len(pluginProcesses()) > 0) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if syscall.Kill(worker0, 0) == nil {
+		t.Errorf("rank 0's worker (pid %d) is still alive", worker0)
+	}
+	if left := pluginProcesses(); len(left) > 0 {
+		t.Errorf("plugin processes left: %v", left)
+	}
+}

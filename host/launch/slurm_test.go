@@ -2,8 +2,11 @@ package launch
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +154,44 @@ func TestSlurmTaskPlaceOnNode(t *testing.T) {
 	err := (&SlurmTask{Getenv: env("2")}).placeOnNode(spec, "node2")
 	if err == nil || !strings.Contains(err.Error(), "--ntasks-per-node") {
 		t.Errorf("a third task on a node of two slots: %v", err)
+	}
+}
+
+// fakeSrun writes a script that stands for `srun --ntasks N … --label cat FILE`: task 0 reads
+// FILE, the other tasks (on a node without the directory) cannot.
+func fakeSrun(t *testing.T, allShared bool) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "srun")
+	other := `echo "$i: cat: $f: No such file or directory"`
+	if allShared {
+		other = `echo "$i: $(cat "$f")"`
+	}
+	script := `#!/bin/sh
+n=$2; for a; do f=$a; done
+echo "0: $(cat "$f")"
+i=1; while [ $i -lt $n ]; do ` + other + `; i=$((i+1)); done
+`
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestSlurmCheckShared: the shared-results check passes when every task reads the token the
+// parent wrote, and otherwise fails with ErrNotShared naming the tasks that could not and what
+// they said; the token file does not stay.
+func TestSlurmCheckShared(t *testing.T) {
+	dir := t.TempDir()
+	ok := &Slurm{RunDir: dir, Srun: fakeSrun(t, true)}
+	if err := ok.CheckShared(context.Background(), 3); err != nil {
+		t.Errorf("every task read the token: %v", err)
+	}
+	bad := &Slurm{RunDir: dir, Srun: fakeSrun(t, false)}
+	err := bad.CheckShared(context.Background(), 3)
+	if !errors.Is(err, ErrNotShared) || !strings.Contains(err.Error(), "task(s) 1, 2") || !strings.Contains(err.Error(), "No such file") {
+		t.Errorf("tasks 1 and 2 could not read it: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "*token*")); len(left) > 0 {
+		t.Errorf("token file left: %v", left)
 	}
 }
