@@ -313,3 +313,33 @@ func TestSlurmInterrupt(t *testing.T) {
 		t.Errorf("plugin processes left: %v", left)
 	}
 }
+
+// TestSlurmRunsTheCPUExample: the issue's own command, `salloc -n 2 lemctl run
+// examples/cpu-2workers.toml --set launch.launcher="slurm"`, on ONNX Runtime with gpt2-tiny (a
+// short window and few prompts set on the command line): two raw results with distinct ranks and
+// the job id, the aggregate the sum of the raws.
+func TestSlurmRunsTheCPUExample(t *testing.T) {
+	needSlurm(t)
+	plugins := productPlugins(t, "onnx", "fsstore")
+	res := filepath.Join(t.TempDir(), "results")
+	r := salloc(t, nil, 2, "run", filepath.Join(repoRoot, "examples", "cpu-2workers.toml"), "--plugin-dir", plugins, "--results-dir", res,
+		"--progress", "quiet", "--set", slurmLauncher, "--set", "workload.min_window_s=0", "--set", "workload.prompts=8", "--set", "workload.max_new_tokens=8")
+	if code := r.wait(t, 5*time.Minute); code != 0 {
+		t.Fatalf("salloc lemctl run examples/cpu-2workers.toml exited %d\nstderr:\n%s", code, r.stderr.String())
+	}
+	exp := experimentID(t, res)
+	m := readManifest(t, res, exp)
+	agg := readAggregated(t, res, exp)
+	var requests, out int64
+	for rank := 0; rank < 2; rank++ {
+		raw := readRaw(t, res, exp, rank)
+		if raw.Rank != rank || raw.Slurm == nil || m.Slurm == nil || raw.Slurm.JobID != m.Slurm.JobID {
+			t.Errorf("raw %d: rank %d, slurm %+v (manifest %+v)", rank, raw.Rank, raw.Slurm, m.Slurm)
+		}
+		requests += raw.Workload.Requests
+		out += raw.Workload.OutputTokens
+	}
+	if agg.Workload.Requests != requests || agg.Workload.OutputTokens != out || out != 8*8 {
+		t.Errorf("aggregate %d requests / %d output tokens, raws %d / %d, want 8 prompts × 8 tokens", agg.Workload.Requests, agg.Workload.OutputTokens, requests, out)
+	}
+}
