@@ -37,7 +37,7 @@ up() {
   chmod 0700 /etc/munge && chmod 0400 /etc/munge/munge.key
   # munged as root: Debian's key is owned by the munge user; root may read it with --force.
   if ! pgrep -x munged >/dev/null; then
-    munged --force --num-threads=2 --pid-file="$dir/munged.pid"
+    munged --force --num-threads=2 --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log"
   fi
   cat >"$conf" <<EOF
 # Written by lemctl scripts/slurm-local.sh: a single-node cluster for tests.
