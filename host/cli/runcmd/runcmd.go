@@ -380,6 +380,9 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 	if p.slurm, slots, err = newSlurmRun(cfg, slots, os.Getenv); err != nil {
 		return nil, err
 	}
+	if p.slurm != nil && cfg.Launch.PinCPUs {
+		env.Logger.Warn("launch.pin_cpus is not applied under the Slurm launcher: Slurm binds each task to its cores (srun --cpu-bind; docs/slurm.md)")
+	}
 	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
