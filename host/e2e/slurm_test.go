@@ -327,6 +327,9 @@ func TestSlurmRunsTheCPUExample(t *testing.T) {
 	if code := r.wait(t, 5*time.Minute); code != 0 {
 		t.Fatalf("salloc lemctl run examples/cpu-2workers.toml exited %d\nstderr:\n%s", code, r.stderr.String())
 	}
+	if !strings.Contains(r.stderr.String(), "launch.pin_cpus is not applied under the Slurm launcher") {
+		t.Errorf("the example's pin_cpus = true is dropped without a word:\n%s", r.stderr.String())
+	}
 	exp := experimentID(t, res)
 	m := readManifest(t, res, exp)
 	agg := readAggregated(t, res, exp)
@@ -341,5 +344,48 @@ func TestSlurmRunsTheCPUExample(t *testing.T) {
 	}
 	if agg.Workload.Requests != requests || agg.Workload.OutputTokens != out || out != 8*8 {
 		t.Errorf("aggregate %d requests / %d output tokens, raws %d / %d, want 8 prompts × 8 tokens", agg.Workload.Requests, agg.Workload.OutputTokens, requests, out)
+	}
+}
+
+// TestSlurmResultsNotShared: inside an allocation whose tasks cannot read the run directory (a
+// stand-in srun on PATH whose task 1 cannot open the token file; no Slurm needed), run stops with
+// exit 2 naming the results directory problem and the task, before any worker starts.
+func TestSlurmResultsNotShared(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	started := filepath.Join(dir, "step-started")
+	srun := `#!/bin/sh
+for a; do f=$a; done
+case "$*" in
+*" cat "*) echo "0: $(cat "$f")"; echo "1: cat: $f: No such file or directory"; exit 1 ;;
+*) touch ` + started + `; exit 1 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(bin, "srun"), []byte(srun), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "e.toml")
+	if err := os.WriteFile(cfg, []byte(experiment("not-shared", 2, noMeters)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	r := lemctl(t, []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "SLURM_JOB_ID=999", "SLURM_NTASKS=2"},
+		"run", cfg, "--plugin-dir", pluginDir, "--results-dir", res, "--progress", "quiet", "--set", slurmLauncher)
+	if code := r.wait(t, 2*time.Minute); code != 2 {
+		t.Fatalf("exit %d, want 2\nstderr:\n%s", code, r.stderr.String())
+	}
+	for _, want := range []string{"not shared with every node", "task(s) 1", "No such file"} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.stderr.String())
+		}
+	}
+	if _, err := os.Stat(started); err == nil {
+		t.Error("the worker step was started after the check failed")
+	}
+	if runs, _ := filepath.Glob(filepath.Join(res, "runs", "*", "manifest.json")); len(runs) > 0 {
+		t.Errorf("a refused run wrote a manifest: %v", runs)
 	}
 }
