@@ -56,7 +56,7 @@ const (
 	ConfidenceSimulated = "simulated" // a scripted or simulated source (tests, examples)
 )
 
-// Domain is one thing a meter measures. ID is stable per host (GPU UUID, RAPL zone path), so
+// Domain is one thing a meter measures. ID is stable per host (a device id, a RAPL zone path), so
 // aggregation can deduplicate a domain several workers saw.
 type Domain struct {
 	ID           string
@@ -70,8 +70,28 @@ type Domain struct {
 	Resolution   units.Energy // smallest counter step
 	UpdatePeriod time.Duration
 	MaxPower     units.Power // 0 when unknown
-	DeviceUUID   string      // for GPU domains
-	DeviceIndex  int         // -1 when not a device
+	// Device is the accelerator a device-scoped domain measures; nil for host-level domains.
+	// Several domains may describe the same device (same Device.ID).
+	Device *DeviceInfo
+}
+
+// DeviceInfo describes an accelerator generically, so that the host can launch a worker on it
+// without knowing its vendor (docs/protocol.md, "Devices"). The meter supplies every value.
+type DeviceInfo struct {
+	// ID is stable per host and unique among the meter's devices: a GPU UUID, "acme0".
+	ID string `json:"id"`
+	// Vendor is the lower-case vendor name ("nvidia", "amd", "intel", …); the host hands it to
+	// the engine as the device kind.
+	Vendor string `json:"vendor"`
+	// Model is the human-readable model name.
+	Model string `json:"model,omitempty"`
+	// Index is the device's position in the meter's inventory (0, 1, …).
+	Index int `json:"index"`
+	// VisibilityEnv is the environment a worker must get to see only this device (e.g.
+	// CUDA_VISIBLE_DEVICES=<uuid>, CUDA_DEVICE_ORDER=PCI_BUS_ID). The launcher sets exactly
+	// these variables. Empty means the meter cannot isolate the device: the host can name it but
+	// refuses to launch a worker on it.
+	VisibilityEnv map[string]string `json:"visibility_env,omitempty"`
 }
 
 // Environment holds per-device facts and host-level facts (unprefixed: the host records <plugin>.<key>).

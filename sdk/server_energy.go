@@ -112,9 +112,15 @@ func (s *energyServer) Stop(req *energyv1.StopRequest, stream energyv1.Energy_St
 }
 
 func domainToProto(d Domain) *energyv1.Domain {
-	return &energyv1.Domain{Id: d.ID, Name: d.Name, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
+	p := &energyv1.Domain{Id: d.ID, Name: d.Name, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
 		Available: d.Available, Reason: d.Reason, ResolutionUj: uint64(d.Resolution), UpdatePeriodNs: int64(d.UpdatePeriod),
-		MaxPowerUw: uint64(d.MaxPower), DeviceUuid: d.DeviceUUID, DeviceIndex: int32(d.DeviceIndex)}
+		MaxPowerUw: uint64(d.MaxPower), DeviceIndex: -1}
+	if dev := d.Device; dev != nil {
+		p.Device = &energyv1.Device{Id: dev.ID, Vendor: dev.Vendor, Model: dev.Model, Index: int32(dev.Index), VisibilityEnv: dev.VisibilityEnv}
+		// The deprecated fields keep their meaning for a host that predates Device.
+		p.DeviceUuid, p.DeviceIndex = dev.ID, int32(dev.Index)
+	}
+	return p
 }
 
 func findingsToProto(fs []Finding) []*energyv1.Finding {

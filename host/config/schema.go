@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
@@ -22,7 +23,7 @@ const (
 	kFloat
 	kBool
 	kDuration // a Go duration string ("100ms"); "" allowed where noted
-	kDevices  // "cpu" or a list of GPU indices / UUIDs
+	kDevices  // "cpu" or a list of device ids / inventory indices
 	kMeters   // "auto" or a list of plugin names
 )
 
@@ -107,7 +108,7 @@ var schema = []keySpec{
 		doc: "Generate exactly max_new_tokens for every request, even past an end-of-sequence token, so runs of different models do the same work. false: stop at EOS (counted once)."},
 
 	{path: p("launch", "devices"), kind: kDevices, def: "cpu",
-		doc: "Where workers run: \"cpu\", or a list of GPU indices (0, 1, …) and/or GPU UUIDs (\"GPU-…\", \"MIG-…\"). processes_per_device workers are started per entry."},
+		doc: "Where workers run: \"cpu\", or a list of accelerators that an energy plugin of [energy].meters reports in its inventory, each by its device id (\"GPU-…\", \"acme0\") or by its index in that plugin's inventory (0, 1, …). Each worker gets exactly the environment the plugin gives for its device (e.g. CUDA_VISIBLE_DEVICES=<uuid>), so that it sees only that device. processes_per_device workers are started per entry."},
 	{path: p("launch", "processes_per_device"), kind: kInt, def: int64(1), min: sdk.Bound(1), max: sdk.Bound(1024),
 		doc: "Workers per device entry (for \"cpu\": the number of CPU workers)."},
 	{path: p("launch", "threads"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(4096),
@@ -200,7 +201,7 @@ func (k *keySpec) validDoc() string {
 	}
 	switch k.kind {
 	case kDevices:
-		return `"cpu", or a list of GPU indices (integers ≥ 0) and GPU UUIDs ("GPU-…" or "MIG-…"), without duplicates`
+		return `"cpu", or a list of device indices (integers ≥ 0) and device ids (strings without spaces, as an energy plugin's inventory names them), without duplicates`
 	case kMeters:
 		return `"auto", or a list of distinct energy plugin names`
 	case kBool:
@@ -369,6 +370,17 @@ func (k *keySpec) checkRange(f float64) string {
 	return ""
 }
 
+// validDeviceID reports whether id can name a device: non-empty, without spaces or control
+// characters (ids come from the energy plugins' inventories, so no finer check is possible here).
+func validDeviceID(id string) bool {
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return id != ""
+}
+
 func checkDevices(v any) (any, string) {
 	switch v := v.(type) {
 	case string:
@@ -387,7 +399,7 @@ func checkDevices(v any) (any, string) {
 			switch e := e.(type) {
 			case int64:
 				if e < 0 {
-					return nil, fmt.Sprintf("element %d: GPU index %d is negative", i, e)
+					return nil, fmt.Sprintf("element %d: device index %d is negative", i, e)
 				}
 				id = strconv.FormatInt(e, 10)
 				out = append(out, e)
@@ -395,15 +407,20 @@ func checkDevices(v any) (any, string) {
 				switch {
 				case e == "cpu":
 					if len(v) != 1 {
-						return nil, fmt.Sprintf("element %d: \"cpu\" cannot be mixed with GPUs", i)
+						return nil, fmt.Sprintf("element %d: \"cpu\" cannot be mixed with devices", i)
 					}
 					return "cpu", ""
-				case strings.HasPrefix(e, "GPU-") && len(e) > 4, strings.HasPrefix(e, "MIG-") && len(e) > 4:
-				default:
-					return nil, fmt.Sprintf("element %d: %s is neither a GPU index, a GPU UUID nor \"cpu\"", i, echo.Quote(e))
+				case !validDeviceID(e):
+					return nil, fmt.Sprintf("element %d: %s is not a device id (a non-empty string without spaces or control characters), a device index nor \"cpu\"", i, echo.Quote(e))
 				}
 				id = e
-				out = append(out, e)
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil && n >= 0 {
+					// A string of digits is the index it spells, as in the canonical form.
+					id = strconv.FormatInt(n, 10)
+					out = append(out, n)
+				} else {
+					out = append(out, e)
+				}
 			default:
 				return nil, fmt.Sprintf("element %d: wrong type %s", i, describe(e))
 			}

@@ -238,9 +238,9 @@ func isDomainHealth(m *sdk.Measurement, f sdk.Finding) bool {
 func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advice string)) results.Domain {
 	dom := de.Domain
 	d := results.Domain{ID: dom.ID, Name: dom.Name, Kind: dom.Kind, Scope: dom.Scope, Method: dom.Method, Confidence: dom.Confidence,
-		Available: dom.Available, Reason: dom.Reason, DeviceUUID: dom.DeviceUUID, Health: []results.Finding{}}
-	if dom.DeviceIndex >= 0 && dom.Kind == sdk.DomainGPU {
-		d.DeviceIndex = results.IntPtr(dom.DeviceIndex)
+		Available: dom.Available, Reason: dom.Reason, Health: []results.Finding{}}
+	if dev := dom.Device; dev != nil {
+		d.DeviceUUID, d.DeviceVendor, d.DeviceIndex = dev.ID, dev.Vendor, results.IntPtr(dev.Index)
 	}
 	if dom.Resolution > 0 {
 		d.ResolutionJ = results.Float(dom.Resolution.Joules())
@@ -475,7 +475,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 			why = "unavailable: " + strings.Join(ids, ", ") + " (each domain gives its reason)"
 		}
 		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package, DRAM, node or other domain was measured ("+why+"): figures are throughput and latency only",
-			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
+			"install an energy plugin that can read this machine (each unmeasured domain above says why it could not be read; docs/plugins.md lists the energy plugins)")
 		return
 	}
 	out.TotalJ = results.Float(total)

@@ -189,12 +189,21 @@ func (h Host) Key() string { return h.Hostname + "/" + h.BootID }
 
 // Device is the device slot a worker ran on.
 type Device struct {
-	Kind  string `json:"kind"` // "cpu" or "cuda"
-	Index int    `json:"index"`
-	UUID  string `json:"uuid"`
+	// Kind is "cpu", or "device" for an accelerator an energy plugin reported ("cuda" in
+	// results written before devices were vendor-neutral).
+	Kind  string `json:"kind"`
+	Index int    `json:"index"` // the device's index in its meter's inventory; -1 for cpu
+	UUID  string `json:"uuid"`  // the device id its meter reports (a GPU UUID, "acme0")
 	Name  string `json:"name"`
-	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g. "cuda:0" or
-	// "cpu:0".
+	// Vendor and Meter: the device's vendor and the energy plugin that reported it.
+	Vendor string `json:"vendor,omitempty"`
+	Meter  string `json:"meter,omitempty"`
+	// Env is the device's visibility environment as its meter gave it, which the launcher set;
+	// SeenEnv is the same variables as the worker process itself saw them ("" when unset).
+	Env     map[string]string `json:"env,omitempty"`
+	SeenEnv map[string]string `json:"seen_env,omitempty"`
+	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g.
+	// "acme:acme0:0" or "cpu:0".
 	Slot string `json:"slot"`
 }
 
@@ -352,17 +361,21 @@ type EnergyPhases struct {
 
 // Domain is one energy domain (a GPU, a RAPL zone, …).
 type Domain struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	Kind        string `json:"kind"`
-	Scope       string `json:"scope"`
-	Method      string `json:"method"`
-	Confidence  string `json:"confidence"`
-	Available   bool   `json:"available"`
-	Reason      string `json:"reason"`
-	Plugin      string `json:"plugin,omitempty"`
-	DeviceUUID  string `json:"device_uuid,omitempty"`
-	DeviceIndex *int   `json:"device_index,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Kind       string `json:"kind"`
+	Scope      string `json:"scope"`
+	Method     string `json:"method"`
+	Confidence string `json:"confidence"`
+	Available  bool   `json:"available"`
+	Reason     string `json:"reason"`
+	Plugin     string `json:"plugin,omitempty"`
+	// DeviceUUID is the id of the device a device-scoped domain measures, as its meter names it
+	// (a GPU UUID for nvidia, "acme0"…); the JSON name predates vendor-neutral devices.
+	DeviceUUID   string `json:"device_uuid,omitempty"`
+	DeviceVendor string `json:"device_vendor,omitempty"`
+	// DeviceIndex is the device's index in its meter's inventory.
+	DeviceIndex *int `json:"device_index,omitempty"`
 
 	TotalJ      *float64     `json:"total_j"`
 	IdlePowerW  *float64     `json:"idle_power_w"`

@@ -3,6 +3,8 @@ package resultscmd
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -228,8 +230,13 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 	return tw.Flush()
 }
 
+// deviceName describes a worker's device: kind (or vendor) and index, model, id, and for an
+// accelerator the visibility environment the worker itself saw.
 func deviceName(d results.Device) string {
 	s := d.Kind
+	if d.Vendor != "" {
+		s = d.Vendor
+	}
 	if d.Index >= 0 {
 		s += ":" + strconv.Itoa(d.Index)
 	}
@@ -238,6 +245,13 @@ func deviceName(d results.Device) string {
 	}
 	if d.UUID != "" {
 		s += " " + d.UUID
+	}
+	if len(d.SeenEnv) > 0 {
+		var env []string
+		for _, k := range slices.Sorted(maps.Keys(d.SeenEnv)) {
+			env = append(env, k+"="+d.SeenEnv[k])
+		}
+		s += ", seeing " + strings.Join(env, " ")
 	}
 	return s
 }

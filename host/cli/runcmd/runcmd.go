@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -179,7 +180,7 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 		return cliutil.Usage(err)
 	}
 	// One process per plugin for the whole parent: the config check, the meter selection, the
-	// GPU inventory, the tokenizer and the repository share it.
+	// device inventory, the tokenizer and the repository share it.
 	sess := cat.NewSession()
 	defer sess.Close()
 
@@ -589,9 +590,9 @@ type slot struct {
 	cpus    []int
 }
 
-// deviceSlots expands launch.devices × processes_per_device into worker slots. GPU indices are
-// mapped to UUIDs through an energy plugin's inventory, so CUDA_VISIBLE_DEVICES names each GPU
-// unambiguously; without such a plugin a GPU device list is a configuration error.
+// deviceSlots expands launch.devices × processes_per_device into worker slots. Accelerators are
+// resolved through the energy plugins' inventories (resolveDevices): each worker gets exactly the
+// visibility environment its device's plugin gave.
 func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
 	per := max(1, cfg.Launch.ProcessesPerDevice)
 	if cfg.Launch.Devices.IsCPU() || len(cfg.Launch.Devices) == 0 {
@@ -603,7 +604,7 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 		each := max(1, threads/per)
 		var out []slot
 		for i := 0; i < per; i++ {
-			s := slot{device: launch.DeviceSlot{Kind: "cpu", Index: -1, Slot: fmt.Sprintf("cpu:%d", i), Name: "cpu"}, threads: each}
+			s := slot{device: launch.DeviceSlot{Kind: launch.DeviceCPU, Index: -1, Slot: fmt.Sprintf("cpu:%d", i), Name: "cpu"}, threads: each}
 			if cfg.Launch.PinCPUs {
 				for c := i * each; c < (i+1)*each && c < cores; c++ {
 					s.cpus = append(s.cpus, c)
@@ -613,32 +614,30 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 		}
 		return out, nil
 	}
-	gpus, err := gpuInventory(ctx, sess, meters)
+	inv, err := deviceInventory(ctx, sess, meters)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := resolveDevices(cfg.Launch.Devices, inv)
 	if err != nil {
 		return nil, err
 	}
 	var out []slot
-	for _, d := range cfg.Launch.Devices {
-		g, ok := gpus[d]
-		if !ok {
-			known := make([]string, 0, len(gpus))
-			for k := range gpus {
-				known = append(known, k)
-			}
-			return nil, cliutil.Usagef("launch.devices: GPU %s not found by the energy plugins (found: %s)", echo.Quote(d), strings.Join(known, ", "))
-		}
+	for _, d := range devs {
 		for i := 0; i < per; i++ {
-			s := g
-			s.Slot = fmt.Sprintf("cuda:%s:%d", g.UUID, i)
+			s := launch.DeviceSlot{Kind: launch.DeviceAccelerator, Index: d.info.Index, UUID: d.info.ID, Name: d.info.Model,
+				Vendor: d.info.Vendor, Meter: d.meter, Env: maps.Clone(d.info.VisibilityEnv)}
+			s.Slot = fmt.Sprintf("%s:%s:%d", d.info.Vendor, d.info.ID, i)
 			out = append(out, slot{device: s, threads: cfg.Launch.Threads})
 		}
 	}
 	return out, nil
 }
 
-// gpuInventory maps GPU indices and UUIDs to device slots from the energy plugins' inventories.
-func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.PluginRef) (map[string]launch.DeviceSlot, error) {
-	out := map[string]launch.DeviceSlot{}
+// deviceInventory lists the devices the energy plugins report, in the order of meters and of each
+// plugin's inventory, each device once per plugin. It fails (a usage error) when none reports any.
+func deviceInventory(ctx context.Context, sess *discovery.Session, meters []launch.PluginRef) ([]meterDevice, error) {
+	var out []meterDevice
 	var reasons []string
 	for _, m := range meters {
 		c, err := sess.Open(ctx, m.Name, sdk.KindEnergy, m.Config)
@@ -651,24 +650,26 @@ func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.
 			reasons = append(reasons, fmt.Sprintf("%s: inventory: %v", m.Name, err))
 			continue
 		}
+		seen := map[string]bool{}
 		for _, d := range doms {
-			if d.Kind != sdk.DomainGPU || d.DeviceUUID == "" {
-				if d.Kind == sdk.DomainGPU && !d.Available {
+			if d.Device == nil {
+				if d.Scope == sdk.ScopeDevice && !d.Available {
 					reasons = append(reasons, fmt.Sprintf("%s: %s", m.Name, d.Reason))
 				}
 				continue
 			}
-			ds := launch.DeviceSlot{Kind: "cuda", Index: d.DeviceIndex, UUID: d.DeviceUUID, Name: d.Name}
-			out[fmt.Sprint(d.DeviceIndex)] = ds
-			out[d.DeviceUUID] = ds
+			if !seen[d.Device.ID] {
+				seen[d.Device.ID] = true
+				out = append(out, meterDevice{meter: m.Name, info: *d.Device})
+			}
 		}
 	}
 	if len(out) == 0 {
-		why := "no energy plugin that lists GPUs (such as nvml) is installed or enabled"
+		why := "no energy plugin of [energy].meters reports a device in its inventory"
 		if len(reasons) > 0 {
 			why = strings.Join(reasons, "; ")
 		}
-		return nil, cliutil.Usagef("launch.devices lists GPUs, but lemctl cannot map them to UUIDs: %s", why)
+		return nil, cliutil.Usagef("launch.devices lists devices, but lemctl cannot find them: %s", why)
 	}
 	return out, nil
 }
@@ -746,7 +747,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 		}
 		workers = append(workers, w)
 		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: host,
-			Device: results.Device(spec.Device),
+			Device: spec.Device.Result(nil),
 			PID:    w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
 	}
 	saveManifest()
