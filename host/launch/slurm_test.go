@@ -126,9 +126,11 @@ func TestSlurmAcceptGivesUpWhenSrunExits(t *testing.T) {
 // a GPU loses the parent's UUID (the index names it there) and the slot names the host; a node
 // with more tasks than slots is refused with what to ask Slurm for.
 func TestSlurmTaskPlaceOnNode(t *testing.T) {
+	env0 := map[string]string{"CUDA_VISIBLE_DEVICES": "GPU-a", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+	env1 := map[string]string{"CUDA_VISIBLE_DEVICES": "GPU-b", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 	slots := []NodeSlot{
-		{Device: DeviceSlot{Kind: "cuda", Index: 0, UUID: "GPU-a", Slot: "cuda:GPU-a:0"}, Threads: 4},
-		{Device: DeviceSlot{Kind: "cuda", Index: 1, UUID: "GPU-b", Slot: "cuda:GPU-b:0"}, Threads: 4},
+		{Device: DeviceSlot{Kind: DeviceAccelerator, Index: 0, UUID: "GPU-a", Env: env0, Slot: "nvml:GPU-a:0"}, Threads: 4},
+		{Device: DeviceSlot{Kind: DeviceAccelerator, Index: 1, UUID: "GPU-b", Env: env1, Slot: "nvml:GPU-b:0"}, Threads: 4},
 	}
 	env := func(local string) func(string) string {
 		return func(k string) string {
@@ -142,14 +144,19 @@ func TestSlurmTaskPlaceOnNode(t *testing.T) {
 	if err := (&SlurmTask{Getenv: env("1")}).placeOnNode(spec, "head"); err != nil {
 		t.Fatal(err)
 	}
-	if spec.Device.UUID != "GPU-b" || spec.Device.Slot != "cuda:GPU-b:0" || spec.CPUs != nil || spec.Threads != 4 {
+	if spec.Device.UUID != "GPU-b" || spec.Device.Slot != "nvml:GPU-b:0" || spec.Device.Env["CUDA_VISIBLE_DEVICES"] != "GPU-b" || spec.CPUs != nil || spec.Threads != 4 {
 		t.Errorf("on the parent's node: %+v, cpus %v", spec.Device, spec.CPUs)
 	}
+	spec = &Spec{Slurm: &SlurmSpec{NodeSlots: slots, ParentHost: "head"}}
 	if err := (&SlurmTask{Getenv: env("1")}).placeOnNode(spec, "node2"); err != nil {
 		t.Fatal(err)
 	}
-	if spec.Device.UUID != "" || spec.Device.Index != 1 || spec.Device.Slot != "node2:cuda:1:0" {
+	if spec.Device.UUID != "" || spec.Device.Index != 1 || spec.Device.Slot != "node2:device:1:0" ||
+		spec.Device.Env["CUDA_VISIBLE_DEVICES"] != "1" || spec.Device.Env["CUDA_DEVICE_ORDER"] != "PCI_BUS_ID" {
 		t.Errorf("on another node: %+v", spec.Device)
+	}
+	if slots[1].Device.Env["CUDA_VISIBLE_DEVICES"] != "GPU-b" {
+		t.Errorf("placing a task changed the shared node slots: %v", slots[1].Device.Env)
 	}
 	err := (&SlurmTask{Getenv: env("2")}).placeOnNode(spec, "node2")
 	if err == nil || !strings.Contains(err.Error(), "--ntasks-per-node") {

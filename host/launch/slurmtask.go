@@ -156,8 +156,8 @@ func (t *SlurmTask) dial(addrs []string) (net.Conn, error) {
 }
 
 // placeOnNode gives the spec this task's device slot: NodeSlots[SLURM_LOCALID]. CPU pinning is
-// left to Slurm (its task binding), and a GPU named by the parent's UUID is, on another node,
-// that node's GPU of the same index.
+// left to Slurm (its task binding), and an accelerator named by the parent's node's id is, on
+// another node, that node's device of the same index.
 func (t *SlurmTask) placeOnNode(spec *Spec, host string) error {
 	slots := spec.Slurm.NodeSlots
 	if len(slots) == 0 {
@@ -176,11 +176,20 @@ func (t *SlurmTask) placeOnNode(spec *Spec, host string) error {
 	if host == spec.Slurm.ParentHost {
 		return nil
 	}
-	// Slots are unique per (host, device): name the host.
-	if spec.Device.Kind == "cuda" {
+	// Slots are unique per (host, device): name the host. An accelerator's id is the parent's
+	// node's: here the device of the same index stands for it, in its visibility environment
+	// too (a variable that named the device by its id names it by its index).
+	if spec.Device.Kind == DeviceAccelerator {
 		proc := spec.Device.Slot[strings.LastIndex(spec.Device.Slot, ":")+1:]
-		spec.Device.UUID = ""
-		spec.Device.Slot = fmt.Sprintf("%s:cuda:%d:%s", host, spec.Device.Index, proc)
+		env := make(map[string]string, len(spec.Device.Env))
+		for k, v := range spec.Device.Env {
+			if v == spec.Device.UUID {
+				v = strconv.Itoa(spec.Device.Index)
+			}
+			env[k] = v
+		}
+		spec.Device.Env, spec.Device.UUID = env, ""
+		spec.Device.Slot = fmt.Sprintf("%s:device:%d:%s", host, spec.Device.Index, proc)
 		return nil
 	}
 	spec.Device.Slot = host + ":" + spec.Device.Slot

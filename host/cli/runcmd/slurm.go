@@ -97,7 +97,7 @@ func (sr *slurmRun) launch(ctx context.Context, p *plan, manifest *results.Manif
 			h.Hostname, h.BootID = hw.Host()
 		}
 		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: w.Rank(), Host: h,
-			Device: results.Device(p.specs[i].Device), PID: w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
+			Device: p.specs[i].Device.Result(nil), PID: w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
 	}
 	return workers, sl, nil
 }
