@@ -53,6 +53,11 @@ func (c *Config) Map() map[string]any {
 				"load_s":       c.Launch.CallTimeouts.LoadS,
 				"generate_s":   c.Launch.CallTimeouts.GenerateS,
 			},
+			"launcher": c.Launch.Launcher,
+			"slurm": map[string]any{
+				"submit": c.Launch.Slurm.Submit,
+				"port":   int64(c.Launch.Slurm.Port),
+			},
 		},
 		"lifecycle": map[string]any{
 			"baseline_s":     c.Lifecycle.BaselineS,
@@ -116,6 +121,9 @@ func (c *Config) HashedMap() map[string]any {
 	if l, ok := m["launch"].(map[string]any); ok {
 		delete(l, "stall_timeout_s")
 		delete(l, "call_timeouts")
+		// How the workers were started changes no figure either.
+		delete(l, "launcher")
+		delete(l, "slurm")
 	}
 	return m
 }

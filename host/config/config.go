@@ -103,6 +103,9 @@ type Launch struct {
 	StallTimeoutS float64 `json:"stall_timeout_s"`
 	// CallTimeouts are the per-call deadlines on plugins ([launch.call_timeouts]).
 	CallTimeouts CallTimeouts `json:"call_timeouts"`
+	// Launcher is "local" or "slurm" (docs/slurm.md).
+	Launcher string      `json:"launcher"`
+	Slurm    SlurmLaunch `json:"slurm"`
 }
 
 // CallTimeouts is [launch.call_timeouts]: how long the host waits for one plugin call, in
@@ -112,6 +115,14 @@ type CallTimeouts struct {
 	RepositoryS float64 `json:"repository_s"`
 	LoadS       float64 `json:"load_s"`
 	GenerateS   float64 `json:"generate_s"`
+}
+
+// SlurmLaunch is [launch.slurm].
+type SlurmLaunch struct {
+	// Submit: outside an allocation, submit the run with sbatch instead of refusing.
+	Submit bool `json:"submit"`
+	// Port is the coordinator's TCP port (0: any free port).
+	Port int `json:"port"`
 }
 
 // Lifecycle is [lifecycle].

@@ -794,6 +794,8 @@ func (l *loader) build() *Config {
 		LoadS:       l.float("launch", "call_timeouts", "load_s"),
 		GenerateS:   l.float("launch", "call_timeouts", "generate_s"),
 	}
+	c.Launch.Launcher = l.str("launch", "launcher")
+	c.Launch.Slurm = SlurmLaunch{Submit: l.bool("launch", "slurm", "submit"), Port: int(l.int("launch", "slurm", "port"))}
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),

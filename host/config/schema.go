@@ -129,6 +129,12 @@ var schema = []keySpec{
 		doc: "Deadline in seconds for the engine's Load (reading a model onto its device). Not part of the config hash. 0: none."},
 	{path: p("launch", "call_timeouts", "generate_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "Deadline in seconds for one engine Generate or Warmup call (one batch). 0 (the default): none of its own, since a batch's length depends on the model; the watchdog (stall_timeout_s) covers a batch that streams nothing. Not part of the config hash."},
+	{path: p("launch", "launcher"), kind: kString, def: "local", enum: []string{"local", "slurm"},
+		doc: "How the workers are started. local: subprocesses of `lemctl run` on this host. slurm: one `srun` task per device slot inside the current Slurm allocation ($SLURM_JOB_ID), the workers connecting back to `lemctl run` over TCP (docs/slurm.md). Not part of the config hash."},
+	{path: p("launch", "slurm", "submit"), kind: kBool, def: false,
+		doc: "launcher = \"slurm\" outside an allocation: false (default) stops with the `salloc`/`sbatch` command to run; true submits this same `lemctl run` with `sbatch` and prints the job id (follow it with `lemctl run --attach JOBID`). Not part of the config hash."},
+	{path: p("launch", "slurm", "port"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(65535),
+		doc: "TCP port the coordinator of a Slurm run listens on, on the node that runs `lemctl run`; 0: any free port. Not part of the config hash."},
 
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
@@ -189,7 +195,7 @@ var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},
 	"lifecycle": {"warmup"},
-	"launch":    {"call_timeouts"},
+	"launch":    {"call_timeouts", "slurm"},
 }
 
 var specByPath = func() map[string]*keySpec {
