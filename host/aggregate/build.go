@@ -115,6 +115,9 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 
 	groups := groupDomains(ws)
 	a.Energy = energy(groups, ws, wl, c)
+	if g, src, ok := carbonIntensity(first.Config); ok {
+		a.Energy.CO2e = hostenergy.CO2e(a.Energy.TotalJ, wl.Requests, wl.OutputTokens, g, src)
+	}
 	a.Memory = memory(ws)
 	a.Overhead = overhead(ws)
 	a.Environment = environment(ws)
@@ -430,6 +433,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 		}
 	}
 	e.CountedDomainKinds = append(e.CountedDomainKinds, sortedStrings(kinds)...)
+	e.Estimated = hostenergy.EstimatedTotal(e.Domains)
 	if !counted {
 		return e
 	}

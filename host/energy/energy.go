@@ -96,7 +96,7 @@ func MarkCounted(ds []*results.Domain) []string {
 			ms = append(ms, Measured{ID: d.ID, Kind: d.Kind})
 		}
 	}
-	counted, why := CountedSet(ms)
+	counted, why := countedWithEstimates(ms, ds)
 	in := map[string]bool{}
 	for _, id := range counted {
 		in[id] = true
@@ -194,6 +194,9 @@ type Thresholds struct {
 	// IntegrationMismatch: counter_integration_mismatch when a counter and its integrated
 	// instant power differ by more than this share (0.10 = 10 %) beyond the edge terms.
 	IntegrationMismatch float64
+	// MaxThrottleShare: throttled_window is an error (else a warning) when a domain's clocks
+	// were held down by thermal or power limits for more than this share of the window.
+	MaxThrottleShare float64
 	// MaxUncertainty: uncertainty_too_high (an error) when the total's standard uncertainty is
 	// more than this share of it (0.10 = 10 %); 0 means no maximum.
 	MaxUncertainty float64
@@ -269,9 +272,9 @@ func isDomainHealth(m *sdk.Measurement, f sdk.Finding) bool {
 func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advice string)) results.Domain {
 	dom := de.Domain
 	d := results.Domain{ID: dom.ID, Name: dom.Name, Kind: dom.Kind, Scope: dom.Scope, Method: dom.Method, Confidence: dom.Confidence,
-		Available: dom.Available, Reason: dom.Reason, DeviceUUID: dom.DeviceUUID, Health: []results.Finding{}}
-	if dom.DeviceIndex >= 0 && dom.Kind == sdk.DomainGPU {
-		d.DeviceIndex = results.IntPtr(dom.DeviceIndex)
+		Available: dom.Available, Reason: dom.Reason, Health: []results.Finding{}}
+	if dev := dom.Device; dev != nil {
+		d.DeviceUUID, d.DeviceVendor, d.DeviceIndex = dev.ID, dev.Vendor, results.IntPtr(dev.Index)
 	}
 	if dom.Resolution > 0 {
 		d.ResolutionJ = results.Float(dom.Resolution.Joules())
@@ -320,6 +323,9 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 	}
 	window := inWindow(de.Samples, in.Window)
 	if f := temperatureDrift(dom.ID, window, in.Thresholds.TemperatureDriftC); f != nil {
+		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+	}
+	if f := throttled(dom.ID, de.Samples, in.Window, in.Thresholds.MaxThrottleShare); f != nil {
 		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
 	}
 	if dom.Method == sdk.MethodCounter && updates >= 5 && !hasCode(de.Health, "counter_reset") && !hasCode(de.Health, "counter_stuck") {
@@ -475,7 +481,11 @@ func phases(samples []sdk.Sample, dom sdk.Domain, window Interval, prefill, deco
 func timeline(samples []sdk.Sample) []results.Sample {
 	out := make([]results.Sample, len(samples))
 	for i, s := range samples {
-		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC)}
+		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC),
+			SMClockMHz: finite(s.SMClockMHz), MemoryClockMHz: finite(s.MemoryClockMHz)}
+		if s.ReasonsRead {
+			out[i].ClockEventReasons = results.Uint64(s.ClockEventReasons)
+		}
 	}
 	return out
 }
@@ -531,6 +541,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		}
 	}
 	out.CountedDomainKinds = sortedKeys(kinds)
+	out.Estimated = EstimatedTotal(out.Domains)
 	if counted == 0 {
 		var ids []string
 		for _, d := range out.Domains {
@@ -543,7 +554,7 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 			why = "unavailable: " + strings.Join(ids, ", ") + " (each domain gives its reason)"
 		}
 		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package, DRAM, node or other domain was measured ("+why+"): figures are throughput and latency only",
-			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
+			"install an energy plugin that can read this machine (each unmeasured domain above says why it could not be read; docs/plugins.md lists the energy plugins)")
 		return
 	}
 	out.TotalJ = results.Float(total)

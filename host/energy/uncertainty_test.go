@@ -165,7 +165,7 @@ func phaseGroundTruth(t *testing.T, vary float64) {
 		rng := rand.New(rand.NewPCG(seed, 0xc0ffee))
 		de := sdk.DomainEnergy{Domain: sdk.Domain{ID: "gpu0", Kind: sdk.DomainGPU, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter,
 			Confidence: sdk.ConfidenceMeasured, Available: true, Resolution: units.Millijoule, UpdatePeriod: tr.counter.update,
-			MaxPower: units.Power(tr.maxPowerW * float64(units.Watt)), DeviceIndex: 0},
+			MaxPower: units.Power(tr.maxPowerW * float64(units.Watt))},
 			Samples: tr.counter.samples(rng, marks)}
 		e, _ := Compute(Input{Measurements: []*sdk.Measurement{{Domains: []sdk.DomainEnergy{de}}}, Window: tr.window,
 			Prefill: tr.prefill, Decode: tr.decode, OutputTokens: 1000, Requests: 8, NoBaseline: true})
@@ -222,7 +222,7 @@ func meanStd(xs []float64) (mean, sd float64) {
 // every update, from 0 to end.
 func nvmlLike(q units.Energy, period time.Duration, watts float64, end int64) sdk.DomainEnergy {
 	d := sdk.DomainEnergy{Domain: sdk.Domain{ID: "gpu0", Kind: sdk.DomainGPU, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter,
-		Confidence: sdk.ConfidenceMeasured, Available: true, Resolution: q, UpdatePeriod: period, DeviceIndex: 0}}
+		Confidence: sdk.ConfidenceMeasured, Available: true, Resolution: q, UpdatePeriod: period}}
 	for t := int64(0); t <= end; t += int64(period) {
 		j := math.Floor(watts*float64(t)/1e9/q.Joules()+1e-9) * q.Joules()
 		d.Samples = append(d.Samples, sdk.Sample{MonoNS: t, Energy: units.Energy(math.Round(j * 1e6)), PowerW: math.NaN(), TemperatureC: math.NaN()})
@@ -277,7 +277,7 @@ func TestResolutionBudgetMatchesAnalytic(t *testing.T) {
 func TestUncertaintyTooHigh(t *testing.T) {
 	a := nvmlLike(units.Energy(15300), 100*time.Millisecond, 15.3, 2*sec)
 	b := nvmlLike(units.Energy(15300), 100*time.Millisecond, 15.3, 2*sec)
-	b.Domain.ID, b.Domain.DeviceIndex = "gpu1", 1
+	b.Domain.ID = "gpu1"
 	in := Input{Measurements: []*sdk.Measurement{{Domains: []sdk.DomainEnergy{a, b}}}, Window: Interval{sec, sec + int64(300*time.Millisecond)},
 		OutputTokens: 10, Requests: 1, NoBaseline: true, Thresholds: Thresholds{MaxUncertainty: 0.05}}
 	e, fs := Compute(in)

@@ -164,12 +164,21 @@ func (h Host) Key() string { return h.Hostname + "/" + h.BootID }
 
 // Device is the device slot a worker ran on.
 type Device struct {
-	Kind  string `json:"kind"` // "cpu" or "cuda"
-	Index int    `json:"index"`
-	UUID  string `json:"uuid"`
+	// Kind is "cpu", or "device" for an accelerator an energy plugin reported ("cuda" in
+	// results written before devices were vendor-neutral).
+	Kind  string `json:"kind"`
+	Index int    `json:"index"` // the device's index in its meter's inventory; -1 for cpu
+	UUID  string `json:"uuid"`  // the device id its meter reports (a GPU UUID, "acme0")
 	Name  string `json:"name"`
-	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g. "cuda:0" or
-	// "cpu:0".
+	// Vendor and Meter: the device's vendor and the energy plugin that reported it.
+	Vendor string `json:"vendor,omitempty"`
+	Meter  string `json:"meter,omitempty"`
+	// Env is the device's visibility environment as its meter gave it, which the launcher set;
+	// SeenEnv is the same variables as the worker process itself saw them ("" when unset).
+	Env     map[string]string `json:"env,omitempty"`
+	SeenEnv map[string]string `json:"seen_env,omitempty"`
+	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g.
+	// "acme:acme0:0" or "cpu:0".
 	Slot string `json:"slot"`
 }
 
@@ -329,6 +338,23 @@ type Energy struct {
 	// CountedDomains names the domains TotalJ sums (an aggregate over several hosts writes
 	// "hostname/id").
 	CountedDomains []string `json:"counted_domains,omitempty"`
+
+	// Estimated is true when TotalJ counts only estimated domains (method estimate: no energy
+	// counter measured this host); an estimate is never added to a measured total.
+	Estimated bool `json:"estimated,omitempty"`
+	// CO2e is the carbon footprint from the user's carbon intensity; nil when none was configured
+	// or no energy was measured (lemctl never assumes an intensity).
+	CO2e *CO2e `json:"co2e,omitempty"`
+}
+
+// CO2e is TotalJ converted with the user's grid carbon intensity: g = J ÷ 3.6e6 × g/kWh.
+type CO2e struct {
+	G               *float64 `json:"g"`
+	GPerRequest     *float64 `json:"g_per_request"`
+	GPerOutputToken *float64 `json:"g_per_output_token"`
+	// IntensityGPerKWh and Source are the figure used and where the user says it comes from.
+	IntensityGPerKWh float64 `json:"intensity_g_per_kwh"`
+	Source           string  `json:"source"`
 }
 
 // EnergyPhases splits energy between prefill and decode, each with its standard uncertainty.
@@ -345,17 +371,21 @@ type EnergyPhases struct {
 
 // Domain is one energy domain (a GPU, a RAPL zone, …).
 type Domain struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	Kind        string `json:"kind"`
-	Scope       string `json:"scope"`
-	Method      string `json:"method"`
-	Confidence  string `json:"confidence"`
-	Available   bool   `json:"available"`
-	Reason      string `json:"reason"`
-	Plugin      string `json:"plugin,omitempty"`
-	DeviceUUID  string `json:"device_uuid,omitempty"`
-	DeviceIndex *int   `json:"device_index,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Kind       string `json:"kind"`
+	Scope      string `json:"scope"`
+	Method     string `json:"method"`
+	Confidence string `json:"confidence"`
+	Available  bool   `json:"available"`
+	Reason     string `json:"reason"`
+	Plugin     string `json:"plugin,omitempty"`
+	// DeviceUUID is the id of the device a device-scoped domain measures, as its meter names it
+	// (a GPU UUID for nvidia, "acme0"…); the JSON name predates vendor-neutral devices.
+	DeviceUUID   string `json:"device_uuid,omitempty"`
+	DeviceVendor string `json:"device_vendor,omitempty"`
+	// DeviceIndex is the device's index in its meter's inventory.
+	DeviceIndex *int `json:"device_index,omitempty"`
 
 	TotalJ      *float64     `json:"total_j"`
 	IdlePowerW  *float64     `json:"idle_power_w"`
@@ -416,6 +446,12 @@ type Sample struct {
 	EnergyUJ     uint64   `json:"energy_uj"`
 	PowerW       *float64 `json:"power_w,omitempty"`
 	TemperatureC *float64 `json:"temperature_c,omitempty"`
+	// SMClockMHz and MemoryClockMHz are the device's clocks, where the meter reads them (nvml).
+	SMClockMHz     *float64 `json:"sm_clock_mhz,omitempty"`
+	MemoryClockMHz *float64 `json:"memory_clock_mhz,omitempty"`
+	// ClockEventReasons are the clock-event reason bits read at this sample (sdk.ClockEvent*,
+	// NVML's layout); absent where not read.
+	ClockEventReasons *uint64 `json:"clock_event_reasons,omitempty"`
 }
 
 // Memory is the peak and model memory of a device (raw) or of all devices (aggregated: the max

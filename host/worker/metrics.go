@@ -41,10 +41,13 @@ func (st *state) metrics(m *measured) {
 
 	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates,
 		TemperatureDriftC: spec.Validity.TemperatureDriftC, IntegrationMismatch: spec.Validity.IntegrationMismatch,
-		MaxUncertainty: spec.Validity.MaxUncertainty}
+		MaxThrottleShare: spec.Validity.MaxThrottleShare, MaxUncertainty: spec.Validity.MaxUncertainty}
 	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: st.idle, IdleUncertaintyW: st.idleU,
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
+	if ci := spec.Energy.CarbonIntensity; ci != nil {
+		raw.Energy.CO2e = energy.CO2e(e.TotalJ, wl.Requests, wl.OutputTokens, ci.GPerKWh, ci.Source)
+	}
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 	findings = append(findings, tokenCountFindings(reqs, spec.Prompts, spec.Engine.Name)...)

@@ -276,7 +276,7 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	v := config.DefaultValidity() // measure has no config: the [validity] defaults
 	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
 		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch,
-			MaxUncertainty: v.MaxUncertainty}})
+			MaxThrottleShare: v.MaxThrottleShare, MaxUncertainty: v.MaxUncertainty}})
 	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, UncertaintyJ: e.UncertaintyJ, Domains: []DomainReport{}}
 	rep.CountedDomains = append([]string{}, e.CountedDomains...)
 	samples := map[string][]sdk.Sample{}

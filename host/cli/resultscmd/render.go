@@ -3,7 +3,9 @@ package resultscmd
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,7 +117,11 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		if basis != "" {
 			basis = " (" + basis + ")"
 		}
-		row(tw, "energy", fmt.Sprintf("%s J total%s, static %s J, dynamic %s J", pm(e.TotalJ, e.UncertaintyJ, 3), basis,
+		label := ""
+		if e.Estimated {
+			label = "ESTIMATED (no energy counter: CPU time × watts per core, energy_estimated) "
+		}
+		row(tw, "energy", fmt.Sprintf("%s%s J total%s, static %s J, dynamic %s J", label, pm(e.TotalJ, e.UncertaintyJ, 3), basis,
 			pm(e.StaticJ, e.StaticUncertaintyJ, 3), pm(e.DynamicJ, e.DynamicUncertaintyJ, 3)))
 		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
 			pm(e.JPerOutputToken, e.JPerOutputTokenUncertainty, 4), pm(e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty, 4),
@@ -137,6 +143,10 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 			}
 		}
 		row(tw, "phases", ph)
+	}
+	if c := e.CO2e; c != nil {
+		row(tw, "CO₂e", fmt.Sprintf("%s g total, %s g/request, %s g/output token (at %g g CO₂e/kWh, source: %s)",
+			num(c.G, 4), num(c.GPerRequest, 4), num(c.GPerOutputToken, 4), c.IntensityGPerKWh, c.Source))
 	}
 	flops := na
 	if f.Total != nil {
@@ -257,8 +267,13 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 	return tw.Flush()
 }
 
+// deviceName describes a worker's device: kind (or vendor) and index, model, id, and for an
+// accelerator the visibility environment the worker itself saw.
 func deviceName(d results.Device) string {
 	s := d.Kind
+	if d.Vendor != "" {
+		s = d.Vendor
+	}
 	if d.Index >= 0 {
 		s += ":" + strconv.Itoa(d.Index)
 	}
@@ -267,6 +282,13 @@ func deviceName(d results.Device) string {
 	}
 	if d.UUID != "" {
 		s += " " + d.UUID
+	}
+	if len(d.SeenEnv) > 0 {
+		var env []string
+		for _, k := range slices.Sorted(maps.Keys(d.SeenEnv)) {
+			env = append(env, k+"="+d.SeenEnv[k])
+		}
+		s += ", seeing " + strings.Join(env, " ")
 	}
 	return s
 }
