@@ -296,6 +296,11 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			d.Timeline = nil
 			d.CounterUpdates = nil
 			j, unionS, stitched, ok := groupEnergy(g, monoWindow)
+			if len(g.members) == 1 && g.members[0].dom.TotalJ != nil {
+				// One worker saw the domain: its own total over its window, read as the worker
+				// read it (the update-aware curve of host/energy, docs/methodology.md), not again.
+				j = *g.members[0].dom.TotalJ
+			}
 			if !ok {
 				c.warn(CodeEnergyNotStitched, nil, "domain %s on %s: seen by %d workers but not every one has a usable timeline (≥ 2 samples, increasing time, non-decreasing energy); its energy is the largest single worker's (a lower bound)", g.id, g.host.Hostname, len(g.members))
 			}

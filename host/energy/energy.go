@@ -448,32 +448,32 @@ func mismatch(dom sdk.Domain, s []sdk.Sample, threshold float64) *results.Findin
 // (quadrature); the coverage term is common to a domain and summed.
 func phases(samples []sdk.Sample, dom sdk.Domain, window Interval, prefill, decode []Interval) results.EnergyPhases {
 	model := fitPhases(samples, dom.UpdatePeriod, window, prefill, decode)
-	sum := func(ivs []Interval) (*float64, *float64, int) {
+	sum := func(ivs []Interval) (*float64, *float64) {
 		if len(ivs) == 0 {
-			return nil, nil, 0
+			return nil, nil
 		}
 		var total budget
 		for _, iv := range ivs {
 			b, ok := interval(samples, dom, iv.StartMonoNS, iv.EndMonoNS, model)
 			if !ok {
-				return nil, nil, 0
+				return nil, nil
 			}
 			total.add(b)
 		}
-		return results.Float(total.j), results.Float(total.u()), total.between
+		return results.Float(total.j), results.Float(total.u())
 	}
 	var out results.EnergyPhases
-	var np, nd int
-	out.PrefillJ, out.PrefillUncertaintyJ, np = sum(prefill)
-	out.DecodeJ, out.DecodeUncertaintyJ, nd = sum(decode)
+	out.PrefillJ, out.PrefillUncertaintyJ = sum(prefill)
+	out.DecodeJ, out.DecodeUncertaintyJ = sum(decode)
 	if out.PrefillJ != nil || out.DecodeJ != nil {
 		out.Batches = max(len(prefill), len(decode))
-	}
-	// A batch's first token is read once for its prefill's end and once for its decode's start:
-	// count the batches whose first token was interpolated across a flat run.
-	out.Interpolated = max(np, nd)
-	if out.Interpolated > out.Batches {
-		out.Interpolated = out.Batches
+		// The batches whose first token (a prefill's end) fell inside a span without a counter
+		// update: their split was interpolated.
+		for _, iv := range prefill {
+			if p, ok := readAt(samples, dom, iv.EndMonoNS, model); ok && p.between {
+				out.Interpolated++
+			}
+		}
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package energy
 
 import (
 	"math"
+	"slices"
+	"sort"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -47,9 +49,11 @@ type phaseModel struct {
 func (m *phaseModel) overlapS(a, b int64) [nPhases]float64 {
 	var o [nPhases]float64
 	in := func(ivs []Interval) float64 {
+		// ivs are sorted by start and do not overlap (fitPhases): skip to the first that ends
+		// after a.
 		s := int64(0)
-		for _, iv := range ivs {
-			if lo, hi := max(a, iv.StartMonoNS), min(b, iv.EndMonoNS); hi > lo {
+		for i := sort.Search(len(ivs), func(i int) bool { return ivs[i].EndMonoNS > a }); i < len(ivs) && ivs[i].StartMonoNS < b; i++ {
+			if lo, hi := max(a, ivs[i].StartMonoNS), min(b, ivs[i].EndMonoNS); hi > lo {
 				s += hi - lo
 			}
 		}
@@ -75,7 +79,14 @@ func fitPhases(s []sdk.Sample, upd time.Duration, window Interval, prefill, deco
 	if len(prefill) == 0 && len(decode) == 0 {
 		return nil
 	}
-	m := &phaseModel{prefill: prefill, decode: decode}
+	m := &phaseModel{prefill: sortedIntervals(prefill), decode: sortedIntervals(decode)}
+	for _, ivs := range [][]Interval{m.prefill, m.decode} {
+		for i := 1; i < len(ivs); i++ {
+			if ivs[i].StartMonoNS < ivs[i-1].EndMonoNS {
+				return nil // overlapping batches of one phase: no phase-constant model
+			}
+		}
+	}
 	var rows [][nPhases]float64
 	var energies []float64
 	prev := -1
@@ -130,4 +141,10 @@ func fitPhases(s []sdk.Sample, upd time.Duration, window Interval, prefill, deco
 	r.SubVec(b, &r)
 	m.residJ = math.Sqrt(mat.Dot(&r, &r) / float64(n-c))
 	return m
+}
+
+func sortedIntervals(ivs []Interval) []Interval {
+	out := slices.Clone(ivs)
+	sort.Slice(out, func(i, j int) bool { return out[i].StartMonoNS < out[j].StartMonoNS })
+	return out
 }

@@ -93,7 +93,7 @@ type phaseTrial struct {
 	maxPowerW       float64
 }
 
-func newPhaseTrial(seed uint64) phaseTrial {
+func newPhaseTrial(seed uint64, vary float64) phaseTrial {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ms := int64(time.Millisecond)
 	tr := phaseTrial{maxPowerW: 450}
@@ -105,7 +105,10 @@ func newPhaseTrial(seed uint64) phaseTrial {
 	for b := 0; b < 8; b++ {
 		dp := 15*ms + rng.Int64N(105*ms) // 15–120 ms: often shorter than the update period
 		dd := 300*ms + rng.Int64N(500*ms)
-		steps = append(steps, step{t, t + dp, prefillW}, step{t + dp, t + dp + dd, decodeW})
+		// vary: each batch's powers differ from the trial's by up to ± vary (another batch
+		// shape), which the phase fit cannot explain.
+		pw, dw := prefillW*(1+vary*(2*rng.Float64()-1)), decodeW*(1+vary*(2*rng.Float64()-1))
+		steps = append(steps, step{t, t + dp, pw}, step{t + dp, t + dp + dd, dw})
 		tr.prefill = append(tr.prefill, Interval{t, t + dp})
 		tr.decode = append(tr.decode, Interval{t + dp, t + dp + dd})
 		t += dp + dd
@@ -139,6 +142,12 @@ func (tr phaseTrial) truth(ivs []Interval) float64 {
 // root-mean-square over the trials is at most 3× the spread (standard deviation) of the errors
 // actually made.
 func TestPhaseEnergyGroundTruth(t *testing.T) {
+	for _, vary := range []float64{0, 0.15} {
+		t.Run(fmt.Sprintf("batch power ± %.0f %%", vary*100), func(t *testing.T) { phaseGroundTruth(t, vary) })
+	}
+}
+
+func phaseGroundTruth(t *testing.T, vary float64) {
 	const trials = 40
 	type phase struct {
 		name    string
@@ -148,7 +157,7 @@ func TestPhaseEnergyGroundTruth(t *testing.T) {
 	pre, dec := &phase{name: "prefill"}, &phase{name: "decode"}
 	interpolated := 0
 	for seed := uint64(1); seed <= trials; seed++ {
-		tr := newPhaseTrial(seed)
+		tr := newPhaseTrial(seed, vary)
 		var marks []int64
 		for i := range tr.prefill {
 			marks = append(marks, tr.prefill[i].StartMonoNS, tr.decode[i].EndMonoNS)

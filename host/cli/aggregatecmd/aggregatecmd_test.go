@@ -41,7 +41,7 @@ func execute(t *testing.T, repo sdk.Repository, args ...string) (string, string,
 func TestAggregate(t *testing.T) {
 	repo := fixtures(t)
 	out, stderr, code := execute(t, repo, "shared-package")
-	if code != 0 || !strings.Contains(out, "1375.000 J total") {
+	if code != 0 || !strings.Contains(out, "1375.000 ± 0.762 J total") {
 		t.Fatalf("exit %d, stderr %s, stdout:\n%s", code, stderr, out)
 	}
 	first, err := repo.LoadAggregated(context.Background(), "shared-package")
