@@ -88,9 +88,9 @@ func (e *Engine) Load(ctx context.Context, req sdk.LoadRequest) (*sdk.LoadResult
 		return nil, err
 	}
 	switch req.Device.Kind {
-	case "", "cpu", "cuda":
+	case "", "cpu", "cuda", "nvidia":
 	default:
-		return nil, fmt.Errorf("%w: load %s: device kind %q (valid: cpu, cuda)", sdk.ErrInvalidArgument, req.Artifact.Reference, req.Device.Kind)
+		return nil, fmt.Errorf("%w: load %s: device kind %q (valid: cpu, nvidia or its older name cuda)", sdk.ErrInvalidArgument, req.Artifact.Reference, req.Device.Kind)
 	}
 	start := clock.Mono()
 	version, err := model.InitORT(s.LibraryPath)
@@ -200,12 +200,12 @@ func sessionOptions(req sdk.LoadRequest, s Settings) (*ort.SessionOptions, strin
 		if provider == ProviderAuto {
 			provider = ProviderCPU
 		}
-	case "cuda":
+	case "cuda", "nvidia": // "nvidia": the vendor the nvml meter reports; "cuda": its older name
 		if provider == ProviderAuto {
 			provider = ProviderCUDA
 		}
 	default:
-		return nil, "", fmt.Errorf("%w: device kind %q (valid: cpu, cuda)", sdk.ErrInvalidArgument, req.Device.Kind)
+		return nil, "", fmt.Errorf("%w: device kind %q (valid: cpu, nvidia or its older name cuda)", sdk.ErrInvalidArgument, req.Device.Kind)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {

@@ -502,3 +502,25 @@ func TestQuantisedGreedyEqualsNode(t *testing.T) {
 		})
 	}
 }
+
+// TestNvidiaDeviceChoosesCUDA: the device kind "nvidia" (the vendor the nvml meter reports, which
+// lemctl passes on) selects the CUDA provider under provider auto, exactly as its older name
+// "cuda" does: where ONNX Runtime has no CUDA provider, both fail to load, never running on the
+// CPU instead.
+func TestNvidiaDeviceChoosesCUDA(t *testing.T) {
+	a := resolve(t, "synthetic:gpt2-tiny", "")
+	lib, _ := filepathOfORT()
+	if _, err := os.Stat(filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")); err == nil {
+		t.Skip("this ONNX Runtime has the CUDA provider; the GPU script covers it")
+	}
+	for _, kind := range []string{"nvidia", "cuda"} {
+		s := DefaultSettings()
+		s.LibraryPath = lib
+		e := New()
+		e.SetSettings(s)
+		_, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: kind, Index: 0, UUID: "GPU-x"}})
+		if !errors.Is(err, sdk.ErrFailedPrecondition) {
+			t.Errorf("load on a %s device without the CUDA provider: %v, want a failed precondition", kind, err)
+		}
+	}
+}
