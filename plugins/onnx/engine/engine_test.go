@@ -462,28 +462,6 @@ func TestTokenIDsOnly(t *testing.T) {
 	}
 }
 
-// TestNvidiaDeviceChoosesCUDA: the device kind "nvidia" (the vendor the nvml meter reports, which
-// lemctl passes on) selects the CUDA provider under provider auto, exactly as its older name
-// "cuda" does: where ONNX Runtime has no CUDA provider, both fail to load, never running on the
-// CPU instead.
-func TestNvidiaDeviceChoosesCUDA(t *testing.T) {
-	a := resolve(t, "synthetic:gpt2-tiny", "")
-	lib, _ := filepathOfORT()
-	if _, err := os.Stat(filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")); err == nil {
-		t.Skip("this ONNX Runtime has the CUDA provider; the GPU script covers it")
-	}
-	for _, kind := range []string{"nvidia", "cuda"} {
-		s := DefaultSettings()
-		s.LibraryPath = lib
-		e := New()
-		e.SetSettings(s)
-		_, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: kind, Index: 0, UUID: "GPU-x"}})
-		if !errors.Is(err, sdk.ErrFailedPrecondition) {
-			t.Errorf("load on a %s device without the CUDA provider: %v, want a failed precondition", kind, err)
-		}
-	}
-}
-
 // TestQuantisedGreedyEqualsNode: the greedy ids of the int8 and int4 presets (and of fp32
 // gpt2-tiny, as a control) equal those of an independent decoder, onnxruntime-node, on the
 // same file, each prompt alone; and their agreement with the fp32 preset's ids is reported
@@ -522,5 +500,27 @@ func TestQuantisedGreedyEqualsNode(t *testing.T) {
 			}
 			t.Logf("%s: greedy ids equal onnxruntime-node's; agreement with %s (fp32) %d/%d = %.0f%% of positions", name, base, agree, total, 100*float64(agree)/float64(total))
 		})
+	}
+}
+
+// TestNvidiaDeviceChoosesCUDA: the device kind "nvidia" (the vendor the nvml meter reports, which
+// lemctl passes on) selects the CUDA provider under provider auto, exactly as its older name
+// "cuda" does: where ONNX Runtime has no CUDA provider, both fail to load, never running on the
+// CPU instead.
+func TestNvidiaDeviceChoosesCUDA(t *testing.T) {
+	a := resolve(t, "synthetic:gpt2-tiny", "")
+	lib, _ := filepathOfORT()
+	if _, err := os.Stat(filepath.Join(filepath.Dir(lib), "libonnxruntime_providers_cuda.so")); err == nil {
+		t.Skip("this ONNX Runtime has the CUDA provider; the GPU script covers it")
+	}
+	for _, kind := range []string{"nvidia", "cuda"} {
+		s := DefaultSettings()
+		s.LibraryPath = lib
+		e := New()
+		e.SetSettings(s)
+		_, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: kind, Index: 0, UUID: "GPU-x"}})
+		if !errors.Is(err, sdk.ErrFailedPrecondition) {
+			t.Errorf("load on a %s device without the CUDA provider: %v, want a failed precondition", kind, err)
+		}
 	}
 }
