@@ -328,7 +328,7 @@ func TestStudyFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = Compare(context.Background(), studyload.Files{Dir: dir}, fixtureAggs(), "s2:p00", "s1:p01", false)
-	if err == nil || !strings.Contains(err.Error(), `study.json: kind is "raw", want "study"`) {
+	if err == nil || !strings.Contains(err.Error(), `study.json: not a study aggregate of schema 1 (kind "raw"`) {
 		t.Errorf("a bad study file: %v", err)
 	}
 }

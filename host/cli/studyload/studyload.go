@@ -6,7 +6,6 @@ package studyload
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,12 +28,14 @@ type Files struct {
 }
 
 // Path is where the study id is stored.
-func (f Files) Path(id string) string { return filepath.Join(f.Dir, "studies", id, "study.json") }
+func (f Files) Path(id string) string {
+	return filepath.Join(study.Dir(f.Dir, id), study.AggregateName)
+}
 
-// LoadStudy reads and checks the stored study id.
+// LoadStudy reads and checks the stored study id (host/study.Load).
 func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error) {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, `/\`) {
-		return nil, cliutil.Usagef("study id %q: want the name of a directory under %s", id, filepath.Join(f.Dir, "studies"))
+	if err := study.CheckID(id); err != nil {
+		return nil, cliutil.Usage(err)
 	}
 	if fi, err := os.Stat(f.Dir); err != nil || !fi.IsDir() {
 		why := "not a directory"
@@ -43,43 +44,16 @@ func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error)
 		}
 		return nil, cliutil.Usagef("--results-dir %s: %s (studies are stored there by lemctl sweep; pass the directory you ran with)", f.Dir, why)
 	}
-	path := f.Path(id)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cliutil.Failed(fmt.Errorf("study %s: %w (%s does not exist)", id, ErrNoStudy, path))
-	}
-	if err != nil {
+	s, _, err := study.Load(f.Dir, id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && study.Exists(f.Dir, id):
+		return nil, cliutil.Failed(fmt.Errorf("study %s has no %s yet: its sweep has not aggregated a point (is it still running? `lemctl sweep --resume` continues it)", id, f.Path(id)))
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, cliutil.Failed(fmt.Errorf("study %s: %w (%s does not exist)", id, ErrNoStudy, f.Path(id)))
+	case err != nil:
 		return nil, cliutil.Failed(fmt.Errorf("study %s: %w", id, err))
 	}
-	s, err := Decode(data)
-	if err != nil {
-		return nil, cliutil.Failed(fmt.Errorf("%s: %w", path, err))
-	}
 	return s, nil
-}
-
-// Decode parses a stored study and checks its kind and schema version.
-func Decode(data []byte) (*study.Aggregate, error) {
-	var s study.Aggregate
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("not a study: %w", err)
-	}
-	if s.Kind != study.Kind {
-		return nil, fmt.Errorf("kind is %q, want %q", s.Kind, study.Kind)
-	}
-	if s.SchemaVersion != study.SchemaVersion {
-		return nil, fmt.Errorf("schema_version is %q; this lemctl reads %q", s.SchemaVersion, study.SchemaVersion)
-	}
-	return &s, nil
-}
-
-// Exists reports whether the results directory holds a study called id.
-func (f Files) Exists(id string) bool {
-	if id == "" || strings.ContainsAny(id, `/\`) {
-		return false
-	}
-	_, err := os.Stat(f.Path(id))
-	return err == nil
 }
 
 // Aggregates loads experiments' aggregates through a results repository.

@@ -46,7 +46,23 @@ func TestFiles(t *testing.T) {
 	if err := os.WriteFile(f.Path("s1"), []byte(`{"schema_version":"2","kind":"study"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.LoadStudy(context.Background(), "s1"); err == nil || !strings.Contains(err.Error(), `schema_version is "2"`) {
+	if _, err := f.LoadStudy(context.Background(), "s1"); err == nil || !strings.Contains(err.Error(), `not a study aggregate of schema 1 (kind "study", schema_version "2")`) {
 		t.Errorf("schema 2: %v", err)
+	}
+}
+
+// TestStudyWithoutAggregate: a study whose sweep wrote its manifest but no study.json yet is
+// said as such, not taken for an experiment id.
+func TestStudyWithoutAggregate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "studies", "s1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "studies", "s1", "manifest.json"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Files{Dir: dir}.LoadStudy(context.Background(), "s1")
+	if err == nil || errors.Is(err, ErrNoStudy) || !strings.Contains(err.Error(), "has no") || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("manifest only: %v", err)
 	}
 }
