@@ -22,7 +22,8 @@ import (
 // ErrNoStudy is wrapped by Files.LoadStudy when the results directory has no such study.
 var ErrNoStudy = errors.New("no such study")
 
-// Files reads studies from a results directory: Dir/studies/<id>/study.json.
+// Files reads studies from a results directory, where `lemctl sweep` stores them (host/study:
+// Dir/studies/<id>/study.json).
 type Files struct {
 	Dir string
 }
@@ -55,6 +56,9 @@ func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error)
 	}
 	return s, nil
 }
+
+// Exists reports whether the results directory holds a study called id.
+func (f Files) Exists(id string) bool { return study.Exists(f.Dir, id) }
 
 // Aggregates loads experiments' aggregates through a results repository.
 type Aggregates struct {
