@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lemctl/lemctl/host/study"
 )
 
 // TestCompareTwoRuns runs the same experiment twice, four repeats each, with the scripted meter
@@ -101,4 +103,64 @@ func containsEntry(es []os.DirEntry, name string) bool {
 		}
 	}
 	return false
+}
+
+// checkCompareAndFrontier reads a swept study whose axes are the batch size and the example
+// meter's power (40 W and 160 W): at the same batch size the 160 W point uses about 4× the
+// energy per token; `frontier --slo 'power_w<=100'` recommends a 40 W point, and
+// an SLO nothing meets gives `recommended: null`.
+func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
+	t.Helper()
+	byPower := map[float64]string{}
+	for _, p := range a.Points {
+		if b, _ := p.Settings["workload.batch_size"].(float64); b == 1 {
+			w, _ := p.Settings["energy.example-meter.power_w"].(float64)
+			byPower[w] = a.StudyID + ":" + p.ID
+		}
+	}
+	if byPower[40] == "" || byPower[160] == "" {
+		t.Fatalf("no batch-1 points at 40 W and 160 W: %v", byPower)
+	}
+	r := lemctl(t, nil, "compare", byPower[40], byPower[160], "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
+	}
+	var rep struct {
+		Pairs []struct {
+			Figures []struct {
+				Figure      string   `json:"figure"`
+				Ratio       *float64 `json:"ratio"`
+				Significant bool     `json:"significant"`
+				Verdict     string   `json:"verdict"`
+			} `json:"figures"`
+		} `json:"pairs"`
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
+		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
+	}
+	for _, f := range rep.Pairs[0].Figures {
+		// Three cycles of a tiny model on a loaded machine can be too noisy for significance (the
+		// verdict then says how large a difference n could detect): the ratio is the truth here.
+		if f.Figure == study.FigureJPerOutputToken && (f.Ratio == nil || *f.Ratio < 2 ||
+			f.Significant && !strings.Contains(f.Verdict, "more energy per output token") ||
+			!f.Significant && !strings.Contains(f.Verdict, "n too small to detect less than")) {
+			t.Errorf("160 W against 40 W: %+v (ratio %v)", f, deref(f.Ratio))
+		}
+	}
+	fr := lemctl(t, nil, "frontier", a.StudyID, "--slo", "power_w<=100", "--results-dir", res, "-o", "json")
+	if code := fr.wait(t, time.Minute); code != 0 {
+		t.Fatalf("frontier exited %d: %s", code, fr.stderr.String())
+	}
+	var front struct {
+		Recommended *struct {
+			Settings map[string]any `json:"settings"`
+		} `json:"recommended"`
+	}
+	if err := json.Unmarshal(fr.stdout.Bytes(), &front); err != nil || front.Recommended == nil || front.Recommended.Settings["energy.example-meter.power_w"] != 40.0 {
+		t.Errorf("frontier --slo power_w<=100: %v\n%s", err, fr.stdout.String())
+	}
+	none := lemctl(t, nil, "frontier", a.StudyID, "--slo", "power_w<=1", "--results-dir", res, "-o", "json")
+	if code := none.wait(t, time.Minute); code != 0 || !strings.Contains(none.stdout.String(), `"recommended": null`) {
+		t.Errorf("frontier with an SLO no point meets: exit %d\n%s", code, none.stdout.String())
+	}
 }

@@ -208,6 +208,7 @@ order = "interleaved"
 	if code := list.wait(t, time.Minute); code != 0 || !strings.Contains(list.stdout.String(), a.StudyID) {
 		t.Errorf("results list exited %d and lacks the study:\n%s", code, list.stdout.String())
 	}
+	checkCompareAndFrontier(t, res, a)
 }
 
 // sweepBase is a quick experiment on the example plugins with the example meter.

@@ -33,7 +33,7 @@ func (f Files) Path(id string) string {
 	return filepath.Join(study.Dir(f.Dir, id), study.AggregateName)
 }
 
-// LoadStudy reads and checks the stored study id (study.Load).
+// LoadStudy reads and checks the stored study id (host/study.Load).
 func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error) {
 	if err := study.CheckID(id); err != nil {
 		return nil, cliutil.Usage(err)
@@ -46,10 +46,12 @@ func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error)
 		return nil, cliutil.Usagef("--results-dir %s: %s (studies are stored there by lemctl sweep; pass the directory you ran with)", f.Dir, why)
 	}
 	s, _, err := study.Load(f.Dir, id)
-	if errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && study.Exists(f.Dir, id):
+		return nil, cliutil.Failed(fmt.Errorf("study %s has no %s yet: its sweep has not aggregated a point (is it still running? `lemctl sweep --resume` continues it)", id, f.Path(id)))
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, cliutil.Failed(fmt.Errorf("study %s: %w (%s does not exist)", id, ErrNoStudy, f.Path(id)))
-	}
-	if err != nil {
+	case err != nil:
 		return nil, cliutil.Failed(fmt.Errorf("study %s: %w", id, err))
 	}
 	return s, nil

@@ -50,3 +50,19 @@ func TestFiles(t *testing.T) {
 		t.Errorf("schema 2: %v", err)
 	}
 }
+
+// TestStudyWithoutAggregate: a study whose sweep wrote its manifest but no study.json yet is
+// said as such, not taken for an experiment id.
+func TestStudyWithoutAggregate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "studies", "s1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "studies", "s1", "manifest.json"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Files{Dir: dir}.LoadStudy(context.Background(), "s1")
+	if err == nil || errors.Is(err, ErrNoStudy) || !strings.Contains(err.Error(), "has no") || !strings.Contains(err.Error(), "still running") {
+		t.Errorf("manifest only: %v", err)
+	}
+}
