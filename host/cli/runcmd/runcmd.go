@@ -187,11 +187,11 @@ func sigName(sig syscall.Signal) string {
 func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, force <-chan struct{}, st *stop) error {
 	out, err := Measure(ctx, env, Experiment{File: file, Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, CarbonIntensity: o.CarbonIntensity, Set: o.Set},
 		Progress: o.Progress, NoAggregate: o.NoAggregate, Force: force, Signal: st.get})
-	if errors.Is(err, errSubmitted) {
-		return nil // submit printed the job id
-	}
 	if err != nil {
 		return err
+	}
+	if out.Submitted {
+		return nil
 	}
 	return report(env, o, out)
 }
@@ -223,6 +223,9 @@ type Outcome struct {
 	// Failed describes the workers that failed (the aggregate was made from the others).
 	Failed    []string
 	WorldSize int
+	// Submitted says that the experiment was not run here but submitted to Slurm with sbatch
+	// (launch.slurm.submit = true; the job id is printed): nothing else is set.
+	Submitted bool
 }
 
 // Measure runs one experiment as `lemctl run` does — validate, plan, launch the workers, wait,
@@ -256,10 +259,10 @@ func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome,
 	// plugin of the parent, those included, has the experiment's.
 	sess.SetCallTimeouts(specCallTimeouts(cfg.Launch.CallTimeouts).Client())
 	if done, err := slurmOutside(ctx, env, cfg, os.Getenv); done {
-		if err == nil {
-			err = errSubmitted
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		return &Outcome{Submitted: true}, nil
 	}
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {

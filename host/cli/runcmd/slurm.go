@@ -26,10 +26,6 @@ type slurmRun struct {
 	host      string
 }
 
-// errSubmitted is Measure's answer when launch.slurm.submit submitted the experiment as a batch
-// job instead of measuring it here.
-var errSubmitted = errors.New("launch.slurm.submit: the experiment was submitted as a Slurm batch job, not measured here")
-
 // slurmOutside is what run does with launch.launcher = "slurm" when it is not inside an
 // allocation: a usage error saying how to get one (submit = false), or the sbatch submission.
 // done is false when the run goes on here (local launcher, or inside an allocation).
