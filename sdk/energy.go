@@ -39,6 +39,9 @@ const (
 	ScopeDevice = "device" // one accelerator
 	ScopeSocket = "socket" // one CPU socket, seen by every worker on the host
 	ScopeNode   = "node"   // the whole host, seen by every worker on it
+	// ScopeProcess: the processes of one worker (an estimate from their CPU time), seen by no
+	// other worker.
+	ScopeProcess = "process"
 )
 
 // Methods: how a domain's energy is obtained.
@@ -159,16 +162,52 @@ type DomainEnergy struct {
 // Sample is one point of a domain's timeline. Energy is cumulative since the session's first
 // sample, corrected for wraps and resets inside the plugin. Float fields are NaN when not read.
 type Sample struct {
-	MonoNS            int64
-	Energy            units.Energy
-	PowerW            float64 // instantaneous power
-	AveragePowerW     float64 // the device's own moving average, when it has one
-	TemperatureC      float64
-	SMClockMHz        float64
-	MemoryClockMHz    float64
-	UtilizationPct    float64
-	MemoryUsedBytes   float64
+	MonoNS          int64
+	Energy          units.Energy
+	PowerW          float64 // instantaneous power
+	AveragePowerW   float64 // the device's own moving average, when it has one
+	TemperatureC    float64
+	SMClockMHz      float64
+	MemoryClockMHz  float64
+	UtilizationPct  float64
+	MemoryUsedBytes float64
+	// ClockEventReasons are the device's clock-event reason bits (the ClockEvent* constants,
+	// NVML's layout), valid only where ReasonsRead: a sample at which the reasons were not read
+	// says nothing about throttling.
 	ClockEventReasons uint64
+	ReasonsRead       bool
+}
+
+// Clock-event reason bits of Sample.ClockEventReasons (NVML's nvmlClocksEventReason* layout).
+// Those in ClockEventThrottling mean the clocks were held down by thermal or power limits.
+const (
+	ClockEventGPUIdle          uint64 = 0x1
+	ClockEventAppClocksSetting uint64 = 0x2
+	ClockEventSWPowerCap       uint64 = 0x4
+	ClockEventHWSlowdown       uint64 = 0x8
+	ClockEventSyncBoost        uint64 = 0x10
+	ClockEventSWThermal        uint64 = 0x20
+	ClockEventHWThermal        uint64 = 0x40
+	ClockEventHWPowerBrake     uint64 = 0x80
+	ClockEventDisplayClock     uint64 = 0x100
+
+	// ClockEventThrottling is the mask of thermal and power-cap reasons.
+	ClockEventThrottling = ClockEventSWPowerCap | ClockEventHWSlowdown | ClockEventSWThermal | ClockEventHWThermal | ClockEventHWPowerBrake
+)
+
+// ClockEventNames returns the names of the throttling reasons set in bits, in bit order.
+func ClockEventNames(bits uint64) []string {
+	var out []string
+	for _, r := range []struct {
+		bit  uint64
+		name string
+	}{{ClockEventSWPowerCap, "sw_power_cap"}, {ClockEventHWSlowdown, "hw_slowdown"}, {ClockEventSWThermal, "sw_thermal_slowdown"},
+		{ClockEventHWThermal, "hw_thermal_slowdown"}, {ClockEventHWPowerBrake, "hw_power_brake_slowdown"}} {
+		if bits&r.bit != 0 {
+			out = append(out, r.name)
+		}
+	}
+	return out
 }
 
 // Severities of findings.

@@ -139,7 +139,11 @@ func optional(v float64) *float64 {
 }
 
 func sampleToProto(s Sample) *energyv1.Sample {
-	return &energyv1.Sample{MonoNs: s.MonoNS, EnergyUj: uint64(s.Energy), PowerW: optional(s.PowerW), AveragePowerW: optional(s.AveragePowerW),
+	out := &energyv1.Sample{MonoNs: s.MonoNS, EnergyUj: uint64(s.Energy), PowerW: optional(s.PowerW), AveragePowerW: optional(s.AveragePowerW),
 		TemperatureC: optional(s.TemperatureC), SmClockMhz: optional(s.SMClockMHz), MemoryClockMhz: optional(s.MemoryClockMHz),
-		UtilizationPct: optional(s.UtilizationPct), MemoryUsedBytes: optional(s.MemoryUsedBytes), ClockEventReasons: s.ClockEventReasons}
+		UtilizationPct: optional(s.UtilizationPct), MemoryUsedBytes: optional(s.MemoryUsedBytes)}
+	if s.ReasonsRead {
+		out.ClockEventReasons = &s.ClockEventReasons
+	}
+	return out
 }

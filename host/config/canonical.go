@@ -75,9 +75,17 @@ func (c *Config) Map() map[string]any {
 			"temperature_drift_c":  c.Validity.TemperatureDriftC,
 			"integration_mismatch": c.Validity.IntegrationMismatch,
 			"min_window_overlap":   c.Validity.MinWindowOverlap,
+			"max_throttle_share":   c.Validity.MaxThrottleShare,
+			"max_uncertainty":      c.Validity.MaxUncertainty,
 		},
 	}
 	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}
+	if ci := c.Energy.CarbonIntensity; ci != nil {
+		energy["carbon_intensity_g_per_kwh"] = ci.GPerKWh
+		if ci.Source != "" {
+			energy["carbon_intensity_source"] = ci.Source
+		}
+	}
 	for name, t := range c.Energy.Tables {
 		energy[name] = maps.Clone(t)
 	}

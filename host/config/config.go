@@ -138,6 +138,16 @@ type Energy struct {
 	Interval string `json:"interval"`
 	// Tables are the [energy.<meter>] tables, by meter name.
 	Tables map[string]map[string]any `json:"-"`
+	// CarbonIntensity is the user's grid carbon intensity; nil when not configured (then no
+	// result carries a CO₂ figure).
+	CarbonIntensity *Carbon `json:"carbon_intensity,omitempty"`
+}
+
+// Carbon is energy.carbon_intensity_g_per_kwh and energy.carbon_intensity_source.
+type Carbon struct {
+	GPerKWh float64 `json:"g_per_kwh"`
+	// Source is the user's own description of where the figure comes from; "" when not stated.
+	Source string `json:"source,omitempty"`
 }
 
 // Repository is [repository].
@@ -156,6 +166,8 @@ type Validity struct {
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
+	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	MaxUncertainty      float64 `json:"max_uncertainty"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the

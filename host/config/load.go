@@ -28,6 +28,7 @@ const (
 	SourceSet     = "flag --set"
 	SourceDataset = "flag -d"
 	SourcePrompts = "flag -n"
+	SourceCarbon  = "flag --carbon-intensity"
 )
 
 // Overrides are the command-line values that beat the file: -d, -n and --set.
@@ -36,8 +37,21 @@ type Overrides struct {
 	Dataset string
 	// Prompts is -n (workload.prompts); nil leaves the file's value.
 	Prompts *int
+	// CarbonIntensity is --carbon-intensity (energy.carbon_intensity_g_per_kwh); nil leaves the
+	// file's value.
+	CarbonIntensity *float64
 	// Set are the --set arguments, "key.path=VALUE" with VALUE a TOML value, applied in order.
 	Set []string
+	// Values are dotted keys set to already-decoded TOML values (a study's point), applied in
+	// order after Set; each records its own Source, which errors about the key name.
+	Values []Setting
+}
+
+// Setting is a dotted key set to a decoded TOML value by something other than the file.
+type Setting struct {
+	Key    string // "workload.batch_size"
+	Value  any    // a TOML value as BurntSushi/toml decodes it (int64, float64, string, …)
+	Source string // where it comes from, e.g. "study.toml point p01"
 }
 
 // Options control Load.
@@ -187,6 +201,9 @@ func (l *loader) applyOverrides(raw map[string]any) {
 	if o.Prompts != nil {
 		l.set(raw, []string{"workload", "prompts"}, int64(*o.Prompts), SourcePrompts)
 	}
+	if o.CarbonIntensity != nil {
+		l.set(raw, []string{"energy", "carbon_intensity_g_per_kwh"}, *o.CarbonIntensity, SourceCarbon)
+	}
 	for _, arg := range o.Set {
 		segs, value, err := ParseSet(arg)
 		if err != nil {
@@ -196,6 +213,26 @@ func (l *loader) applyOverrides(raw map[string]any) {
 		}
 		l.set(raw, segs, value, SourceSet)
 	}
+	for _, v := range o.Values {
+		segs, err := ParseKey(v.Key)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: v.Source, Message: err.Error(), Valid: "a dotted key such as workload.batch_size"})
+			continue
+		}
+		l.set(raw, segs, v.Value, v.Source)
+	}
+}
+
+// ParseKey splits a dotted key ("energy.example-meter.power_w", quoted segments allowed) into
+// its segments.
+func ParseKey(key string) ([]string, error) {
+	s := &keyScanner{src: []byte(key), line: 1, lines: map[string]int{}}
+	segs, ok := s.key()
+	s.skipSpace(false)
+	if !ok || len(segs) == 0 || !s.eof() {
+		return nil, fmt.Errorf("%s is not a dotted key", echo.Quote(key))
+	}
+	return segs, nil
 }
 
 func (l *loader) set(raw map[string]any, segs []string, value any, source string) {
@@ -462,6 +499,10 @@ func (l *loader) crossChecks() {
 					fmt.Sprintf("an integer in [2, max_batches (%d)]", hi))
 			}
 		}
+	}
+	if l.has("energy", "carbon_intensity_source") && !l.has("energy", "carbon_intensity_g_per_kwh") {
+		l.errAt(p("energy", "carbon_intensity_source"), "a source without energy.carbon_intensity_g_per_kwh: there is no intensity for it to describe",
+			"set energy.carbon_intensity_g_per_kwh (or --carbon-intensity) too, or remove the source")
 	}
 	if l.has("workload", "min_window_s") && l.has("validity", "min_window_s") {
 		if w, v := l.float("workload", "min_window_s"), l.float("validity", "min_window_s"); w < v {
@@ -758,6 +799,9 @@ func (l *loader) build() *Config {
 		}
 	}
 	c.Energy.Interval = l.str("energy", "interval")
+	if l.has("energy", "carbon_intensity_g_per_kwh") {
+		c.Energy.CarbonIntensity = &Carbon{GPerKWh: l.float("energy", "carbon_intensity_g_per_kwh"), Source: l.str("energy", "carbon_intensity_source")}
+	}
 	c.Energy.Tables = l.meterTables
 	c.Repository = Repository{Plugin: l.str("repository", "plugin"), Path: l.str("repository", "path"), Options: l.repoOpts}
 	c.Validity = Validity{
@@ -766,6 +810,8 @@ func (l *loader) build() *Config {
 		TemperatureDriftC:   l.float("validity", "temperature_drift_c"),
 		IntegrationMismatch: l.float("validity", "integration_mismatch"),
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
+		MaxThrottleShare:    l.float("validity", "max_throttle_share"),
+		MaxUncertainty:      l.float("validity", "max_uncertainty"),
 	}
 	return c
 }

@@ -413,3 +413,36 @@ func TestRepositoryWithoutPathFailsTheCheck(t *testing.T) {
 		t.Errorf("repository.path beats the results dir in the table: %v %v", err, cfg.PluginTable("fsstore"))
 	}
 }
+
+func TestOverrideValuesNameTheirSource(t *testing.T) {
+	o := config.Options{Overrides: config.Overrides{Values: []config.Setting{
+		{Key: "workload.batch_size", Value: int64(3), Source: "s.toml point p01"},
+		{Key: "workload.batchsize", Value: int64(3), Source: "s.toml point p02"},
+		{Key: "workload.prompts", Value: "many", Source: "s.toml point p03"},
+		{Key: "a..b", Value: int64(1), Source: "s.toml point p04"},
+	}}}
+	_, err := config.Load(context.Background(), "e.toml", []byte(minimal), o)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	msg := err.Error()
+	for _, want := range []string{"s.toml point p02", "batchsize", "s.toml point p03", "workload.prompts", "s.toml point p04", "is not a dotted key"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors %q lack %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "p01") {
+		t.Errorf("a valid setting is reported: %q", msg)
+	}
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(minimal), config.Options{Overrides: config.Overrides{Values: []config.Setting{
+		{Key: "workload.batch_size", Value: int64(3), Source: "s.toml point p01"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workload.BatchSize != 3 || cfg.Sources["workload.batch_size"] != "s.toml point p01" {
+		t.Errorf("batch_size %d from %q; want 3 from the point", cfg.Workload.BatchSize, cfg.Sources["workload.batch_size"])
+	}
+	if segs, err := config.ParseKey(`energy."my meter".power_w`); err != nil || len(segs) != 3 || segs[1] != "my meter" {
+		t.Errorf("ParseKey = %q, %v", segs, err)
+	}
+}

@@ -153,6 +153,11 @@ var schema = []keySpec{
 	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: sdk.Bound(0.001), max: sdk.Bound(10),
 		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table (the key its schema marks as its sampling interval, `interval` in nvml, rapl and the examples) beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
 
+	{path: p("energy", "carbon_intensity_g_per_kwh"), kind: kFloat, defDoc: "none: no CO₂ figure at all", min: sdk.Bound(0), max: sdk.Bound(5000),
+		doc: "The grid's carbon intensity in grams of CO₂e per kWh, your own figure (lemctl never assumes one). When set, results carry energy.co2e: grams per run, per request and per output token (g = J ÷ 3.6e6 × this), with this intensity and its source. `lemctl run --carbon-intensity` beats it."},
+	{path: p("energy", "carbon_intensity_source"), kind: kString, defDoc: "none (recorded as not stated)",
+		doc: "Where the carbon intensity comes from (a grid operator's report, a year, a region), recorded with every CO₂ figure. Only with carbon_intensity_g_per_kwh."},
+
 	{path: p("repository", "plugin"), kind: kString, def: "fsstore", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Repository plugin that stores raw and aggregated results. Every other key of [repository] is the plugin's own table."},
 	{path: p("repository", "path"), kind: kString, def: "", allowEmpty: true,
@@ -164,8 +169,12 @@ var schema = []keySpec{
 		doc: "too_few_counter_updates (a warning) when a measured domain's counter changed fewer times in the window. 0: no minimum."},
 	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
 		doc: "temperature_drift (a warning) when a domain's temperature, over the samples read inside the measured window, ranges over more than this many °C (meters that report a temperature, such as nvml)."},
+	{path: p("validity", "max_uncertainty"), kind: kFloat, def: 0.10, min: sdk.Bound(0), max: sdk.Bound(10),
+		doc: "uncertainty_too_high (an error: the result is invalid) when the total energy's standard uncertainty is more than this share of it (0.10 = 10 %); 0 means no limit (docs/methodology.md, \"Uncertainty budget\")."},
 	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
 		doc: "counter_integration_mismatch (a warning) when a counter domain's energy and its integrated instant power differ, over the window, by more than this share of the integral (0.10 = 10 %) plus the edge term (docs/methodology.md, \"Validity\"; meters that report both, such as nvml)."},
+	{path: p("validity", "max_throttle_share"), kind: kFloat, def: 0.05, min: sdk.Bound(0), max: sdk.Bound(1),
+		doc: "throttled_window when a domain's clocks were held down by thermal or power limits (clock-event reasons, meters that read them such as nvml) during the measured window: a warning up to this share of the window (0.05 = 5 %), an error (the result is invalid) above it. 0: any throttling is invalid (docs/methodology.md, \"Throttling\")."},
 	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: sdk.Bound(0), max: sdk.Bound(1),
 		doc: "Aggregation raises windows_not_concurrent (an error) when the workers' measured windows have in common less than this share of the shortest window (0.5 = 50 %). 0: no check."},
 }

@@ -210,6 +210,14 @@ type LifecycleSpec struct {
 // EnergySpec configures metering.
 type EnergySpec struct {
 	IntervalNS int64 `json:"interval_ns"`
+	// CarbonIntensity is energy.carbon_intensity_g_per_kwh and its source; nil when not set.
+	CarbonIntensity *CarbonSpec `json:"carbon_intensity,omitempty"`
+}
+
+// CarbonSpec is the user's carbon intensity (g CO₂e per kWh) and where it comes from.
+type CarbonSpec struct {
+	GPerKWh float64 `json:"g_per_kwh"`
+	Source  string  `json:"source,omitempty"`
 }
 
 // ValiditySpec holds the verdict's thresholds ([validity]).
@@ -218,6 +226,9 @@ type ValiditySpec struct {
 	MinCounterUpdates   int     `json:"min_counter_updates"`
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
+	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	// MaxUncertainty: 0 (a spec without the key) means no limit.
+	MaxUncertainty float64 `json:"max_uncertainty"`
 }
 
 // WriteSpec writes s to path (0600) atomically (host/atomicfile): a full disk fails the launch

@@ -83,6 +83,7 @@ type state struct {
 	phases   map[string]results.Span
 	raw      *results.Raw
 	idle     map[string]float64
+	idleU    map[string]float64 // the standard uncertainty of each idle power, W
 	artifact *sdk.Artifact
 	load     *sdk.LoadResult
 	// domainPlugin names the meter plugin of each domain id.
@@ -404,10 +405,13 @@ func (st *state) baseline(ctx context.Context) error {
 		return err
 	}
 	ms := st.stopMeters(ctx, sessions)
-	st.idle = map[string]float64{}
+	st.idle, st.idleU = map[string]float64{}, map[string]float64{}
 	for _, m := range ms {
 		for id, p := range energy.IdlePowers(m) {
 			st.idle[id] = p
+		}
+		for id, u := range energy.IdleUncertainties(m) {
+			st.idleU[id] = u
 		}
 	}
 	return nil

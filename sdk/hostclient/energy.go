@@ -155,5 +155,5 @@ func orNaN(p *float64) float64 {
 func sampleFromProto(s *energyv1.Sample) sdk.Sample {
 	return sdk.Sample{MonoNS: s.GetMonoNs(), Energy: units.Energy(s.GetEnergyUj()), PowerW: orNaN(s.PowerW), AveragePowerW: orNaN(s.AveragePowerW),
 		TemperatureC: orNaN(s.TemperatureC), SMClockMHz: orNaN(s.SmClockMhz), MemoryClockMHz: orNaN(s.MemoryClockMhz),
-		UtilizationPct: orNaN(s.UtilizationPct), MemoryUsedBytes: orNaN(s.MemoryUsedBytes), ClockEventReasons: s.GetClockEventReasons()}
+		UtilizationPct: orNaN(s.UtilizationPct), MemoryUsedBytes: orNaN(s.MemoryUsedBytes), ClockEventReasons: s.GetClockEventReasons(), ReasonsRead: s.ClockEventReasons != nil}
 }

@@ -315,7 +315,7 @@ func (s *suite) checkEnergy() {
 		if !oneOf(d.Kind, sdk.DomainGPU, sdk.DomainPackage, sdk.DomainDRAM, sdk.DomainCore, sdk.DomainUncore, sdk.DomainPsys, sdk.DomainNode, sdk.DomainOther) {
 			s.fail("energy", "domain %q has unknown kind %q", d.ID, d.Kind)
 		}
-		if !oneOf(d.Scope, sdk.ScopeDevice, sdk.ScopeSocket, sdk.ScopeNode) {
+		if !oneOf(d.Scope, sdk.ScopeDevice, sdk.ScopeSocket, sdk.ScopeNode, sdk.ScopeProcess) {
 			s.fail("energy", "domain %q has unknown scope %q", d.ID, d.Scope)
 		}
 		if !oneOf(d.Method, sdk.MethodCounter, sdk.MethodPowerIntegration, sdk.MethodEstimate) {

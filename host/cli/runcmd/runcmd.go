@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,11 +48,13 @@ type Options struct {
 	File    string
 	Dataset string
 	// Prompts is -n; nil when it was not given.
-	Prompts     *int
-	Set         []string
-	NoAggregate bool
-	Progress    string // "text", "json" or "quiet"
-	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	Prompts *int
+	// CarbonIntensity is --carbon-intensity (g CO₂e per kWh); nil when it was not given.
+	CarbonIntensity *float64
+	Set             []string
+	NoAggregate     bool
+	Progress        string // "text", "json" or "quiet"
+	Output          string // the summary on stdout: "table" or "json" (the aggregate as stored)
 }
 
 // NewCommand builds `lemctl run`.
@@ -62,6 +65,7 @@ func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdRun(f, nil) }
 func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	o := &Options{F: f}
 	var prompts int
+	var carbon float64
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
 		Short: "Run an experiment: one worker per device slot, then aggregate",
@@ -79,6 +83,12 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 			if cmd.Flags().Changed("prompts") {
 				o.Prompts = &prompts
 			}
+			if cmd.Flags().Changed("carbon-intensity") {
+				if !(carbon >= 0) || math.IsInf(carbon, 0) {
+					return cliutil.Usagef("--carbon-intensity %v: valid values are grams of CO₂e per kWh, a number ≥ 0", carbon)
+				}
+				o.CarbonIntensity = &carbon
+			}
 			if runF != nil {
 				return runF(o)
 			}
@@ -88,6 +98,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
 	fl.IntVarP(&prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
+	fl.Float64Var(&carbon, "carbon-intensity", 0, "grid carbon intensity in g CO₂e per kWh, your own figure (beats energy.carbon_intensity_g_per_kwh): results then carry CO₂e per request and per output token")
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
@@ -165,25 +176,66 @@ func sigName(sig syscall.Signal) string {
 }
 
 func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, force <-chan struct{}, st *stop) error {
+	out, err := Measure(ctx, env, Experiment{File: file, Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, CarbonIntensity: o.CarbonIntensity, Set: o.Set},
+		Progress: o.Progress, NoAggregate: o.NoAggregate, Force: force, Signal: st.get})
+	if err != nil {
+		return err
+	}
+	return report(env, o, out)
+}
+
+// Experiment is one experiment for Measure: what `lemctl run` measures, without its output.
+type Experiment struct {
+	// File is the experiment file; "" is the embedded quickstart.
+	File      string
+	Overrides config.Overrides
+	// Progress is "text", "json" or "quiet" (on env.Err).
+	Progress    string
+	NoAggregate bool
+	// Force, closed, stops the workers at once (a second signal); ctx's end stops them gracefully.
+	Force <-chan struct{}
+	// Signal, when not nil, names the signal that ended ctx (messages and the exit code).
+	Signal func() (syscall.Signal, bool)
+}
+
+// Outcome is what Measure made of one experiment.
+type Outcome struct {
+	ID         string
+	ConfigHash string
+	// ResultsDir is the repository's path (repository.path as resolved).
+	ResultsDir string
+	// Aggregated, Data and StoredPath are the aggregate (nil with NoAggregate).
+	Aggregated *results.Aggregated
+	Data       []byte
+	StoredPath string
+	// Failed describes the workers that failed (the aggregate was made from the others).
+	Failed    []string
+	WorldSize int
+}
+
+// Measure runs one experiment as `lemctl run` does — validate, plan, launch the workers, wait,
+// aggregate — and returns its outcome without printing a summary. The error carries run's exit
+// code (cliutil); the Outcome is not nil whenever an experiment id was given, even with an error.
+func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome, error) {
 	// The Factory's catalog: discovery runs here, once, and the Factory closes it at exit.
 	cat, err := env.Catalog(ctx, "")
 	if err != nil {
-		return cliutil.Usage(err)
+		return nil, cliutil.Usage(err)
 	}
 	// One process per plugin for the whole parent: the config check, the meter selection, the
 	// device inventory, the tokenizer and the repository share it.
 	sess := cat.NewSession()
 	defer sess.Close()
 
-	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir}
+	copts := config.Options{Overrides: e.Overrides, Configurer: sess, ResultsDir: env.ResultsDir}
 	var cfg *config.Config
-	if file == "" {
+	if e.File == "" {
 		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, copts)
 	} else {
-		cfg, err = config.LoadFile(ctx, file, copts)
+		cfg, err = config.LoadFile(ctx, e.File, copts)
 	}
 	if err != nil {
-		return configError(err)
+		return nil, configError(err)
 	}
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
@@ -193,9 +245,12 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	sess.SetCallTimeouts(specCallTimeouts(cfg.Launch.CallTimeouts).Client())
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.execute(ctx, force, o, st)
+	if e.Signal == nil {
+		e.Signal = func() (syscall.Signal, bool) { return 0, false }
+	}
+	return p.execute(ctx, e)
 }
 
 // specCallTimeouts carries launch.call_timeouts into the launch spec.
@@ -403,8 +458,9 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
-			Energy:        launch.EnergySpec{IntervalNS: interval},
-			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
+			Energy: launch.EnergySpec{IntervalNS: interval, CarbonIntensity: carbonSpec(cfg.Energy.CarbonIntensity)},
+			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC,
+				IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxThrottleShare: cfg.Validity.MaxThrottleShare, MaxUncertainty: cfg.Validity.MaxUncertainty},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
 			CallTimeouts:  specCallTimeouts(cfg.Launch.CallTimeouts),
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
@@ -419,6 +475,14 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		return nil, err
 	}
 	return p, nil
+}
+
+// carbonSpec carries the configured carbon intensity to the workers; nil when none is set.
+func carbonSpec(c *config.Carbon) *launch.CarbonSpec {
+	if c == nil {
+		return nil
+	}
+	return &launch.CarbonSpec{GPerKWh: c.GPerKWh, Source: c.Source}
 }
 
 // selectMeters resolves the meters of the run: those listed, or under "auto" those that answer
@@ -664,13 +728,15 @@ func partialHint(err error, id string) string {
 }
 
 // execute launches the workers and waits for them, then aggregates.
-func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, st *stop) error {
+func (p *plan) execute(ctx context.Context, e Experiment) (*Outcome, error) {
 	env := p.env
+	resultsDir, _ := p.repoRef.Config["path"].(string)
+	oc := &Outcome{ID: p.id, ConfigHash: p.specs[0].ConfigHash, ResultsDir: resultsDir, WorldSize: len(p.specs)}
 	// The workers start their own plugins: the parent keeps only the repository's process.
 	p.sess.Release(p.repoRef.Name)
 	repoClient, err := p.sess.Open(ctx, p.repoRef.Name, sdk.KindRepository, p.repoRef.Config)
 	if err != nil {
-		return openError(err)
+		return oc, openError(err)
 	}
 	repo := repoClient.Repository()
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
@@ -679,7 +745,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	// The workers are local: they run on this host boot.
 	hostID, err := sysinfo.Default().Host()
 	if err != nil {
-		return cliutil.Failed(fmt.Errorf("identify this host: %w", err))
+		return oc, cliutil.Failed(fmt.Errorf("identify this host: %w", err))
 	}
 	host := results.Host(hostID)
 	// Who runs it: a running manifest whose lemctl is gone is shown as abandoned.
@@ -710,7 +776,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 			killAll()
 			manifest.State, manifest.Error = results.StateFailed, err.Error()
 			saveManifest()
-			return cliutil.Failed(err)
+			return oc, cliutil.Failed(err)
 		}
 		workers = append(workers, w)
 		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: host,
@@ -720,8 +786,8 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	saveManifest()
 	env.Logger.Info("experiment started", "id", p.id, "workers", len(workers), "logs", p.runDir)
 
-	prog := newProgress(env.Err, o.Progress)
-	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update, OnFailure: prog.failure,
+	prog := newProgress(env.Err, e.Progress)
+	coord := &launch.Coordinator{Workers: workers, Force: e.Force, OnProgress: prog.update, OnFailure: prog.failure,
 		StallTimeout: time.Duration(p.specs[0].StallTimeoutS * float64(time.Second)),
 		OnEvent:      func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
 	outcomes, interrupted := coord.Run(ctx)
@@ -749,7 +815,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	switch {
 	case interrupted:
 		why := "interrupted by the user"
-		if sig, ok := st.get(); ok {
+		if sig, ok := e.Signal(); ok {
 			why = "interrupted by " + sigName(sig)
 		}
 		manifest.State, manifest.Error = results.StateInterrupted, why
@@ -761,29 +827,14 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	saveManifest()
 	if interrupted {
 		code := cliutil.ExitInterrupted
-		if sig, ok := st.get(); ok {
+		if sig, ok := e.Signal(); ok {
 			code = 128 + int(sig)
 		}
-		return cliutil.Exit(code, fmt.Errorf("%s: experiment %s stopped; raw results saved so far stay in %s", manifest.Error, p.id, p.repoRef.Config["path"]))
+		return oc, cliutil.Exit(code, fmt.Errorf("%s: experiment %s stopped; raw results saved so far stay in %s", manifest.Error, p.id, resultsDir))
 	}
-	for _, f := range failed {
-		env.Logger.Error(f)
-	}
-	if o.NoAggregate && o.Output == render.FormatJSON {
-		if err := render.JSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
-			return err
-		}
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
-	}
-	if o.NoAggregate {
-		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
+	oc.Failed = failed
+	if e.NoAggregate {
+		return oc, nil
 	}
 	out, err := aggregate.Run(context.WithoutCancel(ctx), repo, p.id, aggregate.Options{LemctlVersion: version.Version, LemctlCommit: version.CommitOrUnknown()})
 	if err != nil {
@@ -791,25 +842,43 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 		if len(failed) > 0 {
 			msg = strings.Join(failed, "\n") + "\n" + msg
 		}
-		return cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
+		return oc, cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
+	}
+	oc.Aggregated, oc.Data, oc.StoredPath = out.Aggregated, out.Data, out.Stored.Path
+	return oc, nil
+}
+
+// report prints run's summary of oc on stdout (a table, or JSON with -o json) and returns the
+// failure of any worker.
+func report(env *cliutil.Factory, o *Options, oc *Outcome) error {
+	var workersErr error
+	if len(oc.Failed) > 0 {
+		for _, f := range oc.Failed {
+			env.Logger.Error(f)
+		}
+		workersErr = cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(oc.Failed), oc.WorldSize))
+	}
+	if o.NoAggregate && o.Output == render.FormatJSON {
+		if err := render.JSON(env.Out, map[string]any{"experiment_id": oc.ID, "results_dir": oc.ResultsDir, "aggregated": false}); err != nil {
+			return err
+		}
+		return workersErr
+	}
+	if o.NoAggregate {
+		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", oc.ID, oc.ResultsDir, oc.ID)
+		return workersErr
 	}
 	if o.Output == render.FormatJSON {
 		// The aggregate exactly as stored; the line naming it goes to stderr.
-		if _, err := env.Out.Write(out.Data); err != nil {
+		if _, err := env.Out.Write(oc.Data); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
+		fmt.Fprintf(env.Err, "experiment %s: %s\n", oc.ID, oc.StoredPath)
+		return workersErr
 	}
-	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
+	if err := resultscmd.WriteAggregated(env.Out, oc.Aggregated); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
-	if len(failed) > 0 {
-		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-	}
-	return nil
+	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", oc.ID, oc.StoredPath)
+	return workersErr
 }

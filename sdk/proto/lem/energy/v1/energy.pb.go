@@ -1058,17 +1058,18 @@ func (x *StopSummary) GetSamplerCpuNs() int64 {
 
 // Sample fields other than mono_ns and energy_uj are absent when not read.
 type Sample struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	MonoNs            int64                  `protobuf:"varint,1,opt,name=mono_ns,json=monoNs,proto3" json:"mono_ns,omitempty"`
-	EnergyUj          uint64                 `protobuf:"varint,2,opt,name=energy_uj,json=energyUj,proto3" json:"energy_uj,omitempty"`
-	PowerW            *float64               `protobuf:"fixed64,3,opt,name=power_w,json=powerW,proto3,oneof" json:"power_w,omitempty"`
-	AveragePowerW     *float64               `protobuf:"fixed64,4,opt,name=average_power_w,json=averagePowerW,proto3,oneof" json:"average_power_w,omitempty"`
-	TemperatureC      *float64               `protobuf:"fixed64,5,opt,name=temperature_c,json=temperatureC,proto3,oneof" json:"temperature_c,omitempty"`
-	SmClockMhz        *float64               `protobuf:"fixed64,6,opt,name=sm_clock_mhz,json=smClockMhz,proto3,oneof" json:"sm_clock_mhz,omitempty"`
-	MemoryClockMhz    *float64               `protobuf:"fixed64,7,opt,name=memory_clock_mhz,json=memoryClockMhz,proto3,oneof" json:"memory_clock_mhz,omitempty"`
-	UtilizationPct    *float64               `protobuf:"fixed64,8,opt,name=utilization_pct,json=utilizationPct,proto3,oneof" json:"utilization_pct,omitempty"`
-	MemoryUsedBytes   *float64               `protobuf:"fixed64,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
-	ClockEventReasons uint64                 `protobuf:"varint,10,opt,name=clock_event_reasons,json=clockEventReasons,proto3" json:"clock_event_reasons,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	MonoNs          int64                  `protobuf:"varint,1,opt,name=mono_ns,json=monoNs,proto3" json:"mono_ns,omitempty"`
+	EnergyUj        uint64                 `protobuf:"varint,2,opt,name=energy_uj,json=energyUj,proto3" json:"energy_uj,omitempty"`
+	PowerW          *float64               `protobuf:"fixed64,3,opt,name=power_w,json=powerW,proto3,oneof" json:"power_w,omitempty"`
+	AveragePowerW   *float64               `protobuf:"fixed64,4,opt,name=average_power_w,json=averagePowerW,proto3,oneof" json:"average_power_w,omitempty"`
+	TemperatureC    *float64               `protobuf:"fixed64,5,opt,name=temperature_c,json=temperatureC,proto3,oneof" json:"temperature_c,omitempty"`
+	SmClockMhz      *float64               `protobuf:"fixed64,6,opt,name=sm_clock_mhz,json=smClockMhz,proto3,oneof" json:"sm_clock_mhz,omitempty"`
+	MemoryClockMhz  *float64               `protobuf:"fixed64,7,opt,name=memory_clock_mhz,json=memoryClockMhz,proto3,oneof" json:"memory_clock_mhz,omitempty"`
+	UtilizationPct  *float64               `protobuf:"fixed64,8,opt,name=utilization_pct,json=utilizationPct,proto3,oneof" json:"utilization_pct,omitempty"`
+	MemoryUsedBytes *float64               `protobuf:"fixed64,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
+	// NVML clock-event reason bits (sdk.ClockEvent*); absent when not read at this sample.
+	ClockEventReasons *uint64 `protobuf:"varint,10,opt,name=clock_event_reasons,json=clockEventReasons,proto3,oneof" json:"clock_event_reasons,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1167,8 +1168,8 @@ func (x *Sample) GetMemoryUsedBytes() float64 {
 }
 
 func (x *Sample) GetClockEventReasons() uint64 {
-	if x != nil {
-		return x.ClockEventReasons
+	if x != nil && x.ClockEventReasons != nil {
+		return *x.ClockEventReasons
 	}
 	return 0
 }
@@ -1401,7 +1402,7 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"\adomains\x18\x04 \x03(\v2\x1b.lem.energy.v1.DomainEnergyR\adomains\x12)\n" +
 	"\x05marks\x18\x05 \x03(\v2\x13.lem.energy.v1.MarkR\x05marks\x122\n" +
 	"\bfindings\x18\x06 \x03(\v2\x16.lem.energy.v1.FindingR\bfindings\x12$\n" +
-	"\x0esampler_cpu_ns\x18\a \x01(\x03R\fsamplerCpuNs\"\x9a\x04\n" +
+	"\x0esampler_cpu_ns\x18\a \x01(\x03R\fsamplerCpuNs\"\xb7\x04\n" +
 	"\x06Sample\x12\x17\n" +
 	"\amono_ns\x18\x01 \x01(\x03R\x06monoNs\x12\x1b\n" +
 	"\tenergy_uj\x18\x02 \x01(\x04R\benergyUj\x12\x1c\n" +
@@ -1412,9 +1413,9 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"smClockMhz\x88\x01\x01\x12-\n" +
 	"\x10memory_clock_mhz\x18\a \x01(\x01H\x04R\x0ememoryClockMhz\x88\x01\x01\x12,\n" +
 	"\x0futilization_pct\x18\b \x01(\x01H\x05R\x0eutilizationPct\x88\x01\x01\x12/\n" +
-	"\x11memory_used_bytes\x18\t \x01(\x01H\x06R\x0fmemoryUsedBytes\x88\x01\x01\x12.\n" +
+	"\x11memory_used_bytes\x18\t \x01(\x01H\x06R\x0fmemoryUsedBytes\x88\x01\x01\x123\n" +
 	"\x13clock_event_reasons\x18\n" +
-	" \x01(\x04R\x11clockEventReasonsB\n" +
+	" \x01(\x04H\aR\x11clockEventReasons\x88\x01\x01B\n" +
 	"\n" +
 	"\b_power_wB\x12\n" +
 	"\x10_average_power_wB\x10\n" +
@@ -1422,7 +1423,8 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"\r_sm_clock_mhzB\x13\n" +
 	"\x11_memory_clock_mhzB\x12\n" +
 	"\x10_utilization_pctB\x14\n" +
-	"\x12_memory_used_bytes\"X\n" +
+	"\x12_memory_used_bytesB\x16\n" +
+	"\x14_clock_event_reasons\"X\n" +
 	"\rTimelineChunk\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12/\n" +
 	"\asamples\x18\x02 \x03(\v2\x15.lem.energy.v1.SampleR\asamples\"\x8a\x01\n" +
