@@ -46,7 +46,7 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Aggregation.RawSHA256[strconv.Itoa(w.rank)] = w.sha
 		hosts[r.Host.Key()] = r.Host
 		a.Devices = append(a.Devices, results.Slot{Host: r.Host, Device: r.Device, Rank: w.rank})
-		windows = append(windows, windowOf(r.Window.Span, mono))
+		windows = append(windows, wallWindow(r, mono))
 		for _, wn := range r.Warnings {
 			a.Warnings = append(a.Warnings, results.Warning{Message: wn.Message, Rank: results.IntPtr(w.rank)})
 		}

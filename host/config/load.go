@@ -517,6 +517,7 @@ func (l *loader) crossChecks() {
 		}
 	}
 	l.checkDataset()
+	l.checkPrecision()
 	if meters, ok := l.vals[pathKey("energy", "meters")].([]any); ok {
 		listed := make([]string, 0, len(meters))
 		for _, m := range meters {
@@ -532,6 +533,23 @@ func (l *loader) crossChecks() {
 			}
 		}
 	}
+}
+
+// checkPrecision: model.precision may not contradict a synthetic reference's precision suffix.
+func (l *loader) checkPrecision() {
+	prec, ref := l.str("model", "precision"), l.str("model", "ref")
+	rest, ok := strings.CutPrefix(ref, "synthetic:")
+	if !ok || prec == "" || prec == "auto" {
+		return
+	}
+	name, _, _ := strings.Cut(rest, "?")
+	named := suffixPrecision(name)
+	if named == "" || named == prec {
+		return
+	}
+	l.errAt(p("model", "precision"), fmt.Sprintf("%s conflicts with model.ref %s, whose preset %s is %s",
+		echo.Quote(prec), echo.Quote(ref), echo.Quote(name), named),
+		fmt.Sprintf("%s (what model.ref names), \"auto\", or a model.ref without a -q8/-q4 suffix", echo.Quote(named)))
 }
 
 func (l *loader) checkDataset() {
@@ -736,7 +754,8 @@ func DefaultValidity() Validity {
 // build turns the validated values into a Config.
 func (l *loader) build() *Config {
 	c := &Config{Name: l.str("name")}
-	c.Model = Model{Plugin: l.str("model", "plugin"), Ref: l.str("model", "ref"), Options: l.modelOpts}
+	c.Model = Model{Plugin: l.str("model", "plugin"), Ref: PrecisionRef(l.str("model", "ref"), l.str("model", "precision")),
+		Precision: l.str("model", "precision"), Options: l.modelOpts}
 	c.Engine = Engine{Plugin: l.str("engine", "plugin"), Options: l.engineOpts}
 	w := &c.Workload
 	w.Dataset = l.str("workload", "dataset")
@@ -775,6 +794,8 @@ func (l *loader) build() *Config {
 		LoadS:       l.float("launch", "call_timeouts", "load_s"),
 		GenerateS:   l.float("launch", "call_timeouts", "generate_s"),
 	}
+	c.Launch.Launcher = l.str("launch", "launcher")
+	c.Launch.Slurm = SlurmLaunch{Submit: l.bool("launch", "slurm", "submit"), Port: int(l.int("launch", "slurm", "port"))}
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),

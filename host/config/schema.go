@@ -69,6 +69,9 @@ var schema = []keySpec{
 		validText: "a model directory, a model file, or synthetic:<preset> (e.g. \"synthetic:gpt2-124m\"); the loader plugin says which it resolves",
 		doc:       "Model reference the loader resolves: a directory, a file, or synthetic:<preset> (e.g. synthetic:gpt2-124m)."},
 
+	{path: p("model", "precision"), kind: kString, def: "auto", enum: []string{"auto", "fp32", "int8", "int4"},
+		doc: "Weight precision. auto: as the model stores it. For a synthetic:<preset> reference, int8 and int4 select the quantised preset (the same as the -q8 or -q4 suffix; a suffix that names another precision is an error) and fp32 the unsuffixed one; for a model directory, the precision the loader reports must match (checked when `lemctl run` resolves the model; exit 2 naming both)."},
+
 	{path: p("engine", "plugin"), kind: kString, def: "onnx", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Engine plugin that runs the model. Every other key of [engine] is the engine's own table, passed to its Configure."},
 
@@ -126,6 +129,12 @@ var schema = []keySpec{
 		doc: "Deadline in seconds for the engine's Load (reading a model onto its device). Not part of the config hash. 0: none."},
 	{path: p("launch", "call_timeouts", "generate_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "Deadline in seconds for one engine Generate or Warmup call (one batch). 0 (the default): none of its own, since a batch's length depends on the model; the watchdog (stall_timeout_s) covers a batch that streams nothing. Not part of the config hash."},
+	{path: p("launch", "launcher"), kind: kString, def: "local", enum: []string{"local", "slurm"},
+		doc: "How the workers are started. local: subprocesses of `lemctl run` on this host. slurm: one `srun` task per device slot inside the current Slurm allocation ($SLURM_JOB_ID), the workers connecting back to `lemctl run` over TCP (docs/slurm.md). Not part of the config hash."},
+	{path: p("launch", "slurm", "submit"), kind: kBool, def: false,
+		doc: "launcher = \"slurm\" outside an allocation: false (default) stops with the `salloc`/`sbatch` command to run; true submits this same `lemctl run` with `sbatch` and prints the job id (follow it with `lemctl run --attach JOBID`). Not part of the config hash."},
+	{path: p("launch", "slurm", "port"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(65535),
+		doc: "TCP port the coordinator of a Slurm run listens on, on the node that runs `lemctl run`; 0: any free port. Not part of the config hash."},
 
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
@@ -186,7 +195,7 @@ var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},
 	"lifecycle": {"warmup"},
-	"launch":    {"call_timeouts"},
+	"launch":    {"call_timeouts", "slurm"},
 }
 
 var specByPath = func() map[string]*keySpec {

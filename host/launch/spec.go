@@ -51,6 +51,10 @@ type Spec struct {
 
 	// PauseAt is the test-only pause hook ($LEM_TEST_PAUSE), copied here for the record.
 	PauseAt string `json:"pause_at,omitempty"`
+
+	// Slurm is set when the worker runs as a task of a Slurm step (launch.launcher = "slurm"):
+	// where the parent's coordinator listens and the run's secret (slurm.go).
+	Slurm *SlurmSpec `json:"slurm,omitempty"`
 }
 
 // Override records a config value set on the command line.

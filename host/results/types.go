@@ -51,8 +51,33 @@ type Raw struct {
 	Environment Environment `json:"environment"`
 	Repeats     []Repeat    `json:"repeats"`
 	Warnings    []Warning   `json:"warnings"`
+	// Slurm is the job step and task the worker ran as (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
+	// Clock is how the worker's clocks stood around its window: what aggregation needs to
+	// compare windows of different hosts (docs/slurm.md, "Clocks across hosts").
+	Clock *Clock `json:"clock,omitempty"`
 
 	CreatedUnixNS int64 `json:"created_unix_ns"`
+}
+
+// Clock is a worker's clock offset, unix = mono + offset (ns), sampled as its measured window
+// starts and as it ends (their difference is how far the wall clock was slewed or stepped
+// meanwhile), and the kernel's time synchronization state.
+type Clock struct {
+	MonoToUnixNS    int64     `json:"mono_to_unix_ns"`
+	MonoToUnixEndNS int64     `json:"mono_to_unix_end_ns"`
+	Sync            ClockSync `json:"sync"`
+}
+
+// ClockSync is the kernel's NTP state (adjtimex(2), as chronyd, ntpd or systemd-timesyncd keep
+// it): whether the clock is synchronized and its maximum and estimated errors. Synchronized is
+// nil, with Reason, when it could not be read.
+type ClockSync struct {
+	Source       string `json:"source"`
+	Synchronized *bool  `json:"synchronized"`
+	MaxErrorUS   *int64 `json:"max_error_us,omitempty"`
+	EstErrorUS   *int64 `json:"est_error_us,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // Aggregated is the late aggregation of an experiment's raw results (host/aggregate).
@@ -625,6 +650,18 @@ type Manifest struct {
 	// Findings are what the orchestrator found about the whole experiment before the workers ran
 	// (such as CodeMeterRefused); aggregation carries them into the aggregate's validity.
 	Findings []Finding `json:"findings,omitempty"`
+	// Slurm is the allocation and step the workers ran in (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
+}
+
+// SlurmJob identifies a Slurm job step and, in a raw result, the task within it.
+type SlurmJob struct {
+	JobID  string `json:"job_id"`
+	StepID string `json:"step_id,omitempty"`
+	// Task fields (raw results): SLURM_PROCID, SLURM_LOCALID and SLURMD_NODENAME.
+	ProcID  *int   `json:"proc_id,omitempty"`
+	LocalID *int   `json:"local_id,omitempty"`
+	Node    string `json:"node,omitempty"`
 }
 
 // ShownState is the state to show for the manifest: its stored state, except that a "running"

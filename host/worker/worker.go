@@ -146,6 +146,7 @@ func (st *state) run(ctx context.Context) error {
 		return err
 	}
 	st.raw.Host = results.Host(host)
+	st.raw.Slurm = slurmTask(spec, nil)
 
 	// Plugins.
 	if err := st.phase(ctx, "plugins", func() error { return st.openPlugins(ctx) }); err != nil {
@@ -178,10 +179,12 @@ func (st *state) run(ctx context.Context) error {
 	if err := st.barrier(ctx, launch.BarrierWindow); err != nil {
 		return err
 	}
+	offset := clockOffset()
 	var m *measured
 	if err := st.phase(ctx, "measured", func() error { var err error; m, err = st.measure(ctx); return err }); err != nil {
 		return err
 	}
+	st.raw.Clock = &results.Clock{MonoToUnixNS: offset, MonoToUnixEndNS: clockOffset(), Sync: clockSync(nil)}
 	if s := spec.Lifecycle.CooldownS; s > 0 {
 		if err := st.phase(ctx, "cooldown", func() error { return sleep(ctx, s) }); err != nil {
 			return err

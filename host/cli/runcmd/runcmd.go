@@ -55,6 +55,8 @@ type Options struct {
 	NoAggregate     bool
 	Progress        string // "text", "json" or "quiet"
 	Output          string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	// Attach is a Slurm job id to follow (a run submitted with launch.slurm.submit = true).
+	Attach string
 }
 
 // NewCommand builds `lemctl run`.
@@ -92,6 +94,12 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 			if runF != nil {
 				return runF(o)
 			}
+			if o.Attach != "" {
+				if len(args) > 0 {
+					return cliutil.Usagef("--attach %s follows a submitted job: give no experiment FILE with it", o.Attach)
+				}
+				return attach(cmd.Context(), o.F, o.Attach, 2*time.Second)
+			}
 			return runRun(cmd.Context(), o)
 		},
 	}
@@ -101,6 +109,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl.Float64Var(&carbon, "carbon-intensity", 0, "grid carbon intensity in g CO₂e per kWh, your own figure (beats energy.carbon_intensity_g_per_kwh): results then carry CO₂e per request and per output token")
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
+	fl.StringVar(&o.Attach, "attach", "", "follow the Slurm job JOBID of a run submitted with launch.slurm.submit = true (its output, then its exit code)")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
 	render.OutputVar(cmd, &o.Output)
 	return cmd
@@ -181,6 +190,9 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	if err != nil {
 		return err
 	}
+	if out.Submitted {
+		return nil
+	}
 	return report(env, o, out)
 }
 
@@ -211,6 +223,9 @@ type Outcome struct {
 	// Failed describes the workers that failed (the aggregate was made from the others).
 	Failed    []string
 	WorldSize int
+	// Submitted says that the experiment was not run here but submitted to Slurm with sbatch
+	// (launch.slurm.submit = true; the job id is printed): nothing else is set.
+	Submitted bool
 }
 
 // Measure runs one experiment as `lemctl run` does — validate, plan, launch the workers, wait,
@@ -243,6 +258,12 @@ func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome,
 	// The plugins started to check the config got the default deadlines; from here on every
 	// plugin of the parent, those included, has the experiment's.
 	sess.SetCallTimeouts(specCallTimeouts(cfg.Launch.CallTimeouts).Client())
+	if done, err := slurmOutside(ctx, env, cfg, os.Getenv); done {
+		if err != nil {
+			return nil, err
+		}
+		return &Outcome{Submitted: true}, nil
+	}
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
 		return nil, err
@@ -358,6 +379,8 @@ type plan struct {
 	runDir  string
 	// findings about the whole experiment, for the manifest (meters refused under auto).
 	findings []results.Finding
+	// slurm is set under launch.launcher = "slurm" (slurm.go).
+	slurm *slurmRun
 }
 
 func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
@@ -419,6 +442,12 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 	if err != nil {
 		return nil, err
 	}
+	if p.slurm, slots, err = newSlurmRun(cfg, slots, os.Getenv); err != nil {
+		return nil, err
+	}
+	if p.slurm != nil && cfg.Launch.PinCPUs {
+		env.Logger.Warn("launch.pin_cpus is not applied under the Slurm launcher: Slurm binds each task to its cores (srun --cpu-bind; docs/slurm.md)")
+	}
 	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
@@ -470,6 +499,7 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		}
 		p.specs = append(p.specs, spec)
 	}
+	p.slurm.attach(p.specs)
 	// The last check before anything is written (preflight.go).
 	if err := preflight(resultsDir, p.specs, freeBytes); err != nil {
 		return nil, err
@@ -546,6 +576,10 @@ func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.A
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
 		return nil, modelRefError(cfg.Model.Ref, err)
+	}
+	if want, got := cfg.Model.Precision, a.Metadata["precision"]; want != "" && want != "auto" && got != "" && got != want {
+		return nil, cliutil.Usagef("model.precision = %s: the model %s stores %s weights (%s) (valid: %s, \"auto\", or a model stored at %s)",
+			echo.Quote(want), echo.Quote(cfg.Model.Ref), got, a.Metadata["quant_scheme"], echo.Quote(got), want)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
 		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %s has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
@@ -770,7 +804,19 @@ func (p *plan) execute(ctx context.Context, e Experiment) (*Outcome, error) {
 			_, _ = w.Wait()
 		}
 	}
-	for _, spec := range p.specs {
+	if p.slurm != nil {
+		ws, sl, err := p.slurm.launch(ctx, p, manifest)
+		if err != nil {
+			if cliutil.CodeOf(err) != cliutil.ExitUsage {
+				manifest.State, manifest.Error = results.StateFailed, err.Error()
+				saveManifest()
+			}
+			return oc, err
+		}
+		defer sl.Close()
+		workers = ws
+	}
+	for _, spec := range p.specs[len(workers):] {
 		w, err := launcher.Launch(ctx, spec)
 		if err != nil {
 			killAll()

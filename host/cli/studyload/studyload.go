@@ -29,7 +29,9 @@ type Files struct {
 }
 
 // Path is where the study id is stored.
-func (f Files) Path(id string) string { return filepath.Join(study.Dir(f.Dir, id), study.AggregateName) }
+func (f Files) Path(id string) string {
+	return filepath.Join(study.Dir(f.Dir, id), study.AggregateName)
+}
 
 // LoadStudy reads and checks the stored study id (study.Load).
 func (f Files) LoadStudy(_ context.Context, id string) (*study.Aggregate, error) {

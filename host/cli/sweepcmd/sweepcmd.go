@@ -419,6 +419,10 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 		oc, err := runcmd.Measure(ctx, f, runcmd.Experiment{File: sf.BasePath, Overrides: config.Overrides{Values: vals},
 			Progress: o.Progress, Force: force, Signal: st.get})
 		run.EndUnixNS = time.Now().UnixNano()
+		if oc != nil && oc.Submitted {
+			// The experiment went to Slurm as a job of its own, which the sweep cannot follow.
+			oc, err = nil, cliutil.Usagef("point %s cycle %d: launch.slurm.submit = true submits each experiment as a job of its own, which a sweep cannot follow; run `lemctl sweep` inside one allocation (salloc or an sbatch script) with launch.slurm.submit = false (docs/slurm.md)", p.ID, s.Cycle)
+		}
 		if oc != nil {
 			run.ExperimentID = oc.ID
 			if oc.ConfigHash != p.hash {

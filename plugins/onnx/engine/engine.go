@@ -128,8 +128,15 @@ func open(req sdk.LoadRequest, s Settings) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.DType != "float32" {
-		return nil, fmt.Errorf("%w: model %s has %s weights; this engine runs float32 models", sdk.ErrInvalidArgument, in.ModelPath, in.DType)
+	// Weights may be float32 or quantised (int8/int4 MatMulNBits or QDQ): either way the
+	// activations, the logits and the KV cache this engine feeds and reads are float32.
+	if in.DType != "float32" && in.Precision != "int8" && in.Precision != "int4" {
+		return nil, fmt.Errorf("%w: model %s has %s weights; this engine runs models with float32 activations (float32, int8 or int4 weights)", sdk.ErrInvalidArgument, in.ModelPath, in.DType)
+	}
+	for _, o := range in.Outputs {
+		if o.Name == model.Logits && o.DType != "float32" {
+			return nil, fmt.Errorf("%w: model %s has %s logits; this engine reads float32 logits", sdk.ErrInvalidArgument, in.ModelPath, o.DType)
+		}
 	}
 	c := in.Config
 	m := &loaded{
