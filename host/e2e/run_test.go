@@ -317,13 +317,13 @@ func deref(p *float64) any {
 	return *p
 }
 
-// TestGPUDevicesNeedAnInventory: a GPU device list without an energy plugin that can map indices
-// to UUIDs is a configuration error (exit 2) naming what is missing, and nothing is written.
+// TestGPUDevicesNeedAnInventory: a device list without an energy plugin that reports devices is a
+// configuration error (exit 2) naming launch.devices and what is missing, and nothing is written.
 func TestGPUDevicesNeedAnInventory(t *testing.T) {
 	cfg := strings.Replace(experiment("nogpu", 1, noMeters), `devices = "cpu"`, `devices = [0]`, 1)
 	r, res := runExperiment(t, cfg, nil)
-	if r.code != 2 || !strings.Contains(r.stderr.String(), "nvml") {
-		t.Errorf("exit %d, want 2 naming nvml\n%s", r.code, r.stderr.String())
+	if msg := r.stderr.String(); r.code != 2 || !strings.Contains(msg, "launch.devices") || !strings.Contains(msg, "no energy plugin of [energy].meters reports a device") {
+		t.Errorf("exit %d, want 2 naming launch.devices and the missing device inventory\n%s", r.code, r.stderr.String())
 	}
 	if _, err := os.Stat(res); err == nil {
 		t.Errorf("a rejected run wrote %s", res)

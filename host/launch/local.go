@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -137,12 +138,7 @@ func WorkerEnv(spec *Spec) []string {
 	// LEM_RUN_PID lets a meter tell the run's own processes (every worker descends from the
 	// parent) from foreign ones on a device.
 	env := []string{fmt.Sprintf("LEM_WORKER_RANK=%d", spec.Rank), fmt.Sprintf("LEM_RUN_PID=%d", os.Getpid())}
-	names := make([]string, 0, len(spec.Device.Env))
-	for k := range spec.Device.Env {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(spec.Device.Env)) {
 		env = append(env, k+"="+spec.Device.Env[k])
 	}
 	return env

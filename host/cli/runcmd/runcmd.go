@@ -746,7 +746,7 @@ func deviceInventory(ctx context.Context, sess *discovery.Session, meters []laun
 		if len(reasons) > 0 {
 			why = strings.Join(reasons, "; ")
 		}
-		return nil, cliutil.Usagef("launch.devices lists devices, but lemctl cannot find them: %s", why)
+		return nil, cliutil.Usagef("launch.devices lists devices, but lemctl cannot find them: %s (docs/config.md, \"Devices\")", why)
 	}
 	return out, nil
 }
