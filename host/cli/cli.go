@@ -21,6 +21,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/measurecmd"
 	"github.com/lemctl/lemctl/host/cli/modelcmd"
 	"github.com/lemctl/lemctl/host/cli/pluginscmd"
+	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
@@ -94,6 +95,7 @@ var commands = []func(*cliutil.Factory) *cobra.Command{
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
 	resultscmd.NewCommand,
+	reportcmd.NewCommand,
 	configcmd.NewCommand,
 	datasetscmd.NewCommand,
 	generatecmd.NewCommand,
