@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/lemctl/lemctl/examples"
 	"github.com/lemctl/lemctl/host/aggregate"
+	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
@@ -33,6 +35,7 @@ import (
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/launch"
+	"github.com/lemctl/lemctl/host/report"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/host/version"
@@ -51,6 +54,8 @@ type Options struct {
 	NoAggregate bool
 	Progress    string // "text", "json" or "quiet"
 	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	// Report makes the experiment's HTML report after aggregation (lemctl report).
+	Report bool
 }
 
 // NewCommand builds `lemctl run`.
@@ -90,6 +95,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	fl.BoolVar(&o.Report, "report", false, "write the experiment's HTML report (results/reports/<id>.html) at the end")
 	render.OutputVar(cmd, &o.Output)
 	return cmd
 }
@@ -789,6 +795,9 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 			return err
 		}
 		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
+		if err := p.report(ctx, repo, o, env.Err); err != nil {
+			return err
+		}
 		if len(failed) > 0 {
 			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 		}
@@ -798,8 +807,32 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 		return err
 	}
 	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
+	if err := p.report(ctx, repo, o, env.Out); err != nil {
+		return err
+	}
 	if len(failed) > 0 {
 		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
 	}
 	return nil
+}
+
+// report writes the experiment's report with --report, else says how to make it; either way the
+// line names the report's path (on w: stdout beside the table, stderr beside JSON).
+func (p *plan) report(ctx context.Context, repo sdk.Repository, o *Options, w io.Writer) error {
+	resultsDir, _ := p.repoRef.Config["path"].(string)
+	path := reportcmd.DefaultPath(resultsDir, p.id)
+	if !o.Report {
+		_, err := fmt.Fprintf(w, "report: `lemctl report %s --results-dir %s` writes %s\n", p.id, resultsDir, path)
+		return err
+	}
+	page, err := reportcmd.ExperimentPage(context.WithoutCancel(ctx), repo, p.id,
+		report.Options{LemctlVersion: version.Version, GeneratedUnixNS: time.Now().UnixNano()})
+	if err == nil {
+		err = reportcmd.Save(path, page)
+	}
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("experiment %s: report: %w", p.id, err))
+	}
+	_, err = fmt.Fprintf(w, "report: %s\n", path)
+	return err
 }
