@@ -69,6 +69,7 @@ func newPlot(title, xLabel, yLabel string) *plot.Plot {
 	p.Add(g)
 	p.Legend.Top = true
 	p.Legend.TextStyle.Font = sans(9)
+	p.Legend.Padding = vg.Points(2)
 	return p
 }
 
@@ -78,21 +79,41 @@ func sans(size float64) font.Font {
 }
 
 // svgOf draws plots stacked vertically (sharing their widths) on one canvas of width × height
-// and returns the SVG element, without the XML prelude, ready to inline.
+// and returns the SVG element, without the XML prelude, ready to inline. Legends go in a strip
+// right of the plots, so that they never hide data.
 func svgOf(height vg.Length, plots ...*plot.Plot) (string, error) {
 	c := vgsvg.New(chartW, height)
 	dc := draw.New(c)
-	if len(plots) == 1 {
-		plots[0].Draw(dc)
-	} else {
+	legends := make([]plot.Legend, len(plots))
+	var lw vg.Length
+	for i, p := range plots {
+		r := p.Legend.Rectangle(dc)
+		lw = max(lw, r.Max.X-r.Min.X)
+		legends[i] = p.Legend
+		p.Legend = plot.NewLegend()
+	}
+	const gap = 6
+	if lw > 0 {
+		lw = min(lw+vg.Points(gap), chartW*2/5)
+	}
+	area := draw.Crop(dc, 0, -lw, 0, 0)
+	tiles := [][]draw.Canvas{{area}}
+	if len(plots) > 1 {
 		rows := make([][]*plot.Plot, len(plots))
 		for i, p := range plots {
 			rows[i] = []*plot.Plot{p}
 		}
-		t := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(6)}
-		canvases := plot.Align(rows, t, dc)
-		for i, p := range plots {
-			p.Draw(canvases[i][0])
+		tiles = plot.Align(rows, draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(6)}, area)
+	}
+	for i, p := range plots {
+		tc := tiles[i][0]
+		p.Draw(tc)
+		if lw > 0 {
+			lc := tc
+			lc.Min.X, lc.Max.X = tc.Max.X+vg.Points(gap), dc.Max.X
+			lc.Max.Y -= vg.Points(14) // below the title's line
+			legends[i].Top, legends[i].Left = true, true
+			legends[i].Draw(lc)
 		}
 	}
 	var buf bytes.Buffer
