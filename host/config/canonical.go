@@ -47,6 +47,12 @@ func (c *Config) Map() map[string]any {
 			"threads":              int64(c.Launch.Threads),
 			"pin_cpus":             c.Launch.PinCPUs,
 			"stall_timeout_s":      c.Launch.StallTimeoutS,
+			"call_timeouts": map[string]any{
+				"control_s":    c.Launch.CallTimeouts.ControlS,
+				"repository_s": c.Launch.CallTimeouts.RepositoryS,
+				"load_s":       c.Launch.CallTimeouts.LoadS,
+				"generate_s":   c.Launch.CallTimeouts.GenerateS,
+			},
 		},
 		"lifecycle": map[string]any{
 			"baseline_s":     c.Lifecycle.BaselineS,
@@ -90,7 +96,8 @@ func MergeTables(base, over map[string]any) map[string]any {
 }
 
 // HashedMap returns what the config hash covers: Map without what differs per invocation (the
-// results path) and without the watchdog's launch.stall_timeout_s, which changes no figure. The worker assignment (rank, device slot, thread split, shard) is never part of
+// results path) and without the watchdog's launch.stall_timeout_s and the call deadlines of
+// launch.call_timeouts, which change no figure. The worker assignment (rank, device slot, thread split, shard) is never part of
 // a Config: it travels in the launch spec. Where values came from (Sources) is never part of Map.
 func (c *Config) HashedMap() map[string]any {
 	m := c.Map()
@@ -100,6 +107,7 @@ func (c *Config) HashedMap() map[string]any {
 	// The watchdog's limit decides when a hung run is stopped, never what a run measures.
 	if l, ok := m["launch"].(map[string]any); ok {
 		delete(l, "stall_timeout_s")
+		delete(l, "call_timeouts")
 	}
 	return m
 }

@@ -56,6 +56,9 @@ func TestHashIgnoresPerInvocationFields(t *testing.T) {
 		{"results path", func(c *config.Config) { c.Repository.Path = "/elsewhere/results" }},
 		{"sources", func(c *config.Config) { c.Sources = map[string]string{"workload.batch_size": "flag --set"} }},
 		{"watchdog", func(c *config.Config) { c.Launch.StallTimeoutS = 3 }},
+		{"call deadlines", func(c *config.Config) {
+			c.Launch.CallTimeouts = config.CallTimeouts{ControlS: 1, RepositoryS: 2, LoadS: 3, GenerateS: 4}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, base, config.Overrides{})

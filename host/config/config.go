@@ -98,6 +98,17 @@ type Launch struct {
 	PinCPUs            bool    `json:"pin_cpus"`
 	// StallTimeoutS is the watchdog's limit in seconds (0: off).
 	StallTimeoutS float64 `json:"stall_timeout_s"`
+	// CallTimeouts are the per-call deadlines on plugins ([launch.call_timeouts]).
+	CallTimeouts CallTimeouts `json:"call_timeouts"`
+}
+
+// CallTimeouts is [launch.call_timeouts]: how long the host waits for one plugin call, in
+// seconds per kind of call (0: no deadline of its own).
+type CallTimeouts struct {
+	ControlS    float64 `json:"control_s"`
+	RepositoryS float64 `json:"repository_s"`
+	LoadS       float64 `json:"load_s"`
+	GenerateS   float64 `json:"generate_s"`
 }
 
 // Lifecycle is [lifecycle].

@@ -728,6 +728,12 @@ func (l *loader) build() *Config {
 	c.Launch.Threads = int(l.int("launch", "threads"))
 	c.Launch.PinCPUs = l.bool("launch", "pin_cpus")
 	c.Launch.StallTimeoutS = l.float("launch", "stall_timeout_s")
+	c.Launch.CallTimeouts = CallTimeouts{
+		ControlS:    l.float("launch", "call_timeouts", "control_s"),
+		RepositoryS: l.float("launch", "call_timeouts", "repository_s"),
+		LoadS:       l.float("launch", "call_timeouts", "load_s"),
+		GenerateS:   l.float("launch", "call_timeouts", "generate_s"),
+	}
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),

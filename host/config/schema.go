@@ -117,6 +117,15 @@ var schema = []keySpec{
 	{path: p("launch", "stall_timeout_s"), kind: kFloat, def: 300.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "The watchdog: a worker that stays in the same plugin call with no progress for this many seconds (or sends no heartbeat at all for as long) is killed, named with its phase and the call it is in, and the run fails (exit 1). A call that streams results (engine.Generate) makes progress with each one; a single call that takes longer than this with nothing streamed (a very large model's engine.Load) needs a larger value. Not part of the config hash. 0: off. See docs/reliability.md."},
 
+	{path: p("launch", "call_timeouts", "control_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(86400),
+		doc: "Deadline in seconds for one control call to a plugin: Configure, every energy-meter call (Inventory, Environment, Start, Mark, Stop) and the engine's Unload. On expiry the run fails (exit 1) naming the plugin, the call and the deadline. Not part of the config hash. 0: no deadline of its own (the watchdog, stall_timeout_s, still applies). See docs/reliability.md."},
+	{path: p("launch", "call_timeouts", "repository_s"), kind: kFloat, def: 60.0, min: sdk.Bound(0), max: sdk.Bound(86400),
+		doc: "Deadline in seconds for one repository call (save or load a result, a marker, a manifest). Not part of the config hash. 0: none."},
+	{path: p("launch", "call_timeouts", "load_s"), kind: kFloat, def: 600.0, min: sdk.Bound(0), max: sdk.Bound(86400),
+		doc: "Deadline in seconds for the engine's Load (reading a model onto its device). Not part of the config hash. 0: none."},
+	{path: p("launch", "call_timeouts", "generate_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(86400),
+		doc: "Deadline in seconds for one engine Generate or Warmup call (one batch). 0 (the default): none of its own, since a batch's length depends on the model; the watchdog (stall_timeout_s) covers a batch that streams nothing. Not part of the config hash."},
+
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
 	{path: p("lifecycle", "thermal_wait_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(3600),
@@ -167,6 +176,7 @@ var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},
 	"lifecycle": {"warmup"},
+	"launch":    {"call_timeouts"},
 }
 
 var specByPath = func() map[string]*keySpec {

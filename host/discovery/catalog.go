@@ -2,13 +2,8 @@ package discovery
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"strings"
 
 	"github.com/lemctl/lemctl/host/config"
@@ -61,51 +56,14 @@ func (cat *Catalog) Open(ctx context.Context, name string, kind sdk.Kind) (*host
 		return nil, fmt.Errorf("open plugin %q: the plugin catalog is closed", name)
 	}
 	cat.open = append(cat.open, cl)
-	if cat.tails == nil {
-		cat.tails = map[*hostclient.Client]*tailBuffer{}
-	}
-	cat.tails[cl] = tail
+	cat.tails.add(cl, tail)
 	return cl, nil
 }
 
 // Explain returns err, from a call on c (a client this Catalog opened), with the cause a user
-// needs when the call failed because the plugin process is gone (a crash or panic shows up as
-// gRPC Unavailable or EOF, "error reading from server: EOF"): the last lines the plugin wrote to
-// stderr, from its panic message on when it has one. Any other error is returned as it is.
-func (cat *Catalog) Explain(c *hostclient.Client, err error) error {
-	if err == nil || !pluginGone(err) {
-		return err
-	}
-	cat.mu.Lock()
-	tail := cat.tails[c]
-	cat.mu.Unlock()
-	if tail == nil {
-		return err
-	}
-	// go-plugin forwards stderr on its own goroutine: the dying lines can arrive just after the
-	// failed call returns. Wait a little for them (a hang guard, not a timing assumption).
-	for i := 0; i < 40 && tail.String() == ""; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
-	last := tail.crash(5)
-	if last == "" {
-		return fmt.Errorf("%w (the plugin process %s ended without writing to stderr)", err, c.Path())
-	}
-	return fmt.Errorf("%w; the plugin process %s died, its stderr ended with: %s", err, c.Path(), last)
-}
-
-// pluginGone reports whether err says the connection to the plugin broke: the process exited.
-func pluginGone(err error) bool {
-	var rpc *hostclient.RPCError
-	if errors.As(err, &rpc) && rpc.Code == codes.Unavailable {
-		return true
-	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
-		return true
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "EOF")
-}
+// needs when the call failed because the plugin process is gone: the last lines the plugin wrote
+// to stderr, from its panic message on when it has one. Any other error is returned as it is.
+func (cat *Catalog) Explain(c *hostclient.Client, err error) error { return cat.tails.explain(c, err) }
 
 // lookup finds the selected plugin called name serving kind, or explains why there is none.
 func (cat *Catalog) lookup(name string, kind sdk.Kind) (*Plugin, error) {

@@ -146,7 +146,7 @@ type Catalog struct {
 
 	mu     sync.Mutex
 	open   []*hostclient.Client
-	tails  map[*hostclient.Client]*tailBuffer // the stderr tail of each opened client, for Explain
+	tails  tails // the stderr tail of each opened client, for Explain
 	closed bool
 }
 

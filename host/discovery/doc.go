@@ -11,7 +11,7 @@
 // checksum-pinned where a lock applies, with their stderr logs forwarded through hclog:
 // OpenConfigured is the one way to find, check, start and configure a plugin (a refused table is
 // a *ConfigRejected); a Session holds one process per plugin for a whole command (a run's
-// parent); OpenPinned is the same for a worker, from the path and sha256 of its launch spec.
+// parent); PinnedOpener is the same for a worker, from the path and sha256 of its launch spec.
 //
 // This package must never run a binary whose lock entry differs or which lives in (or is) a
 // world-writable location, never load from the working directory unless told to, never let one

@@ -54,11 +54,28 @@ func (cat *Catalog) OpenConfigured(ctx context.Context, name string, kind sdk.Ki
 	return configured(ctx, c, name, kind, table)
 }
 
-// OpenPinned is OpenConfigured for a worker, which has no Catalog: it starts the binary at path
-// (pinned to the hex sha256 when not "", checked by go-plugin before it runs), checks that it
-// answers as name serving kind and configures it with table. Its stderr goes to log.
-func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, table map[string]any, log hclog.Logger) (*hostclient.Client, error) {
-	opts := []hostclient.OpenOption{hostclient.WithClientLogger(log)}
+// PinnedOpener opens plugins for a worker, which has no Catalog: each by the path and sha256 the
+// launch spec pinned. It keeps each plugin's stderr tail, so that Explain can name the cause when
+// a plugin dies. The zero value opens with no logger and hostclient's default deadlines.
+type PinnedOpener struct {
+	// Log receives each plugin's stderr, under the plugin's name.
+	Log hclog.Logger
+	// Timeouts, when not nil, are the call deadlines of every plugin opened, Configure included.
+	Timeouts *hostclient.CallTimeouts
+
+	tails tails
+}
+
+// Open is OpenConfigured for a worker: it starts the binary at path (pinned to the hex sha256
+// when not "", checked by go-plugin before it runs), checks that it answers as name serving kind
+// and configures it with table. The caller closes the client.
+func (o *PinnedOpener) Open(ctx context.Context, name, path, sha256 string, kind sdk.Kind, table map[string]any) (*hostclient.Client, error) {
+	log := o.Log
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	tail := &tailBuffer{max: 20}
+	opts := []hostclient.OpenOption{hostclient.WithClientLogger(newPluginLogger(log, name, tail, false))}
 	if sha256 != "" {
 		sum, err := hex.DecodeString(sha256)
 		if err != nil {
@@ -74,8 +91,16 @@ func OpenPinned(ctx context.Context, name, path, sha256 string, kind sdk.Kind, t
 		c.Close()
 		return nil, fmt.Errorf("plugin %s (%s) answers as %q serving %v, not as a %s plugin; the binary changed since discovery", name, path, got.Name, got.Kinds, kind)
 	}
+	if o.Timeouts != nil {
+		c.SetCallTimeouts(*o.Timeouts)
+	}
+	o.tails.add(c, tail)
 	return configured(ctx, c, name, kind, table)
 }
+
+// Explain returns err with the cause when a plugin this opener started has died: the last lines
+// it wrote to stderr, from its panic message on. Any other error is returned as it is.
+func (o *PinnedOpener) Explain(err error) error { return o.tails.explainGone(err) }
 
 // configured configures c with table and returns it, or closes it and returns the error (a
 // *ConfigRejected for a rejected table).
@@ -116,12 +141,20 @@ type Session struct {
 	timeouts *hostclient.CallTimeouts // nil: hostclient's defaults
 }
 
-// SetCallTimeouts sets the call deadlines of the plugins this session starts from now on
-// (hostclient.DefaultCallTimeouts until then), Configure included.
+// SetCallTimeouts sets the call deadlines of the session's plugins: those already started (for
+// their calls from now on) and those it starts later, Configure included
+// (hostclient.DefaultCallTimeouts until then).
 func (s *Session) SetCallTimeouts(t hostclient.CallTimeouts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.timeouts = &t
+	for _, h := range s.plugins {
+		h.mu.Lock()
+		if h.c != nil {
+			h.c.SetCallTimeouts(t)
+		}
+		h.mu.Unlock()
+	}
 }
 
 type held struct {

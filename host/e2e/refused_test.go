@@ -16,6 +16,12 @@ import (
 // lem-plugin-crash (exits at start), lem-plugin-invfail (its Inventory fails) and
 // lem-plugin-invunavail (its Inventory says the hardware is not there).
 func refusedPluginDir(t *testing.T) string {
+	return pluginDirWithBad(t, "crash", "invfail", "invunavail")
+}
+
+// pluginDirWithBad is the e2e plugin directory plus a copy of the discovery test plugin
+// (host/discovery/internal/badplugin) as lem-plugin-<mode> for each mode.
+func pluginDirWithBad(t *testing.T, modes ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "plugins")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -34,7 +40,7 @@ func refusedPluginDir(t *testing.T) string {
 	if err := gobuild(repoRoot, "./host/discovery/internal/badplugin", bad); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"crash", "invfail", "invunavail"} {
+	for _, name := range modes {
 		if err := copyFile(bad, filepath.Join(dir, "lem-plugin-"+name)); err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lemctl/lemctl/host/atomicfile"
 	"github.com/lemctl/lemctl/sdk"
+	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
 // Spec is everything one worker needs, resolved by the parent: the worker never re-reads the
@@ -41,6 +42,11 @@ type Spec struct {
 	// StallTimeoutS is launch.stall_timeout_s: the parent's watchdog limit, from which the worker
 	// sets its heartbeat period (0: the watchdog is off and no heartbeat is sent).
 	StallTimeoutS float64 `json:"stall_timeout_s,omitempty"`
+
+	// CallTimeouts are launch.call_timeouts: the worker's deadline on each plugin call, in
+	// seconds per kind of call (0: none of its own). Nil (a spec from before the key): the
+	// defaults of sdk/hostclient.
+	CallTimeouts *CallTimeouts `json:"call_timeouts,omitempty"`
 
 	// PauseAt is the test-only pause hook ($LEM_TEST_PAUSE), copied here for the record.
 	PauseAt string `json:"pause_at,omitempty"`
@@ -225,4 +231,18 @@ func HeartbeatPeriod(stallTimeoutS float64) time.Duration {
 		return 0
 	}
 	return min(max(time.Duration(stallTimeoutS*float64(time.Second))/4, 50*time.Millisecond), 5*time.Second)
+}
+
+// CallTimeouts is launch.call_timeouts as the spec carries it.
+type CallTimeouts struct {
+	ControlS    float64 `json:"control_s"`
+	RepositoryS float64 `json:"repository_s"`
+	LoadS       float64 `json:"load_s"`
+	GenerateS   float64 `json:"generate_s"`
+}
+
+// Client returns the deadlines as sdk/hostclient takes them.
+func (t CallTimeouts) Client() hostclient.CallTimeouts {
+	d := func(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+	return hostclient.CallTimeouts{Control: d(t.ControlS), Repository: d(t.RepositoryS), Load: d(t.LoadS), Generate: d(t.GenerateS)}
 }

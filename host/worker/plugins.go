@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"sync"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/launch"
 	"github.com/lemctl/lemctl/sdk"
@@ -18,6 +16,7 @@ import (
 // opened holds the plugin processes of a worker; one process per binary even when it serves
 // several roles (the onnx plugin is loader and engine).
 type opened struct {
+	opener discovery.PinnedOpener
 	byPath map[string]*hostclient.Client
 	tables map[string]map[string]any // the table each process was configured with
 	order  []*hostclient.Client
@@ -30,10 +29,10 @@ func (o *opened) closeAll() {
 }
 
 // open starts (or reuses) the plugin of ref, pinned to its sha256, and configures it with its
-// table (discovery.OpenPinned). A binary that serves several roles is started once: the parent
+// table (discovery.PinnedOpener). A binary that serves several roles is started once: the parent
 // resolved one table per plugin, so a second role with another table is an error, never a
 // silently ignored table.
-func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, log hclog.Logger) (*hostclient.Client, error) {
+func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) (*hostclient.Client, error) {
 	if c, ok := o.byPath[ref.Path]; ok {
 		if !c.Info().Serves(kind) {
 			return nil, fmt.Errorf("plugin %s (%s) does not serve kind %s (it serves %v)", ref.Name, ref.Path, kind, c.Info().Kinds)
@@ -43,7 +42,7 @@ func (o *opened) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind, 
 		}
 		return c, nil
 	}
-	c, err := discovery.OpenPinned(ctx, ref.Name, ref.Path, ref.SHA256, kind, ref.Config, log.Named(ref.Name))
+	c, err := o.opener.Open(ctx, ref.Name, ref.Path, ref.SHA256, kind, ref.Config)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +64,7 @@ type role struct {
 // the worker waits for the slowest plugin start rather than their sum. The processes are kept
 // in the order of roles; open then reuses them. On error every process started is closed by
 // closeAll, as for open.
-func (o *opened) startAll(ctx context.Context, roles []role, log hclog.Logger) error {
+func (o *opened) startAll(ctx context.Context, roles []role) error {
 	var first []role
 	seen := map[string]bool{}
 	for _, r := range roles {
@@ -81,7 +80,7 @@ func (o *opened) startAll(ctx context.Context, roles []role, log hclog.Logger) e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients[i], errs[i] = discovery.OpenPinned(ctx, r.ref.Name, r.ref.Path, r.ref.SHA256, r.kind, r.ref.Config, log.Named(r.ref.Name))
+			clients[i], errs[i] = o.opener.Open(ctx, r.ref.Name, r.ref.Path, r.ref.SHA256, r.kind, r.ref.Config)
 		}()
 	}
 	wg.Wait()

@@ -98,6 +98,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.Sys = sysinfo.Default()
 	}
 	st := &state{w: w, phases: map[string]results.Span{}, tr: &tracker{}}
+	st.plugins.opener.Log = w.Log
+	if t := w.Spec.CallTimeouts; t != nil {
+		ct := t.Client()
+		st.plugins.opener.Timeouts = &ct
+	}
 	// The heartbeat runs until the plugins are closed: a worker stuck closing them goes silent
 	// and the watchdog sees it.
 	beatCtx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
@@ -194,7 +199,8 @@ func (st *state) phase(ctx context.Context, name string, f func() error) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		return fmt.Errorf("%s: %w", name, err)
+		// A plugin that died (a panic, a crash) answers EOF or Unavailable: say why it died.
+		return fmt.Errorf("%s: %w", name, st.plugins.opener.Explain(err))
 	}
 	return nil
 }
@@ -261,7 +267,7 @@ func (st *state) openPlugins(ctx context.Context) error {
 			}
 		}
 		end := st.tr.begin("plugins.start")
-		err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}), st.w.Log)
+		err := st.plugins.startAll(ctx, append(roles, role{spec.Repository, sdk.KindRepository}))
 		end()
 		if err != nil {
 			return err
@@ -320,7 +326,7 @@ func (st *state) open(ctx context.Context, ref launch.PluginRef, kind sdk.Kind) 
 	if st.w.open != nil {
 		return st.w.open(ctx, ref, kind)
 	}
-	return st.plugins.open(ctx, ref, kind, st.w.Log)
+	return st.plugins.open(ctx, ref, kind)
 }
 
 // now reads the monotonic clock of the warm-up bounds and the window's passes.

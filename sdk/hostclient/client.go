@@ -34,6 +34,7 @@ type Client struct {
 	path       string
 	closeOnce  sync.Once
 	closeFn    func()
+	exited     func() bool // nil for an in-process plugin
 	timeouts   atomic.Pointer[CallTimeouts]
 }
 
@@ -67,6 +68,10 @@ func (c *Client) Pid() int { return c.pid }
 
 // Path returns the plugin binary's path ("" for an in-process plugin).
 func (c *Client) Path() string { return c.path }
+
+// Exited reports whether the plugin process has exited (a crash, a kill, or Close); always false
+// for an in-process plugin.
+func (c *Client) Exited() bool { return c.exited != nil && c.exited() }
 
 // Close kills the plugin process (gracefully, then by force after 2 s), or stops the in-process
 // server.
@@ -186,8 +191,9 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 	// The process is tied to startCtx only until Close: cancelling ctx during the handshake kills
 	// it at once (go-plugin's own Kill would wait for the start timeout).
 	// go-plugin's server puts its unix socket in $PLUGIN_UNIX_SOCKET_DIR, else in os.TempDir():
-	// give it a private (0700) directory of its own, removed when the plugin is closed.
-	sockDir, err := os.MkdirTemp("", "lemctl-plugin-")
+	// give it a private (0700) directory of its own, removed when the plugin is closed (and, when
+	// the host is killed before that, by the next host's sweep: newSockDir).
+	sockDir, err := newSockDir()
 	if err != nil {
 		return nil, fmt.Errorf("create the plugin's socket directory: %w", err)
 	}
@@ -259,6 +265,7 @@ func Open(ctx context.Context, path string, opts ...OpenOption) (*Client, error)
 		return nil, err
 	}
 	c.path = path
+	c.exited = pc.Exited
 	if rc := pc.ReattachConfig(); rc != nil {
 		c.pid = rc.Pid
 	}

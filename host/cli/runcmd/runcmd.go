@@ -193,11 +193,19 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
 	}
+	// The plugins started to check the config got the default deadlines; from here on every
+	// plugin of the parent, those included, has the experiment's.
+	sess.SetCallTimeouts(specCallTimeouts(cfg.Launch.CallTimeouts).Client())
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
 		return err
 	}
 	return p.execute(ctx, force, o, st)
+}
+
+// specCallTimeouts carries launch.call_timeouts into the launch spec.
+func specCallTimeouts(t config.CallTimeouts) *launch.CallTimeouts {
+	return &launch.CallTimeouts{ControlS: t.ControlS, RepositoryS: t.RepositoryS, LoadS: t.LoadS, GenerateS: t.GenerateS}
 }
 
 func configError(err error) error {
@@ -403,6 +411,7 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 			Energy:        launch.EnergySpec{IntervalNS: interval},
 			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
+			CallTimeouts:  specCallTimeouts(cfg.Launch.CallTimeouts),
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
 		}
 		for _, pr := range shard {

@@ -14,9 +14,10 @@
 // hang does too when the variable is set), invfail (good, but its meter's Inventory fails) and
 // invunavail (good, but its meter's Inventory says sdk.ErrUnavailable: no such hardware here) and
 // invcrash (good, but the process exits inside its meter's Inventory), panicstart (good, but
-// its meter's Start panics, killing the process with a Go panic on stderr), invhang (good, but its
-// meter's Inventory never answers), starthang (good, with a working Inventory, but its meter's
-// Start never answers, whatever the host's context says; it writes its pid like pidfile when
+// its meter reports one node domain and its Start panics, killing the process with a Go panic on
+// stderr), invhang (good, but its
+// meter's Inventory never answers), starthang (good, with a working Inventory of one node domain,
+// but its meter's Start never answers, whatever the host's context says; it writes its pid like pidfile when
 // $LEM_TEST_PID_FILE is set), spawn (good, after starting a `sleep 300` child that inherits its
 // stdout and stderr) and spawnhang (starts that child, then never completes the handshake).
 package main
@@ -30,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -37,6 +39,7 @@ import (
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/hostclient"
 	pluginv1 "github.com/lemctl/lemctl/sdk/proto/lem/plugin/v1"
+	"github.com/lemctl/lemctl/sdk/units"
 )
 
 type spec struct {
@@ -188,6 +191,11 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 		os.Exit(3)
 	case "invhang":
 		select {}
+	case "panicstart", "starthang":
+		// One simulated domain, so that a run selects the meter and its workers call Start.
+		return []sdk.Domain{{ID: "bad0", Name: "badplugin node", Kind: sdk.DomainNode, Scope: sdk.ScopeNode,
+			Method: sdk.MethodCounter, Confidence: sdk.ConfidenceSimulated, Available: true,
+			Resolution: units.Microjoule, UpdatePeriod: 10 * time.Millisecond, DeviceIndex: -1}}, nil
 	}
 	return nil, nil
 }
