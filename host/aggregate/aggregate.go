@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,9 +40,17 @@ const (
 
 	// Findings the aggregation adds that are not checks.
 	CodeEnergyNotStitched = "energy_not_stitched"
-	CodeDynamicNegative   = "dynamic_negative"
-	CodeRunNotCompleted   = "run_not_completed"
-	CodeManifestInvalid   = "manifest_invalid"
+	// CodeClockCompared (info): the windows of several hosts were compared on wall time, within
+	// the stated clock tolerance; CodeClockUnsynchronized (warning): a host's clock was not
+	// known to be synchronized, so the tolerance assumes UnsyncedClockTolerance for it;
+	// CodeWindowsConcurrencyUncertain (warning): the windows meet validity.min_window_overlap
+	// only within the clock tolerance.
+	CodeClockCompared               = "clock_compared"
+	CodeClockUnsynchronized         = "clock_unsynchronized"
+	CodeWindowsConcurrencyUncertain = "windows_concurrency_uncertain"
+	CodeDynamicNegative             = "dynamic_negative"
+	CodeRunNotCompleted             = "run_not_completed"
+	CodeManifestInvalid             = "manifest_invalid"
 	// CodeRankInvalid: a raw result says valid: false without an error finding to show for it.
 	CodeRankInvalid = "rank_invalid"
 	// CodeStrayFile (warning): a name among the raw results that looks like a raw result or a
@@ -474,17 +483,26 @@ func minOverlap(ws []*worker) float64 {
 }
 
 // checkWindows requires all windows to share an intersection of at least minOverlap of the
-// shortest.
+// shortest. On one host boot the windows compare on its monotonic clock; across hosts on wall
+// time (each worker's monotonic times plus its recorded offset), within the clock tolerance of
+// clockTolerance, which the findings state.
 func checkWindows(c *checks, ws []*worker) {
 	if len(ws) < 2 {
 		return
 	}
 	mono := singleHost(ws)
+	var tol int64
+	var tolWhy string
+	if !mono {
+		tol, tolWhy = clockTolerance(c, ws)
+		c.findings = append(c.findings, results.Finding{Code: CodeClockCompared, Severity: results.SeverityInfo,
+			Message: fmt.Sprintf("the windows of %d hosts were compared on wall time with a clock tolerance of ±%.3f s (%s)", hostCount(ws), float64(tol)/1e9, tolWhy)})
+	}
 	latestStart, earliestEnd := int64(math.MinInt64), int64(math.MaxInt64)
 	shortest := int64(math.MaxInt64)
 	var shortRank int
 	for _, w := range ws {
-		iv := windowOf(w.raw.Window.Span, mono)
+		iv := wallWindow(w.raw, mono)
 		latestStart = max(latestStart, iv.start)
 		earliestEnd = min(earliestEnd, iv.end)
 		if d := iv.end - iv.start; d < shortest {
@@ -492,10 +510,99 @@ func checkWindows(c *checks, ws []*worker) {
 		}
 	}
 	common := max(0, earliestEnd-latestStart)
-	if share := minOverlap(ws); float64(common) < share*float64(shortest) {
+	share := minOverlap(ws)
+	need := share * float64(shortest)
+	switch {
+	case float64(common) >= need:
+	case mono:
 		c.fail(CodeWindowsNotConcurrent, nil, "the workers' measured windows have %.3f s in common, less than %g %% of the shortest (rank %d, %.3f s; validity.min_window_overlap = %g)",
 			float64(common)/1e9, share*100, shortRank, float64(shortest)/1e9, share)
+	case float64(common+tol) < need:
+		c.fail(CodeWindowsNotConcurrent, nil, "the workers' measured windows have %.3f s in common on wall time, less than %g %% of the shortest (rank %d, %.3f s; validity.min_window_overlap = %g) even with the clock tolerance of ±%.3f s between hosts",
+			float64(common)/1e9, share*100, shortRank, float64(shortest)/1e9, share, float64(tol)/1e9)
+	default:
+		c.warn(CodeWindowsConcurrencyUncertain, nil, "the workers' measured windows have %.3f s in common on wall time, less than %g %% of the shortest (rank %d, %.3f s; validity.min_window_overlap = %g), but within the clock tolerance of ±%.3f s between hosts: concurrency cannot be told apart",
+			float64(common)/1e9, share*100, shortRank, float64(shortest)/1e9, share, float64(tol)/1e9)
 	}
+}
+
+// UnsyncedClockTolerance is the error assumed for a host whose clock the kernel does not report
+// synchronized (or whose raw result records no clock state): 1 s.
+const UnsyncedClockTolerance = int64(time.Second)
+
+// wallWindow is a worker's window on the common clock: monotonic on one host; across hosts,
+// its monotonic bounds plus the offsets it recorded at the window's start and end (the wall
+// times it recorded, when it recorded no offsets).
+func wallWindow(r *results.Raw, mono bool) interval {
+	if mono || r.Clock == nil {
+		return windowOf(r.Window.Span, mono)
+	}
+	return interval{r.Window.StartMonoNS + r.Clock.MonoToUnixNS, r.Window.EndMonoNS + r.Clock.MonoToUnixEndNS}
+}
+
+// clockTolerance bounds how far two hosts' wall clocks may disagree: the sum of the two largest
+// per-host errors (a synchronized host's kernel maximum error, else UnsyncedClockTolerance)
+// plus the largest change of a worker's offset over its window (a clock slewed or stepped
+// meanwhile). It warns once per host whose clock is not known to be synchronized.
+func clockTolerance(c *checks, ws []*worker) (int64, string) {
+	perHost := map[string]int64{}
+	var order []string
+	var slew int64
+	var unsynced []string
+	for _, w := range ws {
+		key := w.raw.Host.Key()
+		e := UnsyncedClockTolerance
+		why := ""
+		switch ck := w.raw.Clock; {
+		case ck == nil:
+			why = "its raw result records no clock state"
+		case ck.Sync.Synchronized == nil:
+			why = "its clock state could not be read: " + ck.Sync.Reason
+		case !*ck.Sync.Synchronized:
+			why = "the kernel reports its clock unsynchronized"
+		case ck.Sync.MaxErrorUS != nil:
+			e = *ck.Sync.MaxErrorUS * int64(time.Microsecond)
+		}
+		if w.raw.Clock != nil {
+			d := w.raw.Clock.MonoToUnixEndNS - w.raw.Clock.MonoToUnixNS
+			slew = max(slew, d, -d)
+		}
+		old, seen := perHost[key]
+		if !seen {
+			order = append(order, key)
+		}
+		perHost[key] = max(old, e)
+		if why != "" && !slices.Contains(unsynced, key) {
+			unsynced = append(unsynced, key)
+			c.warn(CodeClockUnsynchronized, results.IntPtr(w.rank), "host %s: %s; its windows are compared with other hosts' assuming a clock error of %.3f s",
+				w.raw.Host.Hostname, why, float64(UnsyncedClockTolerance)/1e9)
+		}
+	}
+	errs := make([]int64, 0, len(order))
+	for _, k := range order {
+		errs = append(errs, perHost[k])
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i] > errs[j] })
+	tol := errs[0] + slew
+	if len(errs) > 1 {
+		tol += errs[1]
+	}
+	return tol, fmt.Sprintf("the two largest host clock errors %.3f s + %.3f s, plus %.3f s of offset change within a window", float64(errs[0])/1e9, float64(errsAt(errs, 1))/1e9, float64(slew)/1e9)
+}
+
+func errsAt(errs []int64, i int) int64 {
+	if i < len(errs) {
+		return errs[i]
+	}
+	return 0
+}
+
+func hostCount(ws []*worker) int {
+	seen := map[string]bool{}
+	for _, w := range ws {
+		seen[w.raw.Host.Key()] = true
+	}
+	return len(seen)
 }
 
 func sortedKeys[V any](m map[int]V) []int {

@@ -306,3 +306,33 @@ func TestNoRawResults(t *testing.T) {
 		t.Fatalf("aggregate of an unknown experiment: %v", err)
 	}
 }
+
+// Uncertainty over ranks: each rank's GPU keeps its own budget, and the total's standard
+// uncertainty is theirs in quadrature (separate devices: independent errors); J per token
+// divides it by the exact token count. Across repeats the energy interval combines the
+// between-repeat spread with the repeats' own uncertainties.
+func TestUncertaintyAcrossRanksAndRepeats(t *testing.T) {
+	a := run(t, fixtures(t), "two-gpus", Options{})
+	ua, ub := domain(t, a, "GPU-aaa").UncertaintyJ, domain(t, a, "GPU-bbb").UncertaintyJ
+	if ua == nil || ub == nil || *ua <= 0 || *ub <= 0 {
+		t.Fatalf("domain uncertainties %v %v, want positive", ua, ub)
+	}
+	near(t, "energy.uncertainty_j", a.Energy.UncertaintyJ, math.Hypot(*ua, *ub), 1e-12)
+	near(t, "j_per_output_token_uncertainty", a.Energy.JPerOutputTokenUncertainty, math.Hypot(*ua, *ub)/float64(a.Workload.OutputTokens), 1e-12)
+
+	s := run(t, fixtures(t), "shared-package", Options{})
+	st := s.RepeatStats["energy_j"]
+	if st == nil || st.WithinU == nil || st.CombinedU == nil || st.Combined95Low == nil {
+		t.Fatalf("energy_j stats = %+v, want the within-window uncertainty combined", st)
+	}
+	var w float64
+	for _, r := range s.Repeats {
+		if r.EnergyUncertaintyJ == nil {
+			t.Fatalf("repeat %d has no energy uncertainty", r.Index)
+		}
+		w += *r.EnergyUncertaintyJ * *r.EnergyUncertaintyJ / float64(len(s.Repeats))
+	}
+	near(t, "within_u", st.WithinU, math.Sqrt(w), 1e-12)
+	near(t, "combined_u", st.CombinedU, math.Sqrt(*st.Std**st.Std/2+w), 1e-12)
+	near(t, "combined95_low", st.Combined95Low, *st.Mean-math.Hypot(*st.CI95Half, 2*math.Sqrt(w)), 1e-9)
+}

@@ -46,7 +46,7 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 		a.Aggregation.RawSHA256[strconv.Itoa(w.rank)] = w.sha
 		hosts[r.Host.Key()] = r.Host
 		a.Devices = append(a.Devices, results.Slot{Host: r.Host, Device: r.Device, Rank: w.rank})
-		windows = append(windows, windowOf(r.Window.Span, mono))
+		windows = append(windows, wallWindow(r, mono))
 		for _, wn := range r.Warnings {
 			a.Warnings = append(a.Warnings, results.Warning{Message: wn.Message, Rank: results.IntPtr(w.rank)})
 		}
@@ -115,6 +115,9 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 
 	groups := groupDomains(ws)
 	a.Energy = energy(groups, ws, wl, c)
+	if g, src, ok := carbonIntensity(first.Config); ok {
+		a.Energy.CO2e = hostenergy.CO2e(a.Energy.TotalJ, wl.Requests, wl.OutputTokens, g, src)
+	}
 	a.Memory = memory(ws)
 	a.Overhead = overhead(ws)
 	a.Environment = environment(ws)
@@ -279,6 +282,7 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			d = *g.absent[0].dom
 			d.Timeline = nil
 			d.TotalJ, d.StaticJ, d.DynamicJ, d.IdlePowerW = nil, nil, nil, nil
+			d.UncertaintyJ, d.UncertaintyTerms, d.StaticUncertaintyJ, d.DynamicUncertaintyJ = nil, nil, nil, nil
 			d.CounterUpdates = nil
 			d.Phases = results.EnergyPhases{}
 			d.Health = []results.Finding{}
@@ -297,13 +301,21 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 			}
 			d.TotalJ = results.Float(j)
 			d.Stitched = stitched
-			var idle []float64
-			resolution := 0.0
+			var idle, idleU []float64
+			resolution, u2, withU := 0.0, 0.0, true
 			d.Health = []results.Finding{}
 			for _, m := range g.members {
 				d.Ranks = append(d.Ranks, m.rank)
 				if m.dom.IdlePowerW != nil {
 					idle = append(idle, *m.dom.IdlePowerW)
+					if m.dom.StaticUncertaintyJ != nil && m.raw.Window.DurationS > 0 {
+						idleU = append(idleU, *m.dom.StaticUncertaintyJ/m.raw.Window.DurationS)
+					}
+				}
+				if m.dom.UncertaintyJ == nil {
+					withU = false
+				} else {
+					u2 += *m.dom.UncertaintyJ * *m.dom.UncertaintyJ
 				}
 				if m.dom.ResolutionJ != nil {
 					resolution = math.Max(resolution, *m.dom.ResolutionJ)
@@ -319,6 +331,16 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 				d.ResolutionJ = results.Float(resolution)
 			}
 			d.IdlePowerW, d.StaticJ, d.DynamicJ = nil, nil, nil
+			d.StaticUncertaintyJ, d.DynamicUncertaintyJ = nil, nil
+			if len(g.members) > 1 {
+				// Stitched from several workers' curves: the pieces are read at the members'
+				// window edges, so the members' budgets in quadrature bound it.
+				d.UncertaintyJ, d.UncertaintyTerms = nil, nil
+				if withU {
+					d.UncertaintyJ = results.Float(math.Sqrt(u2))
+					d.UncertaintyMethod = "stitched: the workers' budgets in quadrature"
+				}
+			}
 			if len(idle) > 0 {
 				// Every worker measured the same domain's idle power during the shared baseline;
 				// their mean is the best estimate.
@@ -334,6 +356,16 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 					dyn = 0
 				}
 				d.IdlePowerW, d.StaticJ, d.DynamicJ = results.Float(p), results.Float(st), results.Float(dyn)
+				if len(idleU) == len(idle) && d.UncertaintyJ != nil {
+					// The workers' idle powers come from one shared baseline: their uncertainties
+					// are correlated, so their mean is used, not their quadrature.
+					var su float64
+					for _, v := range idleU {
+						su += v / float64(len(idleU))
+					}
+					d.StaticUncertaintyJ = results.Float(su * unionS)
+					d.DynamicUncertaintyJ = results.Float(math.Hypot(*d.UncertaintyJ, su*unionS))
+				}
 			}
 			// Phase energy of a domain several workers shared cannot be split between them.
 			if len(g.members) > 1 {
@@ -352,7 +384,8 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 		byHost[k] = append(byHost[k], &e.Domains[i])
 	}
 	var total, static, prefill, decode float64
-	counted, staticKnown, phasesKnown := false, true, true
+	var uTotal, uStatic, uPrefill, uDecode float64 // Σ u² over the counted domains (independent devices)
+	counted, staticKnown, phasesKnown, uKnown, staticUKnown := false, true, true, true, true
 	kinds := map[string]bool{}
 	for _, k := range sortedStrings(byHost) {
 		for _, id := range hostenergy.MarkCounted(byHost[k]) {
@@ -370,19 +403,32 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 		counted = true
 		kinds[d.Kind] = true
 		total += *d.TotalJ
+		if d.UncertaintyJ == nil {
+			uKnown = false
+		} else {
+			uTotal += *d.UncertaintyJ * *d.UncertaintyJ
+		}
 		if d.StaticJ == nil {
 			staticKnown = false
 		} else {
 			static += *d.StaticJ
+			if d.StaticUncertaintyJ == nil {
+				staticUKnown = false
+			} else {
+				uStatic += *d.StaticUncertaintyJ * *d.StaticUncertaintyJ
+			}
 		}
 		if d.Phases.PrefillJ == nil || d.Phases.DecodeJ == nil {
 			phasesKnown = false
 		} else {
 			prefill += *d.Phases.PrefillJ
 			decode += *d.Phases.DecodeJ
+			uPrefill += sqOf(d.Phases.PrefillUncertaintyJ)
+			uDecode += sqOf(d.Phases.DecodeUncertaintyJ)
 		}
 	}
 	e.CountedDomainKinds = append(e.CountedDomainKinds, sortedStrings(kinds)...)
+	e.Estimated = hostenergy.EstimatedTotal(e.Domains)
 	if !counted {
 		return e
 	}
@@ -391,16 +437,42 @@ func energy(groups []*domainGroup, ws []*worker, wl results.Workload, c *checks)
 	e.JPerOutputToken = results.Ratio(total, out)
 	e.JPerRequest = results.Ratio(total, reqs)
 	e.TokensPerJ = results.Ratio(out, total)
+	if uKnown {
+		hostenergy.Propagate(&e, math.Sqrt(uTotal), wl.OutputTokens, wl.Requests)
+	}
 	if staticKnown {
 		dyn := math.Max(0, total-static)
 		e.StaticJ = results.Float(static)
 		e.DynamicJ = results.Float(dyn)
 		e.DynamicJPerOutputToken = results.Ratio(dyn, out)
+		if uKnown && staticUKnown {
+			e.StaticUncertaintyJ = results.Float(math.Sqrt(uStatic))
+			ud := math.Sqrt(uTotal + uStatic)
+			e.DynamicUncertaintyJ = results.Float(ud)
+			e.DynamicJPerOutputTokenUncertainty = results.Ratio(ud, out)
+		}
 	}
 	if phasesKnown {
 		e.Phases = results.EnergyPhases{PrefillJ: results.Float(prefill), DecodeJ: results.Float(decode)}
+		if uKnown {
+			e.Phases.PrefillUncertaintyJ = results.Float(math.Sqrt(uPrefill))
+			e.Phases.DecodeUncertaintyJ = results.Float(math.Sqrt(uDecode))
+		}
+		for _, d := range e.Domains {
+			if d.Counted {
+				e.Phases.Batches += d.Phases.Batches
+				e.Phases.Interpolated += d.Phases.Interpolated
+			}
+		}
 	}
 	return e
+}
+
+func sqOf(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p * *p
 }
 
 // memory takes the peak per device (max over the workers on it) and sums over devices.
@@ -555,8 +627,19 @@ func repeats(ws []*worker, groups []*domainGroup, mono bool) ([]results.Repeat, 
 		_, uns := union(ivs)
 		rep.Window.DurationS = float64(uns) / 1e9
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rep.Window.DurationS)
-		var ej float64
-		counted, known := false, true
+		var ej, u2 float64
+		counted, known, withU := false, true, true
+		for _, w := range ws {
+			if r := reps[idx{w.rank, k}]; r != nil {
+				if r.EnergyUncertaintyJ == nil {
+					withU = false
+				} else {
+					// Ranks measure separate devices (a shared domain's edges are counted once per
+					// rank: a bound): their errors are independent.
+					u2 += *r.EnergyUncertaintyJ * *r.EnergyUncertaintyJ
+				}
+			}
+		}
 		for _, g := range groups {
 			if !g.counted {
 				continue
@@ -579,6 +662,9 @@ func repeats(ws []*worker, groups []*domainGroup, mono bool) ([]results.Repeat, 
 		if counted && known {
 			rep.EnergyJ = results.Float(ej)
 			rep.JPerOutputToken = results.Ratio(ej, float64(rep.OutputTokens))
+			if withU {
+				rep.EnergyUncertaintyJ = results.Float(math.Sqrt(u2))
+			}
 		}
 		l := lat.Summary()
 		rep.TTFTP50MS, rep.ITLP50MS = l.TTFT.P50, l.ITL.P50
@@ -604,6 +690,7 @@ func repeats(ws []*worker, groups []*domainGroup, mono bool) ([]results.Repeat, 
 			stats[name] = results.NewStats(vals)
 		}
 	}
+	RepeatUncertainty(out, stats)
 	return out, stats
 }
 
@@ -625,4 +712,22 @@ func sumKnown(sum, v *int64, first bool) *int64 {
 		return results.Int64(*v)
 	}
 	return results.Int64(*sum + *v)
+}
+
+// RepeatUncertainty adds the repeats' within-window uncertainties to the energy figures of stats
+// (results.Stats.WithWithin): energy_j from each repeat's energy_uncertainty_j, j_per_output_token
+// from the same ÷ the repeat's output tokens. A figure is left alone unless every repeat has one.
+func RepeatUncertainty(reps []results.Repeat, stats map[string]*results.Stats) {
+	var ue, ut []float64
+	for _, r := range reps {
+		if r.EnergyUncertaintyJ == nil {
+			return
+		}
+		ue = append(ue, *r.EnergyUncertaintyJ)
+		if r.OutputTokens > 0 {
+			ut = append(ut, *r.EnergyUncertaintyJ/float64(r.OutputTokens))
+		}
+	}
+	stats["energy_j"].WithWithin(ue)
+	stats["j_per_output_token"].WithWithin(ut)
 }

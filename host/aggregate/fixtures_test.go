@@ -32,15 +32,15 @@ func gpuDev(i int, uuid string) results.Device {
 // RAPL-like domains of one socket, seen by every worker on the host.
 func socketDomains() []resultstest.DomainSpec {
 	return []resultstest.DomainSpec{
-		{ID: "intel-rapl:0", Kind: "package", Scope: "socket", PowerW: 50, IdleW: results.Float(10)},
+		{ID: "intel-rapl:0", Kind: "package", Scope: "socket", PowerW: 50, IdleW: results.Float(10), UncertaintyJ: results.Float(0.5)},
 		{ID: "intel-rapl:0:0", Kind: "core", Scope: "socket", PowerW: 30},
-		{ID: "intel-rapl:0:2", Kind: "dram", Scope: "socket", PowerW: 5, IdleW: results.Float(2)},
+		{ID: "intel-rapl:0:2", Kind: "dram", Scope: "socket", PowerW: 5, IdleW: results.Float(2), UncertaintyJ: results.Float(0.2)},
 		{ID: "intel-rapl:1", Kind: "psys", Scope: "node", PowerW: 80},
 	}
 }
 
 func gpuDomain(uuid string, w float64) resultstest.DomainSpec {
-	return resultstest.DomainSpec{ID: uuid, Kind: "gpu", Scope: "device", PowerW: w, IdleW: results.Float(w / 4)}
+	return resultstest.DomainSpec{ID: uuid, Kind: "gpu", Scope: "device", PowerW: w, IdleW: results.Float(w / 4), UncertaintyJ: results.Float(w / 100)}
 }
 
 // gpuPair is two GPU workers on one host, each seeing only its own GPU, same window.

@@ -15,8 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/cli/aggregatecmd"
+	"github.com/lemctl/lemctl/host/cli/comparecmd"
 	"github.com/lemctl/lemctl/host/cli/configcmd"
 	"github.com/lemctl/lemctl/host/cli/datasetscmd"
+	"github.com/lemctl/lemctl/host/cli/frontiercmd"
 	"github.com/lemctl/lemctl/host/cli/generatecmd"
 	"github.com/lemctl/lemctl/host/cli/measurecmd"
 	"github.com/lemctl/lemctl/host/cli/modelcmd"
@@ -24,6 +26,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
+	"github.com/lemctl/lemctl/host/cli/sweepcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/echo"
@@ -92,10 +95,13 @@ func newRoot(f *cliutil.Factory) *cobra.Command {
 // commands lists the constructors of lemctl's subcommands; each lives in its own package.
 var commands = []func(*cliutil.Factory) *cobra.Command{
 	runcmd.NewCommand,
+	sweepcmd.NewCommand,
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
 	resultscmd.NewCommand,
 	reportcmd.NewCommand,
+	comparecmd.NewCommand,
+	frontiercmd.NewCommand,
 	configcmd.NewCommand,
 	datasetscmd.NewCommand,
 	generatecmd.NewCommand,

@@ -19,7 +19,7 @@ import (
 func (c *Config) Map() map[string]any {
 	m := map[string]any{
 		"name":   c.Name,
-		"model":  MergeTables(c.Model.Options, map[string]any{"plugin": c.Model.Plugin, "ref": c.Model.Ref}),
+		"model":  MergeTables(c.Model.Options, modelHostKeys(c.Model)),
 		"engine": MergeTables(c.Engine.Options, map[string]any{"plugin": c.Engine.Plugin}),
 		"workload": map[string]any{
 			"dataset":          c.Workload.Dataset,
@@ -53,6 +53,11 @@ func (c *Config) Map() map[string]any {
 				"load_s":       c.Launch.CallTimeouts.LoadS,
 				"generate_s":   c.Launch.CallTimeouts.GenerateS,
 			},
+			"launcher": c.Launch.Launcher,
+			"slurm": map[string]any{
+				"submit": c.Launch.Slurm.Submit,
+				"port":   int64(c.Launch.Slurm.Port),
+			},
 		},
 		"lifecycle": map[string]any{
 			"baseline_s":     c.Lifecycle.BaselineS,
@@ -75,9 +80,17 @@ func (c *Config) Map() map[string]any {
 			"temperature_drift_c":  c.Validity.TemperatureDriftC,
 			"integration_mismatch": c.Validity.IntegrationMismatch,
 			"min_window_overlap":   c.Validity.MinWindowOverlap,
+			"max_throttle_share":   c.Validity.MaxThrottleShare,
+			"max_uncertainty":      c.Validity.MaxUncertainty,
 		},
 	}
 	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}
+	if ci := c.Energy.CarbonIntensity; ci != nil {
+		energy["carbon_intensity_g_per_kwh"] = ci.GPerKWh
+		if ci.Source != "" {
+			energy["carbon_intensity_source"] = ci.Source
+		}
+	}
 	for name, t := range c.Energy.Tables {
 		energy[name] = maps.Clone(t)
 	}
@@ -108,6 +121,9 @@ func (c *Config) HashedMap() map[string]any {
 	if l, ok := m["launch"].(map[string]any); ok {
 		delete(l, "stall_timeout_s")
 		delete(l, "call_timeouts")
+		// How the workers were started changes no figure either.
+		delete(l, "launcher")
+		delete(l, "slurm")
 	}
 	return m
 }
@@ -158,4 +174,14 @@ func (c *Config) SourceLines() []string {
 		out[i] = k + ": " + c.Sources[k]
 	}
 	return out
+}
+
+// modelHostKeys are [model]'s host keys in the canonical form; precision only when set (not
+// "auto"), so configs written before the key existed keep their hash.
+func modelHostKeys(m Model) map[string]any {
+	keys := map[string]any{"plugin": m.Plugin, "ref": m.Ref}
+	if m.Precision != "" && m.Precision != "auto" {
+		keys["precision"] = m.Precision
+	}
+	return keys
 }

@@ -54,6 +54,9 @@ func (c *Config) PluginTable(plugin string) map[string]any {
 type Model struct {
 	Plugin string `json:"plugin"`
 	Ref    string `json:"ref"`
+	// Precision is model.precision: auto, fp32, int8 or int4. For a synthetic reference it is
+	// already applied to Ref (see PrecisionRef).
+	Precision string `json:"precision"`
 	// Options are the loader plugin's own keys (every other key of [model]).
 	Options map[string]any `json:"-"`
 }
@@ -100,6 +103,9 @@ type Launch struct {
 	StallTimeoutS float64 `json:"stall_timeout_s"`
 	// CallTimeouts are the per-call deadlines on plugins ([launch.call_timeouts]).
 	CallTimeouts CallTimeouts `json:"call_timeouts"`
+	// Launcher is "local" or "slurm" (docs/slurm.md).
+	Launcher string      `json:"launcher"`
+	Slurm    SlurmLaunch `json:"slurm"`
 }
 
 // CallTimeouts is [launch.call_timeouts]: how long the host waits for one plugin call, in
@@ -109,6 +115,14 @@ type CallTimeouts struct {
 	RepositoryS float64 `json:"repository_s"`
 	LoadS       float64 `json:"load_s"`
 	GenerateS   float64 `json:"generate_s"`
+}
+
+// SlurmLaunch is [launch.slurm].
+type SlurmLaunch struct {
+	// Submit: outside an allocation, submit the run with sbatch instead of refusing.
+	Submit bool `json:"submit"`
+	// Port is the coordinator's TCP port (0: any free port).
+	Port int `json:"port"`
 }
 
 // Lifecycle is [lifecycle].
@@ -138,6 +152,16 @@ type Energy struct {
 	Interval string `json:"interval"`
 	// Tables are the [energy.<meter>] tables, by meter name.
 	Tables map[string]map[string]any `json:"-"`
+	// CarbonIntensity is the user's grid carbon intensity; nil when not configured (then no
+	// result carries a CO₂ figure).
+	CarbonIntensity *Carbon `json:"carbon_intensity,omitempty"`
+}
+
+// Carbon is energy.carbon_intensity_g_per_kwh and energy.carbon_intensity_source.
+type Carbon struct {
+	GPerKWh float64 `json:"g_per_kwh"`
+	// Source is the user's own description of where the figure comes from; "" when not stated.
+	Source string `json:"source,omitempty"`
 }
 
 // Repository is [repository].
@@ -156,6 +180,8 @@ type Validity struct {
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
+	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	MaxUncertainty      float64 `json:"max_uncertainty"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the
@@ -279,3 +305,37 @@ func (e *PluginNotInstalledError) Error() string {
 
 // Is reports ErrPluginNotInstalled.
 func (e *PluginNotInstalledError) Is(target error) bool { return target == ErrPluginNotInstalled }
+
+// Synthetic preset suffixes of the quantised precisions (the onnx loader's naming).
+var precisionSuffix = map[string]string{"int8": "-q8", "int4": "-q4"}
+
+// suffixPrecision returns the precision a synthetic preset name's suffix names ("" when it has
+// none).
+func suffixPrecision(preset string) string {
+	for prec, suf := range precisionSuffix {
+		if strings.HasSuffix(preset, suf) {
+			return prec
+		}
+	}
+	return ""
+}
+
+// PrecisionRef applies precision to ref: for a synthetic:<preset>[?options] reference without a
+// precision suffix, int8 and int4 add -q8 or -q4 to the preset; anything else is returned as it
+// is (a conflict between the two is a config error, reported by Load).
+func PrecisionRef(ref, precision string) string {
+	rest, ok := strings.CutPrefix(ref, "synthetic:")
+	suf := precisionSuffix[precision]
+	if !ok || suf == "" {
+		return ref
+	}
+	name, query, hasQuery := strings.Cut(rest, "?")
+	if suffixPrecision(name) != "" {
+		return ref
+	}
+	out := "synthetic:" + name + suf
+	if hasQuery {
+		out += "?" + query
+	}
+	return out
+}

@@ -28,6 +28,7 @@ const (
 	SourceSet     = "flag --set"
 	SourceDataset = "flag -d"
 	SourcePrompts = "flag -n"
+	SourceCarbon  = "flag --carbon-intensity"
 )
 
 // Overrides are the command-line values that beat the file: -d, -n and --set.
@@ -36,8 +37,21 @@ type Overrides struct {
 	Dataset string
 	// Prompts is -n (workload.prompts); nil leaves the file's value.
 	Prompts *int
+	// CarbonIntensity is --carbon-intensity (energy.carbon_intensity_g_per_kwh); nil leaves the
+	// file's value.
+	CarbonIntensity *float64
 	// Set are the --set arguments, "key.path=VALUE" with VALUE a TOML value, applied in order.
 	Set []string
+	// Values are dotted keys set to already-decoded TOML values (a study's point), applied in
+	// order after Set; each records its own Source, which errors about the key name.
+	Values []Setting
+}
+
+// Setting is a dotted key set to a decoded TOML value by something other than the file.
+type Setting struct {
+	Key    string // "workload.batch_size"
+	Value  any    // a TOML value as BurntSushi/toml decodes it (int64, float64, string, …)
+	Source string // where it comes from, e.g. "study.toml point p01"
 }
 
 // Options control Load.
@@ -187,6 +201,9 @@ func (l *loader) applyOverrides(raw map[string]any) {
 	if o.Prompts != nil {
 		l.set(raw, []string{"workload", "prompts"}, int64(*o.Prompts), SourcePrompts)
 	}
+	if o.CarbonIntensity != nil {
+		l.set(raw, []string{"energy", "carbon_intensity_g_per_kwh"}, *o.CarbonIntensity, SourceCarbon)
+	}
 	for _, arg := range o.Set {
 		segs, value, err := ParseSet(arg)
 		if err != nil {
@@ -196,6 +213,26 @@ func (l *loader) applyOverrides(raw map[string]any) {
 		}
 		l.set(raw, segs, value, SourceSet)
 	}
+	for _, v := range o.Values {
+		segs, err := ParseKey(v.Key)
+		if err != nil {
+			l.errs = append(l.errs, &Error{Source: v.Source, Message: err.Error(), Valid: "a dotted key such as workload.batch_size"})
+			continue
+		}
+		l.set(raw, segs, v.Value, v.Source)
+	}
+}
+
+// ParseKey splits a dotted key ("energy.example-meter.power_w", quoted segments allowed) into
+// its segments.
+func ParseKey(key string) ([]string, error) {
+	s := &keyScanner{src: []byte(key), line: 1, lines: map[string]int{}}
+	segs, ok := s.key()
+	s.skipSpace(false)
+	if !ok || len(segs) == 0 || !s.eof() {
+		return nil, fmt.Errorf("%s is not a dotted key", echo.Quote(key))
+	}
+	return segs, nil
 }
 
 func (l *loader) set(raw map[string]any, segs []string, value any, source string) {
@@ -463,6 +500,10 @@ func (l *loader) crossChecks() {
 			}
 		}
 	}
+	if l.has("energy", "carbon_intensity_source") && !l.has("energy", "carbon_intensity_g_per_kwh") {
+		l.errAt(p("energy", "carbon_intensity_source"), "a source without energy.carbon_intensity_g_per_kwh: there is no intensity for it to describe",
+			"set energy.carbon_intensity_g_per_kwh (or --carbon-intensity) too, or remove the source")
+	}
 	if l.has("workload", "min_window_s") && l.has("validity", "min_window_s") {
 		if w, v := l.float("workload", "min_window_s"), l.float("validity", "min_window_s"); w < v {
 			l.warnings = append(l.warnings, fmt.Sprintf("workload.min_window_s (%g s) is below validity.min_window_s (%g s): a window that short is marked window_too_short", w, v))
@@ -476,6 +517,7 @@ func (l *loader) crossChecks() {
 		}
 	}
 	l.checkDataset()
+	l.checkPrecision()
 	if meters, ok := l.vals[pathKey("energy", "meters")].([]any); ok {
 		listed := make([]string, 0, len(meters))
 		for _, m := range meters {
@@ -491,6 +533,23 @@ func (l *loader) crossChecks() {
 			}
 		}
 	}
+}
+
+// checkPrecision: model.precision may not contradict a synthetic reference's precision suffix.
+func (l *loader) checkPrecision() {
+	prec, ref := l.str("model", "precision"), l.str("model", "ref")
+	rest, ok := strings.CutPrefix(ref, "synthetic:")
+	if !ok || prec == "" || prec == "auto" {
+		return
+	}
+	name, _, _ := strings.Cut(rest, "?")
+	named := suffixPrecision(name)
+	if named == "" || named == prec {
+		return
+	}
+	l.errAt(p("model", "precision"), fmt.Sprintf("%s conflicts with model.ref %s, whose preset %s is %s",
+		echo.Quote(prec), echo.Quote(ref), echo.Quote(name), named),
+		fmt.Sprintf("%s (what model.ref names), \"auto\", or a model.ref without a -q8/-q4 suffix", echo.Quote(named)))
 }
 
 func (l *loader) checkDataset() {
@@ -695,7 +754,8 @@ func DefaultValidity() Validity {
 // build turns the validated values into a Config.
 func (l *loader) build() *Config {
 	c := &Config{Name: l.str("name")}
-	c.Model = Model{Plugin: l.str("model", "plugin"), Ref: l.str("model", "ref"), Options: l.modelOpts}
+	c.Model = Model{Plugin: l.str("model", "plugin"), Ref: PrecisionRef(l.str("model", "ref"), l.str("model", "precision")),
+		Precision: l.str("model", "precision"), Options: l.modelOpts}
 	c.Engine = Engine{Plugin: l.str("engine", "plugin"), Options: l.engineOpts}
 	w := &c.Workload
 	w.Dataset = l.str("workload", "dataset")
@@ -734,6 +794,8 @@ func (l *loader) build() *Config {
 		LoadS:       l.float("launch", "call_timeouts", "load_s"),
 		GenerateS:   l.float("launch", "call_timeouts", "generate_s"),
 	}
+	c.Launch.Launcher = l.str("launch", "launcher")
+	c.Launch.Slurm = SlurmLaunch{Submit: l.bool("launch", "slurm", "submit"), Port: int(l.int("launch", "slurm", "port"))}
 	c.Lifecycle = Lifecycle{
 		BaselineS:    l.float("lifecycle", "baseline_s"),
 		ThermalWaitS: l.float("lifecycle", "thermal_wait_s"),
@@ -758,6 +820,9 @@ func (l *loader) build() *Config {
 		}
 	}
 	c.Energy.Interval = l.str("energy", "interval")
+	if l.has("energy", "carbon_intensity_g_per_kwh") {
+		c.Energy.CarbonIntensity = &Carbon{GPerKWh: l.float("energy", "carbon_intensity_g_per_kwh"), Source: l.str("energy", "carbon_intensity_source")}
+	}
 	c.Energy.Tables = l.meterTables
 	c.Repository = Repository{Plugin: l.str("repository", "plugin"), Path: l.str("repository", "path"), Options: l.repoOpts}
 	c.Validity = Validity{
@@ -766,6 +831,8 @@ func (l *loader) build() *Config {
 		TemperatureDriftC:   l.float("validity", "temperature_drift_c"),
 		IntegrationMismatch: l.float("validity", "integration_mismatch"),
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
+		MaxThrottleShare:    l.float("validity", "max_throttle_share"),
+		MaxUncertainty:      l.float("validity", "max_uncertainty"),
 	}
 	return c
 }

@@ -413,3 +413,69 @@ func TestRepositoryWithoutPathFailsTheCheck(t *testing.T) {
 		t.Errorf("repository.path beats the results dir in the table: %v %v", err, cfg.PluginTable("fsstore"))
 	}
 }
+
+func TestOverrideValuesNameTheirSource(t *testing.T) {
+	o := config.Options{Overrides: config.Overrides{Values: []config.Setting{
+		{Key: "workload.batch_size", Value: int64(3), Source: "s.toml point p01"},
+		{Key: "workload.batchsize", Value: int64(3), Source: "s.toml point p02"},
+		{Key: "workload.prompts", Value: "many", Source: "s.toml point p03"},
+		{Key: "a..b", Value: int64(1), Source: "s.toml point p04"},
+	}}}
+	_, err := config.Load(context.Background(), "e.toml", []byte(minimal), o)
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	msg := err.Error()
+	for _, want := range []string{"s.toml point p02", "batchsize", "s.toml point p03", "workload.prompts", "s.toml point p04", "is not a dotted key"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("errors %q lack %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "p01") {
+		t.Errorf("a valid setting is reported: %q", msg)
+	}
+	cfg, err := config.Load(context.Background(), "e.toml", []byte(minimal), config.Options{Overrides: config.Overrides{Values: []config.Setting{
+		{Key: "workload.batch_size", Value: int64(3), Source: "s.toml point p01"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workload.BatchSize != 3 || cfg.Sources["workload.batch_size"] != "s.toml point p01" {
+		t.Errorf("batch_size %d from %q; want 3 from the point", cfg.Workload.BatchSize, cfg.Sources["workload.batch_size"])
+	}
+	if segs, err := config.ParseKey(`energy."my meter".power_w`); err != nil || len(segs) != 3 || segs[1] != "my meter" {
+		t.Errorf("ParseKey = %q, %v", segs, err)
+	}
+}
+
+// TestModelPrecision: model.precision selects a synthetic preset's quantised variant, agrees
+// with a suffix that names the same precision, and is a config error naming both keys when the
+// suffix names another.
+func TestModelPrecision(t *testing.T) {
+	for _, tc := range []struct{ ref, precision, wantRef, wantErr string }{
+		{"synthetic:gpt2-124m", "int4", "synthetic:gpt2-124m-q4", ""},
+		{"synthetic:gpt2-124m?seed=3", "int8", "synthetic:gpt2-124m-q8?seed=3", ""},
+		{"synthetic:gpt2-124m", "fp32", "synthetic:gpt2-124m", ""},
+		{"synthetic:gpt2-124m-q4", "auto", "synthetic:gpt2-124m-q4", ""},
+		{"synthetic:gpt2-124m-q4", "int4", "synthetic:gpt2-124m-q4", ""},
+		{"/models/gpt2", "int8", "/models/gpt2", ""},
+		{"synthetic:gpt2-124m-q8", "int4", "", `e.toml:3: model.precision: "int4" conflicts with model.ref "synthetic:gpt2-124m-q8", whose preset "gpt2-124m-q8" is int8`},
+		{"synthetic:gpt2-124m-q4", "fp32", "", `model.precision: "fp32" conflicts with model.ref "synthetic:gpt2-124m-q4"`},
+		{"synthetic:gpt2-124m", "int2", "", `model.precision`},
+	} {
+		file := fmt.Sprintf("[model]\nref = %q\nprecision = %q\n", tc.ref, tc.precision)
+		cfg, err := config.Load(context.Background(), "e.toml", []byte(file), config.Options{})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s + %s: error %v, want one containing %q", tc.ref, tc.precision, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s + %s: %v", tc.ref, tc.precision, err)
+			continue
+		}
+		if cfg.Model.Ref != tc.wantRef || cfg.Model.Precision != tc.precision {
+			t.Errorf("%s + %s: ref %q precision %q, want ref %q", tc.ref, tc.precision, cfg.Model.Ref, cfg.Model.Precision, tc.wantRef)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/sdk"
@@ -22,7 +23,7 @@ const (
 	kFloat
 	kBool
 	kDuration // a Go duration string ("100ms"); "" allowed where noted
-	kDevices  // "cpu" or a list of GPU indices / UUIDs
+	kDevices  // "cpu" or a list of device ids / inventory indices
 	kMeters   // "auto" or a list of plugin names
 )
 
@@ -68,6 +69,9 @@ var schema = []keySpec{
 		validText: "a model directory, a model file, or synthetic:<preset> (e.g. \"synthetic:gpt2-124m\"); the loader plugin says which it resolves",
 		doc:       "Model reference the loader resolves: a directory, a file, or synthetic:<preset> (e.g. synthetic:gpt2-124m)."},
 
+	{path: p("model", "precision"), kind: kString, def: "auto", enum: []string{"auto", "fp32", "int8", "int4"},
+		doc: "Weight precision. auto: as the model stores it. For a synthetic:<preset> reference, int8 and int4 select the quantised preset (the same as the -q8 or -q4 suffix; a suffix that names another precision is an error) and fp32 the unsuffixed one; for a model directory, the precision the loader reports must match (checked when `lemctl run` resolves the model; exit 2 naming both)."},
+
 	{path: p("engine", "plugin"), kind: kString, def: "onnx", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Engine plugin that runs the model. Every other key of [engine] is the engine's own table, passed to its Configure."},
 
@@ -107,7 +111,7 @@ var schema = []keySpec{
 		doc: "Generate exactly max_new_tokens for every request, even past an end-of-sequence token, so runs of different models do the same work. false: stop at EOS (counted once)."},
 
 	{path: p("launch", "devices"), kind: kDevices, def: "cpu",
-		doc: "Where workers run: \"cpu\", or a list of GPU indices (0, 1, …) and/or GPU UUIDs (\"GPU-…\", \"MIG-…\"). processes_per_device workers are started per entry."},
+		doc: "Where workers run: \"cpu\", or a list of accelerators that an energy plugin of [energy].meters reports in its inventory, each by its device id (\"GPU-…\", \"acme0\") or by its index in that plugin's inventory (0, 1, …). Each worker gets exactly the environment the plugin gives for its device (e.g. CUDA_VISIBLE_DEVICES=<uuid>), so that it sees only that device. processes_per_device workers are started per entry."},
 	{path: p("launch", "processes_per_device"), kind: kInt, def: int64(1), min: sdk.Bound(1), max: sdk.Bound(1024),
 		doc: "Workers per device entry (for \"cpu\": the number of CPU workers)."},
 	{path: p("launch", "threads"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(4096),
@@ -125,6 +129,12 @@ var schema = []keySpec{
 		doc: "Deadline in seconds for the engine's Load (reading a model onto its device). Not part of the config hash. 0: none."},
 	{path: p("launch", "call_timeouts", "generate_s"), kind: kFloat, def: 0.0, min: sdk.Bound(0), max: sdk.Bound(86400),
 		doc: "Deadline in seconds for one engine Generate or Warmup call (one batch). 0 (the default): none of its own, since a batch's length depends on the model; the watchdog (stall_timeout_s) covers a batch that streams nothing. Not part of the config hash."},
+	{path: p("launch", "launcher"), kind: kString, def: "local", enum: []string{"local", "slurm"},
+		doc: "How the workers are started. local: subprocesses of `lemctl run` on this host. slurm: one `srun` task per device slot inside the current Slurm allocation ($SLURM_JOB_ID), the workers connecting back to `lemctl run` over TCP (docs/slurm.md). Not part of the config hash."},
+	{path: p("launch", "slurm", "submit"), kind: kBool, def: false,
+		doc: "launcher = \"slurm\" outside an allocation: false (default) stops with the `salloc`/`sbatch` command to run; true submits this same `lemctl run` with `sbatch` and prints the job id (follow it with `lemctl run --attach JOBID`). Not part of the config hash."},
+	{path: p("launch", "slurm", "port"), kind: kInt, def: int64(0), min: sdk.Bound(0), max: sdk.Bound(65535),
+		doc: "TCP port the coordinator of a Slurm run listens on, on the node that runs `lemctl run`; 0: any free port. Not part of the config hash."},
 
 	{path: p("lifecycle", "baseline_s"), kind: kFloat, def: 30.0, min: sdk.Bound(0), max: sdk.Bound(3600),
 		doc: "Idle baseline before the model loads, measured on every meter, to split static from dynamic energy. 0 disables it (the result then carries baseline_missing)."},
@@ -152,6 +162,11 @@ var schema = []keySpec{
 	{path: p("energy", "interval"), kind: kDuration, def: "", allowEmpty: true, min: sdk.Bound(0.001), max: sdk.Bound(10),
 		doc: "Sampling interval of every meter (a duration such as \"50ms\"). A meter's own table (the key its schema marks as its sampling interval, `interval` in nvml, rapl and the examples) beats this, which beats the plugin's default; \"\": each plugin's default. A plugin never samples slower than its counter's wrap bound."},
 
+	{path: p("energy", "carbon_intensity_g_per_kwh"), kind: kFloat, defDoc: "none: no CO₂ figure at all", min: sdk.Bound(0), max: sdk.Bound(5000),
+		doc: "The grid's carbon intensity in grams of CO₂e per kWh, your own figure (lemctl never assumes one). When set, results carry energy.co2e: grams per run, per request and per output token (g = J ÷ 3.6e6 × this), with this intensity and its source. `lemctl run --carbon-intensity` beats it."},
+	{path: p("energy", "carbon_intensity_source"), kind: kString, defDoc: "none (recorded as not stated)",
+		doc: "Where the carbon intensity comes from (a grid operator's report, a year, a region), recorded with every CO₂ figure. Only with carbon_intensity_g_per_kwh."},
+
 	{path: p("repository", "plugin"), kind: kString, def: "fsstore", pattern: pluginPattern, patternDoc: pluginPatternDoc,
 		doc: "Repository plugin that stores raw and aggregated results. Every other key of [repository] is the plugin's own table."},
 	{path: p("repository", "path"), kind: kString, def: "", allowEmpty: true,
@@ -163,8 +178,12 @@ var schema = []keySpec{
 		doc: "too_few_counter_updates (a warning) when a measured domain's counter changed fewer times in the window. 0: no minimum."},
 	{path: p("validity", "temperature_drift_c"), kind: kFloat, def: 10.0, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(200),
 		doc: "temperature_drift (a warning) when a domain's temperature, over the samples read inside the measured window, ranges over more than this many °C (meters that report a temperature, such as nvml)."},
+	{path: p("validity", "max_uncertainty"), kind: kFloat, def: 0.10, min: sdk.Bound(0), max: sdk.Bound(10),
+		doc: "uncertainty_too_high (an error: the result is invalid) when the total energy's standard uncertainty is more than this share of it (0.10 = 10 %); 0 means no limit (docs/methodology.md, \"Uncertainty budget\")."},
 	{path: p("validity", "integration_mismatch"), kind: kFloat, def: 0.10, min: sdk.Bound(0), minOpen: true, max: sdk.Bound(10),
 		doc: "counter_integration_mismatch (a warning) when a counter domain's energy and its integrated instant power differ, over the window, by more than this share of the integral (0.10 = 10 %) plus the edge term (docs/methodology.md, \"Validity\"; meters that report both, such as nvml)."},
+	{path: p("validity", "max_throttle_share"), kind: kFloat, def: 0.05, min: sdk.Bound(0), max: sdk.Bound(1),
+		doc: "throttled_window when a domain's clocks were held down by thermal or power limits (clock-event reasons, meters that read them such as nvml) during the measured window: a warning up to this share of the window (0.05 = 5 %), an error (the result is invalid) above it. 0: any throttling is invalid (docs/methodology.md, \"Throttling\")."},
 	{path: p("validity", "min_window_overlap"), kind: kFloat, def: 0.5, min: sdk.Bound(0), max: sdk.Bound(1),
 		doc: "Aggregation raises windows_not_concurrent (an error) when the workers' measured windows have in common less than this share of the shortest window (0.5 = 50 %). 0: no check."},
 }
@@ -176,7 +195,7 @@ var subTables = map[string][]string{
 	"":          {"model", "engine", "workload", "launch", "lifecycle", "energy", "repository", "validity"},
 	"workload":  {"decoding"},
 	"lifecycle": {"warmup"},
-	"launch":    {"call_timeouts"},
+	"launch":    {"call_timeouts", "slurm"},
 }
 
 var specByPath = func() map[string]*keySpec {
@@ -194,7 +213,7 @@ func (k *keySpec) validDoc() string {
 	}
 	switch k.kind {
 	case kDevices:
-		return `"cpu", or a list of GPU indices (integers ≥ 0) and GPU UUIDs ("GPU-…" or "MIG-…"), without duplicates`
+		return `"cpu", or a list of device indices (integers ≥ 0) and device ids (strings without spaces, as an energy plugin's inventory names them), without duplicates`
 	case kMeters:
 		return `"auto", or a list of distinct energy plugin names`
 	case kBool:
@@ -363,6 +382,17 @@ func (k *keySpec) checkRange(f float64) string {
 	return ""
 }
 
+// validDeviceID reports whether id can name a device: non-empty, without spaces or control
+// characters (ids come from the energy plugins' inventories, so no finer check is possible here).
+func validDeviceID(id string) bool {
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return id != ""
+}
+
 func checkDevices(v any) (any, string) {
 	switch v := v.(type) {
 	case string:
@@ -381,7 +411,7 @@ func checkDevices(v any) (any, string) {
 			switch e := e.(type) {
 			case int64:
 				if e < 0 {
-					return nil, fmt.Sprintf("element %d: GPU index %d is negative", i, e)
+					return nil, fmt.Sprintf("element %d: device index %d is negative", i, e)
 				}
 				id = strconv.FormatInt(e, 10)
 				out = append(out, e)
@@ -389,15 +419,20 @@ func checkDevices(v any) (any, string) {
 				switch {
 				case e == "cpu":
 					if len(v) != 1 {
-						return nil, fmt.Sprintf("element %d: \"cpu\" cannot be mixed with GPUs", i)
+						return nil, fmt.Sprintf("element %d: \"cpu\" cannot be mixed with devices", i)
 					}
 					return "cpu", ""
-				case strings.HasPrefix(e, "GPU-") && len(e) > 4, strings.HasPrefix(e, "MIG-") && len(e) > 4:
-				default:
-					return nil, fmt.Sprintf("element %d: %s is neither a GPU index, a GPU UUID nor \"cpu\"", i, echo.Quote(e))
+				case !validDeviceID(e):
+					return nil, fmt.Sprintf("element %d: %s is not a device id (a non-empty string without spaces or control characters), a device index nor \"cpu\"", i, echo.Quote(e))
 				}
 				id = e
-				out = append(out, e)
+				if n, err := strconv.ParseInt(e, 10, 64); err == nil && n >= 0 {
+					// A string of digits is the index it spells, as in the canonical form.
+					id = strconv.FormatInt(n, 10)
+					out = append(out, n)
+				} else {
+					out = append(out, e)
+				}
 			default:
 				return nil, fmt.Sprintf("element %d: wrong type %s", i, describe(e))
 			}

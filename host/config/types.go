@@ -6,16 +6,17 @@ import (
 	"strconv"
 )
 
-// Devices is launch.devices: the single entry "cpu", or GPUs by index ("0") or UUID ("GPU-…").
+// Devices is launch.devices: the single entry "cpu", or accelerators that an energy plugin's
+// inventory reports, by index in that inventory ("0") or by device id ("GPU-…", "acme0").
 type Devices []string
 
 // IsCPU reports whether the workers run on the CPU.
 func (d Devices) IsCPU() bool { return len(d) == 1 && d[0] == "cpu" }
 
-// MarshalJSON writes "cpu" or a list of GPU indices (numbers) and UUIDs (strings).
+// MarshalJSON writes "cpu" or a list of device indices (numbers) and device ids (strings).
 func (d Devices) MarshalJSON() ([]byte, error) { return json.Marshal(d.value()) }
 
-// value is the canonical TOML/JSON value: "cpu", or []any of int64 indices and string UUIDs.
+// value is the canonical TOML/JSON value: "cpu", or []any of int64 indices and string ids.
 func (d Devices) value() any {
 	if d.IsCPU() || len(d) == 0 {
 		return "cpu"

@@ -24,6 +24,9 @@ type Refused struct {
 	Unavailable bool
 	// KindUnknown is true for a candidate that never answered, so it may not be a meter at all.
 	KindUnknown bool
+	// Estimate is true for a meter that only estimates, left out because a real meter measures
+	// this host: a quiet note, like Unavailable.
+	Estimate bool
 }
 
 // AutoMeters selects the energy meters for `meters = "auto"`: every selected energy plugin that
@@ -49,18 +52,32 @@ func (s *Session) AutoMeters(ctx context.Context, tables map[string]map[string]a
 	}
 	meters := cat.ByKind(sdk.KindEnergy)
 	errs := make([]error, len(meters))
+	invs := make([][]sdk.Domain, len(meters))
 	var wg sync.WaitGroup
 	for i, p := range meters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.tryMeter(ctx, p.Name, tables[p.Name])
+			invs[i], errs[i] = s.tryMeter(ctx, p.Name, tables[p.Name])
 		}()
 	}
 	wg.Wait()
+	answered := map[string][]sdk.Domain{}
 	for i, p := range meters {
 		if err := errs[i]; err != nil {
 			refused = append(refused, Refused{Name: p.Name, Path: p.Path, Reason: err.Error(), Unavailable: errors.Is(err, sdk.ErrUnavailable)})
+			continue
+		}
+		answered[p.Name] = invs[i]
+	}
+	for i, p := range meters {
+		inv, ok := answered[p.Name]
+		if !ok {
+			continue
+		}
+		if real := realMeterBeside(p.Name, inv, answered); real != "" {
+			refused = append(refused, Refused{Name: p.Name, Path: meters[i].Path, Estimate: true,
+				Reason: "it only estimates energy, and meter " + real + " measures this host (\"auto\" chooses an estimate only where no meter can measure; list it in energy.meters to run it anyway)"})
 			continue
 		}
 		names = append(names, p.Name)
@@ -76,26 +93,29 @@ func (cat *Catalog) AutoMeters(ctx context.Context, tables map[string]map[string
 }
 
 // tryMeter opens the energy plugin name in the Session with table and asks its Inventory.
-func (s *Session) tryMeter(ctx context.Context, name string, table map[string]any) error {
+func (s *Session) tryMeter(ctx context.Context, name string, table map[string]any) ([]sdk.Domain, error) {
 	c, err := s.Open(ctx, name, sdk.KindEnergy, table)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := c.Meter().Inventory(ctx); err != nil {
+	inv, err := c.Meter().Inventory(ctx)
+	if err != nil {
 		// gRPC reports a plugin that died as Unavailable too: only one still answering said so.
 		if errors.Is(err, sdk.ErrUnavailable) {
 			if _, again := c.Configure(ctx, table); again != nil {
-				return fmt.Errorf("inventory: %v; the plugin stopped answering (%v)", err, again)
+				return nil, fmt.Errorf("inventory: %v; the plugin stopped answering (%v)", err, again)
 			}
 		}
-		return fmt.Errorf("inventory: %w", err)
+		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	return nil
+	return inv, nil
 }
 
 // Message is the one-line text of r for logs and findings.
 func (r Refused) Message() string {
 	switch {
+	case r.Estimate:
+		return fmt.Sprintf("meter %s is left out: %s", r.Name, r.Reason)
 	case r.Unavailable:
 		return fmt.Sprintf("meter %s is unavailable on this hardware: %s", r.Name, r.Reason)
 	case r.KindUnknown:
@@ -110,7 +130,7 @@ func (r Refused) Message() string {
 func RefusedFindings(log hclog.Logger, refused []Refused, advice string) []results.Finding {
 	var out []results.Finding
 	for _, r := range refused {
-		if r.Unavailable {
+		if r.Unavailable || r.Estimate {
 			log.Info(r.Message())
 			continue
 		}

@@ -129,7 +129,7 @@ func configure(ctx context.Context, c *hostclient.Client, name string, kind sdk.
 
 // Session holds the plugin processes of one command (a run's parent): each plugin is started at
 // most once, on first use, and configured once per distinct table, so checking the config,
-// choosing the meters, the GPU inventory, tokenizing and the repository share one process per
+// choosing the meters, the device inventory, tokenizing and the repository share one process per
 // plugin. It implements config.PluginConfigurer. Safe for concurrent use: different plugins
 // start in parallel. Close kills them all.
 type Session struct {

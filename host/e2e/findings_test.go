@@ -66,6 +66,9 @@ func TestRunNodeMeterAndDomainHealthInSummary(t *testing.T) {
 		"error     counter_stuck",
 		"→ the counter is not updating",
 		"warning ")
+	if agg.Energy.CO2e != nil || raw.Energy.CO2e != nil || strings.Contains(out, "CO₂") {
+		t.Errorf("no carbon intensity is configured, yet there is a CO₂ figure: %+v\n%s", agg.Energy.CO2e, out)
+	}
 	if strings.Contains(out, "no_energy_measured") || strings.Contains(out, "not measured") {
 		t.Errorf("a measured node domain is reported as not measured:\n%s", out)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -76,8 +77,12 @@ interval = "50ms"
 	var sum float64
 	for rank := 0; rank < 2; rank++ {
 		raw := readRaw(t, res, exp, rank)
-		if raw.Device.Kind != "cuda" || raw.Device.UUID != uuids[rank] {
-			t.Errorf("rank %d ran on %+v, want cuda %s", rank, raw.Device, uuids[rank])
+		if d := raw.Device; d.Kind != "device" || d.Vendor != "nvidia" || d.UUID != uuids[rank] || d.Meter != "nvml" {
+			t.Errorf("rank %d ran on %+v, want the nvidia device %s of nvml", rank, d, uuids[rank])
+		}
+		want := map[string]string{"CUDA_VISIBLE_DEVICES": uuids[rank], "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+		if !maps.Equal(raw.Device.SeenEnv, want) {
+			t.Errorf("rank %d saw %v, want exactly nvml's visibility environment %v", rank, raw.Device.SeenEnv, want)
 		}
 		if f := raw.Environment.Facts; f["nvml.gpus_seen"] != "2" || f["nvml.nvml.gpus_seen"] != "" {
 			t.Errorf("rank %d: environment facts %v, want nvml.gpus_seen = 2 (docs/nvml.md), once prefixed", rank, f)

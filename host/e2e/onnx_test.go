@@ -159,6 +159,18 @@ func TestModelInspectAndTokenize(t *testing.T) {
 	if a.Architecture != "gpt2" || !a.Synthetic || a.Parameters <= 0 || len(a.SHA256) != 64 || a.FLOPs.PerToken <= 0 {
 		t.Errorf("artifact %+v", a)
 	}
+	// The int4 preset reports its precision, scheme and bytes beside the fp32 one's.
+	r = lemctl(t, nil, "model", "inspect", "synthetic:gpt2-tiny-q4", "--output", "json", "--plugin-dir", plugins)
+	var q modelcmd.ArtifactJSON
+	if code := r.wait(t, 2*time.Minute); code != 0 || json.Unmarshal(r.stdout.Bytes(), &q) != nil {
+		t.Fatalf("model inspect synthetic:gpt2-tiny-q4 exited %d\n%s", code, r.stderr.String())
+	}
+	if a.Precision != "fp32" || a.QuantScheme != "none" || q.Precision != "int4" || !strings.HasPrefix(q.QuantScheme, "MatMulNBits 4-bit, block 32") ||
+		q.Parameters != a.Parameters || q.FLOPs != a.FLOPs || q.WeightBytes <= 0 || q.WeightBytes >= a.WeightBytes ||
+		q.BytesPerToken <= 0 || q.BytesPerToken >= a.BytesPerToken/4 {
+		t.Errorf("fp32: %s %q %d bytes, %d/token; int4: %s %q %d bytes, %d/token", a.Precision, a.QuantScheme, a.WeightBytes, a.BytesPerToken,
+			q.Precision, q.QuantScheme, q.WeightBytes, q.BytesPerToken)
+	}
 	// "Hello, world!" is [15496, 11, 995, 0] in GPT-2's BPE.
 	r = lemctl(t, nil, "model", "tokenize", "synthetic:gpt2-tiny", "Hello, world!", "--plugin-dir", plugins)
 	if code := r.wait(t, time.Minute); code != 0 || strings.TrimSpace(r.stdout.String()) != "15496 11 995 0" {

@@ -96,7 +96,7 @@ func MarkCounted(ds []*results.Domain) []string {
 			ms = append(ms, Measured{ID: d.ID, Kind: d.Kind})
 		}
 	}
-	counted, why := CountedSet(ms)
+	counted, why := countedWithEstimates(ms, ds)
 	in := map[string]bool{}
 	for _, id := range counted {
 		in[id] = true
@@ -108,19 +108,22 @@ func MarkCounted(ds []*results.Domain) []string {
 	return counted
 }
 
-// At returns the cumulative energy (µJ) at t, interpolated linearly between the two samples
-// around it, and how far t is from the nearest sample. ok is false when t is outside the
-// samples' span (the curve is not extrapolated).
+// At returns the cumulative energy (µJ) at t and how far t is from the nearest point it was
+// interpolated from. The curve runs through the counter's update points: the first sample of
+// each counter value, and the first and last sample (a sample that repeats the value before it
+// says only that the counter has not updated yet, not that no energy flowed). Between two such
+// points the curve is linear. ok is false when t is outside the samples' span (the curve is not
+// extrapolated). With a counter that changes at every sample this is plain linear
+// interpolation between samples.
 func At(samples []sdk.Sample, t int64) (uj float64, gap time.Duration, ok bool) {
-	n := len(samples)
-	if n == 0 || t < samples[0].MonoNS || t > samples[n-1].MonoNS {
+	k1, k2, ok := knots(samples, t, -1)
+	if !ok {
 		return 0, 0, false
 	}
-	i := sort.Search(n, func(i int) bool { return samples[i].MonoNS >= t })
-	if samples[i].MonoNS == t || i == 0 {
-		return float64(samples[i].Energy), 0, true
+	if k1 == k2 {
+		return float64(samples[k1].Energy), 0, true
 	}
-	a, b := samples[i-1], samples[i]
+	a, b := samples[k1], samples[k2]
 	frac := float64(t-a.MonoNS) / float64(b.MonoNS-a.MonoNS)
 	e := float64(a.Energy) + frac*(float64(b.Energy)-float64(a.Energy))
 	g := min(t-a.MonoNS, b.MonoNS-t)
@@ -157,6 +160,28 @@ func IdlePowers(m *sdk.Measurement) map[string]float64 {
 	return out
 }
 
+// IdleUncertainties returns the standard uncertainty of each IdlePowers figure, in watts: the
+// baseline energy's budget (Between's read at both ends of the baseline) ÷ its duration.
+func IdleUncertainties(m *sdk.Measurement) map[string]float64 {
+	out := map[string]float64{}
+	if m == nil {
+		return out
+	}
+	for _, d := range m.Domains {
+		if !d.Domain.Available || len(d.Samples) < 2 {
+			continue
+		}
+		first, last := d.Samples[0], d.Samples[len(d.Samples)-1]
+		if last.MonoNS <= first.MonoNS {
+			continue
+		}
+		if b, ok := interval(d.Samples, d.Domain, first.MonoNS, last.MonoNS, nil); ok {
+			out[d.Domain.ID] = b.u() / (float64(last.MonoNS-first.MonoNS) / 1e9)
+		}
+	}
+	return out
+}
+
 // Thresholds are the validity thresholds the energy findings use ([validity], docs/config.md).
 // The caller passes the config's values (config.DefaultValidity without a config); a zero
 // minimum means no minimum.
@@ -169,6 +194,12 @@ type Thresholds struct {
 	// IntegrationMismatch: counter_integration_mismatch when a counter and its integrated
 	// instant power differ by more than this share (0.10 = 10 %) beyond the edge terms.
 	IntegrationMismatch float64
+	// MaxThrottleShare: throttled_window is an error (else a warning) when a domain's clocks
+	// were held down by thermal or power limits for more than this share of the window.
+	MaxThrottleShare float64
+	// MaxUncertainty: uncertainty_too_high (an error) when the total's standard uncertainty is
+	// more than this share of it (0.10 = 10 %); 0 means no maximum.
+	MaxUncertainty float64
 }
 
 // Input is everything one worker (or `lemctl measure`) knows about a window's energy.
@@ -180,6 +211,9 @@ type Input struct {
 	Window       Interval
 	// IdlePowerW maps domain id → idle power from the baseline; nil when there was none.
 	IdlePowerW map[string]float64
+	// IdleUncertaintyW maps domain id → the standard uncertainty of its idle power (from
+	// IdleUncertainties); a domain without an entry has an idle power taken as exact.
+	IdleUncertaintyW map[string]float64
 	// NoBaseline says the caller measures no baseline by design (lemctl measure): the missing
 	// static/dynamic split is then not a finding.
 	NoBaseline bool
@@ -238,9 +272,9 @@ func isDomainHealth(m *sdk.Measurement, f sdk.Finding) bool {
 func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advice string)) results.Domain {
 	dom := de.Domain
 	d := results.Domain{ID: dom.ID, Name: dom.Name, Kind: dom.Kind, Scope: dom.Scope, Method: dom.Method, Confidence: dom.Confidence,
-		Available: dom.Available, Reason: dom.Reason, DeviceUUID: dom.DeviceUUID, Health: []results.Finding{}}
-	if dom.DeviceIndex >= 0 && dom.Kind == sdk.DomainGPU {
-		d.DeviceIndex = results.IntPtr(dom.DeviceIndex)
+		Available: dom.Available, Reason: dom.Reason, Health: []results.Finding{}}
+	if dev := dom.Device; dev != nil {
+		d.DeviceUUID, d.DeviceVendor, d.DeviceIndex = dev.ID, dev.Vendor, results.IntPtr(dev.Index)
 	}
 	if dom.Resolution > 0 {
 		d.ResolutionJ = results.Float(dom.Resolution.Joules())
@@ -257,14 +291,19 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 		}
 		return d
 	}
-	total, gap, ok := Between(de.Samples, in.Window.StartMonoNS, in.Window.EndMonoNS)
-	if !ok {
+	_, gap, ok := Between(de.Samples, in.Window.StartMonoNS, in.Window.EndMonoNS)
+	bud, okb := interval(de.Samples, dom, in.Window.StartMonoNS, in.Window.EndMonoNS, nil)
+	total := bud.j
+	if !ok || !okb {
 		d.Available = false
 		d.Reason = "the meter's samples do not cover the measured window"
 		return d
 	}
 	d.TotalJ = results.Float(total)
 	d.EdgeGapS = results.Float(gap.Seconds())
+	d.UncertaintyJ = results.Float(bud.u())
+	d.UncertaintyMethod = methodOf(dom)
+	d.UncertaintyTerms = terms(bud)
 	if dom.UpdatePeriod > 0 && in.Window.Seconds() > 0 {
 		// One update period of mean power at each of the two edges.
 		d.QuantisationJ = results.Float(2 * dom.UpdatePeriod.Seconds() * total / in.Window.Seconds())
@@ -284,6 +323,9 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 	}
 	window := inWindow(de.Samples, in.Window)
 	if f := temperatureDrift(dom.ID, window, in.Thresholds.TemperatureDriftC); f != nil {
+		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+	}
+	if f := throttled(dom.ID, de.Samples, in.Window, in.Thresholds.MaxThrottleShare); f != nil {
 		add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
 	}
 	if dom.Method == sdk.MethodCounter && updates >= 5 && !hasCode(de.Health, "counter_reset") && !hasCode(de.Health, "counter_stuck") {
@@ -306,8 +348,12 @@ func domain(de sdk.DomainEnergy, in Input, add func(code, sev, domain, msg, advi
 		d.IdlePowerW = results.Float(idle)
 		d.StaticJ = results.Float(static)
 		d.DynamicJ = results.Float(dyn)
+		// The baseline and the window are separate measurements: their errors are independent.
+		us := in.IdleUncertaintyW[dom.ID] * in.Window.Seconds()
+		d.StaticUncertaintyJ = results.Float(us)
+		d.DynamicUncertaintyJ = results.Float(quad(bud.u(), us))
 	}
-	d.Phases = phases(de.Samples, in.Prefill, in.Decode)
+	d.Phases = phases(de.Samples, dom, in.Window, in.Prefill, in.Decode)
 	d.Timeline = timeline(de.Samples)
 	return d
 }
@@ -395,28 +441,51 @@ func mismatch(dom sdk.Domain, s []sdk.Sample, threshold float64) *results.Findin
 		Advice: "one of the device's two energy sources is wrong: check the driver version and compare with an external meter; the counter is reported"}
 }
 
-func phases(samples []sdk.Sample, prefill, decode []Interval) results.EnergyPhases {
-	sum := func(ivs []Interval) *float64 {
+// phases sums the domain's energy over the prefill and over the decode intervals. Each interval
+// is read off the update-aware curve (At): a first token that falls between two counter updates
+// (a prefill shorter than the update period, say) is interpolated between them and its edge-gap
+// term widens to the range the energy could take there. Intervals are independent reads
+// (quadrature); the coverage term is common to a domain and summed.
+func phases(samples []sdk.Sample, dom sdk.Domain, window Interval, prefill, decode []Interval) results.EnergyPhases {
+	model := fitPhases(samples, dom.UpdatePeriod, window, prefill, decode)
+	sum := func(ivs []Interval) (*float64, *float64, int) {
 		if len(ivs) == 0 {
-			return nil
+			return nil, nil, 0
 		}
-		total := 0.0
+		var total budget
 		for _, iv := range ivs {
-			j, _, ok := Between(samples, iv.StartMonoNS, iv.EndMonoNS)
+			b, ok := interval(samples, dom, iv.StartMonoNS, iv.EndMonoNS, model)
 			if !ok {
-				return nil
+				return nil, nil, 0
 			}
-			total += j
+			total.add(b)
 		}
-		return results.Float(total)
+		return results.Float(total.j), results.Float(total.u()), total.between
 	}
-	return results.EnergyPhases{PrefillJ: sum(prefill), DecodeJ: sum(decode)}
+	var out results.EnergyPhases
+	var np, nd int
+	out.PrefillJ, out.PrefillUncertaintyJ, np = sum(prefill)
+	out.DecodeJ, out.DecodeUncertaintyJ, nd = sum(decode)
+	if out.PrefillJ != nil || out.DecodeJ != nil {
+		out.Batches = max(len(prefill), len(decode))
+	}
+	// A batch's first token is read once for its prefill's end and once for its decode's start:
+	// count the batches whose first token was interpolated across a flat run.
+	out.Interpolated = max(np, nd)
+	if out.Interpolated > out.Batches {
+		out.Interpolated = out.Batches
+	}
+	return out
 }
 
 func timeline(samples []sdk.Sample) []results.Sample {
 	out := make([]results.Sample, len(samples))
 	for i, s := range samples {
-		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC)}
+		out[i] = results.Sample{MonoNS: s.MonoNS, EnergyUJ: uint64(s.Energy), PowerW: finite(s.PowerW), TemperatureC: finite(s.TemperatureC),
+			SMClockMHz: finite(s.SMClockMHz), MemoryClockMHz: finite(s.MemoryClockMHz)}
+		if s.ReasonsRead {
+			out[i].ClockEventReasons = results.Uint64(s.ClockEventReasons)
+		}
 	}
 	return out
 }
@@ -431,7 +500,8 @@ func finite(v float64) *float64 {
 // summarize fills the totals from the counted domains.
 func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, advice string)) {
 	var total, static, dynamic, prefill, decode float64
-	counted, withBaseline, withPrefill, withDecode := 0, 0, 0, 0
+	var uTotal, uStatic, uDynamic, uPrefill, uDecode float64 // Σ u² over the counted domains
+	counted, withBaseline, withPrefill, withDecode, withU := 0, 0, 0, 0, 0
 	kinds := map[string]bool{}
 	ptrs := make([]*results.Domain, len(out.Domains))
 	for i := range out.Domains {
@@ -448,21 +518,30 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 		counted++
 		kinds[d.Kind] = true
 		total += *d.TotalJ
+		if d.UncertaintyJ != nil {
+			withU++
+			uTotal += *d.UncertaintyJ * *d.UncertaintyJ
+		}
 		if d.StaticJ != nil {
 			withBaseline++
 			static += *d.StaticJ
 			dynamic += *d.DynamicJ
+			uStatic += sq(d.StaticUncertaintyJ)
+			uDynamic += sq(d.DynamicUncertaintyJ)
 		}
 		if d.Phases.PrefillJ != nil {
 			withPrefill++
 			prefill += *d.Phases.PrefillJ
+			uPrefill += sq(d.Phases.PrefillUncertaintyJ)
 		}
 		if d.Phases.DecodeJ != nil {
 			withDecode++
 			decode += *d.Phases.DecodeJ
+			uDecode += sq(d.Phases.DecodeUncertaintyJ)
 		}
 	}
 	out.CountedDomainKinds = sortedKeys(kinds)
+	out.Estimated = EstimatedTotal(out.Domains)
 	if counted == 0 {
 		var ids []string
 		for _, d := range out.Domains {
@@ -475,27 +554,94 @@ func summarize(out *results.Energy, in Input, add func(code, sev, domain, msg, a
 			why = "unavailable: " + strings.Join(ids, ", ") + " (each domain gives its reason)"
 		}
 		add("no_energy_measured", results.SeverityWarning, "", "no GPU, CPU package, DRAM, node or other domain was measured ("+why+"): figures are throughput and latency only",
-			"install an energy plugin that can read this machine (RAPL needs read access to /sys/class/powercap/*/energy_uj; NVML needs an NVIDIA driver)")
+			"install an energy plugin that can read this machine (each unmeasured domain above says why it could not be read; docs/plugins.md lists the energy plugins)")
 		return
 	}
 	out.TotalJ = results.Float(total)
 	out.JPerOutputToken = results.Ratio(total, float64(in.OutputTokens))
 	out.JPerRequest = results.Ratio(total, float64(in.Requests))
 	out.TokensPerJ = results.Ratio(float64(in.OutputTokens), total)
+	if withU == counted {
+		Propagate(out, math.Sqrt(uTotal), in.OutputTokens, in.Requests)
+		if f := TooUncertain(out, in.Thresholds.MaxUncertainty); f != nil {
+			add(f.Code, f.Severity, f.Domain, f.Message, f.Advice)
+		}
+	}
 	if withBaseline == counted {
 		out.StaticJ = results.Float(static)
 		out.DynamicJ = results.Float(dynamic)
 		out.DynamicJPerOutputToken = results.Ratio(dynamic, float64(in.OutputTokens))
+		if withU == counted {
+			out.StaticUncertaintyJ = results.Float(math.Sqrt(uStatic))
+			out.DynamicUncertaintyJ = results.Float(math.Sqrt(uDynamic))
+			out.DynamicJPerOutputTokenUncertainty = results.Ratio(math.Sqrt(uDynamic), float64(in.OutputTokens))
+		}
 	} else if !in.NoBaseline {
 		add("baseline_missing", results.SeverityWarning, "", "no idle baseline for every measured domain, so static and dynamic energy are not split",
 			"set lifecycle.baseline_s > 0")
 	}
 	if withPrefill == counted {
 		out.Phases.PrefillJ = results.Float(prefill)
+		out.Phases.PrefillUncertaintyJ = results.Float(math.Sqrt(uPrefill))
 	}
 	if withDecode == counted {
 		out.Phases.DecodeJ = results.Float(decode)
+		out.Phases.DecodeUncertaintyJ = results.Float(math.Sqrt(uDecode))
 	}
+	for _, d := range out.Domains {
+		if d.Counted {
+			out.Phases.Batches = max(out.Phases.Batches, d.Phases.Batches)
+			out.Phases.Interpolated = max(out.Phases.Interpolated, d.Phases.Interpolated)
+		}
+	}
+}
+
+func sq(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p * *p
+}
+
+// CodeUncertaintyTooHigh is the error finding of a total whose relative uncertainty is above
+// validity.max_uncertainty.
+const CodeUncertaintyTooHigh = "uncertainty_too_high"
+
+// Propagate sets the uncertainty of e's total to u and carries it to the figures derived from
+// the total: J per output token and per request (u ÷ count: counts are exact) and tokens per
+// joule (N·u ÷ E², first order), and the relative uncertainty u ÷ E.
+func Propagate(e *results.Energy, u float64, outputTokens, requests int64) {
+	if e.TotalJ == nil {
+		return
+	}
+	e.UncertaintyJ = results.Float(u)
+	e.RelativeUncertainty = results.Ratio(u, *e.TotalJ)
+	e.JPerOutputTokenUncertainty = results.Ratio(u, float64(outputTokens))
+	e.JPerRequestUncertainty = results.Ratio(u, float64(requests))
+	if *e.TotalJ > 0 && outputTokens > 0 {
+		e.TokensPerJUncertainty = results.Float(float64(outputTokens) * u / (*e.TotalJ * *e.TotalJ))
+	}
+}
+
+// TooUncertain returns uncertainty_too_high when e's relative uncertainty is above limit (0: no
+// limit).
+func TooUncertain(e *results.Energy, limit float64) *results.Finding {
+	if limit <= 0 || e.UncertaintyJ == nil || e.TotalJ == nil {
+		return nil
+	}
+	rel := math.Inf(1)
+	if *e.TotalJ > 0 {
+		rel = *e.UncertaintyJ / *e.TotalJ
+	} else if *e.UncertaintyJ == 0 {
+		return nil
+	}
+	if rel <= limit {
+		return nil
+	}
+	return &results.Finding{Code: CodeUncertaintyTooHigh, Severity: results.SeverityError,
+		Message: fmt.Sprintf("the total energy %.4g J has a standard uncertainty of %.3g J, %.1f %% of it, above validity.max_uncertainty (%g %%)",
+			*e.TotalJ, *e.UncertaintyJ, rel*100, limit*100),
+		Advice: "lengthen the measured window (workload.min_window_s), sample faster, or use a meter with a finer counter; docs/methodology.md lists the terms (energy.domains[].uncertainty_terms)"}
 }
 
 // WindowFindings returns the findings about the window itself.
@@ -512,11 +658,18 @@ func WindowFindings(window Interval, th Thresholds) []results.Finding {
 // CountedBetween sums the energy of the counted domains (ids, from MarkCounted; each domain id
 // once) over iv, in joules; nil when none was measured. A repeat's energy uses it.
 func CountedBetween(ms []*sdk.Measurement, iv Interval, ids []string) *float64 {
+	j, _ := CountedBetweenU(ms, iv, ids)
+	return j
+}
+
+// CountedBetweenU is CountedBetween with the standard uncertainty of the sum (the domains'
+// budgets in quadrature).
+func CountedBetweenU(ms []*sdk.Measurement, iv Interval, ids []string) (j, u *float64) {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	total, n := 0.0, 0
+	total, u2, n := 0.0, 0.0, 0
 	seen := map[string]bool{}
 	for _, m := range ms {
 		for _, d := range m.Domains {
@@ -524,17 +677,17 @@ func CountedBetween(ms []*sdk.Measurement, iv Interval, ids []string) *float64 {
 				continue
 			}
 			seen[d.Domain.ID] = true
-			j, _, ok := Between(d.Samples, iv.StartMonoNS, iv.EndMonoNS)
-			if ok {
-				total += j
+			if b, ok := interval(d.Samples, d.Domain, iv.StartMonoNS, iv.EndMonoNS, nil); ok {
+				total += b.j
+				u2 += b.u() * b.u()
 				n++
 			}
 		}
 	}
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
-	return results.Float(total)
+	return results.Float(total), results.Float(math.Sqrt(u2))
 }
 
 func sortedKeys(m map[string]bool) []string {

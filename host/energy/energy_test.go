@@ -15,7 +15,7 @@ import (
 // constant returns a domain sampled every step from t0 to t1 at watts, cumulative from t0.
 func constant(id, kind string, watts float64, t0, t1 int64, step time.Duration) sdk.DomainEnergy {
 	d := sdk.DomainEnergy{Domain: sdk.Domain{ID: id, Kind: kind, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter, Available: true,
-		Resolution: units.Microjoule, UpdatePeriod: step, DeviceIndex: -1}}
+		Resolution: units.Microjoule, UpdatePeriod: step}}
 	for t := t0; t <= t1; t += int64(step) {
 		d.Samples = append(d.Samples, sdk.Sample{MonoNS: t, Energy: units.Energy(math.Round(watts * float64(t-t0) / 1e3)),
 			PowerW: watts, TemperatureC: math.NaN()})

@@ -21,6 +21,12 @@ const (
 	// phase, the plugin call in flight (Call, since CallSinceUnixNS) and its progress counter
 	// (Seq) with how long it has not moved while that call runs (IdleS).
 	MsgHeartbeat = "heartbeat"
+	// Between a Slurm task's agent and the parent (slurm.go, slurmtask.go), never seen by the
+	// worker itself: the agent's hello (its first message, with the run's secret), the
+	// worker's exit status, and the parent's signal request (Name "INT" or "KILL").
+	MsgHello  = "hello"
+	MsgExit   = "exit"
+	MsgSignal = "signal"
 	// parent → worker
 	MsgRelease = "release" // pass barrier Name
 	MsgAbort   = "abort"   // another worker failed: give up with Error
@@ -55,6 +61,15 @@ type Message struct {
 	CallSinceUnixNS int64   `json:"call_since_unix_ns,omitempty"`
 	Seq             uint64  `json:"seq,omitempty"`
 	IdleS           float64 `json:"idle_s,omitempty"`
+	// Slurm agent fields: the hello's secret and where the task runs (host, boot, the worker's
+	// pid once started, the job and step ids), and the worker's exit code.
+	Secret   string `json:"secret,omitempty"`
+	Host     string `json:"host,omitempty"`
+	BootID   string `json:"boot_id,omitempty"`
+	Pid      int    `json:"pid,omitempty"`
+	JobID    string `json:"job_id,omitempty"`
+	StepID   string `json:"step_id,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
 }
 
 // WarmupProgress is a cv-mode warm-up after one more batch: the batch count and elapsed time

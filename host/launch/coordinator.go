@@ -100,6 +100,9 @@ type watch struct {
 // DescribeExit says how a worker with exit code code ended: "exited with status 1", or, for
 // 128+n, "killed by signal n (name)".
 func DescribeExit(code int) string {
+	if code < 0 {
+		return "exit status unknown"
+	}
 	if code > 128 && code < 128+65 {
 		sig := syscall.Signal(code - 128)
 		return fmt.Sprintf("killed by signal %d (%s), exit status %d", int(sig), sig, code)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -129,17 +130,20 @@ func pin(cpus []int) error {
 	return unix.SchedSetaffinity(0, &set)
 }
 
-// WorkerEnv is the environment a worker gets for its device.
+// WorkerEnv is the environment a worker gets for its device: its rank, the run's pid, and
+// exactly the device's visibility environment as its energy plugin gave it (sorted by name).
+// These come last in the worker's environment, so they replace any value the parent inherited.
 func WorkerEnv(spec *Spec) []string {
 	// LEM_RUN_PID lets a meter tell the run's own processes (every worker descends from the
 	// parent) from foreign ones on a device.
 	env := []string{fmt.Sprintf("LEM_WORKER_RANK=%d", spec.Rank), fmt.Sprintf("LEM_RUN_PID=%d", os.Getpid())}
-	if spec.Device.Kind == "cuda" {
-		id := spec.Device.UUID
-		if id == "" {
-			id = fmt.Sprint(spec.Device.Index)
-		}
-		env = append(env, "CUDA_VISIBLE_DEVICES="+id, "CUDA_DEVICE_ORDER=PCI_BUS_ID")
+	names := make([]string, 0, len(spec.Device.Env))
+	for k := range spec.Device.Env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, k+"="+spec.Device.Env[k])
 	}
 	return env
 }

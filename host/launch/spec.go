@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lemctl/lemctl/host/atomicfile"
+	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/sdk"
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
@@ -50,6 +51,10 @@ type Spec struct {
 
 	// PauseAt is the test-only pause hook ($LEM_TEST_PAUSE), copied here for the record.
 	PauseAt string `json:"pause_at,omitempty"`
+
+	// Slurm is set when the worker runs as a task of a Slurm step (launch.launcher = "slurm"):
+	// where the parent's coordinator listens and the run's secret (slurm.go).
+	Slurm *SlurmSpec `json:"slurm,omitempty"`
 }
 
 // Override records a config value set on the command line.
@@ -59,13 +64,31 @@ type Override struct {
 	Source string `json:"source"`
 }
 
-// DeviceSlot is the device a worker runs on.
+// Device kinds of a DeviceSlot.
+const (
+	DeviceCPU         = "cpu"    // the host's CPUs
+	DeviceAccelerator = "device" // an accelerator an energy plugin's inventory reports
+)
+
+// DeviceSlot is the device a worker runs on. The host knows no vendor: an accelerator is what an
+// energy plugin reported (sdk.DeviceInfo), and Env is exactly the environment that plugin gave
+// to make a worker see only that device.
 type DeviceSlot struct {
-	Kind  string `json:"kind"` // "cpu" or "cuda"
-	Index int    `json:"index"`
-	UUID  string `json:"uuid,omitempty"`
-	Name  string `json:"name,omitempty"`
-	Slot  string `json:"slot"` // unique per (host, device) in the run, e.g. "cpu:0", "cuda:GPU-…"
+	Kind   string            `json:"kind"`           // DeviceCPU or DeviceAccelerator
+	Index  int               `json:"index"`          // the device's index in its meter's inventory; -1 for cpu
+	UUID   string            `json:"uuid,omitempty"` // the device id its meter reports (a GPU UUID, "acme0")
+	Name   string            `json:"name,omitempty"` // the model name
+	Vendor string            `json:"vendor,omitempty"`
+	Meter  string            `json:"meter,omitempty"` // the energy plugin that reported the device
+	Env    map[string]string `json:"env,omitempty"`   // the device's visibility environment
+	Slot   string            `json:"slot"`            // unique per (host, device) in the run, e.g. "cpu:0", "acme:acme0:0"
+}
+
+// Result is the slot as a result records it; seen is the visibility environment as the worker
+// process saw it (nil in the parent, which only intends it).
+func (d DeviceSlot) Result(seen map[string]string) results.Device {
+	return results.Device{Kind: d.Kind, Index: d.Index, UUID: d.UUID, Name: d.Name, Vendor: d.Vendor, Meter: d.Meter,
+		Env: d.Env, SeenEnv: seen, Slot: d.Slot}
 }
 
 // PluginRef pins a plugin binary and carries its configuration table.
@@ -191,6 +214,14 @@ type LifecycleSpec struct {
 // EnergySpec configures metering.
 type EnergySpec struct {
 	IntervalNS int64 `json:"interval_ns"`
+	// CarbonIntensity is energy.carbon_intensity_g_per_kwh and its source; nil when not set.
+	CarbonIntensity *CarbonSpec `json:"carbon_intensity,omitempty"`
+}
+
+// CarbonSpec is the user's carbon intensity (g CO₂e per kWh) and where it comes from.
+type CarbonSpec struct {
+	GPerKWh float64 `json:"g_per_kwh"`
+	Source  string  `json:"source,omitempty"`
 }
 
 // ValiditySpec holds the verdict's thresholds ([validity]).
@@ -199,6 +230,9 @@ type ValiditySpec struct {
 	MinCounterUpdates   int     `json:"min_counter_updates"`
 	TemperatureDriftC   float64 `json:"temperature_drift_c"`
 	IntegrationMismatch float64 `json:"integration_mismatch"`
+	MaxThrottleShare    float64 `json:"max_throttle_share"`
+	// MaxUncertainty: 0 (a spec without the key) means no limit.
+	MaxUncertainty float64 `json:"max_uncertainty"`
 }
 
 // WriteSpec writes s to path (0600) atomically (host/atomicfile): a full disk fails the launch

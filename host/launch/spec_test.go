@@ -1,8 +1,10 @@
 package launch
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -25,5 +27,20 @@ func TestWriteSpecRoundTripsAtomically(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("run directory holds %v, want the spec alone", ents)
+	}
+}
+
+// TestWorkerEnvIsExactlyTheDeviceEnv: a worker on an accelerator gets exactly the visibility
+// environment its meter gave (no vendor's variable is added by the host), a cpu worker none.
+func TestWorkerEnvIsExactlyTheDeviceEnv(t *testing.T) {
+	dev := DeviceSlot{Kind: DeviceAccelerator, UUID: "acme1", Vendor: "acme", Env: map[string]string{"ACME_VISIBLE_DEVICES": "acme1", "ACME_ORDER": "bus"}}
+	got := WorkerEnv(&Spec{Rank: 1, Device: dev})
+	want := []string{"LEM_WORKER_RANK=1", fmt.Sprintf("LEM_RUN_PID=%d", os.Getpid()), "ACME_ORDER=bus", "ACME_VISIBLE_DEVICES=acme1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("WorkerEnv = %q, want %q", got, want)
+	}
+	cpu := WorkerEnv(&Spec{Rank: 0, Device: DeviceSlot{Kind: DeviceCPU, Index: -1}})
+	if len(cpu) != 2 {
+		t.Errorf("cpu WorkerEnv = %q, want the rank and run pid only", cpu)
 	}
 }

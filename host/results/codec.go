@@ -94,6 +94,9 @@ func Int64(v int64) *int64 { return &v }
 // IntPtr returns a pointer to v.
 func IntPtr(v int) *int { return &v }
 
+// Uint64 returns a pointer to v.
+func Uint64(v uint64) *uint64 { return &v }
+
 // Ratio returns num ÷ den, or nil when den is not positive (a figure that cannot be computed is
 // null, never 0 or infinity).
 func Ratio(num, den float64) *float64 {

@@ -115,6 +115,32 @@ func NewStats(values []float64) *Stats {
 	return st
 }
 
+// WithWithin adds the repeats' own standard uncertainties us (one per value) to st: WithinU is
+// their root mean square; CombinedU = √(Std²/N + WithinU²), the standard uncertainty of the mean
+// with both; the combined 95 % interval is mean ∓ √(CI95Half² + (2·WithinU)²). The within-window
+// term is not divided by N: the repeats share the meter and its edges, so its errors are taken
+// as correlated between repeats and do not average out. It returns st.
+func (st *Stats) WithWithin(us []float64) *Stats {
+	if st == nil || st.Mean == nil || len(us) != st.N || st.N == 0 {
+		return st
+	}
+	w := 0.0
+	for _, u := range us {
+		w += u * u / float64(len(us))
+	}
+	w = math.Sqrt(w)
+	between, half := 0.0, 0.0
+	if st.Std != nil {
+		between = *st.Std / math.Sqrt(float64(st.N))
+		half = *st.CI95Half
+	}
+	st.WithinU = Float(w)
+	st.CombinedU = Float(math.Hypot(between, w))
+	h := math.Hypot(half, 2*w)
+	st.Combined95Low, st.Combined95High = Float(*st.Mean-h), Float(*st.Mean+h)
+	return st
+}
+
 // TQuantile returns the p-quantile of Student's t distribution with df > 0 degrees of freedom
 // (0 < p < 1), by bisection on the distribution function. Accurate to about 1e-10.
 func TQuantile(p, df float64) float64 {

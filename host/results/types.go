@@ -51,8 +51,33 @@ type Raw struct {
 	Environment Environment `json:"environment"`
 	Repeats     []Repeat    `json:"repeats"`
 	Warnings    []Warning   `json:"warnings"`
+	// Slurm is the job step and task the worker ran as (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
+	// Clock is how the worker's clocks stood around its window: what aggregation needs to
+	// compare windows of different hosts (docs/slurm.md, "Clocks across hosts").
+	Clock *Clock `json:"clock,omitempty"`
 
 	CreatedUnixNS int64 `json:"created_unix_ns"`
+}
+
+// Clock is a worker's clock offset, unix = mono + offset (ns), sampled as its measured window
+// starts and as it ends (their difference is how far the wall clock was slewed or stepped
+// meanwhile), and the kernel's time synchronization state.
+type Clock struct {
+	MonoToUnixNS    int64     `json:"mono_to_unix_ns"`
+	MonoToUnixEndNS int64     `json:"mono_to_unix_end_ns"`
+	Sync            ClockSync `json:"sync"`
+}
+
+// ClockSync is the kernel's NTP state (adjtimex(2), as chronyd, ntpd or systemd-timesyncd keep
+// it): whether the clock is synchronized and its maximum and estimated errors. Synchronized is
+// nil, with Reason, when it could not be read.
+type ClockSync struct {
+	Source       string `json:"source"`
+	Synchronized *bool  `json:"synchronized"`
+	MaxErrorUS   *int64 `json:"max_error_us,omitempty"`
+	EstErrorUS   *int64 `json:"est_error_us,omitempty"`
+	Reason       string `json:"reason,omitempty"`
 }
 
 // Aggregated is the late aggregation of an experiment's raw results (host/aggregate).
@@ -164,12 +189,21 @@ func (h Host) Key() string { return h.Hostname + "/" + h.BootID }
 
 // Device is the device slot a worker ran on.
 type Device struct {
-	Kind  string `json:"kind"` // "cpu" or "cuda"
-	Index int    `json:"index"`
-	UUID  string `json:"uuid"`
+	// Kind is "cpu", or "device" for an accelerator an energy plugin reported ("cuda" in
+	// results written before devices were vendor-neutral).
+	Kind  string `json:"kind"`
+	Index int    `json:"index"` // the device's index in its meter's inventory; -1 for cpu
+	UUID  string `json:"uuid"`  // the device id its meter reports (a GPU UUID, "acme0")
 	Name  string `json:"name"`
-	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g. "cuda:0" or
-	// "cpu:0".
+	// Vendor and Meter: the device's vendor and the energy plugin that reported it.
+	Vendor string `json:"vendor,omitempty"`
+	Meter  string `json:"meter,omitempty"`
+	// Env is the device's visibility environment as its meter gave it, which the launcher set;
+	// SeenEnv is the same variables as the worker process itself saw them ("" when unset).
+	Env     map[string]string `json:"env,omitempty"`
+	SeenEnv map[string]string `json:"seen_env,omitempty"`
+	// Slot is the launcher's slot id, unique per (host, device) within a run, e.g.
+	// "acme:acme0:0" or "cpu:0".
 	Slot string `json:"slot"`
 }
 
@@ -302,42 +336,81 @@ type WorkerThroughput struct {
 type Energy struct {
 	// TotalJ sums the counted domains: per host, the widest set of measured domains that do not
 	// overlap (host/energy.CountedSet); null when no domain that can count was measured.
-	TotalJ                  *float64     `json:"total_j"`
-	StaticJ                 *float64     `json:"static_j"`
-	DynamicJ                *float64     `json:"dynamic_j"`
-	JPerOutputToken         *float64     `json:"j_per_output_token"`
-	DynamicJPerOutputToken  *float64     `json:"dynamic_j_per_output_token"`
-	JPerRequest             *float64     `json:"j_per_request"`
-	TokensPerJ              *float64     `json:"tokens_per_j"`
-	Phases                  EnergyPhases `json:"phases"`
-	Domains                 []Domain     `json:"domains"`
-	CountedDomainKinds      []string     `json:"counted_domain_kinds,omitempty"`
-	UnavailableDomainsCount int          `json:"unavailable_domains,omitempty"`
+	TotalJ                 *float64     `json:"total_j"`
+	StaticJ                *float64     `json:"static_j"`
+	DynamicJ               *float64     `json:"dynamic_j"`
+	JPerOutputToken        *float64     `json:"j_per_output_token"`
+	DynamicJPerOutputToken *float64     `json:"dynamic_j_per_output_token"`
+	JPerRequest            *float64     `json:"j_per_request"`
+	TokensPerJ             *float64     `json:"tokens_per_j"`
+	Phases                 EnergyPhases `json:"phases"`
+	// UncertaintyJ is the standard uncertainty of TotalJ (the counted domains' in quadrature,
+	// docs/methodology.md "Uncertainty budget"); the other *Uncertainty* keys are those of the
+	// figure they name. RelativeUncertainty is UncertaintyJ ÷ TotalJ, the figure
+	// validity.max_uncertainty bounds.
+	UncertaintyJ                      *float64 `json:"uncertainty_j"`
+	RelativeUncertainty               *float64 `json:"relative_uncertainty"`
+	StaticUncertaintyJ                *float64 `json:"static_uncertainty_j"`
+	DynamicUncertaintyJ               *float64 `json:"dynamic_uncertainty_j"`
+	JPerOutputTokenUncertainty        *float64 `json:"j_per_output_token_uncertainty"`
+	DynamicJPerOutputTokenUncertainty *float64 `json:"dynamic_j_per_output_token_uncertainty"`
+	JPerRequestUncertainty            *float64 `json:"j_per_request_uncertainty"`
+	TokensPerJUncertainty             *float64 `json:"tokens_per_j_uncertainty"`
+	Domains                           []Domain `json:"domains"`
+	CountedDomainKinds                []string `json:"counted_domain_kinds,omitempty"`
+	UnavailableDomainsCount           int      `json:"unavailable_domains,omitempty"`
 
 	// CountedDomains names the domains TotalJ sums (an aggregate over several hosts writes
 	// "hostname/id").
 	CountedDomains []string `json:"counted_domains,omitempty"`
+
+	// Estimated is true when TotalJ counts only estimated domains (method estimate: no energy
+	// counter measured this host); an estimate is never added to a measured total.
+	Estimated bool `json:"estimated,omitempty"`
+	// CO2e is the carbon footprint from the user's carbon intensity; nil when none was configured
+	// or no energy was measured (lemctl never assumes an intensity).
+	CO2e *CO2e `json:"co2e,omitempty"`
 }
 
-// EnergyPhases splits energy between prefill and decode.
+// CO2e is TotalJ converted with the user's grid carbon intensity: g = J ÷ 3.6e6 × g/kWh.
+type CO2e struct {
+	G               *float64 `json:"g"`
+	GPerRequest     *float64 `json:"g_per_request"`
+	GPerOutputToken *float64 `json:"g_per_output_token"`
+	// IntensityGPerKWh and Source are the figure used and where the user says it comes from.
+	IntensityGPerKWh float64 `json:"intensity_g_per_kwh"`
+	Source           string  `json:"source"`
+}
+
+// EnergyPhases splits energy between prefill and decode, each with its standard uncertainty.
 type EnergyPhases struct {
-	PrefillJ *float64 `json:"prefill_j"`
-	DecodeJ  *float64 `json:"decode_j"`
+	PrefillJ            *float64 `json:"prefill_j"`
+	DecodeJ             *float64 `json:"decode_j"`
+	PrefillUncertaintyJ *float64 `json:"prefill_uncertainty_j"`
+	DecodeUncertaintyJ  *float64 `json:"decode_uncertainty_j"`
+	// Batches counts the batches split; Interpolated those whose first token fell between two
+	// counter updates, so that the split was interpolated and its uncertainty widened.
+	Batches      int `json:"batches,omitempty"`
+	Interpolated int `json:"interpolated,omitempty"`
 }
 
 // Domain is one energy domain (a GPU, a RAPL zone, …).
 type Domain struct {
-	ID          string `json:"id"`
-	Name        string `json:"name,omitempty"`
-	Kind        string `json:"kind"`
-	Scope       string `json:"scope"`
-	Method      string `json:"method"`
-	Confidence  string `json:"confidence"`
-	Available   bool   `json:"available"`
-	Reason      string `json:"reason"`
-	Plugin      string `json:"plugin,omitempty"`
-	DeviceUUID  string `json:"device_uuid,omitempty"`
-	DeviceIndex *int   `json:"device_index,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Kind       string `json:"kind"`
+	Scope      string `json:"scope"`
+	Method     string `json:"method"`
+	Confidence string `json:"confidence"`
+	Available  bool   `json:"available"`
+	Reason     string `json:"reason"`
+	Plugin     string `json:"plugin,omitempty"`
+	// DeviceUUID is the id of the device a device-scoped domain measures, as its meter names it
+	// (a GPU UUID for nvidia, "acme0"…); the JSON name predates vendor-neutral devices.
+	DeviceUUID   string `json:"device_uuid,omitempty"`
+	DeviceVendor string `json:"device_vendor,omitempty"`
+	// DeviceIndex is the device's index in its meter's inventory.
+	DeviceIndex *int `json:"device_index,omitempty"`
 
 	TotalJ      *float64     `json:"total_j"`
 	IdlePowerW  *float64     `json:"idle_power_w"`
@@ -359,6 +432,14 @@ type Domain struct {
 	// QuantisationJ is the counter's quantisation error over the window: one update period ×
 	// mean power at each edge (docs/methodology.md, resolution; raw results).
 	QuantisationJ *float64 `json:"quantisation_j,omitempty"`
+	// UncertaintyJ is the standard uncertainty of TotalJ, UncertaintyMethod how it was obtained
+	// and UncertaintyTerms its terms (docs/methodology.md "Uncertainty budget").
+	UncertaintyJ      *float64          `json:"uncertainty_j"`
+	UncertaintyMethod string            `json:"uncertainty_method,omitempty"`
+	UncertaintyTerms  *UncertaintyTerms `json:"uncertainty_terms,omitempty"`
+	// StaticUncertaintyJ and DynamicUncertaintyJ are those of StaticJ and DynamicJ.
+	StaticUncertaintyJ  *float64 `json:"static_uncertainty_j,omitempty"`
+	DynamicUncertaintyJ *float64 `json:"dynamic_uncertainty_j,omitempty"`
 
 	// Timeline is the domain's cumulative curve (raw results only, inline): it must cover the
 	// worker's window and be non-decreasing in both time and energy.
@@ -372,6 +453,17 @@ type Domain struct {
 	Stitched bool `json:"stitched,omitempty"`
 }
 
+// UncertaintyTerms are the terms of a domain's uncertainty budget, each a standard uncertainty
+// in joules; the domain's UncertaintyJ is their quadrature sum (docs/methodology.md).
+type UncertaintyTerms struct {
+	QuantisationJ float64 `json:"quantisation_j"`
+	EdgeGapJ      float64 `json:"edge_gap_j"`
+	UpdateJ       float64 `json:"update_j"`
+	CoverageJ     float64 `json:"coverage_j"`
+	// Coverage is the share of the window the samples represent (1 for a counter).
+	Coverage float64 `json:"coverage"`
+}
+
 // Sample is one point of a domain's timeline: cumulative energy since the worker's first sample,
 // corrected for wraps and resets by the meter. Absent readings are null.
 type Sample struct {
@@ -379,6 +471,12 @@ type Sample struct {
 	EnergyUJ     uint64   `json:"energy_uj"`
 	PowerW       *float64 `json:"power_w,omitempty"`
 	TemperatureC *float64 `json:"temperature_c,omitempty"`
+	// SMClockMHz and MemoryClockMHz are the device's clocks, where the meter reads them (nvml).
+	SMClockMHz     *float64 `json:"sm_clock_mhz,omitempty"`
+	MemoryClockMHz *float64 `json:"memory_clock_mhz,omitempty"`
+	// ClockEventReasons are the clock-event reason bits read at this sample (sdk.ClockEvent*,
+	// NVML's layout); absent where not read.
+	ClockEventReasons *uint64 `json:"clock_event_reasons,omitempty"`
 }
 
 // Memory is the peak and model memory of a device (raw) or of all devices (aggregated: the max
@@ -490,9 +588,12 @@ type Repeat struct {
 	OutputTokens     int64    `json:"output_tokens"`
 	OutputTokensPerS *float64 `json:"output_tokens_per_s"`
 	EnergyJ          *float64 `json:"energy_j"`
-	JPerOutputToken  *float64 `json:"j_per_output_token"`
-	TTFTP50MS        *float64 `json:"ttft_p50_ms"`
-	ITLP50MS         *float64 `json:"itl_p50_ms"`
+	// EnergyUncertaintyJ is the standard uncertainty of EnergyJ (the counted domains'
+	// within-window budgets in quadrature).
+	EnergyUncertaintyJ *float64 `json:"energy_uncertainty_j,omitempty"`
+	JPerOutputToken    *float64 `json:"j_per_output_token"`
+	TTFTP50MS          *float64 `json:"ttft_p50_ms"`
+	ITLP50MS           *float64 `json:"itl_p50_ms"`
 }
 
 // Stats summarises a figure over repeats: mean, sample standard deviation, the 95 % confidence
@@ -507,6 +608,13 @@ type Stats struct {
 	CI95Half *float64  `json:"ci95_half_width"`
 	CV       *float64  `json:"cv"`
 	Values   []float64 `json:"values"`
+	// WithinU is the root mean square of the repeats' own (within-window) standard
+	// uncertainties, for figures that have one; CombinedU = √(Std²/N + WithinU²) the standard
+	// uncertainty of the mean with both, and Combined95Low/High the mean ∓ 2 × CombinedU.
+	WithinU        *float64 `json:"within_u,omitempty"`
+	CombinedU      *float64 `json:"combined_u,omitempty"`
+	Combined95Low  *float64 `json:"combined95_low,omitempty"`
+	Combined95High *float64 `json:"combined95_high,omitempty"`
 }
 
 // Run states of a manifest.
@@ -542,6 +650,18 @@ type Manifest struct {
 	// Findings are what the orchestrator found about the whole experiment before the workers ran
 	// (such as CodeMeterRefused); aggregation carries them into the aggregate's validity.
 	Findings []Finding `json:"findings,omitempty"`
+	// Slurm is the allocation and step the workers ran in (launch.launcher = "slurm").
+	Slurm *SlurmJob `json:"slurm,omitempty"`
+}
+
+// SlurmJob identifies a Slurm job step and, in a raw result, the task within it.
+type SlurmJob struct {
+	JobID  string `json:"job_id"`
+	StepID string `json:"step_id,omitempty"`
+	// Task fields (raw results): SLURM_PROCID, SLURM_LOCALID and SLURMD_NODENAME.
+	ProcID  *int   `json:"proc_id,omitempty"`
+	LocalID *int   `json:"local_id,omitempty"`
+	Node    string `json:"node,omitempty"`
 }
 
 // ShownState is the state to show for the manifest: its stored state, except that a "running"

@@ -203,7 +203,7 @@ type fakeSession struct {
 
 func (m *fakeMeter) domain() sdk.Domain {
 	return sdk.Domain{ID: m.name + "-gpu", Name: m.name, Kind: sdk.DomainGPU, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter,
-		Confidence: sdk.ConfidenceSimulated, Available: true, DeviceIndex: -1}
+		Confidence: sdk.ConfidenceSimulated, Available: true}
 }
 
 func (m *fakeMeter) Inventory(context.Context) ([]sdk.Domain, error) {

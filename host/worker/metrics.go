@@ -40,10 +40,14 @@ func (st *state) metrics(m *measured) {
 	}
 
 	th := energy.Thresholds{MinWindowS: spec.Validity.MinWindowS, MinCounterUpdates: spec.Validity.MinCounterUpdates,
-		TemperatureDriftC: spec.Validity.TemperatureDriftC, IntegrationMismatch: spec.Validity.IntegrationMismatch}
-	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: st.idle,
+		TemperatureDriftC: spec.Validity.TemperatureDriftC, IntegrationMismatch: spec.Validity.IntegrationMismatch,
+		MaxThrottleShare: spec.Validity.MaxThrottleShare, MaxUncertainty: spec.Validity.MaxUncertainty}
+	e, findings := energy.Compute(energy.Input{Plugin: st.domainPlugin, Measurements: m.measurements, Window: m.window, IdlePowerW: st.idle, IdleUncertaintyW: st.idleU,
 		Prefill: m.prefill, Decode: m.decode, OutputTokens: wl.OutputTokens, Requests: wl.Requests, Thresholds: th})
 	raw.Energy = e
+	if ci := spec.Energy.CarbonIntensity; ci != nil {
+		raw.Energy.CO2e = energy.CO2e(e.TotalJ, wl.Requests, wl.OutputTokens, ci.GPerKWh, ci.Source)
+	}
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 	findings = append(findings, tokenCountFindings(reqs, spec.Prompts, spec.Engine.Name)...)
@@ -67,8 +71,8 @@ func (st *state) metrics(m *measured) {
 		rep := results.Repeat{Index: i, Window: span(rw.start, rw.end)}
 		rep.Requests, rep.InputTokens, rep.OutputTokens = counts(rw.reqs)
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
-		if ej := energy.CountedBetween(m.measurements, rw.iv, raw.Energy.CountedDomains); ej != nil {
-			rep.EnergyJ = ej
+		if ej, uj := energy.CountedBetweenU(m.measurements, rw.iv, raw.Energy.CountedDomains); ej != nil {
+			rep.EnergyJ, rep.EnergyUncertaintyJ = ej, uj
 			rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
 		}
 		lat := results.LatencyOf(rw.reqs)

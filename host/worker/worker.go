@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +83,7 @@ type state struct {
 	phases   map[string]results.Span
 	raw      *results.Raw
 	idle     map[string]float64
+	idleU    map[string]float64 // the standard uncertainty of each idle power, W
 	artifact *sdk.Artifact
 	load     *sdk.LoadResult
 	// domainPlugin names the meter plugin of each domain id.
@@ -127,8 +130,13 @@ func (st *state) run(ctx context.Context) error {
 	log := w.Log
 	st.raw = &results.Raw{SchemaVersion: results.SchemaVersion, Kind: results.KindRaw, ExperimentID: spec.ExperimentID,
 		ConfigHash: spec.ConfigHash, Config: spec.Config, Rank: spec.Rank, WorldSize: spec.WorldSize,
-		Device: results.Device(spec.Device), Dataset: results.Dataset(spec.Dataset),
+		Device: spec.Device.Result(seenEnv(spec.Device.Env)), Dataset: results.Dataset(spec.Dataset),
 		Model: results.Model{Ref: spec.Model.Ref}, Requests: []results.Request{}, Warnings: []results.Warning{}, Repeats: []results.Repeat{}}
+	for _, k := range slices.Sorted(maps.Keys(spec.Device.Env)) {
+		if got, want := st.raw.Device.SeenEnv[k], spec.Device.Env[k]; got != want {
+			st.warn("device %s: this worker sees %s=%q, not %q as its energy plugin %s gave it: it may not see only its own device", spec.Device.UUID, k, got, want, spec.Device.Meter)
+		}
+	}
 	for _, o := range spec.Overrides {
 		st.raw.Provenance.Overrides = append(st.raw.Provenance.Overrides, results.Override(o))
 	}
@@ -138,6 +146,7 @@ func (st *state) run(ctx context.Context) error {
 		return err
 	}
 	st.raw.Host = results.Host(host)
+	st.raw.Slurm = slurmTask(spec, nil)
 
 	// Plugins.
 	if err := st.phase(ctx, "plugins", func() error { return st.openPlugins(ctx) }); err != nil {
@@ -170,10 +179,12 @@ func (st *state) run(ctx context.Context) error {
 	if err := st.barrier(ctx, launch.BarrierWindow); err != nil {
 		return err
 	}
+	offset := clockOffset()
 	var m *measured
 	if err := st.phase(ctx, "measured", func() error { var err error; m, err = st.measure(ctx); return err }); err != nil {
 		return err
 	}
+	st.raw.Clock = &results.Clock{MonoToUnixNS: offset, MonoToUnixEndNS: clockOffset(), Sync: clockSync(nil)}
 	if s := spec.Lifecycle.CooldownS; s > 0 {
 		if err := st.phase(ctx, "cooldown", func() error { return sleep(ctx, s) }); err != nil {
 			return err
@@ -362,6 +373,20 @@ func (st *state) environment(ctx context.Context) error {
 	return nil
 }
 
+// seenEnv reads the variables of a device's visibility environment from this process's own
+// environment, so that the raw result proves what the worker saw (not what the parent meant):
+// "" for a variable that is unset. nil for a device without one (cpu).
+func seenEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k := range env {
+		out[k] = os.Getenv(k)
+	}
+	return out
+}
+
 func (st *state) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	st.w.Log.Warn(msg)
@@ -383,10 +408,13 @@ func (st *state) baseline(ctx context.Context) error {
 		return err
 	}
 	ms := st.stopMeters(ctx, sessions)
-	st.idle = map[string]float64{}
+	st.idle, st.idleU = map[string]float64{}, map[string]float64{}
 	for _, m := range ms {
 		for id, p := range energy.IdlePowers(m) {
 			st.idle[id] = p
+		}
+		for id, u := range energy.IdleUncertainties(m) {
+			st.idleU[id] = u
 		}
 	}
 	return nil
@@ -451,9 +479,11 @@ func (st *state) loadModel(ctx context.Context) error {
 	if a.Parameters > 0 {
 		st.raw.Model.Parameters = results.Int64(a.Parameters)
 	}
-	dev := sdk.Device{Kind: spec.Device.Kind, Index: -1, UUID: spec.Device.UUID}
-	if dev.Kind == "cuda" {
-		dev.Index = 0 // the only device CUDA_VISIBLE_DEVICES leaves visible
+	dev := sdk.Device{Kind: "cpu", Index: -1}
+	if spec.Device.Kind == launch.DeviceAccelerator {
+		// The engine gets the vendor as the device kind, and index 0: the only device the
+		// visibility environment leaves visible.
+		dev = sdk.Device{Kind: spec.Device.Vendor, Index: 0, UUID: spec.Device.UUID}
 	}
 	lr, err := st.engine.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: dev, Threads: spec.Threads, CPUs: spec.CPUs,
 		TokenIDsOnly: allTokenized(spec.Prompts) && !spec.Workload.Decoding.ReturnText})

@@ -53,7 +53,7 @@ func (g *gpu) available() bool { return g.reason == "" }
 func (g *gpu) domain() sdk.Domain {
 	d := sdk.Domain{ID: g.id(), Name: fmt.Sprintf("GPU %d: %s", g.index, g.name), Kind: sdk.DomainGPU, Scope: sdk.ScopeDevice,
 		Method: g.method, Confidence: g.confidence, Available: g.available(), Reason: g.reason,
-		UpdatePeriod: CounterUpdatePeriod, MaxPower: g.maxPower, DeviceUUID: g.uuid, DeviceIndex: g.index}
+		UpdatePeriod: CounterUpdatePeriod, MaxPower: g.maxPower, Device: g.device()}
 	switch {
 	case g.method == sdk.MethodCounter:
 		d.Resolution = units.Millijoule
@@ -61,6 +61,13 @@ func (g *gpu) domain() sdk.Domain {
 		d.UpdatePeriod = AveragingWindow
 	}
 	return d
+}
+
+// device describes g for the launcher: a worker sees only g through CUDA_VISIBLE_DEVICES set to
+// its UUID, with CUDA_DEVICE_ORDER=PCI_BUS_ID so that CUDA and NVML agree on the order.
+func (g *gpu) device() *sdk.DeviceInfo {
+	return &sdk.DeviceInfo{ID: g.uuid, Vendor: "nvidia", Model: g.name, Index: g.index,
+		VisibilityEnv: map[string]string{"CUDA_VISIBLE_DEVICES": g.uuid, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}}
 }
 
 // discover enumerates the GPUs NVML sees and probes how each one's energy can be read.

@@ -14,19 +14,6 @@ const (
 	CodePersistence = "persistence_mode_off"
 )
 
-// throttleReasons are the clock-event reasons that mean thermal or power-cap throttling (nvml.h
-// nvmlClocksEventReason*), with their names.
-var throttleReasons = []struct {
-	bit  uint64
-	name string
-}{
-	{0x4, "sw_power_cap"},
-	{0x8, "hw_slowdown"},
-	{0x20, "sw_thermal_slowdown"},
-	{0x40, "hw_thermal_slowdown"},
-	{0x80, "hw_power_brake_slowdown"},
-}
-
 // health computes the findings of one domain from its timeline and the source's observations.
 func health(de *sdk.DomainEnergy, e *entry, src *source) []sdk.Finding {
 	var out []sdk.Finding
@@ -60,28 +47,21 @@ func health(de *sdk.DomainEnergy, e *entry, src *source) []sdk.Finding {
 	if !de.Domain.Available || len(de.Samples) == 0 {
 		return out
 	}
-	// throttled: thermal or power-cap clock events at any slow read of the session.
+	// throttled: thermal or power-cap clock events at any slow read of the session (the host
+	// computes the share of the measured window, docs/methodology.md).
 	var seen uint64
 	var firstNS int64
 	for _, s := range de.Samples {
-		for _, r := range throttleReasons {
-			if s.ClockEventReasons&r.bit != 0 {
-				if seen == 0 {
-					firstNS = s.MonoNS
-				}
-				seen |= r.bit
+		if bits := s.ClockEventReasons & sdk.ClockEventThrottling; s.ReasonsRead && bits != 0 {
+			if seen == 0 {
+				firstNS = s.MonoNS
 			}
+			seen |= bits
 		}
 	}
 	if seen != 0 {
-		var names []string
-		for _, r := range throttleReasons {
-			if seen&r.bit != 0 {
-				names = append(names, r.name)
-			}
-		}
 		add(CodeThrottled, sdk.SeverityWarning,
-			fmt.Sprintf("GPU %d clocks were limited during the session (%s)", e.g.index, strings.Join(names, ", ")),
+			fmt.Sprintf("GPU %d clocks were limited during the session (%s)", e.g.index, strings.Join(sdk.ClockEventNames(seen), ", ")),
 			"improve cooling or lower the load; throttled runs are not comparable with unthrottled ones", firstNS)
 	}
 	return out

@@ -61,7 +61,7 @@ func TestHealthThrottle(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			de := &sdk.DomainEnergy{Domain: sdk.Domain{ID: "nvml:GPU-x", Method: sdk.MethodPowerIntegration, Available: true}}
 			for i := range tc.reasons {
-				de.Samples = append(de.Samples, sdk.Sample{MonoNS: int64(i), ClockEventReasons: tc.reasons[i], TemperatureC: tc.temps[i], PowerW: math.NaN()})
+				de.Samples = append(de.Samples, sdk.Sample{MonoNS: int64(i), ClockEventReasons: tc.reasons[i], ReasonsRead: true, TemperatureC: tc.temps[i], PowerW: math.NaN()})
 			}
 			fs := health(de, &entry{id: de.Domain.ID, g: g}, &source{})
 			var got []string

@@ -242,7 +242,7 @@ func (v view) domains() []sdk.Domain {
 
 func unavailableDomain(id, reason string) sdk.Domain {
 	return sdk.Domain{ID: id, Name: "NVIDIA GPU", Kind: sdk.DomainGPU, Scope: sdk.ScopeDevice, Method: sdk.MethodCounter,
-		Confidence: sdk.ConfidenceMeasured, Available: false, Reason: reason, UpdatePeriod: CounterUpdatePeriod, DeviceIndex: -1}
+		Confidence: sdk.ConfidenceMeasured, Available: false, Reason: reason, UpdatePeriod: CounterUpdatePeriod}
 }
 
 // Inventory lists one domain per selected GPU; with no GPU to measure, one unavailable domain

@@ -53,8 +53,16 @@ func TestDiscovery(t *testing.T) {
 	seen := map[string]bool{}
 	for i, d := range doms {
 		want := "nvml:" + s.uuid(i)
-		if d.ID != want || d.DeviceUUID != s.uuid(i) || d.DeviceIndex != i {
-			t.Errorf("domain %d: id %q uuid %q index %d, want %q", i, d.ID, d.DeviceUUID, d.DeviceIndex, want)
+		if d.ID != want || d.Device == nil {
+			t.Fatalf("domain %d: id %q device %+v, want %q with a device", i, d.ID, d.Device, want)
+		}
+		// The generic device contract (docs/protocol.md, "Devices"): vendor, model, index and
+		// exactly the environment that isolates this GPU.
+		dev := d.Device
+		env := dev.VisibilityEnv
+		if dev.ID != s.uuid(i) || dev.Vendor != "nvidia" || dev.Model != "NVIDIA H200 141GB HBM3e" || dev.Index != i ||
+			len(env) != 2 || env["CUDA_VISIBLE_DEVICES"] != s.uuid(i) || env["CUDA_DEVICE_ORDER"] != "PCI_BUS_ID" {
+			t.Errorf("domain %d: device %+v, want nvidia %s at index %d isolated by CUDA_VISIBLE_DEVICES=<uuid>, CUDA_DEVICE_ORDER=PCI_BUS_ID", i, dev, s.uuid(i), i)
 		}
 		if d.Kind != sdk.DomainGPU || d.Scope != sdk.ScopeDevice || !d.Available {
 			t.Errorf("domain %d: kind %s scope %s available %v", i, d.Kind, d.Scope, d.Available)

@@ -150,7 +150,7 @@ func (e *entry) readSlow(r *sampler.Reading) {
 	r.TemperatureC, r.SMClockMHz, r.MemoryClockMHz = v.TemperatureC, v.SMClockMHz, v.MemClockMHz
 	r.UtilizationPct, r.MemoryUsedBytes = v.UtilizationPct, v.MemoryUsedBytes
 	if v.ReasonsRead {
-		r.ClockEventReasons = v.ClockEventReasons
+		r.ClockEventReasons, r.ReasonsRead = v.ClockEventReasons, true
 	}
 }
 

@@ -181,7 +181,7 @@ func (v view) domains() []sdk.Domain {
 	if v.problem != "" {
 		return []sdk.Domain{{ID: unavailableID, Name: "RAPL", Kind: sdk.DomainPackage, Scope: sdk.ScopeSocket,
 			Method: sdk.MethodCounter, Confidence: sdk.ConfidenceMeasured, Available: false, Reason: v.problem,
-			Resolution: units.Microjoule, UpdatePeriod: UpdatePeriod, DeviceIndex: -1}}
+			Resolution: units.Microjoule, UpdatePeriod: UpdatePeriod}}
 	}
 	out := make([]sdk.Domain, 0, len(v.zones))
 	for _, z := range v.zones {

@@ -109,7 +109,7 @@ func (z Zone) PollBound() time.Duration { return counter.PollBound(z.MaxRange, z
 func (z Zone) Domain() sdk.Domain {
 	return sdk.Domain{ID: z.ID(), Name: z.Label, Kind: z.Kind, Scope: z.Scope, Method: sdk.MethodCounter,
 		Confidence: sdk.ConfidenceMeasured, Available: z.Available, Reason: z.Reason,
-		Resolution: units.Microjoule, UpdatePeriod: UpdatePeriod, MaxPower: z.MaxPower, DeviceIndex: -1}
+		Resolution: units.Microjoule, UpdatePeriod: UpdatePeriod, MaxPower: z.MaxPower}
 }
 
 // Skipped is a zone directory that could not be understood.

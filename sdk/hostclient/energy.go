@@ -123,9 +123,18 @@ func (e *energyClient) Stop(ctx context.Context, session string) (*sdk.Measureme
 }
 
 func domainFromProto(d *energyv1.Domain) sdk.Domain {
-	return sdk.Domain{ID: d.GetId(), Name: d.GetName(), Kind: d.GetKind(), Scope: d.GetScope(), Method: d.GetMethod(), Confidence: d.GetConfidence(),
+	out := sdk.Domain{ID: d.GetId(), Name: d.GetName(), Kind: d.GetKind(), Scope: d.GetScope(), Method: d.GetMethod(), Confidence: d.GetConfidence(),
 		Available: d.GetAvailable(), Reason: d.GetReason(), Resolution: units.Energy(d.GetResolutionUj()), UpdatePeriod: time.Duration(d.GetUpdatePeriodNs()),
-		MaxPower: units.Power(d.GetMaxPowerUw()), DeviceUUID: d.GetDeviceUuid(), DeviceIndex: int(d.GetDeviceIndex())}
+		MaxPower: units.Power(d.GetMaxPowerUw())}
+	switch dev := d.GetDevice(); {
+	case dev != nil:
+		out.Device = &sdk.DeviceInfo{ID: dev.GetId(), Vendor: dev.GetVendor(), Model: dev.GetModel(), Index: int(dev.GetIndex()), VisibilityEnv: dev.GetVisibilityEnv()}
+	case d.GetDeviceUuid() != "":
+		// A meter that predates Device: the device can be named, but it brings no environment
+		// that would isolate it.
+		out.Device = &sdk.DeviceInfo{ID: d.GetDeviceUuid(), Index: int(d.GetDeviceIndex())}
+	}
+	return out
 }
 
 func findingsFromProto(fs []*energyv1.Finding) []sdk.Finding {
@@ -146,5 +155,5 @@ func orNaN(p *float64) float64 {
 func sampleFromProto(s *energyv1.Sample) sdk.Sample {
 	return sdk.Sample{MonoNS: s.GetMonoNs(), Energy: units.Energy(s.GetEnergyUj()), PowerW: orNaN(s.PowerW), AveragePowerW: orNaN(s.AveragePowerW),
 		TemperatureC: orNaN(s.TemperatureC), SMClockMHz: orNaN(s.SmClockMhz), MemoryClockMHz: orNaN(s.MemoryClockMhz),
-		UtilizationPct: orNaN(s.UtilizationPct), MemoryUsedBytes: orNaN(s.MemoryUsedBytes), ClockEventReasons: s.GetClockEventReasons()}
+		UtilizationPct: orNaN(s.UtilizationPct), MemoryUsedBytes: orNaN(s.MemoryUsedBytes), ClockEventReasons: s.GetClockEventReasons(), ReasonsRead: s.ClockEventReasons != nil}
 }

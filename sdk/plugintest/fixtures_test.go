@@ -137,7 +137,7 @@ func (memSource) Read(context.Context, bool) ([]sampler.Reading, error) {
 func (memSource) Close() error { return nil }
 
 var memDomain = sdk.Domain{ID: "mem:node", Kind: sdk.DomainNode, Scope: sdk.ScopeNode, Method: sdk.MethodCounter,
-	Confidence: sdk.ConfidenceSimulated, Available: true, Resolution: 1, UpdatePeriod: time.Millisecond, DeviceIndex: -1}
+	Confidence: sdk.ConfidenceSimulated, Available: true, Resolution: 1, UpdatePeriod: time.Millisecond}
 
 type memMeter struct{ sampler.Sessions }
 

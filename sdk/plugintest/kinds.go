@@ -315,7 +315,7 @@ func (s *suite) checkEnergy() {
 		if !oneOf(d.Kind, sdk.DomainGPU, sdk.DomainPackage, sdk.DomainDRAM, sdk.DomainCore, sdk.DomainUncore, sdk.DomainPsys, sdk.DomainNode, sdk.DomainOther) {
 			s.fail("energy", "domain %q has unknown kind %q", d.ID, d.Kind)
 		}
-		if !oneOf(d.Scope, sdk.ScopeDevice, sdk.ScopeSocket, sdk.ScopeNode) {
+		if !oneOf(d.Scope, sdk.ScopeDevice, sdk.ScopeSocket, sdk.ScopeNode, sdk.ScopeProcess) {
 			s.fail("energy", "domain %q has unknown scope %q", d.ID, d.Scope)
 		}
 		if !oneOf(d.Method, sdk.MethodCounter, sdk.MethodPowerIntegration, sdk.MethodEstimate) {
@@ -326,6 +326,9 @@ func (s *suite) checkEnergy() {
 		}
 		if !d.Available && d.Reason == "" {
 			s.fail("energy", "domain %q is unavailable without a reason", d.ID)
+		}
+		if msg := deviceProblem(d.Device); msg != "" {
+			s.fail("energy", "domain %q: device %s (docs/protocol.md, \"Devices\")", d.ID, msg)
 		}
 		if d.Available {
 			available++
@@ -555,6 +558,29 @@ func (s *suite) checkPower(d sdk.DomainEnergy) {
 		s.fail(CheckEnergyUnits, "domain %q: the counter rose %d µJ in %.3f s, an average of %.4g W, below the %g W floor of a %s domain: is the counter in a larger unit than µJ (mJ sent as µJ)?",
 			d.Domain.ID, uint64(last.Energy-first.Energy), dt, watts, floor, d.Domain.Kind)
 	}
+}
+
+// deviceProblem says what is wrong with a domain's device description, or "" when nothing is
+// (or there is none). A device without a visibility environment is allowed: the host names it
+// but will not launch a worker on it.
+func deviceProblem(d *sdk.DeviceInfo) string {
+	if d == nil {
+		return ""
+	}
+	switch {
+	case d.ID == "" || strings.ContainsAny(d.ID, " \t\n"):
+		return fmt.Sprintf("id %q is empty or has spaces", d.ID)
+	case d.Vendor == "" || d.Vendor != strings.ToLower(d.Vendor) || strings.ContainsAny(d.Vendor, " \t\n"):
+		return fmt.Sprintf("vendor %q is not a lower-case name", d.Vendor)
+	case d.Index < 0:
+		return fmt.Sprintf("index %d is negative", d.Index)
+	}
+	for k := range d.VisibilityEnv {
+		if k == "" || strings.ContainsAny(k, "= \t\n") {
+			return fmt.Sprintf("visibility environment variable name %q is not a name", k)
+		}
+	}
+	return ""
 }
 
 func oneOf(v string, valid ...string) bool {

@@ -151,6 +151,14 @@ func (m meterNegativeInterval) Start(ctx context.Context, req sdk.StartRequest) 
 	return m.memMeter.Start(ctx, req)
 }
 
+type meterBadDevice struct{ *memMeter }
+
+func (m meterBadDevice) Inventory(ctx context.Context) ([]sdk.Domain, error) {
+	d := memDomain
+	d.Device = &sdk.DeviceInfo{ID: "acme0", Vendor: "ACME Corp", VisibilityEnv: map[string]string{"ACME_VISIBLE_DEVICES": "acme0"}}
+	return []sdk.Domain{d}, nil
+}
+
 type meterNoReason struct{ *memMeter }
 
 func (m meterNoReason) Inventory(ctx context.Context) ([]sdk.Domain, error) {
@@ -296,6 +304,7 @@ func TestSuiteCatchesEveryBrokenRule(t *testing.T) {
 		{"stop without start succeeds", with(func(p *sdk.Plugin) { p.Energy = meterStopAlwaysWorks{newMemMeter()} }), "energy", "Stop without Start"},
 		{"energy decreases", with(func(p *sdk.Plugin) { p.Energy = meterDecreasing{newMemMeter()} }), "energy", "decreases"},
 		{"negative interval accepted", with(func(p *sdk.Plugin) { p.Energy = meterNegativeInterval{newMemMeter()} }), "energy", "negative interval"},
+		{"device vendor not a name", with(func(p *sdk.Plugin) { p.Energy = meterBadDevice{newMemMeter()} }), "energy", "vendor \"ACME Corp\""},
 		{"unavailable without reason", with(func(p *sdk.Plugin) { p.Energy = meterNoReason{newMemMeter()} }), "energy", "without a reason"},
 		{"overwrites a raw result", with(func(p *sdk.Plugin) { p.Repository = repoOverwrites{newMemRepo()} }), "repository", "ErrAlreadyExists"},
 		{"path traversal", with(func(p *sdk.Plugin) { p.Repository = repoTraversal{newMemRepo()} }), "repository", "\"../x\""},

@@ -65,6 +65,10 @@ type Source interface {
 type Spec struct {
 	sdk.Domain
 	Counter counter.Config
+	// Cumulative, for an estimate domain, says its readings are a cumulative counter in
+	// Reading.Counter (a model that accumulates, such as CPU time × watts per core) rather than
+	// a power to integrate. Counter and power-integration domains ignore it.
+	Cumulative bool
 }
 
 // Opened is what a meter returns when a session starts.
@@ -336,8 +340,8 @@ func (se *session) read(ctx context.Context, slow bool) int64 {
 		d.okReads++
 		sample := r.Sample
 		sample.MonoNS = ns
-		switch d.spec.Method {
-		case sdk.MethodPowerIntegration, sdk.MethodEstimate:
+		switch {
+		case d.spec.Method == sdk.MethodPowerIntegration || d.spec.Method == sdk.MethodEstimate && !d.spec.Cumulative:
 			p := r.PowerW
 			if math.IsNaN(p) {
 				p = r.AveragePowerW
@@ -397,6 +401,8 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 			if d.spec.Method == sdk.MethodCounter {
 				de.CounterUpdates = d.acc.Updates()
 				de.Health = append(de.Health, se.stuck(d, stopNS)...)
+			} else if d.spec.Cumulative {
+				de.CounterUpdates = d.acc.Updates()
 			} else {
 				de.CounterUpdates = d.okReads - 1
 			}

@@ -42,7 +42,7 @@ type Options struct {
 	TopP         float64
 	Seed         uint64
 	IgnoreEOS    bool
-	Device       string // cpu, cuda or cuda:N
+	Device       string // cpu, KIND or KIND:N
 	Threads      int
 	Config       []string // KEY=VALUE for the plugin's Configure
 	Output       string
@@ -122,7 +122,7 @@ token, inter-token latency, end-to-end latency and tokens/s, as timed inside the
 
 Decoding is greedy unless --temperature is given; then it samples with --top-k, --top-p and
 --seed. --plugin-config KEY=VALUE sets a key of the plugin's configuration (a JSON value, or
-else a string), e.g. --plugin-config provider=cuda.`,
+else a string), e.g. --plugin-config threads=4.`,
 		Example: `  lemctl generate --model synthetic:gpt2-tiny --prompt "Hello, my name is"
   lemctl generate --model ./my-optimum-export --ids "15496 11" --max-new-tokens 32 --batch 4
   lemctl generate --model synthetic:llama-tiny --temperature 0.8 --top-p 0.9 --seed 7 --output json`,
@@ -163,7 +163,7 @@ else a string), e.g. --plugin-config provider=cuda.`,
 	f.Float64Var(&o.TopP, "top-p", 1, "sample from the smallest set holding this share of the probability, in (0, 1]")
 	f.Uint64Var(&o.Seed, "seed", 0, "sampling seed")
 	f.BoolVar(&o.IgnoreEOS, "ignore-eos", false, "generate exactly --max-new-tokens tokens")
-	f.StringVar(&o.Device, "device", "cpu", "cpu, cuda or cuda:N")
+	f.StringVar(&o.Device, "device", "cpu", "cpu, or the engine's device kind (a vendor, e.g. nvidia) with an optional :N index")
 	f.IntVar(&o.Threads, "threads", 0, "intra-op threads (0: the plugin's setting)")
 	f.StringArrayVar(&o.Config, "plugin-config", nil, "KEY=VALUE of the plugin's configuration (repeatable)")
 	render.OutputVar(cmd, &o.Output)
@@ -262,21 +262,31 @@ func (o Options) request() (sdk.GenerateRequest, error) {
 	return req, nil
 }
 
-// parseDevice reads cpu, cuda or cuda:N.
+// parseDevice reads "cpu", or KIND or KIND:N: an accelerator of the engine's device kind KIND
+// (its vendor, e.g. nvidia; docs/protocol.md, "Devices") at index N as this process sees it
+// (default 0). The host knows no vendor: which kinds an engine runs on is the engine's answer.
 func parseDevice(s string) (sdk.Device, error) {
 	kind, idx, hasIdx := strings.Cut(s, ":")
-	switch {
-	case kind == "cpu" && !hasIdx:
+	if kind == "cpu" && !hasIdx {
 		return sdk.Device{Kind: "cpu", Index: -1}, nil
-	case kind == "cuda" && !hasIdx:
-		return sdk.Device{Kind: "cuda"}, nil
-	case kind == "cuda":
-		n, err := strconv.Atoi(idx)
-		if err == nil && n >= 0 {
-			return sdk.Device{Kind: "cuda", Index: n}, nil
+	}
+	valid := kind != "" && kind != "cpu"
+	for _, r := range kind {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			valid = false
 		}
 	}
-	return sdk.Device{}, fmt.Errorf("--device %s: want cpu, cuda or cuda:N", echo.Quote(s))
+	n := 0
+	if hasIdx {
+		var err error
+		if n, err = strconv.Atoi(idx); err != nil || n < 0 {
+			valid = false
+		}
+	}
+	if !valid {
+		return sdk.Device{}, fmt.Errorf("--device %s: want cpu, or an engine's device kind (a lower-case vendor name such as nvidia) with an optional :N index", echo.Quote(s))
+	}
+	return sdk.Device{Kind: kind, Index: n}, nil
 }
 
 // parseConfig reads KEY=VALUE pairs; a VALUE that parses as JSON is that value, else a string.

@@ -81,15 +81,17 @@ func NewCmdMeasure(f *cliutil.Factory, runF func(*Options) error) *cobra.Command
 
 // Report is what measure prints with --output json.
 type Report struct {
-	Command   []string         `json:"command"`
-	ExitCode  int              `json:"exit_code"`
-	DurationS float64          `json:"duration_s"`
-	StartUnix int64            `json:"start_unix_ns"`
-	EndUnix   int64            `json:"end_unix_ns"`
-	TotalJ    *float64         `json:"total_j"`
-	Domains   []DomainReport   `json:"domains"`
-	Validity  results.Validity `json:"validity"`
-	Overhead  results.Overhead `json:"overhead"`
+	Command   []string `json:"command"`
+	ExitCode  int      `json:"exit_code"`
+	DurationS float64  `json:"duration_s"`
+	StartUnix int64    `json:"start_unix_ns"`
+	EndUnix   int64    `json:"end_unix_ns"`
+	TotalJ    *float64 `json:"total_j"`
+	// UncertaintyJ is the standard uncertainty of TotalJ (docs/methodology.md, "Uncertainty budget").
+	UncertaintyJ *float64         `json:"uncertainty_j"`
+	Domains      []DomainReport   `json:"domains"`
+	Validity     results.Validity `json:"validity"`
+	Overhead     results.Overhead `json:"overhead"`
 
 	// CountedDomains are the domains TotalJ sums (host/energy's containment rule).
 	CountedDomains []string `json:"counted_domains"`
@@ -107,6 +109,7 @@ type DomainReport struct {
 	Available      bool              `json:"available"`
 	Reason         string            `json:"reason,omitempty"`
 	EnergyJ        *float64          `json:"total_j"` // as a domain's total_j in results
+	UncertaintyJ   *float64          `json:"uncertainty_j"`
 	MeanPowerW     *float64          `json:"mean_power_w"`
 	PeakPowerW     *float64          `json:"peak_power_w"`
 	CounterUpdates *int              `json:"counter_updates"`
@@ -272,8 +275,9 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	iv := energy.Interval{StartMonoNS: start.MonoNS, EndMonoNS: end.MonoNS}
 	v := config.DefaultValidity() // measure has no config: the [validity] defaults
 	e, findings := energy.Compute(energy.Input{Plugin: plugin, Measurements: ms, Window: iv, NoBaseline: true,
-		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch}})
-	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, Domains: []DomainReport{}}
+		Thresholds: energy.Thresholds{MinCounterUpdates: v.MinCounterUpdates, TemperatureDriftC: v.TemperatureDriftC, IntegrationMismatch: v.IntegrationMismatch,
+			MaxThrottleShare: v.MaxThrottleShare, MaxUncertainty: v.MaxUncertainty}})
+	rep := &Report{Command: args, ExitCode: code, DurationS: iv.Seconds(), StartUnix: start.WallNS, EndUnix: end.WallNS, TotalJ: e.TotalJ, UncertaintyJ: e.UncertaintyJ, Domains: []DomainReport{}}
 	rep.CountedDomains = append([]string{}, e.CountedDomains...)
 	samples := map[string][]sdk.Sample{}
 	for _, m := range ms {
@@ -283,7 +287,7 @@ func report(args []string, code int, start, end clock.Stamp, ms []*sdk.Measureme
 	}
 	for _, d := range e.Domains {
 		dr := DomainReport{ID: d.ID, Name: d.Name, Plugin: d.Plugin, Kind: d.Kind, Scope: d.Scope, Method: d.Method, Confidence: d.Confidence,
-			Available: d.Available, Reason: d.Reason, EnergyJ: d.TotalJ, CounterUpdates: d.CounterUpdates, UpdatePeriodS: d.UpdatePerS,
+			Available: d.Available, Reason: d.Reason, EnergyJ: d.TotalJ, UncertaintyJ: d.UncertaintyJ, CounterUpdates: d.CounterUpdates, UpdatePeriodS: d.UpdatePerS,
 			ResolutionJ: d.ResolutionJ, Health: d.Health, Samples: len(samples[d.ID])}
 		if d.TotalJ != nil {
 			dr.MeanPowerW = results.Ratio(*d.TotalJ, rep.DurationS)
@@ -338,7 +342,7 @@ func writeTable(w io.Writer, r *Report) {
 			unavailable = append(unavailable, fmt.Sprintf("  %s: unavailable: %s", d.ID, d.Reason))
 			continue
 		}
-		rows = append(rows, []string{"  " + d.ID, d.Kind, d.Plugin, d.Method, num(d.EnergyJ) + " J", num(d.MeanPowerW) + " W", num(d.PeakPowerW) + " W"})
+		rows = append(rows, []string{"  " + d.ID, d.Kind, d.Plugin, d.Method, numU(d.EnergyJ, d.UncertaintyJ) + " J", num(d.MeanPowerW) + " W", num(d.PeakPowerW) + " W"})
 	}
 	if len(r.Domains) == 0 {
 		rows = append(rows, []string{"  (no energy plugin installed)", "", "", "", "", "", ""})
@@ -348,7 +352,7 @@ func writeTable(w io.Writer, r *Report) {
 		fmt.Fprintln(w, u)
 	}
 	if r.TotalJ != nil {
-		fmt.Fprintf(w, "\n  total (counted: %s): %s J\n", strings.Join(r.CountedDomains, " + "), num(r.TotalJ))
+		fmt.Fprintf(w, "\n  total (counted: %s): %s J\n", strings.Join(r.CountedDomains, " + "), numU(r.TotalJ, r.UncertaintyJ))
 	}
 	if r.Overhead.Share != nil {
 		fmt.Fprintf(w, "  meter CPU: %.3f s (%.2f %% of the run)\n", *r.Overhead.MeterCPUS, 100**r.Overhead.Share)
@@ -367,6 +371,14 @@ func num(p *float64) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.4g", *p)
+}
+
+// numU is a figure with its standard uncertainty, "v ± u".
+func numU(p, u *float64) string {
+	if p == nil || u == nil {
+		return num(p)
+	}
+	return fmt.Sprintf("%.4g ± %.2g", *p, *u)
 }
 
 func contains(ss []string, s string) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -145,6 +146,10 @@ func writeArtifact(w io.Writer, a *sdk.Artifact) {
 	row("architecture", a.Architecture)
 	row("synthetic", a.Synthetic)
 	row("dtype", a.DType)
+	if p := a.Metadata["precision"]; p != "" {
+		row("precision", fmt.Sprintf("%s (quantisation: %s)", p, a.Metadata["quant_scheme"]))
+		row("weight bytes / bytes read per token", a.Metadata["weight_bytes"]+" / "+a.Metadata["bytes_per_token"])
+	}
 	row("parameters", a.Parameters)
 	row("non-embedding parameters", a.NonEmbeddingParameters)
 	row("FLOPs per token at position t", fmt.Sprintf("%d + %d × t", a.FLOPs.PerToken, a.FLOPs.PerTokenPosition))
@@ -175,28 +180,35 @@ type TokenizeJSON struct {
 
 // ArtifactJSON is what `model inspect -o json` prints: the loader's artifact with snake_case keys.
 type ArtifactJSON struct {
-	Reference              string            `json:"reference"`
-	Path                   string            `json:"path"`
-	Files                  []string          `json:"files"`
-	Format                 string            `json:"format"`
-	SHA256                 string            `json:"sha256"`
-	Architecture           string            `json:"architecture"`
-	DType                  string            `json:"dtype"`
-	Synthetic              bool              `json:"synthetic"`
-	Parameters             int64             `json:"parameters"`
-	NonEmbeddingParameters int64             `json:"non_embedding_parameters"`
-	FLOPs                  FLOPsJSON         `json:"flops"`
-	Layers                 int               `json:"layers"`
-	Hidden                 int               `json:"d_model"`
-	Heads                  int               `json:"heads"`
-	KV                     KVJSON            `json:"kv"`
-	VocabSize              int               `json:"vocab_size"`
-	ContextLength          int               `json:"context_length"`
-	EOSTokenIDs            []int32           `json:"eos_token_ids"`
-	BOSTokenID             int32             `json:"bos_token_id"`
-	PadTokenID             int32             `json:"pad_token_id"`
-	Tokenizer              TokenizerJSON     `json:"tokenizer"`
-	Metadata               map[string]string `json:"metadata"`
+	Reference              string        `json:"reference"`
+	Path                   string        `json:"path"`
+	Files                  []string      `json:"files"`
+	Format                 string        `json:"format"`
+	SHA256                 string        `json:"sha256"`
+	Architecture           string        `json:"architecture"`
+	DType                  string        `json:"dtype"`
+	Synthetic              bool          `json:"synthetic"`
+	Parameters             int64         `json:"parameters"`
+	NonEmbeddingParameters int64         `json:"non_embedding_parameters"`
+	FLOPs                  FLOPsJSON     `json:"flops"`
+	Layers                 int           `json:"layers"`
+	Hidden                 int           `json:"d_model"`
+	Heads                  int           `json:"heads"`
+	KV                     KVJSON        `json:"kv"`
+	VocabSize              int           `json:"vocab_size"`
+	ContextLength          int           `json:"context_length"`
+	EOSTokenIDs            []int32       `json:"eos_token_ids"`
+	BOSTokenID             int32         `json:"bos_token_id"`
+	PadTokenID             int32         `json:"pad_token_id"`
+	Tokenizer              TokenizerJSON `json:"tokenizer"`
+	// Precision, QuantScheme, WeightBytes and BytesPerToken are the loader's metadata keys
+	// precision, quant_scheme, weight_bytes and bytes_per_token ("" and 0 when it does not
+	// report them): how the weights are stored and what decoding one token reads of them.
+	Precision     string            `json:"precision"`
+	QuantScheme   string            `json:"quant_scheme"`
+	WeightBytes   int64             `json:"weight_bytes"`
+	BytesPerToken int64             `json:"bytes_per_token"`
+	Metadata      map[string]string `json:"metadata"`
 }
 
 // FLOPsJSON is the FLOPs of a token at position t: per_token + per_token_position × t.
@@ -234,8 +246,16 @@ func artifactJSON(a *sdk.Artifact) ArtifactJSON {
 		VocabSize: a.VocabSize, ContextLength: a.ContextLength,
 		EOSTokenIDs: nonNil(a.EOSTokenIDs), BOSTokenID: a.BOSTokenID, PadTokenID: a.PadTokenID,
 		Tokenizer: TokenizerJSON{Kind: a.Tokenizer.Kind, Files: nonNilS(a.Tokenizer.Files), VocabSize: a.Tokenizer.VocabSize},
-		Metadata:  md,
+		Precision: md["precision"], QuantScheme: md["quant_scheme"],
+		WeightBytes: metaInt(md, "weight_bytes"), BytesPerToken: metaInt(md, "bytes_per_token"),
+		Metadata: md,
 	}
+}
+
+// metaInt parses an integer metadata value (0 when absent or not an integer).
+func metaInt(md map[string]string, key string) int64 {
+	n, _ := strconv.ParseInt(md[key], 10, 64)
+	return n
 }
 
 func nonNil(v []int32) []int32 {

@@ -3,6 +3,9 @@ package resultscmd
 import (
 	"fmt"
 	"io"
+	"maps"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,24 +119,42 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		if basis != "" {
 			basis = " (" + basis + ")"
 		}
-		row(tw, "energy", fmt.Sprintf("%s J total%s, static %s J, dynamic %s J", num(e.TotalJ, 3), basis, num(e.StaticJ, 3), num(e.DynamicJ, 3)))
+		label := ""
+		if e.Estimated {
+			label = "ESTIMATED (no energy counter: CPU time × watts per core, energy_estimated) "
+		}
+		row(tw, "energy", fmt.Sprintf("%s%s J total%s, static %s J, dynamic %s J", label, pm(e.TotalJ, e.UncertaintyJ, 3), basis,
+			pm(e.StaticJ, e.StaticUncertaintyJ, 3), pm(e.DynamicJ, e.DynamicUncertaintyJ, 3)))
 		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
-			num(e.JPerOutputToken, 4), num(e.DynamicJPerOutputToken, 4), num(e.JPerRequest, 3), num(e.TokensPerJ, 4)))
+			pm(e.JPerOutputToken, e.JPerOutputTokenUncertainty, 4), pm(e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty, 4),
+			pm(e.JPerRequest, e.JPerRequestUncertainty, 3), pm(e.TokensPerJ, e.TokensPerJUncertainty, 4)))
+		u := "not stated (a result from before uncertainty budgets)"
+		if e.UncertaintyJ != nil {
+			u = fmt.Sprintf("± figures are standard uncertainties (1σ; 95 %% ≈ ± 2σ); total %s J, %s of it (docs/methodology.md, \"Uncertainty budget\")",
+				gnum(e.UncertaintyJ), pct(e.RelativeUncertainty))
+		}
+		row(tw, "uncertainty", u)
+		ph := "not measured (no batch phases, or a counted domain could not be split)"
+		if e.Phases.PrefillJ != nil || e.Phases.DecodeJ != nil {
+			ph = fmt.Sprintf("prefill %s J, decode %s J", pm(e.Phases.PrefillJ, e.Phases.PrefillUncertaintyJ, 3), pm(e.Phases.DecodeJ, e.Phases.DecodeUncertaintyJ, 3))
+			if e.Phases.Batches > 0 {
+				ph += fmt.Sprintf(" over %d batch(es)", e.Phases.Batches)
+			}
+			if e.Phases.Interpolated > 0 {
+				ph += fmt.Sprintf("; %d first token(s) fell between counter updates: split by the fitted phase powers, uncertainty widened", e.Phases.Interpolated)
+			}
+		}
+		row(tw, "phases", ph)
 	}
-	row(tw, "prefill/decode", fmt.Sprintf("%s / %s", phaseJ(e.Phases.PrefillJ), phaseJ(e.Phases.DecodeJ)))
+	if c := e.CO2e; c != nil {
+		row(tw, "CO₂e", fmt.Sprintf("%s g total, %s g/request, %s g/output token (at %g g CO₂e/kWh, source: %s)",
+			num(c.G, 4), num(c.GPerRequest, 4), num(c.GPerOutputToken, 4), c.IntensityGPerKWh, c.Source))
+	}
 	flops := na
 	if f.Total != nil {
 		flops = fmt.Sprintf("%.4g (%s per output token, %s)", *f.Total, gnum(f.PerOutputToken), orNA(f.Method))
 	}
 	row(tw, "FLOPs", flops)
-}
-
-// phaseJ is a phase's energy, "not measured" when the result has none.
-func phaseJ(v *float64) string {
-	if v == nil {
-		return "not measured"
-	}
-	return unit(v, 3, "J")
 }
 
 // overhead is what measuring cost, as the report's header shows it.
@@ -173,7 +194,7 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 			method = "unavailable (below)"
 			notes = append(notes, d.ID+": unavailable: "+orNA(d.Reason))
 		case d.TotalJ != nil:
-			energy = num(d.TotalJ, 3) + " J"
+			energy = pm(d.TotalJ, d.UncertaintyJ, 3) + " J"
 			if d.Stitched {
 				energy += " (stitched)"
 			}
@@ -190,10 +211,10 @@ func domains(w io.Writer, ds []results.Domain, aggregated bool) error {
 		}
 		static, dynamic := na, na
 		if d.StaticJ != nil {
-			static = num(d.StaticJ, 3) + " J"
+			static = pm(d.StaticJ, d.StaticUncertaintyJ, 3) + " J"
 		}
 		if d.DynamicJ != nil {
-			dynamic = num(d.DynamicJ, 3) + " J"
+			dynamic = pm(d.DynamicJ, d.DynamicUncertaintyJ, 3) + " J"
 		}
 		if aggregated {
 			host := na
@@ -221,8 +242,12 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 	tw := render.NewTabWriter(w)
 	fmt.Fprintln(tw, "REPEAT\tOUTPUT TOKENS\tDURATION\tOUTPUT TOK/S\tENERGY\tJ/OUTPUT TOKEN\tTTFT P50\tITL P50")
 	for _, r := range reps {
+		energy := na
+		if r.EnergyJ != nil {
+			energy = pm(r.EnergyJ, r.EnergyUncertaintyJ, 3) + " J"
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%.3f s\t%s\t%s\t%s\t%s\t%s\n", r.Index, r.OutputTokens, r.Window.DurationS,
-			num(r.OutputTokensPerS, 2), unit(r.EnergyJ, 3, "J"), num(r.JPerOutputToken, 4), msNum(r.TTFTP50MS), msNum(r.ITLP50MS))
+			num(r.OutputTokensPerS, 2), energy, num(r.JPerOutputToken, 4), msNum(r.TTFTP50MS), msNum(r.ITLP50MS))
 	}
 	names := make([]string, 0, len(stats))
 	for k := range stats {
@@ -231,7 +256,7 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 	sort.Strings(names)
 	if len(names) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "FIGURE\tMEAN\tSTD\t95 % CI\tCV")
+		fmt.Fprintln(tw, "FIGURE\tMEAN\tSTD\t95 % CI\tCV\tWITHIN-WINDOW U\t95 % WITH U")
 	}
 	for _, k := range names {
 		s := stats[k]
@@ -243,13 +268,23 @@ func repeats(w io.Writer, reps []results.Repeat, stats map[string]*results.Stats
 		if s.CV != nil {
 			cv = fmt.Sprintf("%.2f %%", *s.CV*100)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k, gnum(s.Mean), gnum(s.Std), ci, cv)
+		within, comb := na, na
+		if s.WithinU != nil && s.Combined95Low != nil {
+			within = gnum(s.WithinU)
+			comb = fmt.Sprintf("[%s, %s]", gnum(s.Combined95Low), gnum(s.Combined95High))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k, gnum(s.Mean), gnum(s.Std), ci, cv, within, comb)
 	}
 	return tw.Flush()
 }
 
+// deviceName describes a worker's device: kind (or vendor) and index, model, id, and for an
+// accelerator the visibility environment the worker itself saw.
 func deviceName(d results.Device) string {
 	s := d.Kind
+	if d.Vendor != "" {
+		s = d.Vendor
+	}
 	if d.Index >= 0 {
 		s += ":" + strconv.Itoa(d.Index)
 	}
@@ -258,6 +293,13 @@ func deviceName(d results.Device) string {
 	}
 	if d.UUID != "" {
 		s += " " + d.UUID
+	}
+	if len(d.SeenEnv) > 0 {
+		var env []string
+		for _, k := range slices.Sorted(maps.Keys(d.SeenEnv)) {
+			env = append(env, k+"="+d.SeenEnv[k])
+		}
+		s += ", seeing " + strings.Join(env, " ")
 	}
 	return s
 }
@@ -279,6 +321,26 @@ func unit(v *float64, decimals int, u string) string {
 }
 
 func msNum(v *float64) string { return unit(v, 2, "ms") }
+
+// pm formats a nullable figure with its standard uncertainty, "v ± u" (just v without one).
+func pm(v, u *float64, decimals int) string {
+	if v == nil || u == nil {
+		return num(v, decimals)
+	}
+	d := decimals
+	// Show the uncertainty to two significant digits, and the value to the same place.
+	if *u > 0 {
+		d = max(decimals, min(12, 1-int(math.Floor(math.Log10(*u)))))
+	}
+	return strconv.FormatFloat(*v, 'f', d, 64) + " ± " + strconv.FormatFloat(*u, 'f', d, 64)
+}
+
+func pct(v *float64) string {
+	if v == nil {
+		return na
+	}
+	return fmt.Sprintf("%.2g %%", *v*100)
+}
 
 // gnum formats a nullable figure with 4 significant digits.
 func gnum(v *float64) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/results"
+	"github.com/lemctl/lemctl/host/study"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -40,7 +41,7 @@ func NewCmdList(f *cliutil.Factory, runF func(*ListOptions) error) *cobra.Comman
 	opts := &ListOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the experiments in the results repository",
+		Short: "List the experiments and studies in the results repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -65,7 +66,7 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 	}
 	out := []ListEntry{}
 	for _, e := range exps {
-		le := ListEntry{ID: e.ID, RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
+		le := ListEntry{ID: e.ID, Kind: "experiment", RawRanks: nonNil(e.RawRanks), CompletedRanks: nonNil(e.CompletedRanks), Aggregated: e.Aggregated,
 			Manifest: e.Manifest, ModifiedUnixNS: e.ModifiedUnixNS}
 		if e.Manifest {
 			le.State = loadRunState(ctx, repo, e.ID).State
@@ -81,8 +82,15 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 		}
 		out = append(out, le)
 	}
+	studies, err := listStudies(f)
+	if err != nil {
+		return err
+	}
 	if opts.Output == render.FormatJSON {
-		return render.JSON(f.Out, out)
+		return render.JSON(f.Out, append(out, studies...))
+	}
+	if len(studies) > 0 {
+		defer func() { _ = writeStudyList(f.Out, studies) }()
 	}
 	if len(exps) == 0 {
 		_, err := fmt.Fprintf(f.Out, "no experiments in %s\n", f.ResultsDir)
@@ -100,6 +108,8 @@ func listRun(ctx context.Context, opts *ListOptions) error {
 // "—" in the table) when it has none.
 type ListEntry struct {
 	ID string `json:"id"`
+	// Kind is "experiment" or "study" (a study's entry has its state, points and cycles).
+	Kind string `json:"kind"`
 	// State is the run's state from its manifest ("" without one), "abandoned" for a run still
 	// "running" whose lemctl is gone.
 	State           string   `json:"state,omitempty"`
@@ -113,6 +123,10 @@ type ListEntry struct {
 	Aggregated      bool     `json:"aggregated"`
 	Manifest        bool     `json:"manifest"`
 	ModifiedUnixNS  int64    `json:"modified_unix_ns"`
+	// Points, Cycles and CompletedCycles describe a study (kind "study").
+	Points          int `json:"points,omitempty"`
+	Cycles          int `json:"cycles,omitempty"`
+	CompletedCycles int `json:"completed_cycles,omitempty"`
 }
 
 // ShowOptions are `results show`'s.
@@ -127,8 +141,8 @@ type ShowOptions struct {
 func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Command {
 	opts := &ShowOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "show EXP",
-		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result)",
+		Use:   "show EXP|STUDY",
+		Short: "Show an experiment's aggregated result (or, with --raw, each worker's raw result), or a study's table",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Exp = args[0]
@@ -145,6 +159,9 @@ func NewCmdShow(f *cliutil.Factory, runF func(*ShowOptions) error) *cobra.Comman
 
 func showRun(ctx context.Context, opts *ShowOptions) error {
 	f, exp := opts.F, opts.Exp
+	if study.Exists(f.ResultsDir, exp) {
+		return showStudy(f, exp, opts.Raw, opts.Output)
+	}
 	repo, err := f.Repository(ctx)
 	if err != nil {
 		return err
@@ -271,8 +288,8 @@ type ExportOptions struct {
 func NewCmdExport(f *cliutil.Factory, runF func(*ExportOptions) error) *cobra.Command {
 	opts := &ExportOptions{F: f}
 	cmd := &cobra.Command{
-		Use:   "export EXP",
-		Short: "Export an experiment's results: the aggregate as JSON, or one CSV (or table) row for the aggregate and one per rank",
+		Use:   "export EXP|STUDY",
+		Short: "Export an experiment's results (the aggregate as JSON, or one CSV row for the aggregate and one per rank) or a study's (one row per point)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Exp = args[0]
@@ -288,6 +305,9 @@ func NewCmdExport(f *cliutil.Factory, runF func(*ExportOptions) error) *cobra.Co
 
 func exportRun(ctx context.Context, opts *ExportOptions) error {
 	f, exp := opts.F, opts.Exp
+	if study.Exists(f.ResultsDir, exp) {
+		return exportStudy(f, exp, opts.Format)
+	}
 	repo, err := f.Repository(ctx)
 	if err != nil {
 		return err
@@ -335,6 +355,11 @@ var CSVHeader = []string{
 	"energy_total_j", "energy_static_j", "energy_dynamic_j", "j_per_output_token", "dynamic_j_per_output_token",
 	"j_per_request", "tokens_per_j", "flops_total", "flops_per_output_token", "peak_memory_bytes",
 	"valid", "partial",
+	"co2e_g", "co2e_g_per_request", "co2e_g_per_output_token", "carbon_intensity_g_per_kwh", "energy_estimated",
+	// Added with the uncertainty budget (after the older columns, so their positions hold).
+	"energy_uncertainty_j", "energy_relative_uncertainty", "energy_static_uncertainty_j", "energy_dynamic_uncertainty_j",
+	"j_per_output_token_uncertainty", "tokens_per_j_uncertainty",
+	"prefill_j", "prefill_uncertainty_j", "decode_j", "decode_uncertainty_j",
 }
 
 // WriteCSV writes the aggregate's row, then one row per raw result.
@@ -376,7 +401,21 @@ func csvRow(scope, exp, rank, host, slot, hash string, m results.Model, e result
 		cell(l.TTFT.P50), cell(l.TTFT.P90), cell(l.TTFT.P99), cell(l.ITL.P50), cell(l.ITL.P90), cell(l.ITL.P99), cell(l.E2E.P50), cell(l.E2E.P99),
 		cell(en.TotalJ), cell(en.StaticJ), cell(en.DynamicJ), cell(en.JPerOutputToken), cell(en.DynamicJPerOutputToken),
 		cell(en.JPerRequest), cell(en.TokensPerJ), cell(f.Total), cell(f.PerOutputToken), peak,
-		strconv.FormatBool(valid), partial}
+		strconv.FormatBool(valid), partial,
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.G }), co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerRequest }),
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return c.GPerOutputToken }),
+		co2Cell(en.CO2e, func(c *results.CO2e) *float64 { return &c.IntensityGPerKWh }), strconv.FormatBool(en.Estimated),
+		cell(en.UncertaintyJ), cell(en.RelativeUncertainty), cell(en.StaticUncertaintyJ), cell(en.DynamicUncertaintyJ),
+		cell(en.JPerOutputTokenUncertainty), cell(en.TokensPerJUncertainty),
+		cell(en.Phases.PrefillJ), cell(en.Phases.PrefillUncertaintyJ), cell(en.Phases.DecodeJ), cell(en.Phases.DecodeUncertaintyJ)}
+}
+
+// co2Cell is one CO₂e figure for CSV: empty when no carbon intensity was configured.
+func co2Cell(c *results.CO2e, f func(*results.CO2e) *float64) string {
+	if c == nil {
+		return ""
+	}
+	return cell(f(c))
 }
 
 // cell formats a nullable figure for CSV: empty when not measured, else the shortest exact form.

@@ -26,7 +26,7 @@ import (
 //     path that does not exist is named as such by modelRefError), and max_new_tokens against
 //     its context;
 //   - the dataset, opened and sampled in the parent (openDataset);
-//   - the GPU device ids, mapped to UUIDs by an energy plugin's inventory (deviceSlots);
+//   - the launch.devices entries, resolved through the energy plugins' inventories (deviceSlots);
 //   - here: the results directory is writable, and its file system has room for the run's
 //     estimated output × SpaceMargin.
 

@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,7 +37,7 @@ import (
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/launch"
-	"github.com/lemctl/lemctl/host/report"
+	htmlreport "github.com/lemctl/lemctl/host/report"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/host/version"
@@ -49,11 +51,15 @@ type Options struct {
 	File    string
 	Dataset string
 	// Prompts is -n; nil when it was not given.
-	Prompts     *int
-	Set         []string
-	NoAggregate bool
-	Progress    string // "text", "json" or "quiet"
-	Output      string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	Prompts *int
+	// CarbonIntensity is --carbon-intensity (g CO₂e per kWh); nil when it was not given.
+	CarbonIntensity *float64
+	Set             []string
+	NoAggregate     bool
+	Progress        string // "text", "json" or "quiet"
+	Output          string // the summary on stdout: "table" or "json" (the aggregate as stored)
+	// Attach is a Slurm job id to follow (a run submitted with launch.slurm.submit = true).
+	Attach string
 	// Report makes the experiment's HTML report after aggregation (lemctl report).
 	Report bool
 }
@@ -66,6 +72,7 @@ func NewCommand(f *cliutil.Factory) *cobra.Command { return NewCmdRun(f, nil) }
 func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	o := &Options{F: f}
 	var prompts int
+	var carbon float64
 	cmd := &cobra.Command{
 		Use:   "run [FILE]",
 		Short: "Run an experiment: one worker per device slot, then aggregate",
@@ -83,8 +90,20 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 			if cmd.Flags().Changed("prompts") {
 				o.Prompts = &prompts
 			}
+			if cmd.Flags().Changed("carbon-intensity") {
+				if !(carbon >= 0) || math.IsInf(carbon, 0) {
+					return cliutil.Usagef("--carbon-intensity %v: valid values are grams of CO₂e per kWh, a number ≥ 0", carbon)
+				}
+				o.CarbonIntensity = &carbon
+			}
 			if runF != nil {
 				return runF(o)
+			}
+			if o.Attach != "" {
+				if len(args) > 0 {
+					return cliutil.Usagef("--attach %s follows a submitted job: give no experiment FILE with it", o.Attach)
+				}
+				return attach(cmd.Context(), o.F, o.Attach, 2*time.Second)
 			}
 			return runRun(cmd.Context(), o)
 		},
@@ -92,8 +111,10 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl := cmd.Flags()
 	fl.StringVarP(&o.Dataset, "dataset", "d", "", "dataset (beats workload.dataset)")
 	fl.IntVarP(&prompts, "prompts", "n", 0, "number of prompts (beats workload.prompts)")
+	fl.Float64Var(&carbon, "carbon-intensity", 0, "grid carbon intensity in g CO₂e per kWh, your own figure (beats energy.carbon_intensity_g_per_kwh): results then carry CO₂e per request and per output token")
 	fl.StringArrayVar(&o.Set, "set", nil, "section.key=VALUE with a TOML value (beats the file; repeatable)")
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
+	fl.StringVar(&o.Attach, "attach", "", "follow the Slurm job JOBID of a run submitted with launch.slurm.submit = true (its output, then its exit code)")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
 	fl.BoolVar(&o.Report, "report", false, "write the experiment's HTML report (results/reports/<id>.html) at the end")
 	render.OutputVar(cmd, &o.Output)
@@ -170,25 +191,72 @@ func sigName(sig syscall.Signal) string {
 }
 
 func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, force <-chan struct{}, st *stop) error {
+	out, err := Measure(ctx, env, Experiment{File: file, Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, CarbonIntensity: o.CarbonIntensity, Set: o.Set},
+		Progress: o.Progress, NoAggregate: o.NoAggregate, Force: force, Signal: st.get})
+	if err != nil {
+		return err
+	}
+	if out.Submitted {
+		return nil
+	}
+	return report(env, o, out)
+}
+
+// Experiment is one experiment for Measure: what `lemctl run` measures, without its output.
+type Experiment struct {
+	// File is the experiment file; "" is the embedded quickstart.
+	File      string
+	Overrides config.Overrides
+	// Progress is "text", "json" or "quiet" (on env.Err).
+	Progress    string
+	NoAggregate bool
+	// Force, closed, stops the workers at once (a second signal); ctx's end stops them gracefully.
+	Force <-chan struct{}
+	// Signal, when not nil, names the signal that ended ctx (messages and the exit code).
+	Signal func() (syscall.Signal, bool)
+}
+
+// Outcome is what Measure made of one experiment.
+type Outcome struct {
+	ID         string
+	ConfigHash string
+	// ResultsDir is the repository's path (repository.path as resolved).
+	ResultsDir string
+	// Aggregated, Data and StoredPath are the aggregate (nil with NoAggregate).
+	Aggregated *results.Aggregated
+	Data       []byte
+	StoredPath string
+	// Failed describes the workers that failed (the aggregate was made from the others).
+	Failed    []string
+	WorldSize int
+	// Submitted says that the experiment was not run here but submitted to Slurm with sbatch
+	// (launch.slurm.submit = true; the job id is printed): nothing else is set.
+	Submitted bool
+}
+
+// Measure runs one experiment as `lemctl run` does — validate, plan, launch the workers, wait,
+// aggregate — and returns its outcome without printing a summary. The error carries run's exit
+// code (cliutil); the Outcome is not nil whenever an experiment id was given, even with an error.
+func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome, error) {
 	// The Factory's catalog: discovery runs here, once, and the Factory closes it at exit.
 	cat, err := env.Catalog(ctx, "")
 	if err != nil {
-		return cliutil.Usage(err)
+		return nil, cliutil.Usage(err)
 	}
 	// One process per plugin for the whole parent: the config check, the meter selection, the
-	// GPU inventory, the tokenizer and the repository share it.
+	// device inventory, the tokenizer and the repository share it.
 	sess := cat.NewSession()
 	defer sess.Close()
 
-	copts := config.Options{Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir}
+	copts := config.Options{Overrides: e.Overrides, Configurer: sess, ResultsDir: env.ResultsDir}
 	var cfg *config.Config
-	if file == "" {
+	if e.File == "" {
 		cfg, err = config.Load(ctx, examples.QuickstartName, examples.Quickstart, copts)
 	} else {
-		cfg, err = config.LoadFile(ctx, file, copts)
+		cfg, err = config.LoadFile(ctx, e.File, copts)
 	}
 	if err != nil {
-		return configError(err)
+		return nil, configError(err)
 	}
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
@@ -196,11 +264,20 @@ func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, pro
 	// The plugins started to check the config got the default deadlines; from here on every
 	// plugin of the parent, those included, has the experiment's.
 	sess.SetCallTimeouts(specCallTimeouts(cfg.Launch.CallTimeouts).Client())
+	if done, err := slurmOutside(ctx, env, cfg, os.Getenv); done {
+		if err != nil {
+			return nil, err
+		}
+		return &Outcome{Submitted: true}, nil
+	}
 	p, err := newPlan(ctx, env, cat, sess, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return p.execute(ctx, force, o, st)
+	if e.Signal == nil {
+		e.Signal = func() (syscall.Signal, bool) { return 0, false }
+	}
+	return p.execute(ctx, e)
 }
 
 // specCallTimeouts carries launch.call_timeouts into the launch spec.
@@ -308,6 +385,8 @@ type plan struct {
 	runDir  string
 	// findings about the whole experiment, for the manifest (meters refused under auto).
 	findings []results.Finding
+	// slurm is set under launch.launcher = "slurm" (slurm.go).
+	slurm *slurmRun
 }
 
 func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, sess *discovery.Session, cfg *config.Config) (*plan, error) {
@@ -369,6 +448,12 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 	if err != nil {
 		return nil, err
 	}
+	if p.slurm, slots, err = newSlurmRun(cfg, slots, os.Getenv); err != nil {
+		return nil, err
+	}
+	if p.slurm != nil && cfg.Launch.PinCPUs {
+		env.Logger.Warn("launch.pin_cpus is not applied under the Slurm launcher: Slurm binds each task to its cores (srun --cpu-bind; docs/slurm.md)")
+	}
 	sample, err := ds.Select(cfg.Workload.Prompts, cfg.Workload.Order, cfg.Workload.Seed)
 	if err != nil {
 		return nil, cliutil.Usagef("workload.prompts: %v", err)
@@ -408,8 +493,9 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
-			Energy:        launch.EnergySpec{IntervalNS: interval},
-			Validity:      launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC, IntegrationMismatch: cfg.Validity.IntegrationMismatch},
+			Energy: launch.EnergySpec{IntervalNS: interval, CarbonIntensity: carbonSpec(cfg.Energy.CarbonIntensity)},
+			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC,
+				IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxThrottleShare: cfg.Validity.MaxThrottleShare, MaxUncertainty: cfg.Validity.MaxUncertainty},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
 			CallTimeouts:  specCallTimeouts(cfg.Launch.CallTimeouts),
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
@@ -419,11 +505,20 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		}
 		p.specs = append(p.specs, spec)
 	}
+	p.slurm.attach(p.specs)
 	// The last check before anything is written (preflight.go).
 	if err := preflight(resultsDir, p.specs, freeBytes); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// carbonSpec carries the configured carbon intensity to the workers; nil when none is set.
+func carbonSpec(c *config.Carbon) *launch.CarbonSpec {
+	if c == nil {
+		return nil
+	}
+	return &launch.CarbonSpec{GPerKWh: c.GPerKWh, Source: c.Source}
 }
 
 // selectMeters resolves the meters of the run: those listed, or under "auto" those that answer
@@ -487,6 +582,10 @@ func checkContext(ctx context.Context, l sdk.Loader, cfg *config.Config) (*sdk.A
 	a, err := l.Resolve(ctx, cfg.Model.Ref)
 	if err != nil {
 		return nil, modelRefError(cfg.Model.Ref, err)
+	}
+	if want, got := cfg.Model.Precision, a.Metadata["precision"]; want != "" && want != "auto" && got != "" && got != want {
+		return nil, cliutil.Usagef("model.precision = %s: the model %s stores %s weights (%s) (valid: %s, \"auto\", or a model stored at %s)",
+			echo.Quote(want), echo.Quote(cfg.Model.Ref), got, a.Metadata["quant_scheme"], echo.Quote(got), want)
 	}
 	if n := cfg.Workload.MaxNewTokens; a.ContextLength > 0 && n >= a.ContextLength {
 		return nil, cliutil.Usagef("workload.max_new_tokens = %d: the model %s has a context of %d tokens, which must hold the prompt and the new tokens (valid: 1..%d)",
@@ -574,9 +673,9 @@ type slot struct {
 	cpus    []int
 }
 
-// deviceSlots expands launch.devices × processes_per_device into worker slots. GPU indices are
-// mapped to UUIDs through an energy plugin's inventory, so CUDA_VISIBLE_DEVICES names each GPU
-// unambiguously; without such a plugin a GPU device list is a configuration error.
+// deviceSlots expands launch.devices × processes_per_device into worker slots. Accelerators are
+// resolved through the energy plugins' inventories (resolveDevices): each worker gets exactly the
+// visibility environment its device's plugin gave.
 func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Config, meters []launch.PluginRef) ([]slot, error) {
 	per := max(1, cfg.Launch.ProcessesPerDevice)
 	if cfg.Launch.Devices.IsCPU() || len(cfg.Launch.Devices) == 0 {
@@ -588,7 +687,7 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 		each := max(1, threads/per)
 		var out []slot
 		for i := 0; i < per; i++ {
-			s := slot{device: launch.DeviceSlot{Kind: "cpu", Index: -1, Slot: fmt.Sprintf("cpu:%d", i), Name: "cpu"}, threads: each}
+			s := slot{device: launch.DeviceSlot{Kind: launch.DeviceCPU, Index: -1, Slot: fmt.Sprintf("cpu:%d", i), Name: "cpu"}, threads: each}
 			if cfg.Launch.PinCPUs {
 				for c := i * each; c < (i+1)*each && c < cores; c++ {
 					s.cpus = append(s.cpus, c)
@@ -598,32 +697,30 @@ func deviceSlots(ctx context.Context, sess *discovery.Session, cfg *config.Confi
 		}
 		return out, nil
 	}
-	gpus, err := gpuInventory(ctx, sess, meters)
+	inv, err := deviceInventory(ctx, sess, meters)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := resolveDevices(cfg.Launch.Devices, inv)
 	if err != nil {
 		return nil, err
 	}
 	var out []slot
-	for _, d := range cfg.Launch.Devices {
-		g, ok := gpus[d]
-		if !ok {
-			known := make([]string, 0, len(gpus))
-			for k := range gpus {
-				known = append(known, k)
-			}
-			return nil, cliutil.Usagef("launch.devices: GPU %s not found by the energy plugins (found: %s)", echo.Quote(d), strings.Join(known, ", "))
-		}
+	for _, d := range devs {
 		for i := 0; i < per; i++ {
-			s := g
-			s.Slot = fmt.Sprintf("cuda:%s:%d", g.UUID, i)
+			s := launch.DeviceSlot{Kind: launch.DeviceAccelerator, Index: d.info.Index, UUID: d.info.ID, Name: d.info.Model,
+				Vendor: d.info.Vendor, Meter: d.meter, Env: maps.Clone(d.info.VisibilityEnv)}
+			s.Slot = fmt.Sprintf("%s:%s:%d", d.info.Vendor, d.info.ID, i)
 			out = append(out, slot{device: s, threads: cfg.Launch.Threads})
 		}
 	}
 	return out, nil
 }
 
-// gpuInventory maps GPU indices and UUIDs to device slots from the energy plugins' inventories.
-func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.PluginRef) (map[string]launch.DeviceSlot, error) {
-	out := map[string]launch.DeviceSlot{}
+// deviceInventory lists the devices the energy plugins report, in the order of meters and of each
+// plugin's inventory, each device once per plugin. It fails (a usage error) when none reports any.
+func deviceInventory(ctx context.Context, sess *discovery.Session, meters []launch.PluginRef) ([]meterDevice, error) {
+	var out []meterDevice
 	var reasons []string
 	for _, m := range meters {
 		c, err := sess.Open(ctx, m.Name, sdk.KindEnergy, m.Config)
@@ -636,24 +733,26 @@ func gpuInventory(ctx context.Context, sess *discovery.Session, meters []launch.
 			reasons = append(reasons, fmt.Sprintf("%s: inventory: %v", m.Name, err))
 			continue
 		}
+		seen := map[string]bool{}
 		for _, d := range doms {
-			if d.Kind != sdk.DomainGPU || d.DeviceUUID == "" {
-				if d.Kind == sdk.DomainGPU && !d.Available {
+			if d.Device == nil {
+				if d.Scope == sdk.ScopeDevice && !d.Available {
 					reasons = append(reasons, fmt.Sprintf("%s: %s", m.Name, d.Reason))
 				}
 				continue
 			}
-			ds := launch.DeviceSlot{Kind: "cuda", Index: d.DeviceIndex, UUID: d.DeviceUUID, Name: d.Name}
-			out[fmt.Sprint(d.DeviceIndex)] = ds
-			out[d.DeviceUUID] = ds
+			if !seen[d.Device.ID] {
+				seen[d.Device.ID] = true
+				out = append(out, meterDevice{meter: m.Name, info: *d.Device})
+			}
 		}
 	}
 	if len(out) == 0 {
-		why := "no energy plugin that lists GPUs (such as nvml) is installed or enabled"
+		why := "no energy plugin of [energy].meters reports a device in its inventory"
 		if len(reasons) > 0 {
 			why = strings.Join(reasons, "; ")
 		}
-		return nil, cliutil.Usagef("launch.devices lists GPUs, but lemctl cannot map them to UUIDs: %s", why)
+		return nil, cliutil.Usagef("launch.devices lists devices, but lemctl cannot find them: %s", why)
 	}
 	return out, nil
 }
@@ -669,13 +768,15 @@ func partialHint(err error, id string) string {
 }
 
 // execute launches the workers and waits for them, then aggregates.
-func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, st *stop) error {
+func (p *plan) execute(ctx context.Context, e Experiment) (*Outcome, error) {
 	env := p.env
+	resultsDir, _ := p.repoRef.Config["path"].(string)
+	oc := &Outcome{ID: p.id, ConfigHash: p.specs[0].ConfigHash, ResultsDir: resultsDir, WorldSize: len(p.specs)}
 	// The workers start their own plugins: the parent keeps only the repository's process.
 	p.sess.Release(p.repoRef.Name)
 	repoClient, err := p.sess.Open(ctx, p.repoRef.Name, sdk.KindRepository, p.repoRef.Config)
 	if err != nil {
-		return openError(err)
+		return oc, openError(err)
 	}
 	repo := repoClient.Repository()
 	manifest := &results.Manifest{SchemaVersion: results.SchemaVersion, Kind: results.KindManifest, ExperimentID: p.id,
@@ -684,7 +785,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	// The workers are local: they run on this host boot.
 	hostID, err := sysinfo.Default().Host()
 	if err != nil {
-		return cliutil.Failed(fmt.Errorf("identify this host: %w", err))
+		return oc, cliutil.Failed(fmt.Errorf("identify this host: %w", err))
 	}
 	host := results.Host(hostID)
 	// Who runs it: a running manifest whose lemctl is gone is shown as abandoned.
@@ -709,24 +810,36 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 			_, _ = w.Wait()
 		}
 	}
-	for _, spec := range p.specs {
+	if p.slurm != nil {
+		ws, sl, err := p.slurm.launch(ctx, p, manifest)
+		if err != nil {
+			if cliutil.CodeOf(err) != cliutil.ExitUsage {
+				manifest.State, manifest.Error = results.StateFailed, err.Error()
+				saveManifest()
+			}
+			return oc, err
+		}
+		defer sl.Close()
+		workers = ws
+	}
+	for _, spec := range p.specs[len(workers):] {
 		w, err := launcher.Launch(ctx, spec)
 		if err != nil {
 			killAll()
 			manifest.State, manifest.Error = results.StateFailed, err.Error()
 			saveManifest()
-			return cliutil.Failed(err)
+			return oc, cliutil.Failed(err)
 		}
 		workers = append(workers, w)
 		manifest.Ranks = append(manifest.Ranks, results.ManifestRank{Rank: spec.Rank, Host: host,
-			Device: results.Device(spec.Device),
+			Device: spec.Device.Result(nil),
 			PID:    w.Pid(), LogPath: w.LogPath(), State: results.StateRunning})
 	}
 	saveManifest()
 	env.Logger.Info("experiment started", "id", p.id, "workers", len(workers), "logs", p.runDir)
 
-	prog := newProgress(env.Err, o.Progress)
-	coord := &launch.Coordinator{Workers: workers, Force: force, OnProgress: prog.update, OnFailure: prog.failure,
+	prog := newProgress(env.Err, e.Progress)
+	coord := &launch.Coordinator{Workers: workers, Force: e.Force, OnProgress: prog.update, OnFailure: prog.failure,
 		StallTimeout: time.Duration(p.specs[0].StallTimeoutS * float64(time.Second)),
 		OnEvent:      func(format string, args ...any) { env.Logger.Info(fmt.Sprintf(format, args...)) }}
 	outcomes, interrupted := coord.Run(ctx)
@@ -754,7 +867,7 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	switch {
 	case interrupted:
 		why := "interrupted by the user"
-		if sig, ok := st.get(); ok {
+		if sig, ok := e.Signal(); ok {
 			why = "interrupted by " + sigName(sig)
 		}
 		manifest.State, manifest.Error = results.StateInterrupted, why
@@ -766,29 +879,14 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 	saveManifest()
 	if interrupted {
 		code := cliutil.ExitInterrupted
-		if sig, ok := st.get(); ok {
+		if sig, ok := e.Signal(); ok {
 			code = 128 + int(sig)
 		}
-		return cliutil.Exit(code, fmt.Errorf("%s: experiment %s stopped; raw results saved so far stay in %s", manifest.Error, p.id, p.repoRef.Config["path"]))
+		return oc, cliutil.Exit(code, fmt.Errorf("%s: experiment %s stopped; raw results saved so far stay in %s", manifest.Error, p.id, resultsDir))
 	}
-	for _, f := range failed {
-		env.Logger.Error(f)
-	}
-	if o.NoAggregate && o.Output == render.FormatJSON {
-		if err := render.JSON(env.Out, map[string]any{"experiment_id": p.id, "results_dir": p.repoRef.Config["path"], "aggregated": false}); err != nil {
-			return err
-		}
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
-	}
-	if o.NoAggregate {
-		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", p.id, p.repoRef.Config["path"], p.id)
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
+	oc.Failed = failed
+	if e.NoAggregate {
+		return oc, nil
 	}
 	out, err := aggregate.Run(context.WithoutCancel(ctx), repo, p.id, aggregate.Options{LemctlVersion: version.Version, LemctlCommit: version.CommitOrUnknown()})
 	if err != nil {
@@ -796,51 +894,79 @@ func (p *plan) execute(ctx context.Context, force <-chan struct{}, o *Options, s
 		if len(failed) > 0 {
 			msg = strings.Join(failed, "\n") + "\n" + msg
 		}
-		return cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
+		return oc, cliutil.Failed(fmt.Errorf("experiment %s: %s%s", p.id, msg, partialHint(err, p.id)))
+	}
+	oc.Aggregated, oc.Data, oc.StoredPath = out.Aggregated, out.Data, out.Stored.Path
+	return oc, nil
+}
+
+// report prints run's summary of oc on stdout (a table, or JSON with -o json) and returns the
+// failure of any worker.
+func report(env *cliutil.Factory, o *Options, oc *Outcome) error {
+	var workersErr error
+	if len(oc.Failed) > 0 {
+		for _, f := range oc.Failed {
+			env.Logger.Error(f)
+		}
+		workersErr = cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(oc.Failed), oc.WorldSize))
+	}
+	if o.NoAggregate && o.Output == render.FormatJSON {
+		if err := render.JSON(env.Out, map[string]any{"experiment_id": oc.ID, "results_dir": oc.ResultsDir, "aggregated": false}); err != nil {
+			return err
+		}
+		return workersErr
+	}
+	if o.NoAggregate {
+		fmt.Fprintf(env.Out, "experiment %s: raw results in %s (not aggregated: run `lemctl aggregate %s`)\n", oc.ID, oc.ResultsDir, oc.ID)
+		return workersErr
 	}
 	if o.Output == render.FormatJSON {
 		// The aggregate exactly as stored; the line naming it goes to stderr.
-		if _, err := env.Out.Write(out.Data); err != nil {
+		if _, err := env.Out.Write(oc.Data); err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Err, "experiment %s: %s\n", p.id, out.Stored.Path)
-		if err := p.report(ctx, repo, o, env.Err); err != nil {
+		fmt.Fprintf(env.Err, "experiment %s: %s\n", oc.ID, oc.StoredPath)
+		if err := writeReport(env, o, oc, env.Err); err != nil {
 			return err
 		}
-		if len(failed) > 0 {
-			return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-		}
-		return nil
+		return workersErr
 	}
-	if err := resultscmd.WriteAggregated(env.Out, out.Aggregated); err != nil {
+	if err := resultscmd.WriteAggregated(env.Out, oc.Aggregated); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", p.id, out.Stored.Path)
-	if err := p.report(ctx, repo, o, env.Out); err != nil {
+	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", oc.ID, oc.StoredPath)
+	if err := writeReport(env, o, oc, env.Out); err != nil {
 		return err
 	}
-	if len(failed) > 0 {
-		return cliutil.Failed(fmt.Errorf("%d of %d workers failed", len(failed), len(outcomes)))
-	}
-	return nil
+	return workersErr
 }
 
-// report writes the experiment's report with --report, else says how to make it; either way the
-// line names the report's path (on w: stdout beside the table, stderr beside JSON).
-func (p *plan) report(ctx context.Context, repo sdk.Repository, o *Options, w io.Writer) error {
-	resultsDir, _ := p.repoRef.Config["path"].(string)
-	path := reportcmd.DefaultPath(resultsDir, p.id)
+// writeReport writes the experiment's HTML report with --report, else says how to make it;
+// either way the line names the report's path (on w: stdout beside the table, stderr beside
+// JSON). The raw results, for the power timeline, come from the --results-dir repository; a
+// report without them says so.
+func writeReport(env *cliutil.Factory, o *Options, oc *Outcome, w io.Writer) error {
+	path := reportcmd.DefaultPath(oc.ResultsDir, oc.ID)
 	if !o.Report {
-		_, err := fmt.Fprintf(w, "report: `lemctl report %s --results-dir %s` writes %s\n", p.id, resultsDir, path)
+		_, err := fmt.Fprintf(w, "report: `lemctl report %s --results-dir %s` writes %s\n", oc.ID, oc.ResultsDir, path)
 		return err
 	}
-	page, err := reportcmd.ExperimentPage(context.WithoutCancel(ctx), repo, p.id,
-		report.Options{LemctlVersion: version.Version, GeneratedUnixNS: time.Now().UnixNano()})
+	ctx := context.Background()
+	e := htmlreport.Experiment{Aggregated: oc.Aggregated, AggregatedJSON: oc.Data}
+	if env.Repository != nil {
+		if repo, err := env.Repository(ctx); err == nil {
+			if loaded, err := reportcmd.LoadExperiment(ctx, repo, oc.ID); err == nil {
+				e.Raws = loaded.Raws
+			}
+		}
+	}
+	var b strings.Builder
+	err := htmlreport.WriteExperiment(&b, e, htmlreport.Options{LemctlVersion: version.Version, GeneratedUnixNS: time.Now().UnixNano()})
 	if err == nil {
-		err = reportcmd.Save(path, page)
+		err = reportcmd.Save(path, []byte(b.String()))
 	}
 	if err != nil {
-		return cliutil.Failed(fmt.Errorf("experiment %s: report: %w", p.id, err))
+		return cliutil.Failed(fmt.Errorf("experiment %s: report: %w", oc.ID, err))
 	}
 	_, err = fmt.Fprintf(w, "report: %s\n", path)
 	return err

@@ -1,6 +1,8 @@
 // Package workercmd is the hidden `lemctl worker` command: one worker process of a run, started
 // by the launcher with a spec file and a control channel on file descriptors 3 (commands in) and
-// 4 (events out). Users never run it by hand.
+// 4 (events out). Users never run it by hand. Under the Slurm launcher it is also each task of
+// the run's srun step (`lemctl worker --slurm RUNDIR`): an agent that connects back to the parent
+// over TCP and runs the task's worker (host/launch, SlurmTask).
 package workercmd
 
 import (
@@ -24,6 +26,8 @@ type Options struct {
 	F *cliutil.Factory
 	// Spec is the worker spec file the launcher wrote.
 	Spec string
+	// Slurm is the run directory of a Slurm run: this process is a task of its srun step.
+	Slurm string
 }
 
 // NewCommand builds `lemctl worker`.
@@ -46,11 +50,20 @@ func NewCmdWorker(f *cliutil.Factory, runF func(*Options) error) *cobra.Command 
 		},
 	}
 	cmd.Flags().StringVar(&opts.Spec, "spec", "", "worker spec written by the launcher")
+	cmd.Flags().StringVar(&opts.Slurm, "slurm", "", "run directory of a Slurm run: run as a task of its srun step")
 	return cmd
 }
 
 func workerRun(parent context.Context, opts *Options) error {
 	env, specPath := opts.F, opts.Spec
+	if opts.Slurm != "" {
+		t := &launch.SlurmTask{RunDir: opts.Slurm, Executable: env.Executable, Log: env.Err}
+		code, err := t.Run()
+		if code == 0 {
+			return nil
+		}
+		return cliutil.Exit(code, err)
+	}
 	if specPath == "" {
 		return cliutil.Usagef("--spec is required")
 	}

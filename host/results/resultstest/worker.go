@@ -16,6 +16,9 @@ type DomainSpec struct {
 	Unavailable     string   // non-empty: the domain is unavailable with this reason
 	NoTimeline      bool     // report only the total
 	Health          []results.Finding
+	// UncertaintyJ is the domain's standard uncertainty over the window (nil: none reported); each
+	// repeat gets its counted domains' in quadrature.
+	UncertaintyJ *float64
 }
 
 // Worker builds a deterministic raw result: its window, requests, token times, energy timelines
@@ -129,7 +132,7 @@ func (w Worker) Raw() *results.Raw {
 		r.FLOPs = results.FLOPs{Total: results.Float(w.FLOPsPerToken * float64(r.Workload.OutputTokens)),
 			PerOutputToken: results.Float(w.FLOPsPerToken), Method: "analytic"}
 	}
-	var total float64
+	var total, u2 float64
 	counted := false
 	for _, ds := range w.Domains {
 		dom := results.Domain{ID: ds.ID, Kind: ds.Kind, Scope: ds.Scope, Method: "counter", Confidence: "simulated",
@@ -141,6 +144,7 @@ func (w Worker) Raw() *results.Raw {
 		if dom.Available {
 			j := ds.PowerW * d
 			dom.TotalJ = results.Float(j)
+			dom.UncertaintyJ = ds.UncertaintyJ
 			if ds.IdleW != nil {
 				dom.IdlePowerW = results.Float(*ds.IdleW)
 				dom.StaticJ = results.Float(*ds.IdleW * d)
@@ -165,6 +169,9 @@ func (w Worker) Raw() *results.Raw {
 			case "gpu", "package", "dram":
 				total += j
 				counted = true
+				if ds.UncertaintyJ != nil {
+					u2 += *ds.UncertaintyJ * *ds.UncertaintyJ
+				}
 			}
 		}
 		r.Energy.Domains = append(r.Energy.Domains, dom)
@@ -175,6 +182,12 @@ func (w Worker) Raw() *results.Raw {
 		r.Energy.JPerOutputToken = results.Ratio(total, float64(r.Workload.OutputTokens))
 		r.Energy.TokensPerJ = results.Ratio(float64(r.Workload.OutputTokens), total)
 		r.Energy.JPerRequest = results.Ratio(total, float64(r.Workload.Requests))
+		if u2 > 0 {
+			r.Energy.UncertaintyJ = results.Float(math.Sqrt(u2))
+			for i := range r.Repeats {
+				r.Repeats[i].EnergyUncertaintyJ = results.Float(math.Sqrt(u2))
+			}
+		}
 	}
 	return r
 }

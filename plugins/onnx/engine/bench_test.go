@@ -1,13 +1,13 @@
 package engine_test
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,155 +23,250 @@ import (
 	"github.com/lemctl/lemctl/sdk/hostclient"
 )
 
-// The decode benchmark: synthetic:gpt2-124m, a 16-token prompt, 32 new tokens (EOS ignored),
-// greedy, at batch 1 and 8; the same work through the plugin process and directly on
-// onnxruntime_go in this process, alternating within every iteration.
-// $LEM_BENCH_MODEL replaces the model (e.g. synthetic:gpt2-tiny, where per-step overheads
-// show up that a large model hides).
-var benchModel = cmp.Or(os.Getenv("LEM_BENCH_MODEL"), "synthetic:gpt2-124m")
+// The decode benchmark: synthetic:gpt2-124m in float32, int8 and int4 (-q8, -q4), a 16-token
+// prompt, 32 new tokens (EOS ignored), greedy, at batch 1 and 8; the same work through the
+// plugin process and directly on onnxruntime_go in this process, alternating within every
+// iteration. $LEM_BENCH_MODEL replaces the models (one reference, e.g. synthetic:gpt2-tiny,
+// where per-step overheads show up that a large model hides).
+func benchModels() []string {
+	if m := os.Getenv("LEM_BENCH_MODEL"); m != "" {
+		return []string{m}
+	}
+	return []string{"synthetic:gpt2-124m", "synthetic:gpt2-124m-q8", "synthetic:gpt2-124m-q4"}
+}
 
 const (
 	benchPrompt = 16
 	benchNew    = 32
 )
 
-// benchEnv is set up once per benchmark binary: the plugin process with the model loaded, the
-// direct session, and the memory read bandwidth.
+// benchEnv is set up once per model and benchmark binary: the plugin process with the model
+// loaded, the same engine in this process, and the direct session.
 type benchEnv struct {
-	client     *hostclient.Client
-	inproc     *engine.Engine // the same engine in this process: the plugin minus process and RPC
-	direct     *directLoop
-	modelBytes int64
-	bandwidth  float64 // bytes/s
-	threads    int
+	client        *hostclient.Client
+	inproc        *engine.Engine // the same engine in this process: the plugin minus process and RPC
+	direct        *directLoop
+	bytesPerToken float64 // weight bytes one decode step reads (the artifact's bytes_per_token)
+	threads       int
 }
 
 var (
-	benchOnce sync.Once
-	bench     *benchEnv
-	benchErr  string
+	benchMu   sync.Mutex
+	benchEnvs = map[string]*benchEnv{}
 )
 
-func setupBench(b *testing.B) *benchEnv {
+func setupBench(b *testing.B, ref string) *benchEnv {
 	b.Helper()
-	benchOnce.Do(func() {
-		v := testenv.Vocab(b)
-		testenv.ORT(b)
-		lib, _ := model.ORTLibrary()
-		cache, err := loader.DefaultCacheDir() // gpt2-124m is ~500 MB: generate it once per machine
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		threads := runtime.GOMAXPROCS(0)
-		cfg := map[string]any{"cache_dir": cache, "vocab_dir": filepath.Dir(v.EncoderJSON), "library_path": lib, "threads": threads}
-		dir, err := os.MkdirTemp("", "onnx-engine-bench-")
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		bin := pluginBinary(b, dir)
-		ctx := context.Background()
-		c, err := hostclient.Open(ctx, bin)
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		if errs, err := c.Configure(ctx, cfg); err != nil || len(errs) > 0 {
-			benchErr = fmt.Sprintf("configure: %v %v", errs, err)
-			return
-		}
-		a, err := c.Loader().Resolve(ctx, benchModel)
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		lr, err := c.Engine().Load(ctx, sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}})
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		inproc := engine.New()
-		s := engine.DefaultSettings()
-		s.LibraryPath, s.Threads = lib, threads
-		inproc.SetSettings(s)
-		if _, err := inproc.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
-			benchErr = err.Error()
-			return
-		}
-		d, err := newDirectLoop(a, threads)
-		if err != nil {
-			benchErr = err.Error()
-			return
-		}
-		bench = &benchEnv{client: c, inproc: inproc, direct: d, modelBytes: lr.ModelBytes, bandwidth: readBandwidth(), threads: threads}
-	})
-	if bench == nil {
-		b.Fatalf("benchmark setup: %s", benchErr)
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if env := benchEnvs[ref]; env != nil {
+		return env
 	}
-	return bench
+	v := testenv.Vocab(b)
+	testenv.ORT(b)
+	lib, _ := model.ORTLibrary()
+	cache, err := loader.DefaultCacheDir() // gpt2-124m is ~500 MB: generate it once per machine
+	if err != nil {
+		b.Fatal(err)
+	}
+	threads := runtime.GOMAXPROCS(0)
+	cfg := map[string]any{"cache_dir": cache, "vocab_dir": filepath.Dir(v.EncoderJSON), "library_path": lib, "threads": threads}
+	dir, err := os.MkdirTemp("", "onnx-engine-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := pluginBinary(b, dir)
+	ctx := context.Background()
+	c, err := hostclient.Open(ctx, bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if errs, err := c.Configure(ctx, cfg); err != nil || len(errs) > 0 {
+		b.Fatalf("configure: %v %v", errs, err)
+	}
+	a, err := c.Loader().Resolve(ctx, ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Engine().Load(ctx, sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
+		b.Fatal(err)
+	}
+	inproc := engine.New()
+	s := engine.DefaultSettings()
+	s.LibraryPath, s.Threads = lib, threads
+	inproc.SetSettings(s)
+	if _, err := inproc.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
+		b.Fatal(err)
+	}
+	d, err := newDirectLoop(a, threads)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bpt, err := strconv.ParseFloat(a.Metadata["bytes_per_token"], 64)
+	if err != nil || bpt <= 0 {
+		b.Fatalf("%s: artifact reports no bytes_per_token (%q)", ref, a.Metadata["bytes_per_token"])
+	}
+	env := &benchEnv{client: c, inproc: inproc, direct: d, bytesPerToken: bpt, threads: threads}
+	benchEnvs[ref] = env
+	return env
 }
 
-// BenchmarkDecode reports, per iteration (one batch through each path, rotating which goes
-// first), decode tokens/s through the plugin and direct, their ratio, the host-observed
-// end-to-end ratio, the in-process engine's ratio to direct (which splits an overhead between
-// the engine's code and the process boundary), and at batch 1 the memory-bandwidth roofline:
-// read bandwidth ÷ model bytes.
+var inprocEnvs = map[string]*benchEnv{}
+
+// inprocBench is the in-process engine alone with ref loaded (no plugin process, no direct
+// session): what BenchmarkPrecision compares.
+func inprocBench(b *testing.B, ref string) *benchEnv {
+	b.Helper()
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if env := inprocEnvs[ref]; env != nil {
+		return env
+	}
+	v := testenv.Vocab(b)
+	testenv.ORT(b)
+	lib, _ := model.ORTLibrary()
+	cache, err := loader.DefaultCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := loader.New()
+	l.SetSettings(loader.Settings{CacheDir: cache, VocabDir: filepath.Dir(v.EncoderJSON)})
+	a, err := l.Resolve(context.Background(), ref)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := engine.New()
+	s := engine.DefaultSettings()
+	s.LibraryPath, s.Threads = lib, runtime.GOMAXPROCS(0)
+	e.SetSettings(s)
+	if _, err := e.Load(context.Background(), sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
+		b.Fatal(err)
+	}
+	env := &benchEnv{inproc: e, threads: s.Threads}
+	inprocEnvs[ref] = env
+	return env
+}
+
+// benchRequest is the benchmark's batch: prompt i is 1000+37i, +11 per token.
+func benchRequest(batch int) (sdk.GenerateRequest, [][]int64) {
+	prompts := make([]sdk.Prompt, batch)
+	ids := make([][]int64, batch)
+	for i := range prompts {
+		p := make([]int32, benchPrompt)
+		ids[i] = make([]int64, benchPrompt)
+		for j := range p {
+			p[j] = int32(1000 + 37*i + 11*j)
+			ids[i][j] = int64(p[j])
+		}
+		prompts[i] = sdk.Prompt{ID: itoa(i), IDs: p}
+	}
+	return sdk.GenerateRequest{Prompts: prompts, Decoding: sdk.Decoding{MaxNewTokens: benchNew, Greedy: true, IgnoreEOS: true}}, ids
+}
+
+// BenchmarkDecode reports, per model and batch, per iteration (one batch through each path,
+// rotating which goes first), decode tokens/s through the plugin and direct, their ratio, the
+// host-observed end-to-end ratio, the in-process engine's ratio to direct (which splits an
+// overhead between the engine's code and the process boundary), and the memory-bandwidth
+// roofline: the weight bytes one decode step reads (bytes/token of the artifact) ÷ the read
+// bandwidth measured inside the same iteration, next to the decode it judges (a machine shared
+// with other work changes its bandwidth from one second to the next).
 //
 //	go test -run '^$' -bench Decode -benchtime 3x -count 5 ./engine/ | tee new.txt; benchstat new.txt
 func BenchmarkDecode(b *testing.B) {
-	env := setupBench(b)
-	for _, batch := range []int{1, 8} {
-		b.Run("batch="+itoa(batch), func(b *testing.B) {
-			prompts := make([]sdk.Prompt, batch)
-			ids := make([][]int64, batch)
-			for i := range prompts {
-				p := make([]int32, benchPrompt)
-				ids[i] = make([]int64, benchPrompt)
-				for j := range p {
-					p[j] = int32(1000 + 37*i + 11*j)
-					ids[i][j] = int64(p[j])
-				}
-				prompts[i] = sdk.Prompt{ID: itoa(i), IDs: p}
-			}
-			req := sdk.GenerateRequest{Prompts: prompts, Decoding: sdk.Decoding{MaxNewTokens: benchNew, Greedy: true, IgnoreEOS: true}}
-			// One untimed run of each warms them.
-			env.viaPlugin(b, env.client.Engine(), req)
-			env.viaPlugin(b, env.inproc, req)
-			env.direct.run(b, ids, benchNew)
-			var decode, e2e [3]float64 // plugin, in-process engine, direct
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for k := 0; k < 3; k++ {
-					var d, e float64
-					switch arm := (i + k) % 3; arm { // rotate which goes first
-					case 0:
-						d, e = env.viaPlugin(b, env.client.Engine(), req)
-						decode[0], e2e[0] = decode[0]+d, e2e[0]+e
-					case 1:
-						d, e = env.viaPlugin(b, env.inproc, req)
-						decode[1], e2e[1] = decode[1]+d, e2e[1]+e
-					default:
-						d, e = env.direct.run(b, ids, benchNew)
-						decode[2], e2e[2] = decode[2]+d, e2e[2]+e
+	for _, ref := range benchModels() {
+		name := strings.TrimPrefix(ref, "synthetic:")
+		for _, batch := range []int{1, 8} {
+			b.Run("model="+name+"/batch="+itoa(batch), func(b *testing.B) {
+				env := setupBench(b, ref)
+				req, ids := benchRequest(batch)
+				// One untimed run of each warms them.
+				env.viaPlugin(b, env.client.Engine(), req)
+				env.viaPlugin(b, env.inproc, req)
+				env.direct.run(b, ids, benchNew)
+				var decode, e2e [3]float64 // plugin, in-process engine, direct
+				var bw float64
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for k := 0; k < 4; k++ {
+						var d, e float64
+						switch arm := (i + k) % 4; arm { // rotate which goes first
+						case 0:
+							d, e = env.viaPlugin(b, env.client.Engine(), req)
+							decode[0], e2e[0] = decode[0]+d, e2e[0]+e
+						case 1:
+							d, e = env.viaPlugin(b, env.inproc, req)
+							decode[1], e2e[1] = decode[1]+d, e2e[1]+e
+						case 2:
+							d, e = env.direct.run(b, ids, benchNew)
+							decode[2], e2e[2] = decode[2]+d, e2e[2]+e
+						default:
+							bw += readBandwidth(256<<20, 2)
+						}
 					}
 				}
+				n := float64(b.N)
+				plugin, direct := decode[0], decode[2]
+				b.ReportMetric(plugin/n, "plugin-tok/s")
+				b.ReportMetric(direct/n, "direct-tok/s")
+				b.ReportMetric(plugin/direct, "ratio")
+				b.ReportMetric(e2e[0]/e2e[2], "e2e-ratio")
+				b.ReportMetric(decode[1]/direct, "inproc-ratio")
+				// A decode step reads the weights once for the whole batch.
+				stepFloor := env.bytesPerToken / (bw / n) // seconds per step at the measured bandwidth
+				b.ReportMetric(env.bytesPerToken/1e6, "weight-MB/step")
+				b.ReportMetric(bw/n/1e9, "read-GB/s")
+				b.ReportMetric(stepFloor*1e3, "bytes÷bw-ms")
+				b.ReportMetric(plugin/n/(float64(batch)/stepFloor), "of-roofline")
+			})
+		}
+	}
+}
+
+// BenchmarkPrecision reports the decode speed of the int8 and int4 presets relative to float32,
+// in-process, the three run in turn inside every iteration (rotating which goes first) so that
+// each ratio compares runs seconds apart on a shared machine: the median of the per-iteration
+// ratios.
+//
+//	go test -run '^$' -bench Precision -benchtime 5x ./engine/
+func BenchmarkPrecision(b *testing.B) {
+	refs := []string{"synthetic:gpt2-124m", "synthetic:gpt2-124m-q8", "synthetic:gpt2-124m-q4"}
+	for _, batch := range []int{1, 8} {
+		b.Run("batch="+itoa(batch), func(b *testing.B) {
+			envs := make([]*benchEnv, len(refs))
+			req, _ := benchRequest(batch)
+			for i, ref := range refs {
+				envs[i] = inprocBench(b, ref)
+				envs[i].viaPlugin(b, envs[i].inproc, req)
+			}
+			var q8, q4 []float64
+			var tok [3]float64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var d [3]float64
+				for k := 0; k < 3; k++ {
+					arm := (i + k) % 3
+					d[arm], _ = envs[arm].viaPlugin(b, envs[arm].inproc, req)
+					tok[arm] += d[arm]
+				}
+				q8, q4 = append(q8, d[1]/d[0]), append(q4, d[2]/d[0])
 			}
 			n := float64(b.N)
-			plugin, direct := decode[0], decode[2]
-			b.ReportMetric(plugin/n, "plugin-tok/s")
-			b.ReportMetric(direct/n, "direct-tok/s")
-			b.ReportMetric(plugin/direct, "ratio")
-			b.ReportMetric(e2e[0]/e2e[2], "e2e-ratio")
-			b.ReportMetric(decode[1]/direct, "inproc-ratio")
-			if batch == 1 {
-				roof := env.bandwidth / float64(env.modelBytes)
-				b.ReportMetric(roof, "roofline-tok/s")
-				b.ReportMetric(plugin/n/roof, "of-roofline")
-				b.ReportMetric(env.bandwidth/1e9, "read-GB/s")
-			}
+			b.ReportMetric(tok[0]/n, "fp32-tok/s")
+			b.ReportMetric(tok[1]/n, "int8-tok/s")
+			b.ReportMetric(tok[2]/n, "int4-tok/s")
+			b.ReportMetric(median(q8), "int8/fp32")
+			b.ReportMetric(median(q4), "int4/fp32")
 		})
 	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // BenchmarkDirectOutputs compares, in the direct loop alone, present tensors written into
@@ -179,7 +274,7 @@ func BenchmarkDecode(b *testing.B) {
 // into Go memory each step (the naive loop): the ratio is what avoiding the per-step copy of the
 // cache is worth.
 func BenchmarkDirectOutputs(b *testing.B) {
-	env := setupBench(b)
+	env := setupBench(b, benchModels()[0])
 	for _, batch := range []int{1, 8} {
 		b.Run("batch="+itoa(batch), func(b *testing.B) {
 			ids := make([][]int64, batch)
@@ -368,20 +463,24 @@ func (d *directLoop) runMode(b *testing.B, prompts [][]int64, steps int, ortAllo
 }
 
 // readBandwidth measures this machine's memory read bandwidth now: every core XORs its share of
-// a 1 GiB buffer (far larger than any cache) as 64-bit words with eight independent
+// a buffer of size bytes (far larger than any cache) as 64-bit words with eight independent
 // accumulators — one cheap operation per 8 bytes, so the loop waits on memory, not on
-// arithmetic (a float32 sum's add latency caps it below the memory's speed) — best of five
-// passes.
-func readBandwidth() float64 {
-	buf := make([]uint64, 128<<20)
-	for i := range buf {
-		buf[i] = uint64(i) * 0x9e3779b97f4a7c15
+// arithmetic (a float32 sum's add latency caps it below the memory's speed) — best of passes.
+// The buffer is kept between calls (same size), so a call inside a benchmark iteration costs
+// only its passes.
+func readBandwidth(size, passes int) float64 {
+	if len(bwBuf)*8 != size {
+		bwBuf = make([]uint64, size/8)
+		for i := range bwBuf {
+			bwBuf[i] = uint64(i) * 0x9e3779b97f4a7c15
+		}
 	}
+	buf := bwBuf
 	workers := runtime.GOMAXPROCS(0)
 	chunk := len(buf) / workers
 	best := 0.0
 	sink := make([]uint64, workers)
-	for pass := 0; pass < 5; pass++ {
+	for pass := 0; pass < passes; pass++ {
 		var wg sync.WaitGroup
 		start := time.Now()
 		for w := 0; w < workers; w++ {
@@ -411,3 +510,6 @@ func readBandwidth() float64 {
 	runtime.KeepAlive(sink)
 	return best
 }
+
+// bwBuf is readBandwidth's buffer (benchmarks only; never touched concurrently).
+var bwBuf []uint64

@@ -88,9 +88,9 @@ func (e *Engine) Load(ctx context.Context, req sdk.LoadRequest) (*sdk.LoadResult
 		return nil, err
 	}
 	switch req.Device.Kind {
-	case "", "cpu", "cuda":
+	case "", "cpu", "cuda", "nvidia":
 	default:
-		return nil, fmt.Errorf("%w: load %s: device kind %q (valid: cpu, cuda)", sdk.ErrInvalidArgument, req.Artifact.Reference, req.Device.Kind)
+		return nil, fmt.Errorf("%w: load %s: device kind %q (valid: cpu, nvidia or its older name cuda)", sdk.ErrInvalidArgument, req.Artifact.Reference, req.Device.Kind)
 	}
 	start := clock.Mono()
 	version, err := model.InitORT(s.LibraryPath)
@@ -128,8 +128,15 @@ func open(req sdk.LoadRequest, s Settings) (*loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	if in.DType != "float32" {
-		return nil, fmt.Errorf("%w: model %s has %s weights; this engine runs float32 models", sdk.ErrInvalidArgument, in.ModelPath, in.DType)
+	// Weights may be float32 or quantised (int8/int4 MatMulNBits or QDQ): either way the
+	// activations, the logits and the KV cache this engine feeds and reads are float32.
+	if in.DType != "float32" && in.Precision != "int8" && in.Precision != "int4" {
+		return nil, fmt.Errorf("%w: model %s has %s weights; this engine runs models with float32 activations (float32, int8 or int4 weights)", sdk.ErrInvalidArgument, in.ModelPath, in.DType)
+	}
+	for _, o := range in.Outputs {
+		if o.Name == model.Logits && o.DType != "float32" {
+			return nil, fmt.Errorf("%w: model %s has %s logits; this engine reads float32 logits", sdk.ErrInvalidArgument, in.ModelPath, o.DType)
+		}
 	}
 	c := in.Config
 	m := &loaded{
@@ -193,12 +200,12 @@ func sessionOptions(req sdk.LoadRequest, s Settings) (*ort.SessionOptions, strin
 		if provider == ProviderAuto {
 			provider = ProviderCPU
 		}
-	case "cuda":
+	case "cuda", "nvidia": // "nvidia": the vendor the nvml meter reports; "cuda": its older name
 		if provider == ProviderAuto {
 			provider = ProviderCUDA
 		}
 	default:
-		return nil, "", fmt.Errorf("%w: device kind %q (valid: cpu, cuda)", sdk.ErrInvalidArgument, req.Device.Kind)
+		return nil, "", fmt.Errorf("%w: device kind %q (valid: cpu, nvidia or its older name cuda)", sdk.ErrInvalidArgument, req.Device.Kind)
 	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {

@@ -275,6 +275,11 @@ func artifact(ref string, in *model.Info, sum string, tk *tokenizer.Tokenizer) *
 			"tied_head":    strconv.FormatBool(c.TiedHead),
 			"inputs":       strconv.Itoa(len(in.Inputs)),
 			"outputs":      strconv.Itoa(len(in.Outputs)),
+			// Weight storage: FLOPs stay the model's arithmetic; these say what it reads.
+			"precision":       in.Precision,
+			"quant_scheme":    in.QuantScheme,
+			"weight_bytes":    strconv.FormatInt(in.WeightBytes, 10),
+			"bytes_per_token": strconv.FormatInt(in.BytesPerToken, 10),
 		},
 	}
 	if s := c.Synthetic; s != nil {

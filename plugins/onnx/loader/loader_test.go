@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -416,5 +417,76 @@ func TestParseRef(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("ParseRef(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestQuantisedPresets: -q8 and -q4 presets have the fp32 preset's parameters and FLOPs, and
+// report their precision, scheme, weight bytes and bytes read per token, which follow from the
+// shape: every matrix (and the tied head's copy of the embedding) stored as K·N·bits/8 bytes
+// plus a float32 scale and a zero point per block of 32; the embeddings, norms and biases
+// float32; per token the whole of every weight but one row of each embedding.
+func TestQuantisedPresets(t *testing.T) {
+	l := newLoader(t)
+	const d, inner, layers, vocab, positions = 64, 256, 2, 50257, 128
+	fp, err := l.Resolve(context.Background(), "synthetic:gpt2-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	matrices := [][2]int64{{d, 3 * d}, {d, d}, {d, inner}, {inner, d}} // per layer, K × N
+	floats := fp.Parameters                                            // fp32: every parameter
+	for _, tc := range []struct {
+		ref, precision string
+		bits           int64
+	}{
+		{"synthetic:gpt2-tiny", "fp32", 32},
+		{"synthetic:gpt2-tiny-q8", "int8", 8},
+		{"synthetic:gpt2-tiny-q4", "int4", 4},
+	} {
+		t.Run(tc.precision, func(t *testing.T) {
+			a, err := l.Resolve(context.Background(), tc.ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Parameters != fp.Parameters || a.FLOPs != fp.FLOPs || a.NonEmbeddingParameters != fp.NonEmbeddingParameters {
+				t.Errorf("parameters %d, FLOPs %+v; fp32 has %d, %+v", a.Parameters, a.FLOPs, fp.Parameters, fp.FLOPs)
+			}
+			quant := func(k, n int64) int64 { // bytes of one quantised K × N matrix
+				nb := (k + 31) / 32
+				zp := n * nb
+				if tc.bits == 4 {
+					zp = n * ((nb + 1) / 2)
+				}
+				return k*n*tc.bits/8 + n*nb*4 + zp
+			}
+			embeddings := int64(vocab*d + positions*d)
+			var weight, perToken int64
+			if tc.bits == 32 {
+				weight = floats * 4
+				perToken = weight - positions*d*4 + d*4 // wpe: one row; wte: read whole by the head
+			} else {
+				var mats, matParams int64
+				for _, m := range matrices {
+					mats += layers * quant(m[0], m[1])
+					matParams += layers * m[0] * m[1]
+				}
+				head := quant(d, vocab)
+				rest := (floats - matParams) * 4 // embeddings, norms, biases
+				weight = rest + mats + head
+				perToken = rest - embeddings*4 + 2*d*4 + mats + head
+			}
+			want := map[string]string{"precision": tc.precision, "weight_bytes": strconv.FormatInt(weight, 10), "bytes_per_token": strconv.FormatInt(perToken, 10)}
+			for k, v := range want {
+				if a.Metadata[k] != v {
+					t.Errorf("metadata %s = %q, want %q", k, a.Metadata[k], v)
+				}
+			}
+			scheme := "none"
+			if tc.bits != 32 {
+				scheme = "MatMulNBits " + strconv.FormatInt(tc.bits, 10) + "-bit, block 32, asymmetric"
+			}
+			if a.Metadata["quant_scheme"] != scheme || a.DType != "float32" /* the embedding outnumbers the matrices */ {
+				t.Errorf("quant_scheme %q dtype %q, want %q", a.Metadata["quant_scheme"], a.DType, scheme)
+			}
+		})
 	}
 }

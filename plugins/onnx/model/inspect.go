@@ -51,7 +51,15 @@ type Info struct {
 	// Parameters counts the elements of floating-point initialisers of rank ≥ 1 (scalars are
 	// constants, not parameters); a tied head stored twice is counted once.
 	Parameters int64
-	DType      string // the element type of most parameters, e.g. "float32"
+	DType      string // the element type of most parameters, e.g. "float32", "int4"
+	// Precision is int8 or int4 when matrices are quantised (the width most quantised
+	// parameters have), else the float type of most parameters: fp32, fp16, bf16.
+	Precision string
+	// QuantScheme describes weight quantisation ("none" when there is none).
+	QuantScheme string
+	// WeightBytes is the size of every initialiser; BytesPerToken what decoding one token reads
+	// of them (the whole of each, but one row of a table only Gather reads: an embedding).
+	WeightBytes, BytesPerToken int64
 	// TokenizerFiles are tokenizer.json, or vocab.json + merges.txt.
 	TokenizerFiles []string
 	Opset          int64
@@ -253,13 +261,36 @@ func abbrev(ns []string) string {
 	return "[" + strings.Join(ns, ", ") + "]"
 }
 
-// countParameters sums the float initialisers and checks external data files.
+// countParameters sums the weights (float initialisers, and the matrices quantised weights
+// stand for), measures their bytes, and checks external data files.
 func (in *Info) countParameters(g *onnxpb.Graph) error {
 	byType := map[int32]int64{}
 	dataEnd := map[string]int64{}
 	embedShapes := 0
 	c := in.Config
+	qi := quantisation(g)
+	gathered := gatheredOnly(g)
 	for _, t := range g.Initializers {
+		bytes := tensorBytes(t)
+		in.WeightBytes += bytes
+		if gathered[t.Name] && len(t.Dims) > 0 && t.Dims[0] > 0 {
+			in.BytesPerToken += bytes / t.Dims[0] // Gather reads one row per token
+		} else {
+			in.BytesPerToken += bytes
+		}
+		if q, ok := qi.weights[t.Name]; ok {
+			n := q.elements
+			if n == 0 {
+				n = t.Elements()
+			}
+			if c.TiedHead && n == int64(c.Vocab)*int64(c.Hidden) {
+				embedShapes++ // a quantised copy of the tied head counts once, as below
+			}
+			if !c.TiedHead || n != int64(c.Vocab)*int64(c.Hidden) || embedShapes == 1 {
+				byType[q.pseudoType] += n
+				in.Parameters += n
+			}
+		}
 		if t.Location == onnxpb.LocationExternal {
 			loc := t.ExternalValue("location")
 			if loc == "" || filepath.IsAbs(loc) || strings.HasPrefix(filepath.Clean(loc), "..") {
@@ -277,7 +308,7 @@ func (in *Info) countParameters(g *onnxpb.Graph) error {
 		} else if want := t.Elements() * onnxpb.ElemSize(t.DataType); t.RawBytes > 0 && want > 0 && t.RawBytes != want {
 			return fmt.Errorf("%w: %s is corrupt: initializer %s has %d bytes of data, its shape needs %d", sdk.ErrInvalidArgument, in.ModelPath, t.Name, t.RawBytes, want)
 		}
-		if !onnxpb.IsFloat(t.DataType) || len(t.Dims) == 0 {
+		if !onnxpb.IsFloat(t.DataType) || len(t.Dims) == 0 || qi.aux[t.Name] {
 			continue
 		}
 		n := t.Elements()
@@ -311,6 +342,20 @@ func (in *Info) countParameters(g *onnxpb.Graph) error {
 		return byType[dts[i]] > byType[dts[j]] || byType[dts[i]] == byType[dts[j]] && dts[i] < dts[j]
 	})
 	in.DType = onnxpb.TypeName(dts[0])
+	if name, ok := pseudoTypeNames[dts[0]]; ok {
+		in.DType = name
+	}
+	in.Precision, in.QuantScheme = precisionName(in.DType), "none"
+	if qi.scheme != "" {
+		// The precision of the quantised matrices, even where float32 embeddings outnumber
+		// them (a small model with a large vocabulary).
+		in.QuantScheme = qi.scheme
+		if byType[pseudoInt4] >= byType[pseudoInt8] {
+			in.Precision = "int4"
+		} else {
+			in.Precision = "int8"
+		}
+	}
 	if in.Parameters <= c.EmbeddingParameters() {
 		return fmt.Errorf("%w: %s has %d parameters, no more than config.json's embeddings (%d): config.json does not describe this model",
 			sdk.ErrInvalidArgument, in.ModelPath, in.Parameters, c.EmbeddingParameters())

@@ -180,8 +180,36 @@ func (p Preset) graph() *onnxpb.Graph {
 		o = b.op("Transpose", []string{o}, attrInts("perm", 0, 2, 1, 3))
 		return b.op("Reshape", []string{o, b.ints(0, 0, int64(p.Heads*hd))})
 	}
+	quant := map[string]weight{}
+	for _, w := range p.weights() {
+		if w.quant != nil {
+			quant[w.name] = w
+		}
+	}
+	// matmul is t·w: MatMul, or MatMulNBits over w's quantised initialisers (out names the
+	// output when it is a graph output).
+	matmul := func(out, t, w string) string {
+		qw, ok := quant[w]
+		if !ok {
+			if out != "" {
+				return b.named(out, "MatMul", []string{t, w})
+			}
+			return b.op("MatMul", []string{t, w})
+		}
+		bn, sn, zn := qw.quantNames(p.Precision)
+		in := []string{t, bn, sn, zn}
+		attrs := []onnxpb.Attr{attrInt("K", int64(qw.quant.K)), attrInt("N", int64(qw.quant.N)),
+			attrInt("bits", int64(p.Precision.Bits())), attrInt("block_size", QuantBlock)}
+		if out == "" {
+			out = b.op("MatMulNBits", in, attrs...)
+		} else {
+			b.named(out, "MatMulNBits", in, attrs...)
+		}
+		b.nodes[len(b.nodes)-1].Domain = QuantDomain
+		return out
+	}
 	linear := func(t, w, bias string) string {
-		y := b.op("MatMul", []string{t, w})
+		y := matmul("", t, w)
 		if bias != "" {
 			y = b.op("Add", []string{y, bias})
 		}
@@ -235,13 +263,19 @@ func (p Preset) graph() *onnxpb.Graph {
 	case ArchGPT2:
 		// Tied head: logits = h · wteᵀ, as a Gemm over [B·S, D] so the embedding is not copied.
 		h := layerNorm(x, "transformer.ln_f")
+		if p.Precision != FP32 && p.Precision != "" {
+			// The quantised copy of the embedding (quant holds it under the embedding's name;
+			// Gather reads the float32 one): MatMulNBits computes h·Bᵀ with B [vocab, d].
+			matmul(model.Logits, h, "transformer.wte.weight")
+			break
+		}
 		flat := b.op("Reshape", []string{h, b.ints(-1, d)})
 		lg := b.op("Gemm", []string{flat, "transformer.wte.weight"}, attrInt("transB", 1))
 		shape := b.op("Concat", []string{b.op("Shape", []string{model.InputIDs}), b.ints(int64(p.Vocab))}, attrInt("axis", 0))
 		b.named(model.Logits, "Reshape", []string{lg, shape})
 	case ArchLlama:
 		h := rmsNorm(x, "model.norm.weight")
-		b.named(model.Logits, "MatMul", []string{h, "lm_head.weight"})
+		matmul(model.Logits, h, "lm_head.weight")
 	}
 	g.Nodes = b.nodes
 	return g

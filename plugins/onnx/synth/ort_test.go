@@ -15,7 +15,7 @@ func TestORTGreedyAndPadding(t *testing.T) {
 		{464, 2068, 7586, 21831},    // "The quick brown fox"
 		{40},
 	}
-	for _, name := range []string{"gpt2-tiny", "llama-tiny"} {
+	for _, name := range []string{"gpt2-tiny", "llama-tiny", "gpt2-tiny-q8", "gpt2-tiny-q4", "llama-tiny-q4"} {
 		t.Run(name, func(t *testing.T) {
 			p, _ := synth.Lookup(name)
 			dir, _, err := synth.Ensure(t.TempDir(), p, 0, v)

@@ -8,7 +8,7 @@ import (
 
 // GeneratorVersion is part of every cache key. Bump it whenever the graph, the weight
 // initialisation or any written file changes, so stale cached models are never reused.
-const GeneratorVersion = 1
+const GeneratorVersion = 2
 
 // Opset is the ONNX operator set the generated graphs use.
 const Opset = 17
@@ -37,6 +37,10 @@ type Preset struct {
 	RopeTheta float64
 	NormEps   float64
 	Doc       string
+	// Precision is how the matrices are stored (FP32 unless the name ends in -q8 or -q4).
+	Precision Precision
+	// Base is the name without the precision suffix.
+	Base string
 }
 
 // HeadDim is Hidden / Heads.
@@ -77,25 +81,46 @@ func Presets() []string {
 	return names
 }
 
-// Lookup returns the named preset.
+// Lookup returns the named preset: a name from Presets, optionally with a precision suffix
+// (-q8: int8, -q4: int4), e.g. gpt2-124m-q4.
 func Lookup(name string) (Preset, bool) {
-	p, ok := presets[name]
-	return p, ok
+	base, q := splitPrecision(name)
+	p, ok := presets[base]
+	if !ok {
+		return Preset{}, false
+	}
+	return p.WithPrecision(q), true
+}
+
+// WithPrecision returns the preset p stored at precision q (its name carries q's suffix).
+func (p Preset) WithPrecision(q Precision) Preset {
+	if p.Base == "" {
+		p.Base = p.Name
+	}
+	p.Precision = q
+	p.Name = p.Base + q.Suffix()
+	return p
 }
 
 // PresetList is Presets joined for messages.
-func PresetList() string { return strings.Join(Presets(), ", ") }
+func PresetList() string {
+	return strings.Join(Presets(), ", ") + " (each also as <preset>-q8 or <preset>-q4: int8 or int4 weights)"
+}
 
 // Parameters counts the parameters the preset's initialisers hold (a tied head once).
 func (p Preset) Parameters() int64 {
 	var n int64
 	for _, w := range p.weights() {
+		if w.alias {
+			continue
+		}
 		n += w.elements()
 	}
 	return n
 }
 
-// dirName is the cache folder name: preset, seed and generator version.
+// dirName is the cache folder name: preset (with its precision suffix), seed and generator
+// version.
 func (p Preset) dirName(seed uint64) string {
 	return fmt.Sprintf("%s-s%d-g%d", p.Name, seed, GeneratorVersion)
 }

@@ -34,8 +34,16 @@ func TestPresetParameters(t *testing.T) {
 		if got := p.Parameters(); got != tc.want {
 			t.Errorf("%s: %d parameters, want %d", tc.preset, got, tc.want)
 		}
+		// Quantised presets have the same parameters (the tied head's quantised copy not
+		// counted again).
+		for _, suf := range []string{"-q8", "-q4"} {
+			q, ok := synth.Lookup(tc.preset + suf)
+			if !ok || q.Parameters() != tc.want || q.Name != tc.preset+suf || q.Base != tc.preset {
+				t.Errorf("%s%s: found %v, %d parameters, name %q base %q", tc.preset, suf, ok, q.Parameters(), q.Name, q.Base)
+			}
+		}
 	}
-	if got, want := synth.PresetList(), "gpt2-124m, gpt2-tiny, llama-tiny"; got != want {
+	if got, want := synth.PresetList(), "gpt2-124m, gpt2-tiny, llama-tiny (each also as <preset>-q8 or <preset>-q4: int8 or int4 weights)"; got != want {
 		t.Errorf("PresetList = %q, want %q", got, want)
 	}
 }
@@ -142,7 +150,7 @@ func TestEnsureCachesAndIsConcurrencySafe(t *testing.T) {
 		t.Fatalf("4 concurrent Ensure calls generated %d times into %d folders; want once into one", generated, len(dirs))
 	}
 	for dir := range dirs {
-		if want := filepath.Join(cache, "gpt2-tiny-s3-g1"); dir != want {
+		if want := filepath.Join(cache, "gpt2-tiny-s3-g2"); dir != want {
 			t.Errorf("cache folder %s, want %s", dir, want)
 		}
 		// Nothing but the model folder and its lock file is left behind.

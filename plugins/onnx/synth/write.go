@@ -28,13 +28,15 @@ type Vocab struct {
 // Build writes the model directory of preset p with the given seed into dir, which must exist
 // and be empty. The output is a function of (p, seed, GeneratorVersion, vocab files) only.
 func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
+	if p.Precision == "" {
+		p.Precision = FP32
+	}
 	ws := p.weights()
 	g := p.graph()
 	var offset int64
-	for _, w := range ws {
-		length := w.elements() * 4
+	add := func(name string, dims []int64, dt int32, length int64) {
 		g.Initializers = append(g.Initializers, &onnxpb.Tensor{
-			Name: w.name, Dims: w.dims, DataType: onnxpb.Float, Location: onnxpb.LocationExternal,
+			Name: name, Dims: dims, DataType: dt, Location: onnxpb.LocationExternal,
 			External: []onnxpb.Entry{
 				{Key: "location", Value: model.DataFile},
 				{Key: "offset", Value: strconv.FormatInt(offset, 10)},
@@ -46,9 +48,26 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 			offset += dataAlign - r
 		}
 	}
+	for _, w := range ws {
+		if w.quant == nil {
+			add(w.name, w.dims, onnxpb.Float, w.elements()*4)
+			continue
+		}
+		s := *w.quant
+		nb := int64(s.blocks())
+		lb, ls, lz := s.lengths(p.Precision)
+		bn, sn, zn := w.quantNames(p.Precision)
+		add(bn, []int64{int64(s.N), nb, int64(QuantBlock * p.Precision.Bits() / 8)}, onnxpb.Uint8, lb)
+		add(sn, []int64{int64(s.N) * nb}, onnxpb.Float, ls)
+		add(zn, []int64{lz}, onnxpb.Uint8, lz)
+	}
+	opsets := []onnxpb.OpsetID{{Domain: "", Version: Opset}}
+	if p.Precision != FP32 {
+		opsets = append(opsets, onnxpb.OpsetID{Domain: QuantDomain, Version: 1})
+	}
 	m := &onnxpb.Model{
 		IRVersion:       irVersion,
-		Opsets:          []onnxpb.OpsetID{{Domain: "", Version: Opset}},
+		Opsets:          opsets,
 		ProducerName:    "lemctl-synth",
 		ProducerVersion: strconv.Itoa(GeneratorVersion),
 		DocString:       fmt.Sprintf("synthetic %s, seed %d: random weights, not a trained model", p.Name, seed),
@@ -58,6 +77,7 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 			{Key: "lemctl.preset", Value: p.Name},
 			{Key: "lemctl.seed", Value: strconv.FormatUint(seed, 10)},
 			{Key: "lemctl.generator_version", Value: strconv.Itoa(GeneratorVersion)},
+			{Key: "lemctl.precision", Value: string(p.Precision)},
 		},
 	}
 	if err := writeFile(filepath.Join(dir, model.ModelFile), func(w io.Writer) error {
@@ -70,13 +90,25 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 		bw := bufio.NewWriterSize(w, 1<<20)
 		var off int64
 		for _, wt := range ws {
-			if err := writeWeight(bw, wt, seed); err != nil {
-				return fmt.Errorf("weight %s: %w", wt.name, err)
-			}
-			off += wt.elements() * 4
 			var err error
-			if off, err = pad(bw, off, dataAlign); err != nil {
-				return err
+			if wt.quant == nil {
+				if err := writeWeight(bw, wt, seed); err != nil {
+					return fmt.Errorf("weight %s: %w", wt.name, err)
+				}
+				off += wt.elements() * 4
+				if off, err = pad(bw, off, dataAlign); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, part := range quantisedParts(wt, seed, p.Precision) {
+				if _, err := bw.Write(part); err != nil {
+					return fmt.Errorf("weight %s: %w", wt.name, err)
+				}
+				off += int64(len(part))
+				if off, err = pad(bw, off, dataAlign); err != nil {
+					return err
+				}
 			}
 		}
 		return bw.Flush()
@@ -105,7 +137,7 @@ func Build(dir string, p Preset, seed uint64, vocab Vocab) error {
 
 // hfConfig is config.json as transformers writes it for the architecture.
 func (p Preset) hfConfig(seed uint64) map[string]any {
-	syn := map[string]any{"preset": p.Name, "seed": seed, "generator_version": GeneratorVersion}
+	syn := map[string]any{"preset": p.Name, "seed": seed, "generator_version": GeneratorVersion, "precision": string(p.Precision)}
 	switch p.Arch {
 	case ArchGPT2:
 		return map[string]any{

@@ -88,10 +88,10 @@ func (e *engine) configure(_ context.Context, cfg sdk.Config) ([]sdk.ConfigError
 func (e *engine) Load(_ context.Context, req sdk.LoadRequest) (*sdk.LoadResult, error) {
 	start := clock.Mono()
 	a := req.Artifact
-	switch req.Device.Kind {
-	case "", "cpu", "cuda":
-	default:
-		return nil, fmt.Errorf("load %q: device kind %q: %w (valid: cpu, cuda)", a.Reference, req.Device.Kind, sdk.ErrInvalidArgument)
+	// The toy engine computes nothing, so it runs on any device: "cpu" or any vendor's
+	// accelerator. It only refuses a device kind that is not a plain lower-case name.
+	if !validKind(req.Device.Kind) {
+		return nil, fmt.Errorf("load %q: device kind %q: %w (valid: \"cpu\" or a lower-case vendor name such as \"nvidia\")", a.Reference, req.Device.Kind, sdk.ErrInvalidArgument)
 	}
 	m := &model{artifact: a, device: req.Device, vocab: int64(a.VocabSize), eos: map[int32]bool{}}
 	if a.VocabSize < 0 {
@@ -335,4 +335,15 @@ func residentBytes() int64 {
 		return 0
 	}
 	return pages * int64(os.Getpagesize())
+}
+
+// validKind reports whether kind is "" (cpu), "cpu" or a vendor name: lower-case letters,
+// digits, "-" and "_".
+func validKind(kind string) bool {
+	for _, r := range kind {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,6 +34,8 @@ const (
 	keyInterval     = "interval"
 	keyBurnShare    = "burn_share"
 	keyUnavailable  = "unavailable"
+	keyVendor       = "vendor"
+	keyVisibility   = "visibility_env"
 )
 
 // baselineLabel is the StartRequest.Label of the host's idle-baseline sessions; such sessions
@@ -71,6 +74,10 @@ func schema() []sdk.ConfigKey {
 			Doc: "while at least one session is open, the plugin process burns CPU until its CPU time (its sampling included) is this fraction of one core, to test overhead accounting; must be below 1"},
 		{Key: keyUnavailable, Type: sdk.TypeStrings,
 			Doc: "ids of configured domains to report as unavailable (with a reason), as a meter does for a domain it cannot read"},
+		{Key: keyVendor, Type: sdk.TypeString, Default: "acme",
+			Doc: "vendor reported for the device of every device-scoped domain (each such domain is one simulated device whose id is the domain id)"},
+		{Key: keyVisibility, Type: sdk.TypeString, Default: "ACME_VISIBLE_DEVICES",
+			Doc: `name of the environment variable that makes a worker see only one simulated device: each device reports it (set to the device id) as its visibility environment, and when the plugin's own environment sets it (a comma-separated list of ids), the meter lists only those devices; "" reports no visibility environment, so the host cannot isolate the devices`},
 	}
 }
 
@@ -93,6 +100,13 @@ type settings struct {
 	interval     time.Duration
 	burnShare    float64
 	unavailable  map[string]bool
+	vendor       string
+	visibility   string // the visibility variable's name; "" for none
+	// visible is the visibility variable's value in the plugin's environment; meaningful
+	// when hasVisible. A device-scoped domain it does not name is hidden.
+	visible    map[string]bool
+	visibleRaw string
+	hasVisible bool
 }
 
 // defaultSettings returns the settings of an unconfigured meter.
@@ -118,10 +132,15 @@ func parseSettings(cfg sdk.Config) (settings, []sdk.ConfigError) {
 		interval:     cfg.Duration(keyInterval),
 		burnShare:    cfg.Float(keyBurnShare),
 		unavailable:  map[string]bool{},
+		vendor:       cfg.String(keyVendor),
+		visibility:   cfg.String(keyVisibility),
 	}
 	var errs []sdk.ConfigError
 	if cfg.Has(keyIdlePower) {
 		s.idlePowerW, s.hasIdle = cfg.Float(keyIdlePower), true
+	}
+	if s.visibility != "" && !validEnvName(s.visibility) {
+		errs = append(errs, sdk.ConfigError{Key: keyVisibility, Message: fmt.Sprintf("%q is not an environment variable name", s.visibility), Valid: `letters, digits and "_", not starting with a digit, or ""`})
 	}
 	if s.burnShare >= 1 {
 		errs = append(errs, sdk.ConfigError{Key: keyBurnShare, Message: fmt.Sprintf("%g is not below 1", s.burnShare), Valid: "a float in [0, 1)"})
@@ -212,6 +231,16 @@ func parseSteps(v any) ([]float64, error) {
 	return out, nil
 }
 
+// validEnvName reports whether name is a portable environment variable name.
+func validEnvName(name string) bool {
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return name != ""
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -229,6 +258,9 @@ type meter struct {
 	mu   sync.Mutex
 	set  settings
 	burn burner
+	// lookupEnv reads the plugin's environment (os.LookupEnv; tests replace it): the
+	// visibility variable comes from it.
+	lookupEnv func(string) (string, bool)
 }
 
 // newPlugin is the plugin factory main serves.
@@ -245,7 +277,8 @@ func newPlugin() *sdk.Plugin {
 }
 
 func newMeter() *meter {
-	m := &meter{set: defaultSettings()}
+	m := &meter{set: defaultSettings(), lookupEnv: os.LookupEnv}
+	m.set = m.withVisibility(m.set)
 	m.Sessions = &sampler.Sessions{Offer: m.offer}
 	return m
 }
@@ -256,10 +289,43 @@ func (m *meter) configure(_ context.Context, cfg sdk.Config) ([]sdk.ConfigError,
 	if len(errs) > 0 {
 		return errs, nil
 	}
+	s = m.withVisibility(s)
 	m.mu.Lock()
 	m.set = s
 	m.mu.Unlock()
 	return nil, nil
+}
+
+// withVisibility reads the visibility variable of s from the plugin's environment: a worker
+// launched on one device gets it from the host, as the device's visibility environment.
+func (m *meter) withVisibility(s settings) settings {
+	s.visible, s.hasVisible, s.visibleRaw = nil, false, ""
+	if s.visibility == "" {
+		return s
+	}
+	v, ok := m.lookupEnv(s.visibility)
+	if !ok {
+		return s
+	}
+	s.visible, s.hasVisible, s.visibleRaw = map[string]bool{}, true, v
+	for _, id := range strings.Split(v, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			s.visible[id] = true
+		}
+	}
+	return s
+}
+
+// listed returns the configured domains the meter reports, with their positions in the
+// configuration: every domain, less the device-scoped ones the visibility variable hides.
+func (s settings) listed() (doms []domainSpec, at []int) {
+	for i, d := range s.domains {
+		if d.scope == sdk.ScopeDevice && s.hasVisible && !s.visible[d.id] {
+			continue
+		}
+		doms, at = append(doms, d), append(at, i)
+	}
+	return doms, at
 }
 
 func (m *meter) settings() settings {
@@ -268,12 +334,14 @@ func (m *meter) settings() settings {
 	return m.set
 }
 
-// Inventory lists every configured domain; those named in unavailable say why they cannot be read.
+// Inventory lists every configured domain (less the devices the visibility variable hides);
+// those named in unavailable say why they cannot be read.
 func (m *meter) Inventory(context.Context) ([]sdk.Domain, error) {
 	s := m.settings()
-	out := make([]sdk.Domain, len(s.domains))
-	for i, d := range s.domains {
-		out[i] = s.domain(d, i)
+	doms, at := s.listed()
+	out := make([]sdk.Domain, len(doms))
+	for i, d := range doms {
+		out[i] = s.domain(d, at[i])
 	}
 	return out, nil
 }
@@ -298,8 +366,17 @@ func (m *meter) Environment(context.Context) (*sdk.Environment, error) {
 		facts["steps_w"] = strings.Join(ws, ",")
 		facts["step_period"] = s.stepPeriod.String()
 	}
+	if s.visibility != "" {
+		// What this process saw: a worker's meter proves which devices the worker was given.
+		facts["visibility_env"] = s.visibility
+		facts["visible_devices"] = "(unset)"
+		if s.hasVisible {
+			facts["visible_devices"] = s.visibleRaw
+		}
+	}
 	env := &sdk.Environment{Facts: facts}
-	for _, d := range s.domains {
+	doms, _ := s.listed()
+	for _, d := range doms {
 		env.Devices = append(env.Devices, sdk.DeviceEnvironment{ID: d.id, Facts: map[string]string{
 			"kind":     d.kind,
 			"scope":    d.scope,
@@ -318,16 +395,21 @@ func (s settings) domain(d domainSpec, i int) sdk.Domain {
 		ID: d.id, Name: d.id, Kind: d.kind, Scope: d.scope,
 		Method: sdk.MethodCounter, Confidence: sdk.ConfidenceSimulated, Available: true,
 		Resolution: units.Microjoule, UpdatePeriod: s.updatePeriod,
-		MaxPower:    s.maxPower(d),
-		DeviceIndex: -1,
+		MaxPower: s.maxPower(d),
 	}
 	if d.scope == sdk.ScopeDevice {
-		dom.DeviceIndex = 0
+		// Each device-scoped domain is one simulated device, indexed among the configured
+		// devices (a hidden device keeps its index, as a GPU keeps its bus order).
+		dev := &sdk.DeviceInfo{ID: d.id, Vendor: s.vendor, Model: "simulated " + d.kind + " (example meter)"}
 		for _, o := range s.domains[:i] {
 			if o.scope == sdk.ScopeDevice {
-				dom.DeviceIndex++
+				dev.Index++
 			}
 		}
+		if s.visibility != "" {
+			dev.VisibilityEnv = map[string]string{s.visibility: d.id}
+		}
+		dom.Device = dev
 	}
 	if s.unavailable[d.id] {
 		dom.Available = false
@@ -363,10 +445,11 @@ func (s settings) maxPower(d domainSpec) units.Power {
 // domains a request settles on (sdk/sampler applies the session policy).
 func (m *meter) offer(context.Context) (*sampler.Offer, error) {
 	s := m.settings()
-	doms := make([]sdk.Domain, len(s.domains))
+	listed, at := s.listed()
+	doms := make([]sdk.Domain, len(listed))
 	byID := map[string]domainSpec{}
-	for i, d := range s.domains {
-		doms[i] = s.domain(d, i)
+	for i, d := range listed {
+		doms[i] = s.domain(d, at[i])
 		byID[d.id] = d
 	}
 	policy := sampler.Policy{DefaultInterval: s.interval, MinInterval: minInterval, MaxInterval: maxInterval}

@@ -140,10 +140,18 @@ func TestParseSettings(t *testing.T) {
 	}
 }
 
-// configured returns a meter configured with table, failing the test on any error.
+// configured returns a meter configured with table, in an environment without the visibility
+// variable, failing the test on any error.
 func configured(t *testing.T, table map[string]any) *meter {
 	t.Helper()
+	return configuredEnv(t, table, nil)
+}
+
+// configuredEnv returns a meter configured with table whose plugin environment is env.
+func configuredEnv(t *testing.T, table map[string]any, env map[string]string) *meter {
+	t.Helper()
 	m := newMeter()
+	m.lookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, errs := sdk.ValidateConfig(schema(), table)
 	if len(errs) > 0 {
 		t.Fatalf("schema: %v", errs)
@@ -177,7 +185,14 @@ func TestInventoryAndEnvironment(t *testing.T) {
 	}
 	for i, w := range wants {
 		d := doms[i]
-		if d.ID != w.id || d.Kind != w.kind || d.Scope != w.scope || d.DeviceIndex != w.index || d.MaxPower.Watts() != w.maxW ||
+		index := -1
+		if d.Device != nil {
+			index = d.Device.Index
+			if d.Device.ID != d.ID || d.Device.Vendor != "acme" || d.Device.VisibilityEnv["ACME_VISIBLE_DEVICES"] != d.ID || len(d.Device.VisibilityEnv) != 1 {
+				t.Errorf("domain %d: device %+v, want acme device %s with ACME_VISIBLE_DEVICES=%s only", i, d.Device, d.ID, d.ID)
+			}
+		}
+		if d.ID != w.id || d.Kind != w.kind || d.Scope != w.scope || index != w.index || d.MaxPower.Watts() != w.maxW ||
 			d.Available != w.available || d.Method != sdk.MethodCounter || d.Confidence != sdk.ConfidenceSimulated ||
 			d.UpdatePeriod != 10*time.Millisecond || d.Resolution != units.Microjoule {
 			t.Errorf("domain %d = %+v, want %+v", i, d, w)
@@ -191,8 +206,70 @@ func TestInventoryAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if env.Facts["meter"] != "scripted" || env.Facts["power_w"] != "150" || env.Facts["idle_power_w"] != "40" || len(env.Devices) != 4 ||
-		env.Devices[1].Facts["power"] != "300 W" {
+		env.Devices[1].Facts["power"] != "300 W" || env.Facts["visible_devices"] != "(unset)" {
 		t.Errorf("environment %+v", env)
+	}
+}
+
+// TestVisibilityEnvHidesOtherDevices checks that a meter whose environment sets the visibility
+// variable lists only the devices it names (host-level domains stay), keeps their indices, and
+// reports what it saw; and that sessions read only the listed devices.
+func TestVisibilityEnvHidesOtherDevices(t *testing.T) {
+	table := map[string]any{"domains": []any{"node", "acme0:gpu:device", "acme1:gpu:device"}}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		env     map[string]string
+		want    []string
+		index   map[string]int
+		visible string
+	}{
+		{nil, []string{"node", "acme0", "acme1"}, map[string]int{"acme0": 0, "acme1": 1}, "(unset)"},
+		{map[string]string{"ACME_VISIBLE_DEVICES": "acme1"}, []string{"node", "acme1"}, map[string]int{"acme1": 1}, "acme1"},
+		{map[string]string{"ACME_VISIBLE_DEVICES": ""}, []string{"node"}, nil, ""},
+	} {
+		m := configuredEnv(t, table, tc.env)
+		doms, err := m.Inventory(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, d := range doms {
+			ids = append(ids, d.ID)
+			if d.Device != nil && d.Device.Index != tc.index[d.ID] {
+				t.Errorf("env %v: device %s has index %d, want %d", tc.env, d.ID, d.Device.Index, tc.index[d.ID])
+			}
+		}
+		if strings.Join(ids, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("env %v: inventory %v, want %v", tc.env, ids, tc.want)
+		}
+		env, err := m.Environment(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Facts["visible_devices"] != tc.visible || len(env.Devices) != len(tc.want) {
+			t.Errorf("env %v: facts %v and %d devices, want visible_devices %q and %d", tc.env, env.Facts, len(env.Devices), tc.visible, len(tc.want))
+		}
+		sess, err := m.Start(ctx, sdk.StartRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		meas, err := m.Stop(ctx, sess.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(meas.Domains) != len(tc.want) {
+			t.Errorf("env %v: a session measured %d domains, want %d", tc.env, len(meas.Domains), len(tc.want))
+		}
+	}
+	// Without a variable name, devices bring no visibility environment.
+	m := configuredEnv(t, map[string]any{"domains": []any{"acme0:gpu:device"}, "visibility_env": ""}, map[string]string{"ACME_VISIBLE_DEVICES": "x"})
+	doms, _ := m.Inventory(ctx)
+	if len(doms) != 1 || doms[0].Device == nil || len(doms[0].Device.VisibilityEnv) != 0 {
+		t.Errorf("visibility_env \"\": inventory %+v, want acme0 without a visibility environment", doms)
+	}
+	cfg, _ := sdk.ValidateConfig(schema(), map[string]any{"visibility_env": "1BAD"})
+	if errs, _ := newMeter().configure(ctx, cfg); len(errs) != 1 || errs[0].Key != keyVisibility {
+		t.Errorf("visibility_env 1BAD: errors %v, want one for %s", errs, keyVisibility)
 	}
 }
 

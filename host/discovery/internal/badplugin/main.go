@@ -195,7 +195,7 @@ func (m meter) Inventory(context.Context) ([]sdk.Domain, error) {
 		// One simulated domain, so that a run selects the meter and its workers call Start.
 		return []sdk.Domain{{ID: "bad0", Name: "badplugin node", Kind: sdk.DomainNode, Scope: sdk.ScopeNode,
 			Method: sdk.MethodCounter, Confidence: sdk.ConfidenceSimulated, Available: true,
-			Resolution: units.Microjoule, UpdatePeriod: 10 * time.Millisecond, DeviceIndex: -1}}, nil
+			Resolution: units.Microjoule, UpdatePeriod: 10 * time.Millisecond}}, nil
 	}
 	return nil, nil
 }

@@ -24,6 +24,8 @@
  *   dev I reset_at T            the counter restarts from 0 at T s (a driver reload)
  *   dev I stuck FROM TO         the counter stays frozen during [FROM, TO) s
  *   dev I throttle FROM TO HEX  clock-event reasons HEX during [FROM, TO) s
+ *   dev I throttle_every PERIOD ON HEX   clock-event reasons HEX during the first ON s of every
+ *                               PERIOD s from time 0 (a periodic power cap or thermal slowdown)
  *   dev I process PID|parent|self   a compute process on the GPU (parent = the caller's parent)
  *   dev I limit WATTS           power limit (default 700)
  *
@@ -59,6 +61,8 @@ struct nvmlDevice_st {
 	double stuck_from, stuck_to;
 	double thr_from, thr_to;
 	unsigned long long thr_bits;
+	double thr_period, thr_on; /* periodic throttling; period 0: none */
+	unsigned long long thr_every_bits;
 	int nproc;
 	long procs[MAXPROC]; /* -1 parent, -2 self */
 	double limit_w;
@@ -161,6 +165,7 @@ static void load_script(void) {
 			else if (!strcmp(sub, "reset_at")) d->reset_at = atof(rest);
 			else if (!strcmp(sub, "stuck")) sscanf(rest, "%lf %lf", &d->stuck_from, &d->stuck_to);
 			else if (!strcmp(sub, "throttle")) sscanf(rest, "%lf %lf %llx", &d->thr_from, &d->thr_to, &d->thr_bits);
+			else if (!strcmp(sub, "throttle_every")) sscanf(rest, "%lf %lf %llx", &d->thr_period, &d->thr_on, &d->thr_every_bits);
 			else if (!strcmp(sub, "limit")) d->limit_w = atof(rest);
 			else if (!strcmp(sub, "process") && d->nproc < MAXPROC) {
 				long pid = !strcmp(rest, "parent") ? -1 : !strcmp(rest, "self") ? -2 : atol(rest);
@@ -455,6 +460,7 @@ nvmlReturn_t nvmlDeviceGetCurrentClocksEventReasons(nvmlDevice_t h, unsigned lon
 	DEV_OR_FAIL(h, "nvmlDeviceGetCurrentClocksEventReasons");
 	double t = now_s();
 	*reasons = (t >= d->thr_from && t < d->thr_to) ? d->thr_bits : 0;
+	if (d->thr_period > 0 && t >= 0 && fmod(t, d->thr_period) < d->thr_on) *reasons |= d->thr_every_bits;
 	return NVML_SUCCESS;
 }
 

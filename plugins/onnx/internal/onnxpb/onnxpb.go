@@ -507,6 +507,22 @@ func decodeGraph(b []byte) (*Graph, error) {
 					n.Name = string(v)
 				case 4:
 					n.OpType = string(v)
+				case 5: // attribute: name, type and integer value (what readers need)
+					a := Attr{}
+					if err := walk(v, func(num protowire.Number, _ protowire.Type, v []byte, u uint64) error {
+						switch num {
+						case 1:
+							a.Name = string(v)
+						case 3:
+							a.I = int64(u)
+						case 20:
+							a.Type = int32(u)
+						}
+						return nil
+					}); err != nil {
+						return fmt.Errorf("attribute: %w", err)
+					}
+					n.Attrs = append(n.Attrs, a)
 				case 7:
 					n.Domain = string(v)
 				}

@@ -1,10 +1,13 @@
 package testenv
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -90,4 +93,37 @@ func ORT(t testing.TB) {
 	if ortErr != nil {
 		t.Fatalf("initialise ONNX Runtime: %v", ortErr)
 	}
+}
+
+// NodeGreedy decodes each prompt alone, greedily, steps new tokens, with onnxruntime-node (the
+// `make setup` folder's onnxruntime-node/) running ortnode/greedy.js on the model in dir: an
+// independent reference decoder sharing no code with the engine.
+func NodeGreedy(t testing.TB, dir string, prompts [][]int32, steps int) [][]int32 {
+	t.Helper()
+	modules := filepath.Join(ThirdParty(), "onnxruntime-node", "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "onnxruntime-node", "package.json")); err != nil {
+		Missing(t, "onnxruntime-node not found in %s (run `make setup`)", modules)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		Missing(t, "node is not installed (needed to run the onnxruntime-node reference decoder)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "ortnode", "greedy.js")
+	in, err := json.Marshal(prompts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, script, modules, dir, strconv.Itoa(steps), string(in))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("onnxruntime-node reference decoder on %s: %v\n%s", dir, err, stderr.String())
+	}
+	var ids [][]int32
+	if err := json.Unmarshal(out, &ids); err != nil || len(ids) != len(prompts) {
+		t.Fatalf("onnxruntime-node reference decoder printed %q: %v", out, err)
+	}
+	return ids
 }

@@ -37,10 +37,16 @@ type Domain struct {
 	ResolutionUj   uint64                 `protobuf:"varint,9,opt,name=resolution_uj,json=resolutionUj,proto3" json:"resolution_uj,omitempty"`
 	UpdatePeriodNs int64                  `protobuf:"varint,10,opt,name=update_period_ns,json=updatePeriodNs,proto3" json:"update_period_ns,omitempty"`
 	MaxPowerUw     uint64                 `protobuf:"varint,11,opt,name=max_power_uw,json=maxPowerUw,proto3" json:"max_power_uw,omitempty"`
-	DeviceUuid     string                 `protobuf:"bytes,12,opt,name=device_uuid,json=deviceUuid,proto3" json:"device_uuid,omitempty"`
-	DeviceIndex    int32                  `protobuf:"varint,13,opt,name=device_index,json=deviceIndex,proto3" json:"device_index,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Deprecated: the older, NVIDIA-shaped description of a device domain's device; device
+	// supersedes it. A host reads these only when device is absent (the device can then be named
+	// in launch.devices, but not isolated: it has no visibility_env).
+	DeviceUuid  string `protobuf:"bytes,12,opt,name=device_uuid,json=deviceUuid,proto3" json:"device_uuid,omitempty"`
+	DeviceIndex int32  `protobuf:"varint,13,opt,name=device_index,json=deviceIndex,proto3" json:"device_index,omitempty"`
+	// The device a device-scoped domain measures; absent for host-level domains (a RAPL zone, a
+	// node meter). Several domains may describe the same device (same id).
+	Device        *Device `protobuf:"bytes,14,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Domain) Reset() {
@@ -164,6 +170,99 @@ func (x *Domain) GetDeviceIndex() int32 {
 	return 0
 }
 
+func (x *Domain) GetDevice() *Device {
+	if x != nil {
+		return x.Device
+	}
+	return nil
+}
+
+// Device is an accelerator as the launcher needs to know it: how to name it and how to make a
+// worker see only it. Nothing here is vendor-specific; the vendor's meter supplies every value.
+type Device struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable per host and unique among this meter's devices, e.g. a GPU UUID or "acme0".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Lower-case vendor name, e.g. "nvidia", "amd", "intel". Engines receive it as the device kind.
+	Vendor string `protobuf:"bytes,2,opt,name=vendor,proto3" json:"vendor,omitempty"`
+	// Human-readable model name, e.g. "NVIDIA H100 80GB HBM3".
+	Model string `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	// Position of the device in this meter's inventory (0, 1, …); launch.devices may name it so.
+	Index int32 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`
+	// The environment a worker must get to see only this device, e.g.
+	// CUDA_VISIBLE_DEVICES=<uuid> and CUDA_DEVICE_ORDER=PCI_BUS_ID. The launcher sets exactly
+	// these variables; empty means the meter cannot isolate the device, and the host refuses to
+	// launch a worker on it.
+	VisibilityEnv map[string]string `protobuf:"bytes,5,rep,name=visibility_env,json=visibilityEnv,proto3" json:"visibility_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Device) Reset() {
+	*x = Device{}
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Device) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Device) ProtoMessage() {}
+
+func (x *Device) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Device.ProtoReflect.Descriptor instead.
+func (*Device) Descriptor() ([]byte, []int) {
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Device) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Device) GetVendor() string {
+	if x != nil {
+		return x.Vendor
+	}
+	return ""
+}
+
+func (x *Device) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *Device) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Device) GetVisibilityEnv() map[string]string {
+	if x != nil {
+		return x.VisibilityEnv
+	}
+	return nil
+}
+
 type InventoryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -172,7 +271,7 @@ type InventoryRequest struct {
 
 func (x *InventoryRequest) Reset() {
 	*x = InventoryRequest{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[1]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +283,7 @@ func (x *InventoryRequest) String() string {
 func (*InventoryRequest) ProtoMessage() {}
 
 func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[1]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +296,7 @@ func (x *InventoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryRequest.ProtoReflect.Descriptor instead.
 func (*InventoryRequest) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{1}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{2}
 }
 
 type InventoryResponse struct {
@@ -209,7 +308,7 @@ type InventoryResponse struct {
 
 func (x *InventoryResponse) Reset() {
 	*x = InventoryResponse{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[2]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -221,7 +320,7 @@ func (x *InventoryResponse) String() string {
 func (*InventoryResponse) ProtoMessage() {}
 
 func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[2]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -234,7 +333,7 @@ func (x *InventoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryResponse.ProtoReflect.Descriptor instead.
 func (*InventoryResponse) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{2}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InventoryResponse) GetDomains() []*Domain {
@@ -252,7 +351,7 @@ type EnvironmentRequest struct {
 
 func (x *EnvironmentRequest) Reset() {
 	*x = EnvironmentRequest{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[3]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +363,7 @@ func (x *EnvironmentRequest) String() string {
 func (*EnvironmentRequest) ProtoMessage() {}
 
 func (x *EnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[3]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +376,7 @@ func (x *EnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*EnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{3}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{4}
 }
 
 type DeviceEnvironment struct {
@@ -290,7 +389,7 @@ type DeviceEnvironment struct {
 
 func (x *DeviceEnvironment) Reset() {
 	*x = DeviceEnvironment{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[4]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -302,7 +401,7 @@ func (x *DeviceEnvironment) String() string {
 func (*DeviceEnvironment) ProtoMessage() {}
 
 func (x *DeviceEnvironment) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[4]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -315,7 +414,7 @@ func (x *DeviceEnvironment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeviceEnvironment.ProtoReflect.Descriptor instead.
 func (*DeviceEnvironment) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{4}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DeviceEnvironment) GetId() string {
@@ -342,7 +441,7 @@ type EnvironmentResponse struct {
 
 func (x *EnvironmentResponse) Reset() {
 	*x = EnvironmentResponse{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[5]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +453,7 @@ func (x *EnvironmentResponse) String() string {
 func (*EnvironmentResponse) ProtoMessage() {}
 
 func (x *EnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[5]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +466,7 @@ func (x *EnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*EnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{5}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnvironmentResponse) GetFacts() map[string]string {
@@ -395,7 +494,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[6]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +506,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[6]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +519,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{6}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StartRequest) GetIntervalNs() int64 {
@@ -456,7 +555,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[7]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +567,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[7]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +580,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{7}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartResponse) GetSession() string {
@@ -522,7 +621,7 @@ type MarkRequest struct {
 
 func (x *MarkRequest) Reset() {
 	*x = MarkRequest{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[8]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +633,7 @@ func (x *MarkRequest) String() string {
 func (*MarkRequest) ProtoMessage() {}
 
 func (x *MarkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[8]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +646,7 @@ func (x *MarkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRequest.ProtoReflect.Descriptor instead.
 func (*MarkRequest) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{8}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MarkRequest) GetSession() string {
@@ -573,7 +672,7 @@ type MarkResponse struct {
 
 func (x *MarkResponse) Reset() {
 	*x = MarkResponse{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[9]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +684,7 @@ func (x *MarkResponse) String() string {
 func (*MarkResponse) ProtoMessage() {}
 
 func (x *MarkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[9]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +697,7 @@ func (x *MarkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkResponse.ProtoReflect.Descriptor instead.
 func (*MarkResponse) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{9}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MarkResponse) GetMonoNs() int64 {
@@ -617,7 +716,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[10]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +728,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[10]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +741,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{10}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StopRequest) GetSession() string {
@@ -666,7 +765,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[11]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +777,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[11]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +790,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{11}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Finding) GetCode() string {
@@ -746,7 +845,7 @@ type Mark struct {
 
 func (x *Mark) Reset() {
 	*x = Mark{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[12]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +857,7 @@ func (x *Mark) String() string {
 func (*Mark) ProtoMessage() {}
 
 func (x *Mark) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[12]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +870,7 @@ func (x *Mark) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mark.ProtoReflect.Descriptor instead.
 func (*Mark) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{12}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Mark) GetLabel() string {
@@ -802,7 +901,7 @@ type DomainEnergy struct {
 
 func (x *DomainEnergy) Reset() {
 	*x = DomainEnergy{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[13]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +913,7 @@ func (x *DomainEnergy) String() string {
 func (*DomainEnergy) ProtoMessage() {}
 
 func (x *DomainEnergy) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[13]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +926,7 @@ func (x *DomainEnergy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DomainEnergy.ProtoReflect.Descriptor instead.
 func (*DomainEnergy) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{13}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DomainEnergy) GetDomain() *Domain {
@@ -880,7 +979,7 @@ type StopSummary struct {
 
 func (x *StopSummary) Reset() {
 	*x = StopSummary{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[14]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +991,7 @@ func (x *StopSummary) String() string {
 func (*StopSummary) ProtoMessage() {}
 
 func (x *StopSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[14]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1004,7 @@ func (x *StopSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopSummary.ProtoReflect.Descriptor instead.
 func (*StopSummary) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{14}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopSummary) GetSession() string {
@@ -959,24 +1058,25 @@ func (x *StopSummary) GetSamplerCpuNs() int64 {
 
 // Sample fields other than mono_ns and energy_uj are absent when not read.
 type Sample struct {
-	state             protoimpl.MessageState `protogen:"open.v1"`
-	MonoNs            int64                  `protobuf:"varint,1,opt,name=mono_ns,json=monoNs,proto3" json:"mono_ns,omitempty"`
-	EnergyUj          uint64                 `protobuf:"varint,2,opt,name=energy_uj,json=energyUj,proto3" json:"energy_uj,omitempty"`
-	PowerW            *float64               `protobuf:"fixed64,3,opt,name=power_w,json=powerW,proto3,oneof" json:"power_w,omitempty"`
-	AveragePowerW     *float64               `protobuf:"fixed64,4,opt,name=average_power_w,json=averagePowerW,proto3,oneof" json:"average_power_w,omitempty"`
-	TemperatureC      *float64               `protobuf:"fixed64,5,opt,name=temperature_c,json=temperatureC,proto3,oneof" json:"temperature_c,omitempty"`
-	SmClockMhz        *float64               `protobuf:"fixed64,6,opt,name=sm_clock_mhz,json=smClockMhz,proto3,oneof" json:"sm_clock_mhz,omitempty"`
-	MemoryClockMhz    *float64               `protobuf:"fixed64,7,opt,name=memory_clock_mhz,json=memoryClockMhz,proto3,oneof" json:"memory_clock_mhz,omitempty"`
-	UtilizationPct    *float64               `protobuf:"fixed64,8,opt,name=utilization_pct,json=utilizationPct,proto3,oneof" json:"utilization_pct,omitempty"`
-	MemoryUsedBytes   *float64               `protobuf:"fixed64,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
-	ClockEventReasons uint64                 `protobuf:"varint,10,opt,name=clock_event_reasons,json=clockEventReasons,proto3" json:"clock_event_reasons,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	MonoNs          int64                  `protobuf:"varint,1,opt,name=mono_ns,json=monoNs,proto3" json:"mono_ns,omitempty"`
+	EnergyUj        uint64                 `protobuf:"varint,2,opt,name=energy_uj,json=energyUj,proto3" json:"energy_uj,omitempty"`
+	PowerW          *float64               `protobuf:"fixed64,3,opt,name=power_w,json=powerW,proto3,oneof" json:"power_w,omitempty"`
+	AveragePowerW   *float64               `protobuf:"fixed64,4,opt,name=average_power_w,json=averagePowerW,proto3,oneof" json:"average_power_w,omitempty"`
+	TemperatureC    *float64               `protobuf:"fixed64,5,opt,name=temperature_c,json=temperatureC,proto3,oneof" json:"temperature_c,omitempty"`
+	SmClockMhz      *float64               `protobuf:"fixed64,6,opt,name=sm_clock_mhz,json=smClockMhz,proto3,oneof" json:"sm_clock_mhz,omitempty"`
+	MemoryClockMhz  *float64               `protobuf:"fixed64,7,opt,name=memory_clock_mhz,json=memoryClockMhz,proto3,oneof" json:"memory_clock_mhz,omitempty"`
+	UtilizationPct  *float64               `protobuf:"fixed64,8,opt,name=utilization_pct,json=utilizationPct,proto3,oneof" json:"utilization_pct,omitempty"`
+	MemoryUsedBytes *float64               `protobuf:"fixed64,9,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3,oneof" json:"memory_used_bytes,omitempty"`
+	// NVML clock-event reason bits (sdk.ClockEvent*); absent when not read at this sample.
+	ClockEventReasons *uint64 `protobuf:"varint,10,opt,name=clock_event_reasons,json=clockEventReasons,proto3,oneof" json:"clock_event_reasons,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[15]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1088,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[15]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1101,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{15}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Sample) GetMonoNs() int64 {
@@ -1068,8 +1168,8 @@ func (x *Sample) GetMemoryUsedBytes() float64 {
 }
 
 func (x *Sample) GetClockEventReasons() uint64 {
-	if x != nil {
-		return x.ClockEventReasons
+	if x != nil && x.ClockEventReasons != nil {
+		return *x.ClockEventReasons
 	}
 	return 0
 }
@@ -1084,7 +1184,7 @@ type TimelineChunk struct {
 
 func (x *TimelineChunk) Reset() {
 	*x = TimelineChunk{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[16]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1196,7 @@ func (x *TimelineChunk) String() string {
 func (*TimelineChunk) ProtoMessage() {}
 
 func (x *TimelineChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[16]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1209,7 @@ func (x *TimelineChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineChunk.ProtoReflect.Descriptor instead.
 func (*TimelineChunk) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{16}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TimelineChunk) GetDomain() string {
@@ -1139,7 +1239,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[17]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1151,7 +1251,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lem_energy_v1_energy_proto_msgTypes[17]
+	mi := &file_lem_energy_v1_energy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1164,7 +1264,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{17}
+	return file_lem_energy_v1_energy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopResponse) GetPart() isStopResponse_Part {
@@ -1212,7 +1312,7 @@ var File_lem_energy_v1_energy_proto protoreflect.FileDescriptor
 
 const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"\n" +
-	"\x1alem/energy/v1/energy.proto\x12\rlem.energy.v1\"\xf9\x02\n" +
+	"\x1alem/energy/v1/energy.proto\x12\rlem.energy.v1\"\xa8\x03\n" +
 	"\x06Domain\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1231,7 +1331,17 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"maxPowerUw\x12\x1f\n" +
 	"\vdevice_uuid\x18\f \x01(\tR\n" +
 	"deviceUuid\x12!\n" +
-	"\fdevice_index\x18\r \x01(\x05R\vdeviceIndex\"\x12\n" +
+	"\fdevice_index\x18\r \x01(\x05R\vdeviceIndex\x12-\n" +
+	"\x06device\x18\x0e \x01(\v2\x15.lem.energy.v1.DeviceR\x06device\"\xef\x01\n" +
+	"\x06Device\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x14\n" +
+	"\x05model\x18\x03 \x01(\tR\x05model\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x05R\x05index\x12O\n" +
+	"\x0evisibility_env\x18\x05 \x03(\v2(.lem.energy.v1.Device.VisibilityEnvEntryR\rvisibilityEnv\x1a@\n" +
+	"\x12VisibilityEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x12\n" +
 	"\x10InventoryRequest\"D\n" +
 	"\x11InventoryResponse\x12/\n" +
 	"\adomains\x18\x01 \x03(\v2\x15.lem.energy.v1.DomainR\adomains\"\x14\n" +
@@ -1292,7 +1402,7 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"\adomains\x18\x04 \x03(\v2\x1b.lem.energy.v1.DomainEnergyR\adomains\x12)\n" +
 	"\x05marks\x18\x05 \x03(\v2\x13.lem.energy.v1.MarkR\x05marks\x122\n" +
 	"\bfindings\x18\x06 \x03(\v2\x16.lem.energy.v1.FindingR\bfindings\x12$\n" +
-	"\x0esampler_cpu_ns\x18\a \x01(\x03R\fsamplerCpuNs\"\x9a\x04\n" +
+	"\x0esampler_cpu_ns\x18\a \x01(\x03R\fsamplerCpuNs\"\xb7\x04\n" +
 	"\x06Sample\x12\x17\n" +
 	"\amono_ns\x18\x01 \x01(\x03R\x06monoNs\x12\x1b\n" +
 	"\tenergy_uj\x18\x02 \x01(\x04R\benergyUj\x12\x1c\n" +
@@ -1303,9 +1413,9 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"smClockMhz\x88\x01\x01\x12-\n" +
 	"\x10memory_clock_mhz\x18\a \x01(\x01H\x04R\x0ememoryClockMhz\x88\x01\x01\x12,\n" +
 	"\x0futilization_pct\x18\b \x01(\x01H\x05R\x0eutilizationPct\x88\x01\x01\x12/\n" +
-	"\x11memory_used_bytes\x18\t \x01(\x01H\x06R\x0fmemoryUsedBytes\x88\x01\x01\x12.\n" +
+	"\x11memory_used_bytes\x18\t \x01(\x01H\x06R\x0fmemoryUsedBytes\x88\x01\x01\x123\n" +
 	"\x13clock_event_reasons\x18\n" +
-	" \x01(\x04R\x11clockEventReasonsB\n" +
+	" \x01(\x04H\aR\x11clockEventReasons\x88\x01\x01B\n" +
 	"\n" +
 	"\b_power_wB\x12\n" +
 	"\x10_average_power_wB\x10\n" +
@@ -1313,7 +1423,8 @@ const file_lem_energy_v1_energy_proto_rawDesc = "" +
 	"\r_sm_clock_mhzB\x13\n" +
 	"\x11_memory_clock_mhzB\x12\n" +
 	"\x10_utilization_pctB\x14\n" +
-	"\x12_memory_used_bytes\"X\n" +
+	"\x12_memory_used_bytesB\x16\n" +
+	"\x14_clock_event_reasons\"X\n" +
 	"\rTimelineChunk\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12/\n" +
 	"\asamples\x18\x02 \x03(\v2\x15.lem.energy.v1.SampleR\asamples\"\x8a\x01\n" +
@@ -1340,58 +1451,62 @@ func file_lem_energy_v1_energy_proto_rawDescGZIP() []byte {
 	return file_lem_energy_v1_energy_proto_rawDescData
 }
 
-var file_lem_energy_v1_energy_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_lem_energy_v1_energy_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_lem_energy_v1_energy_proto_goTypes = []any{
 	(*Domain)(nil),              // 0: lem.energy.v1.Domain
-	(*InventoryRequest)(nil),    // 1: lem.energy.v1.InventoryRequest
-	(*InventoryResponse)(nil),   // 2: lem.energy.v1.InventoryResponse
-	(*EnvironmentRequest)(nil),  // 3: lem.energy.v1.EnvironmentRequest
-	(*DeviceEnvironment)(nil),   // 4: lem.energy.v1.DeviceEnvironment
-	(*EnvironmentResponse)(nil), // 5: lem.energy.v1.EnvironmentResponse
-	(*StartRequest)(nil),        // 6: lem.energy.v1.StartRequest
-	(*StartResponse)(nil),       // 7: lem.energy.v1.StartResponse
-	(*MarkRequest)(nil),         // 8: lem.energy.v1.MarkRequest
-	(*MarkResponse)(nil),        // 9: lem.energy.v1.MarkResponse
-	(*StopRequest)(nil),         // 10: lem.energy.v1.StopRequest
-	(*Finding)(nil),             // 11: lem.energy.v1.Finding
-	(*Mark)(nil),                // 12: lem.energy.v1.Mark
-	(*DomainEnergy)(nil),        // 13: lem.energy.v1.DomainEnergy
-	(*StopSummary)(nil),         // 14: lem.energy.v1.StopSummary
-	(*Sample)(nil),              // 15: lem.energy.v1.Sample
-	(*TimelineChunk)(nil),       // 16: lem.energy.v1.TimelineChunk
-	(*StopResponse)(nil),        // 17: lem.energy.v1.StopResponse
-	nil,                         // 18: lem.energy.v1.DeviceEnvironment.FactsEntry
-	nil,                         // 19: lem.energy.v1.EnvironmentResponse.FactsEntry
+	(*Device)(nil),              // 1: lem.energy.v1.Device
+	(*InventoryRequest)(nil),    // 2: lem.energy.v1.InventoryRequest
+	(*InventoryResponse)(nil),   // 3: lem.energy.v1.InventoryResponse
+	(*EnvironmentRequest)(nil),  // 4: lem.energy.v1.EnvironmentRequest
+	(*DeviceEnvironment)(nil),   // 5: lem.energy.v1.DeviceEnvironment
+	(*EnvironmentResponse)(nil), // 6: lem.energy.v1.EnvironmentResponse
+	(*StartRequest)(nil),        // 7: lem.energy.v1.StartRequest
+	(*StartResponse)(nil),       // 8: lem.energy.v1.StartResponse
+	(*MarkRequest)(nil),         // 9: lem.energy.v1.MarkRequest
+	(*MarkResponse)(nil),        // 10: lem.energy.v1.MarkResponse
+	(*StopRequest)(nil),         // 11: lem.energy.v1.StopRequest
+	(*Finding)(nil),             // 12: lem.energy.v1.Finding
+	(*Mark)(nil),                // 13: lem.energy.v1.Mark
+	(*DomainEnergy)(nil),        // 14: lem.energy.v1.DomainEnergy
+	(*StopSummary)(nil),         // 15: lem.energy.v1.StopSummary
+	(*Sample)(nil),              // 16: lem.energy.v1.Sample
+	(*TimelineChunk)(nil),       // 17: lem.energy.v1.TimelineChunk
+	(*StopResponse)(nil),        // 18: lem.energy.v1.StopResponse
+	nil,                         // 19: lem.energy.v1.Device.VisibilityEnvEntry
+	nil,                         // 20: lem.energy.v1.DeviceEnvironment.FactsEntry
+	nil,                         // 21: lem.energy.v1.EnvironmentResponse.FactsEntry
 }
 var file_lem_energy_v1_energy_proto_depIdxs = []int32{
-	0,  // 0: lem.energy.v1.InventoryResponse.domains:type_name -> lem.energy.v1.Domain
-	18, // 1: lem.energy.v1.DeviceEnvironment.facts:type_name -> lem.energy.v1.DeviceEnvironment.FactsEntry
-	19, // 2: lem.energy.v1.EnvironmentResponse.facts:type_name -> lem.energy.v1.EnvironmentResponse.FactsEntry
-	4,  // 3: lem.energy.v1.EnvironmentResponse.devices:type_name -> lem.energy.v1.DeviceEnvironment
-	0,  // 4: lem.energy.v1.StartResponse.domains:type_name -> lem.energy.v1.Domain
-	0,  // 5: lem.energy.v1.DomainEnergy.domain:type_name -> lem.energy.v1.Domain
-	11, // 6: lem.energy.v1.DomainEnergy.health:type_name -> lem.energy.v1.Finding
-	13, // 7: lem.energy.v1.StopSummary.domains:type_name -> lem.energy.v1.DomainEnergy
-	12, // 8: lem.energy.v1.StopSummary.marks:type_name -> lem.energy.v1.Mark
-	11, // 9: lem.energy.v1.StopSummary.findings:type_name -> lem.energy.v1.Finding
-	15, // 10: lem.energy.v1.TimelineChunk.samples:type_name -> lem.energy.v1.Sample
-	14, // 11: lem.energy.v1.StopResponse.summary:type_name -> lem.energy.v1.StopSummary
-	16, // 12: lem.energy.v1.StopResponse.timeline:type_name -> lem.energy.v1.TimelineChunk
-	1,  // 13: lem.energy.v1.Energy.Inventory:input_type -> lem.energy.v1.InventoryRequest
-	3,  // 14: lem.energy.v1.Energy.Environment:input_type -> lem.energy.v1.EnvironmentRequest
-	6,  // 15: lem.energy.v1.Energy.Start:input_type -> lem.energy.v1.StartRequest
-	8,  // 16: lem.energy.v1.Energy.Mark:input_type -> lem.energy.v1.MarkRequest
-	10, // 17: lem.energy.v1.Energy.Stop:input_type -> lem.energy.v1.StopRequest
-	2,  // 18: lem.energy.v1.Energy.Inventory:output_type -> lem.energy.v1.InventoryResponse
-	5,  // 19: lem.energy.v1.Energy.Environment:output_type -> lem.energy.v1.EnvironmentResponse
-	7,  // 20: lem.energy.v1.Energy.Start:output_type -> lem.energy.v1.StartResponse
-	9,  // 21: lem.energy.v1.Energy.Mark:output_type -> lem.energy.v1.MarkResponse
-	17, // 22: lem.energy.v1.Energy.Stop:output_type -> lem.energy.v1.StopResponse
-	18, // [18:23] is the sub-list for method output_type
-	13, // [13:18] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	1,  // 0: lem.energy.v1.Domain.device:type_name -> lem.energy.v1.Device
+	19, // 1: lem.energy.v1.Device.visibility_env:type_name -> lem.energy.v1.Device.VisibilityEnvEntry
+	0,  // 2: lem.energy.v1.InventoryResponse.domains:type_name -> lem.energy.v1.Domain
+	20, // 3: lem.energy.v1.DeviceEnvironment.facts:type_name -> lem.energy.v1.DeviceEnvironment.FactsEntry
+	21, // 4: lem.energy.v1.EnvironmentResponse.facts:type_name -> lem.energy.v1.EnvironmentResponse.FactsEntry
+	5,  // 5: lem.energy.v1.EnvironmentResponse.devices:type_name -> lem.energy.v1.DeviceEnvironment
+	0,  // 6: lem.energy.v1.StartResponse.domains:type_name -> lem.energy.v1.Domain
+	0,  // 7: lem.energy.v1.DomainEnergy.domain:type_name -> lem.energy.v1.Domain
+	12, // 8: lem.energy.v1.DomainEnergy.health:type_name -> lem.energy.v1.Finding
+	14, // 9: lem.energy.v1.StopSummary.domains:type_name -> lem.energy.v1.DomainEnergy
+	13, // 10: lem.energy.v1.StopSummary.marks:type_name -> lem.energy.v1.Mark
+	12, // 11: lem.energy.v1.StopSummary.findings:type_name -> lem.energy.v1.Finding
+	16, // 12: lem.energy.v1.TimelineChunk.samples:type_name -> lem.energy.v1.Sample
+	15, // 13: lem.energy.v1.StopResponse.summary:type_name -> lem.energy.v1.StopSummary
+	17, // 14: lem.energy.v1.StopResponse.timeline:type_name -> lem.energy.v1.TimelineChunk
+	2,  // 15: lem.energy.v1.Energy.Inventory:input_type -> lem.energy.v1.InventoryRequest
+	4,  // 16: lem.energy.v1.Energy.Environment:input_type -> lem.energy.v1.EnvironmentRequest
+	7,  // 17: lem.energy.v1.Energy.Start:input_type -> lem.energy.v1.StartRequest
+	9,  // 18: lem.energy.v1.Energy.Mark:input_type -> lem.energy.v1.MarkRequest
+	11, // 19: lem.energy.v1.Energy.Stop:input_type -> lem.energy.v1.StopRequest
+	3,  // 20: lem.energy.v1.Energy.Inventory:output_type -> lem.energy.v1.InventoryResponse
+	6,  // 21: lem.energy.v1.Energy.Environment:output_type -> lem.energy.v1.EnvironmentResponse
+	8,  // 22: lem.energy.v1.Energy.Start:output_type -> lem.energy.v1.StartResponse
+	10, // 23: lem.energy.v1.Energy.Mark:output_type -> lem.energy.v1.MarkResponse
+	18, // 24: lem.energy.v1.Energy.Stop:output_type -> lem.energy.v1.StopResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_lem_energy_v1_energy_proto_init() }
@@ -1399,8 +1514,8 @@ func file_lem_energy_v1_energy_proto_init() {
 	if File_lem_energy_v1_energy_proto != nil {
 		return
 	}
-	file_lem_energy_v1_energy_proto_msgTypes[15].OneofWrappers = []any{}
-	file_lem_energy_v1_energy_proto_msgTypes[17].OneofWrappers = []any{
+	file_lem_energy_v1_energy_proto_msgTypes[16].OneofWrappers = []any{}
+	file_lem_energy_v1_energy_proto_msgTypes[18].OneofWrappers = []any{
 		(*StopResponse_Summary)(nil),
 		(*StopResponse_Timeline)(nil),
 	}
@@ -1410,7 +1525,7 @@ func file_lem_energy_v1_energy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lem_energy_v1_energy_proto_rawDesc), len(file_lem_energy_v1_energy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
