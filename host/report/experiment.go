@@ -272,7 +272,11 @@ func (p *ExperimentPage) energy(a *results.Aggregated, unc *uncertainty) error {
 		row := DomainRow{ID: d.ID, Kind: d.Kind, Scope: d.Scope, Host: host, Method: d.Method,
 			Total: g(d.TotalJ, "J"), Static: g(d.StaticJ, "J"), Dynamic: g(d.DynamicJ, "J"),
 			Uncertainty: "not given", Prefill: g(d.Phases.PrefillJ, "J"), Decode: g(d.Phases.DecodeJ, "J")}
-		if u := unc.domain(d); u != nil {
+		u := d.UncertaintyJ
+		if u == nil {
+			u = unc.domain(d)
+		}
+		if u != nil {
 			row.Uncertainty = "± " + g(u, "J")
 		}
 		switch {
@@ -291,7 +295,9 @@ func (p *ExperimentPage) energy(a *results.Aggregated, unc *uncertainty) error {
 	total := DomainRow{ID: "total", Kind: strings.Join(en.CountedDomainKinds, " + "), Total: g(en.TotalJ, "J"),
 		Static: g(en.StaticJ, "J"), Dynamic: g(en.DynamicJ, "J"), Uncertainty: "not given",
 		Prefill: g(en.Phases.PrefillJ, "J"), Decode: g(en.Phases.DecodeJ, "J"), Note: "the counted domains"}
-	if unc.Energy.UncertaintyJ != nil {
+	if en.UncertaintyJ != nil {
+		total.Uncertainty = "± " + g(en.UncertaintyJ, "J")
+	} else if unc.Energy.UncertaintyJ != nil {
 		total.Uncertainty = "± " + g(unc.Energy.UncertaintyJ, "J")
 	}
 	p.Domains = append(p.Domains, total)

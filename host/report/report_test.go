@@ -150,7 +150,11 @@ func TestExperimentPageErrorsFirstAndUncertainty(t *testing.T) {
 	ws[1].Findings = append(ws[1].Findings, results.Finding{Code: "baseline_unstable", Severity: results.SeverityError, Message: "the idle baseline drifted"})
 	e := experimentOf(t, "exp-e", ws)
 	// A newer aggregate's uncertainty of a domain is shown where it is given.
-	e.AggregatedJSON = bytes.Replace(e.AggregatedJSON, []byte(`"id": "GPU-0",`), []byte(`"id": "GPU-0", "uncertainty_j": 1.25,`), 1)
+	for i := range e.Aggregated.Energy.Domains {
+		if e.Aggregated.Energy.Domains[i].ID == "GPU-0" {
+			e.Aggregated.Energy.Domains[i].UncertaintyJ = results.Float(1.25)
+		}
+	}
 	p, err := NewExperimentPage(e, Options{})
 	if err != nil {
 		t.Fatal(err)
