@@ -23,6 +23,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/measurecmd"
 	"github.com/lemctl/lemctl/host/cli/modelcmd"
 	"github.com/lemctl/lemctl/host/cli/pluginscmd"
+	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
 	"github.com/lemctl/lemctl/host/cli/sweepcmd"
@@ -98,6 +99,7 @@ var commands = []func(*cliutil.Factory) *cobra.Command{
 	measurecmd.NewCommand,
 	aggregatecmd.NewCommand,
 	resultscmd.NewCommand,
+	reportcmd.NewCommand,
 	comparecmd.NewCommand,
 	frontiercmd.NewCommand,
 	configcmd.NewCommand,

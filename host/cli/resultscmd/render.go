@@ -34,6 +34,7 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 		wall(a.Window.StartUnixNS), wall(a.Window.EndUnixNS), a.Window.DurationS, union))
 	work(tw, a.Workload, a.Throughput, a.LatencyMS)
 	energy(tw, a.Energy, a.FLOPs)
+	overhead(tw, a.Overhead)
 	all := WithHealth(a.Validity.Findings, a.Energy.Domains)
 	validity(tw, Verdict(a.Validity.Valid, all, a.Warnings), a.PartialReasons)
 	if err := tw.Flush(); err != nil {
@@ -59,6 +60,7 @@ func WriteRaw(w io.Writer, r *results.Raw) error {
 	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s)", wall(r.Window.StartUnixNS), wall(r.Window.EndUnixNS), r.Window.DurationS))
 	work(tw, r.Workload, r.Throughput, r.LatencyMS)
 	energy(tw, r.Energy, r.FLOPs)
+	overhead(tw, r.Overhead)
 	all := WithHealth(r.Validity.Findings, r.Energy.Domains)
 	for i := range all {
 		if all[i].Rank == nil {
@@ -101,9 +103,9 @@ func work(tw io.Writer, wl results.Workload, t results.Throughput, l results.Lat
 	row(tw, "tokens", fmt.Sprintf("input %d, output %d (batch size %s, %d repeat(s))", wl.InputTokens, wl.OutputTokens, batch, wl.Repeats))
 	row(tw, "throughput", fmt.Sprintf("%s output tok/s, %s req/s, %s total tok/s",
 		num(t.OutputTokensPerS, 2), num(t.RequestsPerS, 3), num(t.TotalTokensPerS, 2)))
-	row(tw, "TTFT", fmt.Sprintf("p50 %s, p99 %s (%d requests)", msNum(l.TTFT.P50), msNum(l.TTFT.P99), l.TTFT.Count))
-	row(tw, "ITL", fmt.Sprintf("p50 %s, p99 %s (%d intervals)", msNum(l.ITL.P50), msNum(l.ITL.P99), l.ITL.Count))
-	row(tw, "E2E", fmt.Sprintf("p50 %s, p99 %s", msNum(l.E2E.P50), msNum(l.E2E.P99)))
+	row(tw, "TTFT", fmt.Sprintf("p50 %s, p90 %s, p99 %s (%d requests)", msNum(l.TTFT.P50), msNum(l.TTFT.P90), msNum(l.TTFT.P99), l.TTFT.Count))
+	row(tw, "ITL", fmt.Sprintf("p50 %s, p90 %s, p99 %s (%d intervals)", msNum(l.ITL.P50), msNum(l.ITL.P90), msNum(l.ITL.P99), l.ITL.Count))
+	row(tw, "E2E", fmt.Sprintf("p50 %s, p90 %s, p99 %s", msNum(l.E2E.P50), msNum(l.E2E.P90), msNum(l.E2E.P99)))
 }
 
 func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
@@ -153,6 +155,15 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		flops = fmt.Sprintf("%.4g (%s per output token, %s)", *f.Total, gnum(f.PerOutputToken), orNA(f.Method))
 	}
 	row(tw, "FLOPs", flops)
+}
+
+// overhead is what measuring cost, as the report's header shows it.
+func overhead(tw io.Writer, o results.Overhead) {
+	share := na
+	if o.Share != nil {
+		share = fmt.Sprintf("%.2f %%", *o.Share*100)
+	}
+	row(tw, "overhead", fmt.Sprintf("meter CPU %s (%s of the window)", unit(o.MeterCPUS, 3, "s"), share))
 }
 
 func validity(tw io.Writer, verdict string, partial []string) {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"os"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/lemctl/lemctl/examples"
 	"github.com/lemctl/lemctl/host/aggregate"
+	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
@@ -35,6 +37,7 @@ import (
 	"github.com/lemctl/lemctl/host/discovery"
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/launch"
+	htmlreport "github.com/lemctl/lemctl/host/report"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/sysinfo"
 	"github.com/lemctl/lemctl/host/version"
@@ -57,6 +60,8 @@ type Options struct {
 	Output          string // the summary on stdout: "table" or "json" (the aggregate as stored)
 	// Attach is a Slurm job id to follow (a run submitted with launch.slurm.submit = true).
 	Attach string
+	// Report makes the experiment's HTML report after aggregation (lemctl report).
+	Report bool
 }
 
 // NewCommand builds `lemctl run`.
@@ -111,6 +116,7 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl.BoolVar(&o.NoAggregate, "no-aggregate", false, "leave the raw results; aggregate them later with 'lemctl aggregate EXP'")
 	fl.StringVar(&o.Attach, "attach", "", "follow the Slurm job JOBID of a run submitted with launch.slurm.submit = true (its output, then its exit code)")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	fl.BoolVar(&o.Report, "report", false, "write the experiment's HTML report (results/reports/<id>.html) at the end")
 	render.OutputVar(cmd, &o.Output)
 	return cmd
 }
@@ -920,11 +926,48 @@ func report(env *cliutil.Factory, o *Options, oc *Outcome) error {
 			return err
 		}
 		fmt.Fprintf(env.Err, "experiment %s: %s\n", oc.ID, oc.StoredPath)
+		if err := writeReport(env, o, oc, env.Err); err != nil {
+			return err
+		}
 		return workersErr
 	}
 	if err := resultscmd.WriteAggregated(env.Out, oc.Aggregated); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Out, "\nexperiment %s: %s\n", oc.ID, oc.StoredPath)
+	if err := writeReport(env, o, oc, env.Out); err != nil {
+		return err
+	}
 	return workersErr
+}
+
+// writeReport writes the experiment's HTML report with --report, else says how to make it;
+// either way the line names the report's path (on w: stdout beside the table, stderr beside
+// JSON). The raw results, for the power timeline, come from the --results-dir repository; a
+// report without them says so.
+func writeReport(env *cliutil.Factory, o *Options, oc *Outcome, w io.Writer) error {
+	path := reportcmd.DefaultPath(oc.ResultsDir, oc.ID)
+	if !o.Report {
+		_, err := fmt.Fprintf(w, "report: `lemctl report %s --results-dir %s` writes %s\n", oc.ID, oc.ResultsDir, path)
+		return err
+	}
+	ctx := context.Background()
+	e := htmlreport.Experiment{Aggregated: oc.Aggregated, AggregatedJSON: oc.Data}
+	if env.Repository != nil {
+		if repo, err := env.Repository(ctx); err == nil {
+			if loaded, err := reportcmd.LoadExperiment(ctx, repo, oc.ID); err == nil {
+				e.Raws = loaded.Raws
+			}
+		}
+	}
+	var b strings.Builder
+	err := htmlreport.WriteExperiment(&b, e, htmlreport.Options{LemctlVersion: version.Version, GeneratedUnixNS: time.Now().UnixNano()})
+	if err == nil {
+		err = reportcmd.Save(path, []byte(b.String()))
+	}
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("experiment %s: report: %w", oc.ID, err))
+	}
+	_, err = fmt.Fprintf(w, "report: %s\n", path)
+	return err
 }

@@ -1,0 +1,7 @@
+// Package reportcmd is `lemctl report`: it writes one self-contained HTML page (host/report) for
+// an experiment, a study (results/studies/<id>/study.json) or, with --compare, two experiments,
+// to results/reports/<id>.html unless -o names another file, and prints its path.
+//
+// It reads results through the Factory's repository and the study file; it must never change a
+// stored result, and never write a page that references anything on the network.
+package reportcmd
