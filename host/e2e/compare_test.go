@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"math"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
