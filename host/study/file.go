@@ -21,6 +21,12 @@ const (
 	OrderShuffled    = "shuffled"    // every point × cycle in a random order drawn from seed
 )
 
+// Defaults of the thermal wait between experiments (docs/studies.md, "Gap and thermal wait").
+const (
+	DefaultThermalToleranceC = 2.0
+	DefaultThermalMaxWaitS   = 300.0
+)
+
 // MaxFileBytes is the largest study file sweep reads.
 const MaxFileBytes = 1 << 20
 
@@ -37,7 +43,11 @@ type File struct {
 	Order    string  `json:"order"`
 	Seed     int64   `json:"seed"`
 	GapS     float64 `json:"gap_s"`
-	Axes     []Axis  `json:"axes"`
+	// ThermalToleranceC and ThermalMaxWaitS bound the thermal wait after the gap (docs/studies.md,
+	// "Gap and thermal wait"); ThermalMaxWaitS 0 disables it.
+	ThermalToleranceC float64 `json:"thermal_tolerance_c"`
+	ThermalMaxWaitS   float64 `json:"thermal_max_wait_s"`
+	Axes              []Axis  `json:"axes"`
 	// Points are the explicit points ([[points]]), each its dotted keys in file order.
 	Points [][]Setting `json:"points"`
 }
@@ -98,7 +108,7 @@ func ReadFile(path string) (*File, []byte, error) {
 	return f, data, err
 }
 
-var topKeys = []string{"name", "base", "cycles", "order", "seed", "gap_s", "axes", "points"}
+var topKeys = []string{"name", "base", "cycles", "order", "seed", "gap_s", "thermal_tolerance_c", "thermal_max_wait_s", "axes", "points"}
 
 // Parse parses a study file's text; name names it in errors and dir is the directory its base is
 // relative to. Every problem is returned at once, as FileErrors.
@@ -112,7 +122,8 @@ func Parse(name, dir string, data []byte) (*File, error) {
 		}
 		return nil, FileErrors{{File: name, Message: "TOML: " + err.Error()}}
 	}
-	f := &File{Path: name, Dir: dir, Cycles: 1, Order: OrderInterleaved}
+	f := &File{Path: name, Dir: dir, Cycles: 1, Order: OrderInterleaved,
+		ThermalToleranceC: DefaultThermalToleranceC, ThermalMaxWaitS: DefaultThermalMaxWaitS}
 	var errs FileErrors
 	bad := func(key, msg, valid string) {
 		errs = append(errs, &FileError{File: name, Key: key, Message: msg, Valid: valid})
@@ -179,6 +190,22 @@ func Parse(name, dir string, data []byte) (*File, error) {
 			bad("gap_s", fmt.Sprintf("%v", v), "a number of seconds in [0, 3600]")
 		} else {
 			f.GapS = g
+		}
+	}
+	if v, ok := raw["thermal_tolerance_c"]; ok {
+		t, ok := number(v)
+		if !ok || t <= 0 || t > 50 {
+			bad("thermal_tolerance_c", fmt.Sprintf("%v", v), "a number of °C in (0, 50]")
+		} else {
+			f.ThermalToleranceC = t
+		}
+	}
+	if v, ok := raw["thermal_max_wait_s"]; ok {
+		t, ok := number(v)
+		if !ok || t < 0 || t > 3600 {
+			bad("thermal_max_wait_s", fmt.Sprintf("%v", v), "a number of seconds in [0, 3600]; 0 disables the thermal wait")
+		} else {
+			f.ThermalMaxWaitS = t
 		}
 	}
 	// The axes, in the file's order (md.Keys lists keys as they appear).

@@ -29,6 +29,8 @@ cycles = 3
 order = "shuffled"
 seed = 7
 gap_s = 0.5
+thermal_tolerance_c = 1.5
+thermal_max_wait_s = 0
 [axes]
 "workload.batch_size" = [1, 4]
 energy.example-meter.power_w = [10.0, 20.0, 30.0]
@@ -36,7 +38,7 @@ energy.example-meter.power_w = [10.0, 20.0, 30.0]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.BasePath != filepath.Join(dir, "tiny.toml") || f.Cycles != 3 || f.Order != study.OrderShuffled || f.Seed != 7 || f.GapS != 0.5 || f.Name != "s" {
+	if f.BasePath != filepath.Join(dir, "tiny.toml") || f.Cycles != 3 || f.Order != study.OrderShuffled || f.Seed != 7 || f.GapS != 0.5 || f.Name != "s" || f.ThermalToleranceC != 1.5 || f.ThermalMaxWaitS != 0 {
 		t.Errorf("file = %+v", f)
 	}
 	if len(f.Axes) != 2 || f.Axes[0].Key != "workload.batch_size" || f.Axes[1].Key != "energy.example-meter.power_w" {
@@ -71,8 +73,8 @@ launch.threads = 1
 	if len(pts) != 2 || pts[0].Label() != "launch.threads=1 workload.batch_size=2" || pts[1].Label() != "model.ref=synthetic:gpt2-tiny" {
 		t.Errorf("points = %+v", pts)
 	}
-	if f.Cycles != 1 || f.Order != study.OrderInterleaved {
-		t.Errorf("defaults: cycles %d order %s", f.Cycles, f.Order)
+	if f.Cycles != 1 || f.Order != study.OrderInterleaved || f.ThermalToleranceC != 2 || f.ThermalMaxWaitS != 300 {
+		t.Errorf("defaults: cycles %d order %s thermal tolerance %g max wait %g", f.Cycles, f.Order, f.ThermalToleranceC, f.ThermalMaxWaitS)
 	}
 }
 
@@ -82,6 +84,8 @@ func TestParseReportsEveryError(t *testing.T) {
 cycles = 0
 order = "random"
 gap_s = -1
+thermal_tolerance_c = 0
+thermal_max_wait_s = "long"
 colour = "red"
 [axes]
 "workload.batch_size" = []
@@ -91,7 +95,7 @@ colour = "red"
 		t.Fatalf("err = %v", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"s.toml: base", "missing.toml", "s.toml: cycles", "[1, 1000]", "s.toml: order", "grouped, interleaved or shuffled", "gap_s", "colour", "unknown key", "axes.workload.batch_size", "non-empty array"} {
+	for _, want := range []string{"s.toml: base", "missing.toml", "s.toml: cycles", "[1, 1000]", "s.toml: order", "grouped, interleaved or shuffled", "gap_s", "s.toml: thermal_tolerance_c: 0 (valid: a number of °C in (0, 50])", "s.toml: thermal_max_wait_s: long (valid: a number of seconds in [0, 3600]; 0 disables the thermal wait)", "colour", "unknown key", "axes.workload.batch_size", "non-empty array"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("errors lack %q:\n%s", want, msg)
 		}
