@@ -45,6 +45,9 @@ type Manifest struct {
 	// Resumed counts the times `sweep --resume` continued the study.
 	Resumed       int    `json:"resumed"`
 	LemctlVersion string `json:"lemctl_version"`
+	// ThermalReferenceC are the meters' temperatures by domain read before the study's first
+	// experiment, the reference of the thermal wait (kept on resume); absent when none was read.
+	ThermalReferenceC map[string]float64 `json:"thermal_reference_c,omitempty"`
 }
 
 // Run is one experiment the sweep started: a point's cycle.
@@ -58,6 +61,28 @@ type Run struct {
 	Error       string `json:"error,omitempty"`
 	StartUnixNS int64  `json:"start_unix_ns"`
 	EndUnixNS   int64  `json:"end_unix_ns"`
+	// ThermalWait is the thermal wait before this run, when one ran (docs/studies.md, "Gap and
+	// thermal wait").
+	ThermalWait *ThermalWait `json:"thermal_wait,omitempty"`
+}
+
+// ThermalWait is one wait, after the gap, for the meters' temperatures to come back within
+// the study's thermal_tolerance_c of the reference.
+type ThermalWait struct {
+	WaitedS float64 `json:"waited_s"`
+	// TimedOut is true when thermal_max_wait_s passed before every domain was within tolerance;
+	// Warning then says which domain, the temperature it reached and the reference.
+	TimedOut bool            `json:"timed_out"`
+	Warning  string          `json:"warning,omitempty"`
+	Domains  []ThermalDomain `json:"domains"`
+}
+
+// ThermalDomain is one domain's temperature at the end of a thermal wait and its reference.
+type ThermalDomain struct {
+	Domain string `json:"domain"`
+	// ReachedC is the last temperature read (absent when the last read had none).
+	ReachedC   *float64 `json:"reached_c"`
+	ReferenceC float64  `json:"reference_c"`
 }
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$`)

@@ -90,6 +90,8 @@ func NewCmdSweep(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 type point struct {
 	study.Point
 	hash string
+	// meters are the energy meters the point's experiment selects (the thermal wait reads them).
+	meters meterSelection
 }
 
 // validate loads the base experiment with each point's settings, checking the plugin tables,
@@ -138,6 +140,7 @@ func validate(ctx context.Context, f *cliutil.Factory, sf *study.File) ([]point,
 			return nil, "", cliutil.Failed(err)
 		}
 		out[i].hash = h
+		out[i].meters = selectionOf(cfg)
 		if prev, dup := byHash[h]; dup {
 			add(fmt.Sprintf("%s: point %s gives the same experiment as point %s (config hash %s…): a point is run cycles times already", sf.Path, p.ID, prev, h[:12]), p.ID)
 		}
@@ -398,13 +401,21 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 	fmt.Fprintf(f.Err, "study %s: %s\n", m.StudyID, study.Dir(resultsDir, m.StudyID))
 
 	var failed []string
+	var ref map[string]float64
+	if len(todo) > 1 {
+		ref = thermalReference(ctx, f, sf, m, meterOpener(f, pts[todo[0].Point].meters))
+	}
 	start := time.Now()
 	for i, s := range todo {
+		var wait *study.ThermalWait
 		if i > 0 && sf.GapS > 0 {
 			select {
 			case <-time.After(time.Duration(sf.GapS * float64(time.Second))):
 			case <-ctx.Done():
 			}
+		}
+		if i > 0 && len(ref) > 0 && ctx.Err() == nil {
+			wait = thermalWait(ctx, f, sf, meterOpener(f, pts[s.Point].meters), ref)
 		}
 		if ctx.Err() != nil {
 			return interrupted(f, m, st, finish, nil)
@@ -415,7 +426,7 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 		for _, x := range p.Settings {
 			vals = append(vals, config.Setting{Key: x.Key, Value: x.Value, Source: fmt.Sprintf("%s point %s", sf.Path, p.ID)})
 		}
-		run := study.Run{Point: p.ID, Cycle: s.Cycle, ConfigHash: p.hash, StartUnixNS: time.Now().UnixNano()}
+		run := study.Run{Point: p.ID, Cycle: s.Cycle, ConfigHash: p.hash, StartUnixNS: time.Now().UnixNano(), ThermalWait: wait}
 		oc, err := runcmd.Measure(ctx, f, runcmd.Experiment{File: sf.BasePath, Overrides: config.Overrides{Values: vals},
 			Progress: o.Progress, Force: force, Signal: st.get})
 		run.EndUnixNS = time.Now().UnixNano()
