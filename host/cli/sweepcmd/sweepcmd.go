@@ -169,16 +169,19 @@ func validate(ctx context.Context, f *cliutil.Factory, sf *study.File) ([]point,
 
 // planView is the plan as `--dry-run -o json` prints it.
 type planView struct {
-	StudyFile   string       `json:"study_file"`
-	Base        string       `json:"base"`
-	Cycles      int          `json:"cycles"`
-	Order       string       `json:"order"`
-	Seed        int64        `json:"seed"`
-	GapS        float64      `json:"gap_s"`
-	ResultsDir  string       `json:"results_dir"`
-	Points      []pointView  `json:"points"`
-	Schedule    []study.Slot `json:"schedule"`
-	Experiments int          `json:"experiments"`
+	StudyFile string  `json:"study_file"`
+	Base      string  `json:"base"`
+	Cycles    int     `json:"cycles"`
+	Order     string  `json:"order"`
+	Seed      int64   `json:"seed"`
+	GapS      float64 `json:"gap_s"`
+	// ThermalToleranceC and ThermalMaxWaitS bound the thermal wait after each gap.
+	ThermalToleranceC float64      `json:"thermal_tolerance_c"`
+	ThermalMaxWaitS   float64      `json:"thermal_max_wait_s"`
+	ResultsDir        string       `json:"results_dir"`
+	Points            []pointView  `json:"points"`
+	Schedule          []study.Slot `json:"schedule"`
+	Experiments       int          `json:"experiments"`
 	// ToRun is the number of experiments still to run (fewer than Experiments on resume).
 	ToRun int `json:"to_run"`
 }
@@ -191,7 +194,7 @@ type pointView struct {
 
 func writePlan(f *cliutil.Factory, toStdout bool, sf *study.File, pts []point, sched []study.Slot, toRun int, resultsDir string, asJSON bool) error {
 	pv := planView{StudyFile: sf.Path, Base: sf.BasePath, Cycles: sf.Cycles, Order: sf.Order, Seed: sf.Seed, GapS: sf.GapS, ResultsDir: resultsDir,
-		Schedule: sched, Experiments: len(sched), ToRun: toRun}
+		ThermalToleranceC: sf.ThermalToleranceC, ThermalMaxWaitS: sf.ThermalMaxWaitS, Schedule: sched, Experiments: len(sched), ToRun: toRun}
 	for _, p := range pts {
 		pv.Points = append(pv.Points, pointView{ID: p.ID, Settings: p.SettingsMap(), ConfigHash: p.hash})
 	}
@@ -206,7 +209,11 @@ func writePlan(f *cliutil.Factory, toStdout bool, sf *study.File, pts []point, s
 	if sf.Order == study.OrderShuffled {
 		fmt.Fprintf(out, " (seed %d)", sf.Seed)
 	}
-	fmt.Fprintf(out, ", gap %g s\n", sf.GapS)
+	fmt.Fprintf(out, ", gap %g s", sf.GapS)
+	if sf.ThermalMaxWaitS > 0 {
+		fmt.Fprintf(out, " then a thermal wait (within %g °C of the reference, at most %g s)", sf.ThermalToleranceC, sf.ThermalMaxWaitS)
+	}
+	fmt.Fprintln(out)
 	rows := make([][]string, 0, len(pts))
 	for _, p := range pts {
 		rows = append(rows, []string{p.ID, p.Label(), p.hash[:12]})
