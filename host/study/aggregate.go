@@ -10,7 +10,19 @@ import (
 const (
 	CodeCyclesMissing = "study_cycles_missing" // fewer completed cycles than the study asks
 	CodePartial       = "study_partial_experiment"
+	// CodeThermalWaitTimeout: before this cycle, the thermal wait gave up (docs/studies.md).
+	CodeThermalWaitTimeout = "study_thermal_wait_timeout"
 )
+
+// thermalWaitOf returns the thermal wait recorded on the run that made experiment exp.
+func (m *Manifest) thermalWaitOf(exp string) *ThermalWait {
+	for _, r := range m.Runs {
+		if r.ExperimentID == exp && r.State == results.StateCompleted {
+			return r.ThermalWait
+		}
+	}
+	return nil
+}
 
 // FiguresOf returns one experiment's figures by name; nil where the experiment did not measure
 // it. power_w is the counted energy divided by the window's length (the union of the workers'
@@ -77,6 +89,11 @@ func Build(m *Manifest, f *File, load func(exp string) (*results.Aggregated, err
 				}
 				fd.Message = fmt.Sprintf("cycle %d (%s): %s", i+1, exp, fd.Message)
 				pa.Findings = append(pa.Findings, fd)
+			}
+			if w := m.thermalWaitOf(exp); w != nil && w.TimedOut {
+				pa.Findings = append(pa.Findings, results.Finding{Code: CodeThermalWaitTimeout, Severity: results.SeverityWarning,
+					Message: fmt.Sprintf("cycle %d (%s) started before the temperatures settled: %s", i+1, exp, w.Warning),
+					Advice:  "a longer gap_s or thermal_max_wait_s, or a larger thermal_tolerance_c, lets the device cool back between experiments"})
 			}
 			if agg.Partial {
 				pa.Valid = false

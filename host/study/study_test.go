@@ -139,7 +139,8 @@ func TestBuildIsTheMeanOverCycles(t *testing.T) {
 		Runs: []study.Run{
 			{Point: "p00", Cycle: 1, ConfigHash: "h", ExperimentID: "e1", State: results.StateCompleted},
 			{Point: "p00", Cycle: 2, ConfigHash: "h", ExperimentID: "e2x", State: results.StateInterrupted},
-			{Point: "p00", Cycle: 2, ConfigHash: "h", ExperimentID: "e2", State: results.StateCompleted},
+			{Point: "p00", Cycle: 2, ConfigHash: "h", ExperimentID: "e2", State: results.StateCompleted,
+				ThermalWait: &study.ThermalWait{WaitedS: 300, TimedOut: true, Warning: "thermal wait gave up after thermal_max_wait_s = 300 s: gpu0 at 61.0 °C (reference 45.0 °C)"}},
 			{Point: "p00", Cycle: 3, ConfigHash: "other", ExperimentID: "e3", State: results.StateCompleted},
 		}}
 	aggs := map[string]*results.Aggregated{
@@ -173,7 +174,9 @@ func TestBuildIsTheMeanOverCycles(t *testing.T) {
 	for _, fd := range p.Findings {
 		codes += fd.Code + " " + fd.Message + "; "
 	}
-	if !strings.Contains(codes, "cycle 2 (e2): bad") || !strings.Contains(codes, study.CodeCyclesMissing+" 2 of 3 cycles") {
+	if !strings.Contains(codes, "cycle 2 (e2): bad") || !strings.Contains(codes, study.CodeCyclesMissing+" 2 of 3 cycles") ||
+		!strings.Contains(codes, study.CodeThermalWaitTimeout+" cycle 2 (e2) started before the temperatures settled: thermal wait gave up after thermal_max_wait_s = 300 s: gpu0 at 61.0 °C (reference 45.0 °C)") ||
+		strings.Count(codes, study.CodeThermalWaitTimeout) != 1 {
 		t.Errorf("findings = %s", codes)
 	}
 }
