@@ -379,6 +379,25 @@ seed = 3
 	if ents, _ := os.ReadDir(filepath.Join(res, "runs")); len(ents) != 0 || len(studyIDs(t, res)) != 0 {
 		t.Errorf("--dry-run ran something: %v", ents)
 	}
+	// The thermal wait's keys are validated with the study file and the key named.
+	path, res = writeStudy(t, sweepBase(), `base = "base.toml"
+thermal_tolerance_c = -1
+thermal_max_wait_s = 7200
+[[points]]
+"workload.batch_size" = 1
+`)
+	b := lemctl(t, nil, "sweep", path, "--plugin-dir", pluginDir, "--results-dir", res)
+	if code := b.wait(t, 2*time.Minute); code != 2 {
+		t.Fatalf("sweep with bad thermal keys exited %d, want 2\nstderr:\n%s", code, b.stderr.String())
+	}
+	for _, want := range []string{path + ": thermal_tolerance_c: -1 (valid: a number of °C in (0, 50])", path + ": thermal_max_wait_s: 7200 (valid: a number of seconds in [0, 3600]; 0 disables the thermal wait)"} {
+		if !strings.Contains(b.stderr.String(), want) {
+			t.Errorf("errors lack %q:\n%s", want, b.stderr.String())
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(res, "runs")); len(ents) != 0 || len(studyIDs(t, res)) != 0 {
+		t.Errorf("an invalid study ran something: %v", ents)
+	}
 }
 
 // TestSweepExampleStudyDryRun checks examples/studies/batch-size.toml against the product
