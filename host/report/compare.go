@@ -21,6 +21,8 @@ type FigureDiff struct {
 	Diff, DiffLow, DiffHigh *float64
 	// Relative is Diff ÷ A's mean.
 	Relative *float64
+	// HedgesG is the effect size (nil when it cannot be made).
+	HedgesG *float64
 	// Verdict is the comparer's word on the figure ("B lower", "no difference at 95 %", …) and
 	// Better whether B is better (+1), worse (−1) or neither (0).
 	Verdict string
@@ -46,7 +48,7 @@ type Comparison struct {
 func LowerIsBetter(figure string) bool { return infoOf(figure).LowerIsBetter }
 
 // DiffRow is a figure difference as the compare page lists it.
-type DiffRow struct{ Figure, A, B, Diff, Interval, Relative, Verdict, Class string }
+type DiffRow struct{ Figure, A, B, Diff, Interval, Relative, HedgesG, Verdict, Class string }
 
 // ComparePage is the view a compare page's template reads.
 type ComparePage struct {
@@ -113,7 +115,10 @@ func NewComparePage(c Comparison, o Options) (*ComparePage, error) {
 	for _, d := range diffs {
 		fi := infoOf(d.Figure)
 		row := DiffRow{Figure: fi.Label + " (" + d.Figure + ")", A: statsText(d.A, fi.Unit), B: statsText(d.B, fi.Unit),
-			Diff: g(d.Diff, fi.Unit), Interval: "—", Relative: "—", Verdict: d.Verdict}
+			Diff: g(d.Diff, fi.Unit), Interval: "—", Relative: "—", HedgesG: "—", Verdict: d.Verdict}
+		if d.HedgesG != nil {
+			row.HedgesG = g(d.HedgesG, "")
+		}
 		if d.DiffLow != nil && d.DiffHigh != nil {
 			row.Interval = fmt.Sprintf("[%s, %s]", g(d.DiffLow, ""), g(d.DiffHigh, ""))
 		}
