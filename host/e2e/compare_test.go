@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,6 +146,10 @@ func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 			f.Significant && !strings.Contains(f.Verdict, "more energy per output token") ||
 			!f.Significant && !strings.Contains(f.Verdict, "n too small to detect less than")) {
 			t.Errorf("160 W against 40 W: %+v (ratio %v)", f, deref(f.Ratio))
+		}
+		// The meter's power is the known difference itself: 4× and significant at any load.
+		if f.Figure == study.FigurePowerW && (f.Ratio == nil || math.Abs(*f.Ratio-4) > 0.2 || !f.Significant) {
+			t.Errorf("power 160 W against 40 W: %+v (ratio %v), want ratio 4 and significant", f, deref(f.Ratio))
 		}
 	}
 	fr := lemctl(t, nil, "frontier", a.StudyID, "--slo", "power_w<=100", "--results-dir", res, "-o", "json")
