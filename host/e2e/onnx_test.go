@@ -159,14 +159,17 @@ func TestModelInspectAndTokenize(t *testing.T) {
 	if a.Architecture != "gpt2" || !a.Synthetic || a.Parameters <= 0 || len(a.SHA256) != 64 || a.FLOPs.PerToken <= 0 {
 		t.Errorf("artifact %+v", a)
 	}
-	// The int4 preset reports its precision, scheme and bytes beside the fp32 one's.
+	// The int4 preset reports its precision, scheme and bytes beside the fp32 one's. Its bytes read
+	// per token are under a quarter of fp32's; its stored weights need not be fewer: gpt2-tiny's
+	// fp32 embedding (kept for the lookup) outweighs its small matrices, and the tied head adds a
+	// quantised copy of it.
 	r = lemctl(t, nil, "model", "inspect", "synthetic:gpt2-tiny-q4", "--output", "json", "--plugin-dir", plugins)
 	var q modelcmd.ArtifactJSON
 	if code := r.wait(t, 2*time.Minute); code != 0 || json.Unmarshal(r.stdout.Bytes(), &q) != nil {
 		t.Fatalf("model inspect synthetic:gpt2-tiny-q4 exited %d\n%s", code, r.stderr.String())
 	}
 	if a.Precision != "fp32" || a.QuantScheme != "none" || q.Precision != "int4" || !strings.HasPrefix(q.QuantScheme, "MatMulNBits 4-bit, block 32") ||
-		q.Parameters != a.Parameters || q.FLOPs != a.FLOPs || q.WeightBytes <= 0 || q.WeightBytes >= a.WeightBytes ||
+		q.Parameters != a.Parameters || q.FLOPs != a.FLOPs || q.WeightBytes <= 0 ||
 		q.BytesPerToken <= 0 || q.BytesPerToken >= a.BytesPerToken/4 {
 		t.Errorf("fp32: %s %q %d bytes, %d/token; int4: %s %q %d bytes, %d/token", a.Precision, a.QuantScheme, a.WeightBytes, a.BytesPerToken,
 			q.Precision, q.QuantScheme, q.WeightBytes, q.BytesPerToken)

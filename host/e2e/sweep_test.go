@@ -148,7 +148,7 @@ order = "interleaved"
 "workload.batch_size" = [1, 4]
 "energy.example-meter.power_w" = [40.0, 160.0]
 `)
-	r := lemctl(t, nil, "sweep", path, "--plugin-dir", pluginDir, "--plugin-dir", onnx, "--results-dir", res, "--progress", "quiet", "-o", "json")
+	r := lemctl(t, nil, "sweep", path, "--plugin-dir", pluginDir, "--plugin-dir", onnx, "--results-dir", res, "--progress", "quiet", "-o", "json", "--report")
 	if code := r.wait(t, 15*time.Minute); code != 0 {
 		t.Fatalf("sweep exited %d\nstderr:\n%s", code, r.stderr.String())
 	}
@@ -157,6 +157,15 @@ order = "interleaved"
 		t.Fatalf("studies = %v", ids)
 	}
 	a, m := loadStudy(t, res, ids[0])
+	// --report writes the study's page (lemctl report's, with lemctl frontier's recommendation)
+	// and names it on stderr beside -o json.
+	reportPath := filepath.Join(res, "reports", ids[0]+".html")
+	if !strings.Contains(r.stderr.String(), "report: "+reportPath+"\n") {
+		t.Errorf("sweep --report did not name %s on stderr:\n%s", reportPath, r.stderr.String())
+	}
+	if page, err := os.ReadFile(reportPath); err != nil || !strings.Contains(string(page), "Recommended: ") {
+		t.Errorf("sweep --report: %v, or the page has no recommended point", err)
+	}
 	var printed study.Aggregate
 	if err := json.Unmarshal(r.stdout.Bytes(), &printed); err != nil || printed.StudyID != a.StudyID {
 		t.Errorf("-o json printed %q (%v), want the stored study", r.stdout.String(), err)

@@ -21,14 +21,17 @@ type FigureDiff struct {
 	Diff, DiffLow, DiffHigh *float64
 	// Relative is Diff ÷ A's mean.
 	Relative *float64
+	// HedgesG is the effect size (nil when it cannot be made).
+	HedgesG *float64
 	// Verdict is the comparer's word on the figure ("B lower", "no difference at 95 %", …) and
 	// Better whether B is better (+1), worse (−1) or neither (0).
 	Verdict string
 	Better  int
 }
 
-// Comparer makes the per-figure differences and verdicts of two aggregates. `lemctl compare`'s
-// statistics plug in here; RepeatComparer is the page's own.
+// Comparer makes the per-figure differences and verdicts of two aggregates. `lemctl report
+// --compare` plugs in `lemctl compare`'s statistics (host/stats through host/cli/comparecmd), so
+// the page and the command agree; this package has no statistics of its own.
 type Comparer interface {
 	Compare(a, b *results.Aggregated) (diffs []FigureDiff, method string, err error)
 }
@@ -36,55 +39,16 @@ type Comparer interface {
 // Comparison is what a compare page shows.
 type Comparison struct {
 	A, B *Experiment
-	// Comparer makes the differences; nil is RepeatComparer.
+	// Comparer makes the differences; it is required.
 	Comparer Comparer
 }
 
-// RepeatComparer compares the figures both aggregates summarise over repeats (repeat_stats): the
-// difference of the means with Welch's 95 % interval. A figure with fewer than two repeats on
-// either side gets the difference without an interval and no verdict.
-type RepeatComparer struct{}
-
-// Compare implements Comparer.
-func (RepeatComparer) Compare(a, b *results.Aggregated) ([]FigureDiff, string, error) {
-	var out []FigureDiff
-	for _, name := range sortedKeys(a.RepeatStats) {
-		sa, sb := a.RepeatStats[name], b.RepeatStats[name]
-		if sa == nil || sb == nil || sa.Mean == nil || sb.Mean == nil {
-			continue
-		}
-		d := FigureDiff{Figure: name, A: sa, B: sb, Diff: results.Float(*sb.Mean - *sa.Mean), Verdict: "no interval (fewer than 2 repeats)"}
-		if *sa.Mean != 0 {
-			d.Relative = results.Float(*d.Diff / math.Abs(*sa.Mean))
-		}
-		if sa.N >= 2 && sb.N >= 2 && sa.Std != nil && sb.Std != nil {
-			va, vb := *sa.Std**sa.Std/float64(sa.N), *sb.Std**sb.Std/float64(sb.N)
-			se := math.Sqrt(va + vb)
-			df := (va + vb) * (va + vb) / (va*va/float64(sa.N-1) + vb*vb/float64(sb.N-1))
-			if se == 0 || math.IsNaN(df) {
-				df = float64(sa.N + sb.N - 2)
-			}
-			half := results.TQuantile(0.975, df) * se
-			d.DiffLow, d.DiffHigh = results.Float(*d.Diff-half), results.Float(*d.Diff+half)
-			lower := infoOf(name).LowerIsBetter
-			switch {
-			case *d.DiffLow > 0:
-				d.Verdict = "B higher (95 %)"
-				d.Better = map[bool]int{true: -1, false: 1}[lower]
-			case *d.DiffHigh < 0:
-				d.Verdict = "B lower (95 %)"
-				d.Better = map[bool]int{true: 1, false: -1}[lower]
-			default:
-				d.Verdict = "no difference at 95 %"
-			}
-		}
-		out = append(out, d)
-	}
-	return out, "difference of the means over repeats with Welch's 95 % interval (this page's own comparison)", nil
-}
+// LowerIsBetter reports whether less of a figure is better (energy, latency), as the pages colour
+// it; a figure the report does not know is taken as lower-is-better.
+func LowerIsBetter(figure string) bool { return infoOf(figure).LowerIsBetter }
 
 // DiffRow is a figure difference as the compare page lists it.
-type DiffRow struct{ Figure, A, B, Diff, Interval, Relative, Verdict, Class string }
+type DiffRow struct{ Figure, A, B, Diff, Interval, Relative, HedgesG, Verdict, Class string }
 
 // ComparePage is the view a compare page's template reads.
 type ComparePage struct {
@@ -127,11 +91,10 @@ func NewComparePage(c Comparison, o Options) (*ComparePage, error) {
 			}
 		}
 	}
-	cmp := c.Comparer
-	if cmp == nil {
-		cmp = RepeatComparer{}
+	if c.Comparer == nil {
+		return nil, fmt.Errorf("report: compare needs a Comparer (`lemctl compare`'s statistics)")
 	}
-	diffs, method, err := cmp.Compare(a, b)
+	diffs, method, err := c.Comparer.Compare(a, b)
 	if err != nil {
 		return nil, fmt.Errorf("compare %s and %s: %w", a.ExperimentID, b.ExperimentID, err)
 	}
@@ -152,7 +115,10 @@ func NewComparePage(c Comparison, o Options) (*ComparePage, error) {
 	for _, d := range diffs {
 		fi := infoOf(d.Figure)
 		row := DiffRow{Figure: fi.Label + " (" + d.Figure + ")", A: statsText(d.A, fi.Unit), B: statsText(d.B, fi.Unit),
-			Diff: g(d.Diff, fi.Unit), Interval: "—", Relative: "—", Verdict: d.Verdict}
+			Diff: g(d.Diff, fi.Unit), Interval: "—", Relative: "—", HedgesG: "—", Verdict: d.Verdict}
+		if d.HedgesG != nil {
+			row.HedgesG = g(d.HedgesG, "")
+		}
 		if d.DiffLow != nil && d.DiffHigh != nil {
 			row.Interval = fmt.Sprintf("[%s, %s]", g(d.DiffLow, ""), g(d.DiffHigh, ""))
 		}

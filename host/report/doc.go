@@ -4,5 +4,6 @@
 // needs no JavaScript. The package only reads the results it is given: it never loads or
 // changes stored results (host/cli/reportcmd does the loading), never computes a figure that a
 // result does not hold except for presentation (downsampling, CDFs, power from cumulative
-// energy), and shows what was not measured as "not measured" rather than inventing it.
+// energy), never makes comparisons or frontiers itself (a Comparer and a Frontier are given to it),
+// and shows what was not measured as "not measured" rather than inventing it.
 package report

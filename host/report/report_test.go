@@ -214,17 +214,13 @@ func TestStudyPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var on []string
 	for _, r := range p.Points {
-		if r.Frontier {
-			on = append(on, r.ID)
-		}
-		if r.Recommended {
-			t.Errorf("point %s recommended without a frontier decision", r.ID)
+		if r.Frontier || r.Recommended {
+			t.Errorf("point %s marked without a frontier decision", r.ID)
 		}
 	}
-	if strings.Join(on, ",") != "p04,p05" {
-		t.Errorf("frontier %v, want p04,p05", on)
+	if !strings.Contains(p.FrontierNote, "No frontier was given") {
+		t.Errorf("frontier note %q does not say no frontier was given", p.FrontierNote)
 	}
 	// With `lemctl frontier`'s decision, the recommended point is marked.
 	p, err = NewStudyPage(s, StudyOptions{Frontier: &Frontier{Points: []string{"p04", "p05"}, Recommended: "p04", Why: "lowest J/token"}})
@@ -233,6 +229,15 @@ func TestStudyPage(t *testing.T) {
 	}
 	if !p.Points[4].Recommended || !strings.Contains(p.Frontier.SVG, "recommended: p04") {
 		t.Error("recommended point not marked")
+	}
+	var on []string
+	for _, r := range p.Points {
+		if r.Frontier {
+			on = append(on, r.ID)
+		}
+	}
+	if strings.Join(on, ",") != "p04,p05" || p.FrontierNote != "Recommended: lowest J/token" {
+		t.Errorf("frontier %v note %q, want p04,p05 and the given reason", on, p.FrontierNote)
 	}
 }
 
@@ -246,51 +251,37 @@ func TestStudyPageListOfPoints(t *testing.T) {
 	checkPage(t, buf.Bytes(), []string{"header", "figures", "frontier", "points"}, 4)
 }
 
+// fixedComparer is a Comparer as `lemctl report --compare` plugs in `lemctl compare`'s.
+type fixedComparer struct{}
+
+func (fixedComparer) Compare(a, b *results.Aggregated) ([]FigureDiff, string, error) {
+	return []FigureDiff{{Figure: "j_per_output_token", A: a.RepeatStats["j_per_output_token"], B: b.RepeatStats["j_per_output_token"],
+		Diff: results.Float(-1), DiffLow: results.Float(-1.5), DiffHigh: results.Float(-0.5), Relative: results.Float(-0.5),
+		Verdict: "B better (compare's verdict)", Better: 1}}, "lemctl compare", nil
+}
+
 func TestComparePage(t *testing.T) {
 	a := experimentOf(t, "exp-a", twoGPUs("exp-a", 200, 15e6))
 	b := experimentOf(t, "exp-b", twoGPUs("exp-b", 150, 12e6))
 	var buf bytes.Buffer
-	if err := WriteCompare(&buf, Comparison{A: &a, B: &b}, Options{}); err != nil {
+	if err := WriteCompare(&buf, Comparison{A: &a, B: &b, Comparer: fixedComparer{}}, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	keep(t, "compare.html", buf.Bytes())
 	doc := checkPage(t, buf.Bytes(), []string{"header", "differences", "side-by-side", "side-a", "side-b"}, 5)
 	body := text(doc)
-	if !strings.Contains(body, "j_per_output_token") || !strings.Contains(body, "Welch") {
+	if !strings.Contains(body, "j_per_output_token") || !strings.Contains(body, "B better (compare's verdict)") || !strings.Contains(body, "lemctl compare") {
 		t.Errorf("differences not shown")
 	}
-	p, err := NewComparePage(Comparison{A: &a, B: &b}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var energy *DiffRow
-	for i := range p.Rows {
-		if strings.Contains(p.Rows[i].Figure, "(energy_j)") {
-			energy = &p.Rows[i]
-		}
-	}
-	if energy == nil || energy.Class != "better" || !strings.HasPrefix(energy.Verdict, "B lower") {
-		t.Errorf("B draws less power: its energy must be lower and better: %+v", energy)
-	}
-}
-
-// fixedComparer is a Comparer as `lemctl compare` will plug in.
-type fixedComparer struct{}
-
-func (fixedComparer) Compare(a, b *results.Aggregated) ([]FigureDiff, string, error) {
-	return []FigureDiff{{Figure: "j_per_output_token", A: a.RepeatStats["j_per_output_token"], B: b.RepeatStats["j_per_output_token"],
-		Diff: results.Float(-1), Relative: results.Float(-0.5), Verdict: "B better (compare's verdict)", Better: 1}}, "lemctl compare", nil
-}
-
-func TestComparePagePluggedComparer(t *testing.T) {
-	a := experimentOf(t, "exp-a", twoGPUs("exp-a", 200, 15e6))
-	b := experimentOf(t, "exp-b", twoGPUs("exp-b", 150, 12e6))
 	p, err := NewComparePage(Comparison{A: &a, B: &b, Comparer: fixedComparer{}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Rows) != 1 || p.Rows[0].Verdict != "B better (compare's verdict)" || p.Method != "lemctl compare" {
+	if len(p.Rows) != 1 || p.Rows[0].Class != "better" || p.Rows[0].Interval != "[-1.5, -0.5]" || p.Method != "lemctl compare" {
 		t.Errorf("rows %+v method %q", p.Rows, p.Method)
+	}
+	if _, err := NewComparePage(Comparison{A: &a, B: &b}, Options{}); err == nil || !strings.Contains(err.Error(), "Comparer") {
+		t.Errorf("a compare page without a Comparer: err %v, want one naming the Comparer", err)
 	}
 }
 

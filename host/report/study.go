@@ -43,9 +43,8 @@ func infoOf(name string) figureInfo {
 }
 
 // Frontier is the Pareto frontier of a study (energy per output token against throughput) and
-// the point to recommend, as `lemctl frontier` decides them. A nil Frontier in StudyOptions makes
-// the page compute the plain non-dominated set of the points' means and mark none as
-// recommended.
+// the point to recommend, as `lemctl frontier` decides them (host/cli/frontiercmd); this package
+// computes neither. A nil Frontier in StudyOptions draws the points and marks no frontier.
 type Frontier struct {
 	// Points are the ids of the points on the frontier.
 	Points []string
@@ -172,8 +171,8 @@ func NewStudyPage(s *study.Aggregate, o StudyOptions) (*StudyPage, error) {
 	}
 	fr := o.Frontier
 	if fr == nil {
-		fr = nonDominated(s)
-		p.FrontierNote = "Frontier: the points whose mean energy per output token no other point beats at an equal or higher mean throughput. No point is marked recommended: `lemctl frontier` decides that."
+		fr = &Frontier{}
+		p.FrontierNote = "No frontier was given to this page: the points are drawn unmarked (`lemctl report STUDY_ID` marks the frontier and recommended point of `lemctl frontier STUDY_ID`)."
 	} else if fr.Why != "" {
 		p.FrontierNote = "Recommended: " + fr.Why
 	}
@@ -383,37 +382,6 @@ func listChart(s *study.Aggregate, name string) (*Chart, error) {
 	}
 	return &Chart{ID: slug(name + "-by-point"), Title: title, SVG: svg, Series: 1, Points: len(xys),
 		Note: "Line: the mean over cycles; band: its 95 % interval."}, nil
-}
-
-// nonDominated is the frontier of the points' means: no other point has a lower or equal energy
-// per output token with a higher or equal throughput (and one of them strictly better).
-func nonDominated(s *study.Aggregate) *Frontier {
-	type pt struct {
-		id   string
-		e, t float64
-	}
-	var pts []pt
-	for _, p := range s.Points {
-		e, t := p.Figures[study.FigureJPerOutputToken], p.Figures[study.FigureOutputTokensPerS]
-		if e == nil || e.Mean == nil || t == nil || t.Mean == nil {
-			continue
-		}
-		pts = append(pts, pt{p.ID, *e.Mean, *t.Mean})
-	}
-	f := &Frontier{}
-	for _, a := range pts {
-		dominated := false
-		for _, b := range pts {
-			if b.id != a.id && b.e <= a.e && b.t >= a.t && (b.e < a.e || b.t > a.t) {
-				dominated = true
-				break
-			}
-		}
-		if !dominated {
-			f.Points = append(f.Points, a.id)
-		}
-	}
-	return f
 }
 
 // frontierChart draws every point (throughput against energy per output token, with the 95 %

@@ -240,7 +240,7 @@ func Compare(ctx context.Context, studies StudyLoader, aggs AggregateLoader, a, 
 	}
 	switch sa.subj.Kind {
 	case KindExperiment:
-		rep.Pairs = append(rep.Pairs, Pair{A: sa.subj.ID, B: sb.subj.ID, Figures: compareFigures(expSamples(sa.exp), expSamples(sb.exp))})
+		rep.Pairs = append(rep.Pairs, Pair{A: sa.subj.ID, B: sb.subj.ID, Figures: CompareExperiments(sa.exp, sb.exp)})
 	case KindPoint:
 		rep.Pairs = append(rep.Pairs, Pair{A: sa.subj.ID, B: sb.subj.ID, Settings: sb.point.Settings,
 			Figures: compareFigures(pointSamples(sa.point), pointSamples(sb.point))})
@@ -340,6 +340,13 @@ func findingsSummary(fs []results.Finding) string {
 		return "validity is false"
 	}
 	return "error findings " + strings.Join(codes, ", ")
+}
+
+// CompareExperiments compares b's figures with a's over their repeats, as `lemctl compare A B`
+// does for two experiments (and `lemctl report --compare A B` shows): one Figure per figure both
+// summarise, in study.Figures' order.
+func CompareExperiments(a, b *results.Aggregated) []Figure {
+	return compareFigures(expSamples(a), expSamples(b))
 }
 
 // expSamples are an experiment's per-repeat values by figure.

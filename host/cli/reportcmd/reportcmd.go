@@ -2,10 +2,8 @@ package reportcmd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lemctl/lemctl/host/atomicfile"
+	"github.com/lemctl/lemctl/host/cli/studyload"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/echo"
 	"github.com/lemctl/lemctl/host/report"
@@ -91,11 +90,6 @@ func DefaultPath(resultsDir, id string) string {
 	return filepath.Join(resultsDir, "reports", id+".html")
 }
 
-// StudyPath is where a study's stored aggregate is: <dir>/studies/<id>/study.json.
-func StudyPath(resultsDir, id string) string {
-	return filepath.Join(resultsDir, "studies", id, "study.json")
-}
-
 func reportRun(ctx context.Context, opts *Options) error {
 	f := opts.F
 	out := opts.Output
@@ -113,16 +107,14 @@ func reportRun(ctx context.Context, opts *Options) error {
 		if out == "" {
 			out = DefaultPath(f.ResultsDir, id)
 		}
-		s, serr := LoadStudy(f.ResultsDir, id)
-		switch {
-		case serr == nil:
-			page, err = render(func(b *strings.Builder) error {
-				return report.WriteStudy(b, s, report.StudyOptions{Options: ro})
-			})
-		case errors.Is(serr, fs.ErrNotExist):
+		if study.Exists(f.ResultsDir, id) {
+			s, serr := (studyload.Files{Dir: f.ResultsDir}).LoadStudy(ctx, id)
+			if serr != nil {
+				return serr
+			}
+			page, err = StudyPage(s, ro)
+		} else {
 			page, err = experimentPage(ctx, f, id, ro)
-		default:
-			return serr
 		}
 	}
 	if err != nil {
@@ -156,27 +148,6 @@ func Save(path string, page []byte) error {
 		return cliutil.Failed(fmt.Errorf("write report %s: %w", path, err))
 	}
 	return nil
-}
-
-// LoadStudy reads and checks a stored study; an error wrapping fs.ErrNotExist when there is none.
-func LoadStudy(resultsDir, id string) (*study.Aggregate, error) {
-	path := StudyPath(resultsDir, id)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, cliutil.Failed(fmt.Errorf("read study %s: %w", path, err))
-	}
-	var s study.Aggregate
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, cliutil.Failed(fmt.Errorf("study %s: %w", path, err))
-	}
-	if s.SchemaVersion != study.SchemaVersion || s.Kind != study.Kind {
-		return nil, cliutil.Failed(fmt.Errorf("study %s: schema_version %q, kind %q: this lemctl reads schema version %q, kind %q",
-			path, s.SchemaVersion, s.Kind, study.SchemaVersion, study.Kind))
-	}
-	return &s, nil
 }
 
 // LoadExperiment reads an experiment's aggregate and whatever raw results the repository holds.
@@ -258,6 +229,6 @@ func comparePage(ctx context.Context, f *cliutil.Factory, a, b string, o report.
 		return nil, err
 	}
 	return render(func(w *strings.Builder) error {
-		return report.WriteCompare(w, report.Comparison{A: ea, B: eb}, o)
+		return report.WriteCompare(w, report.Comparison{A: ea, B: eb, Comparer: Comparer{}}, o)
 	})
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"html"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/lemctl/lemctl/host/aggregate"
+	"github.com/lemctl/lemctl/host/cli/comparecmd"
+	"github.com/lemctl/lemctl/host/cli/studyload"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/report"
 	"github.com/lemctl/lemctl/host/results"
@@ -94,6 +97,29 @@ func TestReportCompare(t *testing.T) {
 	if !strings.Contains(page, `id="differences"`) || !strings.Contains(page, "Compare A two-gpus and B shared-package") {
 		t.Error("compare page lacks its differences")
 	}
+	// Every verdict is `lemctl compare two-gpus shared-package`'s, word for word.
+	r := repo(t)
+	load := studyload.Aggregates{Repo: r}
+	a, err := load.LoadAggregate(context.Background(), "two-gpus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load.LoadAggregate(context.Background(), "shared-package")
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := comparecmd.CompareExperiments(a, b)
+	if len(figs) == 0 {
+		t.Fatal("the fixtures have no figure to compare")
+	}
+	for _, f := range figs {
+		if !strings.Contains(page, html.EscapeString(f.Verdict)) {
+			t.Errorf("compare page lacks compare's verdict on %s: %q", f.Figure, f.Verdict)
+		}
+	}
+	if !strings.Contains(page, "Hedges") {
+		t.Error("compare page lacks Hedges' g")
+	}
 }
 
 func TestReportStudy(t *testing.T) {
@@ -108,10 +134,10 @@ func TestReportStudy(t *testing.T) {
 			}})
 	}
 	data, _ := json.Marshal(s)
-	if err := os.MkdirAll(filepath.Dir(StudyPath(dir, "st-1")), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(studyload.Files{Dir: dir}.Path("st-1")), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(StudyPath(dir, "st-1"), data, 0o644); err != nil {
+	if err := os.WriteFile(studyload.Files{Dir: dir}.Path("st-1"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, errs, code := execute(t, repo(t), dir, "st-1")
@@ -123,11 +149,19 @@ func TestReportStudy(t *testing.T) {
 	if !strings.Contains(page, `id="frontier"`) || !strings.Contains(page, "Study st-1") {
 		t.Error("study page lacks its frontier")
 	}
+	// The page marks `lemctl frontier st-1`'s decision: p01 uses less energy at more throughput.
+	if !strings.Contains(page, "Recommended: p01, the valid point of lowest mean energy per output token") {
+		t.Error("study page does not recommend lemctl frontier's point p01")
+	}
+	fr := StudyFrontier(s)
+	if strings.Join(fr.Points, ",") != "p01" || fr.Recommended != "p01" {
+		t.Errorf("frontier %+v, want p01 alone and recommended", fr)
+	}
 	// A study file of another kind is an error naming it.
-	if err := os.WriteFile(StudyPath(dir, "st-1"), []byte(`{"schema_version":"9","kind":"study"}`), 0o644); err != nil {
+	if err := os.WriteFile(studyload.Files{Dir: dir}.Path("st-1"), []byte(`{"schema_version":"9","kind":"study"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, errs, code := execute(t, repo(t), dir, "st-1"); code != 1 || !strings.Contains(errs, StudyPath(dir, "st-1")) || !strings.Contains(errs, `schema_version "9"`) {
+	if _, errs, code := execute(t, repo(t), dir, "st-1"); code != 1 || !strings.Contains(errs, studyload.Files{Dir: dir}.Path("st-1")) || !strings.Contains(errs, `schema_version "9"`) {
 		t.Errorf("bad study: exit %d, %q", code, errs)
 	}
 }

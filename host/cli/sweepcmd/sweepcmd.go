@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,12 +22,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
 	"github.com/lemctl/lemctl/host/cliutil"
 	"github.com/lemctl/lemctl/host/cliutil/render"
 	"github.com/lemctl/lemctl/host/config"
 	"github.com/lemctl/lemctl/host/echo"
+	htmlreport "github.com/lemctl/lemctl/host/report"
 	"github.com/lemctl/lemctl/host/results"
 	"github.com/lemctl/lemctl/host/study"
 	"github.com/lemctl/lemctl/host/version"
@@ -42,6 +45,8 @@ type Options struct {
 	DryRun   bool
 	Progress string // "text", "json" or "quiet"
 	Output   string // "table" or "json"
+	// Report writes the study's HTML report (lemctl report STUDY_ID) at the end.
+	Report bool
 }
 
 // NewCommand builds `lemctl sweep`.
@@ -82,6 +87,7 @@ func NewCmdSweep(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 	fl.StringVar(&o.Resume, "resume", "", "continue the study STUDY_ID: run only the point × cycles not completed")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "validate every point and print the plan; run nothing")
 	fl.StringVar(&o.Progress, "progress", "text", "progress on stderr: text, json (one JSON object per line) or quiet")
+	fl.BoolVar(&o.Report, "report", false, "write the study's HTML report (results/reports/<study id>.html) at the end")
 	render.OutputVar(cmd, &o.Output)
 	return cmd
 }
@@ -484,24 +490,50 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 	if err := finish(state, msg(failed)); err != nil {
 		return err
 	}
+	a, _, err := study.Load(resultsDir, m.StudyID)
+	if err != nil {
+		return cliutil.Failed(err)
+	}
 	if o.Output == render.FormatJSON {
 		if _, err := f.Out.Write(stored); err != nil {
 			return err
 		}
-	} else {
-		a, _, err := study.Load(resultsDir, m.StudyID)
-		if err != nil {
-			return cliutil.Failed(err)
+		if err := studyReport(f.Err, o.Report, resultsDir, a); err != nil {
+			return err
 		}
+	} else {
 		if err := resultscmd.WriteStudy(f.Out, a); err != nil {
 			return err
 		}
 		fmt.Fprintf(f.Out, "\nstudy %s: %s\n", m.StudyID, study.Dir(resultsDir, m.StudyID))
+		if err := studyReport(f.Out, o.Report, resultsDir, a); err != nil {
+			return err
+		}
 	}
 	if len(failed) > 0 {
 		return cliutil.Failed(fmt.Errorf("%d experiment(s) of study %s failed (`lemctl sweep --resume %s` runs them again):\n%s", len(failed), m.StudyID, m.StudyID, msg(failed)))
 	}
 	return nil
+}
+
+// studyReport writes the study's HTML report with --report (write), else says how to make it;
+// either way the line names the report's path (on w: stdout beside the table, stderr beside
+// JSON), as `lemctl run` does for an experiment. The page is `lemctl report STUDY_ID`'s.
+func studyReport(w io.Writer, write bool, resultsDir string, a *study.Aggregate) error {
+	path := reportcmd.DefaultPath(resultsDir, a.StudyID)
+	if !write {
+		_, err := fmt.Fprintf(w, "report: `lemctl report %s --results-dir %s` writes %s\n", a.StudyID, resultsDir, path)
+		return err
+	}
+	page, err := reportcmd.StudyPage(a, htmlreport.Options{LemctlVersion: version.Version, GeneratedUnixNS: time.Now().UnixNano()})
+	if err == nil {
+		err = reportcmd.Save(path, page)
+	}
+	if err != nil {
+		return cliutil.Failed(fmt.Errorf("study %s: report: %w", a.StudyID, err))
+	}
+	_, err = fmt.Fprintf(w, "report: %s\n", path)
+	return err
 }
 
 // samePath reports whether a and b name the same path (relative paths from the current directory).
