@@ -166,6 +166,16 @@ order = "interleaved"
 	if page, err := os.ReadFile(reportPath); err != nil || !strings.Contains(string(page), "Recommended: ") {
 		t.Errorf("sweep --report: %v, or the page has no recommended point", err)
 	}
+	// The example meter reports no temperature: the gap is a plain pause, said once, and no
+	// thermal wait is recorded.
+	if n := strings.Count(r.stderr.String(), "no selected meter reports a temperature: the gap between experiments is a plain pause"); n != 1 {
+		t.Errorf("the plain-pause note was said %d times, want once:\n%s", n, r.stderr.String())
+	}
+	for _, run := range m.Runs {
+		if run.ThermalWait != nil || m.ThermalReferenceC != nil {
+			t.Errorf("a thermal wait without temperatures: run %+v, reference %v", run, m.ThermalReferenceC)
+		}
+	}
 	var printed study.Aggregate
 	if err := json.Unmarshal(r.stdout.Bytes(), &printed); err != nil || printed.StudyID != a.StudyID {
 		t.Errorf("-o json printed %q (%v), want the stored study", r.stdout.String(), err)
