@@ -414,9 +414,13 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 	fmt.Fprintf(f.Err, "study %s: %s\n", m.StudyID, study.Dir(resultsDir, m.StudyID))
 
 	var failed []string
+	// The thermal wait reads the meters of the first point to run, for the reference and after
+	// every gap (docs/studies.md, "Gap and thermal wait").
 	var ref map[string]float64
+	var thermo openFunc
 	if len(todo) > 1 {
-		ref = thermalReference(ctx, f, sf, m, meterOpener(f, pts[todo[0].Point].meters))
+		thermo = meterOpener(f, pts[todo[0].Point].meters)
+		ref = thermalReference(ctx, f, sf, m, thermo)
 	}
 	start := time.Now()
 	for i, s := range todo {
@@ -428,7 +432,7 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 			}
 		}
 		if i > 0 && len(ref) > 0 && ctx.Err() == nil {
-			wait = thermalWait(ctx, f, sf, meterOpener(f, pts[s.Point].meters), ref)
+			wait = thermalWait(ctx, f, sf, thermo, ref)
 		}
 		if ctx.Err() != nil {
 			return interrupted(f, m, st, finish, nil)
