@@ -369,10 +369,62 @@ interval = "10ms"
 			t.Errorf("experiment page lacks %q", want)
 		}
 	}
+	checkOffline(t, chromium, page, doc)
 	doc, shot = browse(t, chromium, studyPage, tr)
 	checkRendered(t, "study", doc, shot, []string{"header", "figures", "frontier", "points"}, 4)
+	checkOffline(t, chromium, studyPage, doc)
 	if reqs := tr.pageRequests(); len(reqs) > 0 {
 		t.Errorf("the reports made network requests: %q", reqs)
+	}
+}
+
+// checkOffline loads page again in a Chromium with no network at all (a network namespace of its
+// own, `unshare --net`: no interface but a down loopback) and wants the same rendered DOM as the
+// trapped load's. It needs root for the namespace; without it the check is skipped, except under
+// CI (which runs as root).
+func checkOffline(t *testing.T, chromium, page string, trapped *html.Node) {
+	t.Helper()
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("the offline check needs root and unshare (util-linux): euid %d, unshare: %v", os.Geteuid(), err)
+		}
+		t.Logf("offline check skipped: needs root and unshare (euid %d, %v)", os.Geteuid(), err)
+		return
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(unshare, "--net", chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--user-data-dir="+filepath.Join(dir, "profile"), "--dump-dom", "file://"+page)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("chromium without a network: %v\n%s", err, errb.String())
+		}
+	case <-time.After(3 * time.Minute):
+		_ = cmd.Process.Kill()
+		t.Fatal("chromium without a network did not finish")
+	}
+	offline, err := html.Parse(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b bytes.Buffer
+	if err := html.Render(&a, trapped); err != nil {
+		t.Fatal(err)
+	}
+	if err := html.Render(&b, offline); err != nil {
+		t.Fatal(err)
+	}
+	if a.Len() < 1000 || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Errorf("%s: the page rendered without a network (%d bytes of DOM) differs from the page rendered with it trapped (%d bytes)",
+			filepath.Base(page), b.Len(), a.Len())
 	}
 }
 

@@ -211,10 +211,10 @@ func (p *ExperimentPage) figures(a *results.Aggregated) {
 	en, l, t := a.Energy, a.LatencyMS, a.Throughput
 	p.Figures = []KV{
 		{"energy (total)", g(en.TotalJ, "J")},
-		{"static / dynamic", g(en.StaticJ, "J") + " / " + g(en.DynamicJ, "J")},
-		{"prefill / decode", g(en.Phases.PrefillJ, "J") + " / " + g(en.Phases.DecodeJ, "J")},
-		{"J per output token", g(en.JPerOutputToken, "J") + " (dynamic " + g(en.DynamicJPerOutputToken, "J") + ")"},
-		{"tokens per J", g(en.TokensPerJ, "tokens/J")},
+		{"static / dynamic", gu(en.StaticJ, en.StaticUncertaintyJ, "J") + " / " + gu(en.DynamicJ, en.DynamicUncertaintyJ, "J")},
+		{"prefill / decode", gu(en.Phases.PrefillJ, en.Phases.PrefillUncertaintyJ, "J") + " / " + gu(en.Phases.DecodeJ, en.Phases.DecodeUncertaintyJ, "J")},
+		{"J per output token", gu(en.JPerOutputToken, en.JPerOutputTokenUncertainty, "J") + " (dynamic " + gu(en.DynamicJPerOutputToken, en.DynamicJPerOutputTokenUncertainty, "J") + ")"},
+		{"tokens per J", gu(en.TokensPerJ, en.TokensPerJUncertainty, "tokens/J")},
 		{"tokens per second", g(t.OutputTokensPerS, "output tokens/s")},
 		{"TTFT p50 / p90 / p99", g(l.TTFT.P50, "ms") + " / " + g(l.TTFT.P90, "ms") + " / " + g(l.TTFT.P99, "ms")},
 		{"ITL p50 / p90 / p99", g(l.ITL.P50, "ms") + " / " + g(l.ITL.P90, "ms") + " / " + g(l.ITL.P99, "ms")},
@@ -270,8 +270,8 @@ func (p *ExperimentPage) energy(a *results.Aggregated, unc *uncertainty) error {
 			host = d.Host.Hostname
 		}
 		row := DomainRow{ID: d.ID, Kind: d.Kind, Scope: d.Scope, Host: host, Method: d.Method,
-			Total: g(d.TotalJ, "J"), Static: g(d.StaticJ, "J"), Dynamic: g(d.DynamicJ, "J"),
-			Uncertainty: "not given", Prefill: g(d.Phases.PrefillJ, "J"), Decode: g(d.Phases.DecodeJ, "J")}
+			Total: g(d.TotalJ, "J"), Static: gu(d.StaticJ, d.StaticUncertaintyJ, "J"), Dynamic: gu(d.DynamicJ, d.DynamicUncertaintyJ, "J"),
+			Uncertainty: "not given", Prefill: gu(d.Phases.PrefillJ, d.Phases.PrefillUncertaintyJ, "J"), Decode: gu(d.Phases.DecodeJ, d.Phases.DecodeUncertaintyJ, "J")}
 		u := d.UncertaintyJ
 		if u == nil {
 			u = unc.domain(d)
@@ -293,8 +293,8 @@ func (p *ExperimentPage) energy(a *results.Aggregated, unc *uncertainty) error {
 		p.Domains = append(p.Domains, row)
 	}
 	total := DomainRow{ID: "total", Kind: strings.Join(en.CountedDomainKinds, " + "), Total: g(en.TotalJ, "J"),
-		Static: g(en.StaticJ, "J"), Dynamic: g(en.DynamicJ, "J"), Uncertainty: "not given",
-		Prefill: g(en.Phases.PrefillJ, "J"), Decode: g(en.Phases.DecodeJ, "J"), Note: "the counted domains"}
+		Static: gu(en.StaticJ, en.StaticUncertaintyJ, "J"), Dynamic: gu(en.DynamicJ, en.DynamicUncertaintyJ, "J"), Uncertainty: "not given",
+		Prefill: gu(en.Phases.PrefillJ, en.Phases.PrefillUncertaintyJ, "J"), Decode: gu(en.Phases.DecodeJ, en.Phases.DecodeUncertaintyJ, "J"), Note: "the counted domains"}
 	if en.UncertaintyJ != nil {
 		total.Uncertainty = "± " + g(en.UncertaintyJ, "J")
 	} else if unc.Energy.UncertaintyJ != nil {

@@ -22,6 +22,15 @@ func g(v *float64, unit string) string {
 	return gf(*v, unit)
 }
 
+// gu formats a figure with its standard uncertainty ("12.5 ± 0.3 J") when the results give one,
+// else as g does.
+func gu(v, u *float64, unit string) string {
+	if v == nil || !finite(*v) || u == nil || !finite(*u) {
+		return g(v, unit)
+	}
+	return gf(*v, "") + " ± " + gf(*u, unit)
+}
+
 func gf(v float64, unit string) string {
 	s := strconv.FormatFloat(v, 'g', 4, 64)
 	if strings.Contains(s, "e") {

@@ -178,6 +178,30 @@ func TestExperimentPageErrorsFirstAndUncertainty(t *testing.T) {
 	}
 }
 
+// TestExperimentPagePhaseAndPerTokenUncertainty: prefill/decode energy and the per-token figures
+// carry the results' standard uncertainty on the page, as in `results show`.
+func TestExperimentPagePhaseAndPerTokenUncertainty(t *testing.T) {
+	e := experimentOf(t, "exp-u", twoGPUs("exp-u", 200, 15e6))
+	en := &e.Aggregated.Energy
+	en.Phases.PrefillJ, en.Phases.PrefillUncertaintyJ = results.Float(2), results.Float(0.125)
+	en.Phases.DecodeJ, en.Phases.DecodeUncertaintyJ = results.Float(30), results.Float(0.5)
+	en.JPerOutputToken, en.JPerOutputTokenUncertainty = results.Float(1.5), results.Float(0.02)
+	p, err := NewExperimentPage(e, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range p.Figures {
+		got[kv.K] = kv.V
+	}
+	if want := "2 ± 0.125 J / 30 ± 0.5 J"; got["prefill / decode"] != want {
+		t.Errorf("prefill / decode %q, want %q", got["prefill / decode"], want)
+	}
+	if !strings.HasPrefix(got["J per output token"], "1.5 ± 0.02 J") {
+		t.Errorf("J per output token %q", got["J per output token"])
+	}
+}
+
 func TestExperimentPageWithoutRaws(t *testing.T) {
 	e := experimentOf(t, "exp-n", twoGPUs("exp-n", 200, 15e6))
 	e.Raws = nil

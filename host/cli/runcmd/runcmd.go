@@ -14,11 +14,9 @@ import (
 	"maps"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -124,62 +122,15 @@ func NewCmdRun(f *cliutil.Factory, runF func(*Options) error) *cobra.Command {
 // runRun runs the experiment in o.File ("" = the embedded quickstart).
 func runRun(parent context.Context, o *Options) error {
 	env, file, prompts := o.F, o.File, o.Prompts
-	// First SIGINT, SIGTERM or SIGHUP: stop gracefully; a second: force. The exit code is
-	// 128 + the first signal (docs/reliability.md, "Signals and abandoned runs").
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	defer cancel()
-	force := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	st := &stop{}
-	go func() {
-		n := 0
-		for s := range sigs {
-			n++
-			if n == 1 {
-				st.set(s.(syscall.Signal))
-				cancel()
-			} else if n == 2 {
-				close(force)
-			}
-		}
-	}()
-	go func() {
-		select {
-		case <-parent.Done():
-			// The root's context ends on the same SIGINT/SIGTERM the loop above records: the
-			// signal, not this, names the cause (an exit code without one is 130).
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := run(ctx, env, o, file, prompts, force, st)
-	if sig, ok := st.get(); ok && err != nil && cliutil.CodeOf(err) != 128+int(sig) {
+	// First SIGINT, SIGTERM or SIGHUP: stop gracefully; a second: force.
+	ctx, st, stopWatch := WatchSignals(parent)
+	defer stopWatch()
+	err := run(ctx, env, o, file, prompts, st)
+	if sig, ok := st.Signal(); ok && err != nil && cliutil.CodeOf(err) != 128+int(sig) {
 		// Stopped before the workers ran: whatever failed, the signal is why.
 		return cliutil.Exit(128+int(sig), fmt.Errorf("interrupted by %s: %w", sigName(sig), err))
 	}
 	return err
-}
-
-// stop remembers the first signal that stopped the run.
-type stop struct {
-	mu  sync.Mutex
-	sig syscall.Signal
-}
-
-func (s *stop) set(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sig == 0 {
-		s.sig = sig
-	}
-}
-
-func (s *stop) get() (syscall.Signal, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sig, s.sig != 0
 }
 
 // sigName is the conventional name of sig: SIGINT, SIGTERM, SIGHUP.
@@ -190,9 +141,9 @@ func sigName(sig syscall.Signal) string {
 	return sig.String()
 }
 
-func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, force <-chan struct{}, st *stop) error {
+func run(ctx context.Context, env *cliutil.Factory, o *Options, file string, prompts *int, st *Signals) error {
 	out, err := Measure(ctx, env, Experiment{File: file, Overrides: config.Overrides{Dataset: o.Dataset, Prompts: prompts, CarbonIntensity: o.CarbonIntensity, Set: o.Set},
-		Progress: o.Progress, NoAggregate: o.NoAggregate, Force: force, Signal: st.get})
+		Progress: o.Progress, NoAggregate: o.NoAggregate, Force: st.Force, Signal: st.Signal})
 	if err != nil {
 		return err
 	}
