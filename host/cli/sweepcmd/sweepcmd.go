@@ -12,11 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -227,26 +224,6 @@ func writePlan(f *cliutil.Factory, toStdout bool, sf *study.File, pts []point, s
 	return render.Table(out, []string{"POINT", "SETTINGS", "CONFIG HASH"}, rows)
 }
 
-// stop remembers the first signal that stopped the sweep.
-type stop struct {
-	mu  sync.Mutex
-	sig syscall.Signal
-}
-
-func (s *stop) set(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sig == 0 {
-		s.sig = sig
-	}
-}
-
-func (s *stop) get() (syscall.Signal, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sig, s.sig != 0
-}
-
 func runSweep(parent context.Context, o *Options) error {
 	f := o.F
 	var (
@@ -335,32 +312,8 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 	f := o.F
 	// First SIGINT, SIGTERM or SIGHUP: the running experiment stops gracefully (its workers are
 	// cleaned up) and the sweep stops after it; a second: the workers are stopped at once.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	defer cancel()
-	force := make(chan struct{})
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-	st := &stop{}
-	go func() {
-		n := 0
-		for s := range sigs {
-			n++
-			if n == 1 {
-				st.set(s.(syscall.Signal))
-				cancel()
-			} else if n == 2 {
-				close(force)
-			}
-		}
-	}()
-	go func() {
-		select {
-		case <-parent.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, st, stopWatch := runcmd.WatchSignals(parent)
+	defer stopWatch()
 
 	aggs := map[string]*results.Aggregated{}
 	load := func(exp string) (*results.Aggregated, error) {
@@ -445,7 +398,7 @@ func execute(parent context.Context, o *Options, sf *study.File, m *study.Manife
 		}
 		run := study.Run{Point: p.ID, Cycle: s.Cycle, ConfigHash: p.hash, StartUnixNS: time.Now().UnixNano(), ThermalWait: wait}
 		oc, err := runcmd.Measure(ctx, f, runcmd.Experiment{File: sf.BasePath, Overrides: config.Overrides{Values: vals},
-			Progress: o.Progress, Force: force, Signal: st.get})
+			Progress: o.Progress, Force: st.Force, Signal: st.Signal})
 		run.EndUnixNS = time.Now().UnixNano()
 		if oc != nil && oc.Submitted {
 			// The experiment went to Slurm as a job of its own, which the sweep cannot follow.
@@ -550,10 +503,10 @@ func samePath(a, b string) bool {
 func msg(failed []string) string { return strings.Join(failed, "\n") }
 
 // interrupted records the study as interrupted and returns the exit error (128 + the signal).
-func interrupted(f *cliutil.Factory, m *study.Manifest, st *stop, finish func(string, string) error, cause error) error {
+func interrupted(f *cliutil.Factory, m *study.Manifest, st *runcmd.Signals, finish func(string, string) error, cause error) error {
 	why := "interrupted by the user"
 	code := cliutil.ExitInterrupted
-	if sig, ok := st.get(); ok {
+	if sig, ok := st.Signal(); ok {
 		why = "interrupted by " + unix.SignalName(sig)
 		code = 128 + int(sig)
 	}
