@@ -111,7 +111,7 @@ func NewComparePage(c Comparison, o Options) (*ComparePage, error) {
 	same("engine", a.Engine.Plugin+" "+a.Engine.Version, b.Engine.Plugin+" "+b.Engine.Version)
 	same("dataset", a.Dataset.Name+" "+a.Dataset.SHA256, b.Dataset.Name+" "+b.Dataset.SHA256)
 	same("config hash", a.ConfigHash, b.ConfigHash)
-	same("validity", verdict(a.Validity.Valid, pa.Findings), verdict(b.Validity.Valid, pb.Findings))
+	same("validity", pa.Verdict, pb.Verdict)
 	for _, d := range diffs {
 		fi := infoOf(d.Figure)
 		row := DiffRow{Figure: fi.Label + " (" + d.Figure + ")", A: statsText(d.A, fi.Unit), B: statsText(d.B, fi.Unit),

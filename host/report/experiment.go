@@ -131,7 +131,7 @@ func NewExperimentPage(e Experiment, o Options) (*ExperimentPage, error) {
 	}
 	p := &ExperimentPage{Page: newBase("Experiment "+a.ExperimentID, o), ID: a.ExperimentID, Valid: a.Validity.Valid}
 	p.Findings = findingRows(a.Validity.Findings, a.Energy.Domains, a.Warnings)
-	p.Verdict = verdict(a.Validity.Valid, p.Findings)
+	p.Verdict = results.Verdict(a.Validity.Valid, results.WithHealth(a.Validity.Findings, a.Energy.Domains), a.Warnings)
 	if a.Partial {
 		p.Partial = append([]string{"PARTIAL: not every rank is in this aggregate"}, a.PartialReasons...)
 	}

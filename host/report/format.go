@@ -85,18 +85,6 @@ func ints(v []int) string {
 	return strings.Join(parts, ", ")
 }
 
-func severityOrder(s string) int {
-	switch s {
-	case results.SeverityError:
-		return 0
-	case results.SeverityWarning:
-		return 1
-	case results.SeverityInfo:
-		return 2
-	}
-	return 3
-}
-
 // FindingRow is one finding as a page lists it.
 type FindingRow struct {
 	Severity, Code, Domain, Rank, Message, Advice string
@@ -105,19 +93,13 @@ type FindingRow struct {
 // findingRows returns the findings, the domains' health and the free-text warnings, errors
 // first, then warnings, then info.
 func findingRows(fs []results.Finding, domains []results.Domain, warnings []results.Warning) []FindingRow {
-	all := append([]results.Finding{}, fs...)
-	for _, d := range domains {
-		for _, h := range d.Health {
-			if h.Domain == "" {
-				h.Domain = d.ID
-			}
-			all = append(all, h)
-		}
-	}
+	all := results.WithHealth(fs, domains)
 	for _, w := range warnings {
 		all = append(all, results.Finding{Severity: results.SeverityWarning, Message: w.Message, Rank: w.Rank})
 	}
-	sort.SliceStable(all, func(i, j int) bool { return severityOrder(all[i].Severity) < severityOrder(all[j].Severity) })
+	sort.SliceStable(all, func(i, j int) bool {
+		return results.SeverityOrder(all[i].Severity) < results.SeverityOrder(all[j].Severity)
+	})
 	out := make([]FindingRow, len(all))
 	for i, f := range all {
 		rank := "all"
@@ -127,28 +109,6 @@ func findingRows(fs []results.Finding, domains []results.Domain, warnings []resu
 		out[i] = FindingRow{Severity: orNM(f.Severity), Code: f.Code, Domain: f.Domain, Rank: rank, Message: f.Message, Advice: f.Advice}
 	}
 	return out
-}
-
-// verdict is "VALID" or "INVALID" with counts by severity.
-func verdict(valid bool, rows []FindingRow) string {
-	counts := map[string]int{}
-	for _, r := range rows {
-		counts[r.Severity]++
-	}
-	v := "VALID"
-	if !valid {
-		v = "INVALID"
-	}
-	var parts []string
-	for _, s := range []string{results.SeverityError, results.SeverityWarning, results.SeverityInfo} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s(s)", counts[s], s))
-		}
-	}
-	if len(parts) > 0 {
-		v += " (" + strings.Join(parts, ", ") + ")"
-	}
-	return v
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -361,7 +361,7 @@ func writeTable(w io.Writer, r *Report) {
 	for _, d := range r.Domains {
 		all = append(all, d.Health...)
 	}
-	fmt.Fprintf(w, "  validity: %s\n", resultscmd.Verdict(r.Validity.Valid, all, nil))
+	fmt.Fprintf(w, "  validity: %s\n", results.Verdict(r.Validity.Valid, all, nil))
 	_ = resultscmd.WriteFindings(w, "  ", all, nil)
 	fmt.Fprintln(w)
 }

@@ -35,8 +35,8 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 	work(tw, a.Workload, a.Throughput, a.LatencyMS)
 	energy(tw, a.Energy, a.FLOPs)
 	overhead(tw, a.Overhead)
-	all := WithHealth(a.Validity.Findings, a.Energy.Domains)
-	validity(tw, Verdict(a.Validity.Valid, all, a.Warnings), a.PartialReasons)
+	all := results.WithHealth(a.Validity.Findings, a.Energy.Domains)
+	validity(tw, results.Verdict(a.Validity.Valid, all, a.Warnings), a.PartialReasons)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -61,13 +61,13 @@ func WriteRaw(w io.Writer, r *results.Raw) error {
 	work(tw, r.Workload, r.Throughput, r.LatencyMS)
 	energy(tw, r.Energy, r.FLOPs)
 	overhead(tw, r.Overhead)
-	all := WithHealth(r.Validity.Findings, r.Energy.Domains)
+	all := results.WithHealth(r.Validity.Findings, r.Energy.Domains)
 	for i := range all {
 		if all[i].Rank == nil {
 			all[i].Rank = results.IntPtr(r.Rank) // everything in a raw result is its rank's
 		}
 	}
-	validity(tw, Verdict(r.Validity.Valid, all, r.Warnings), nil)
+	validity(tw, results.Verdict(r.Validity.Valid, all, r.Warnings), nil)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
