@@ -342,3 +342,44 @@ func TestDownsampleKeepsExtremes(t *testing.T) {
 		t.Error("extremes lost")
 	}
 }
+
+// TestTimelineDrawsClocks: where a meter read the SM clock (nvml), the timeline draws it on its
+// own axis; where none did, the chart says the clock was not measured.
+func TestTimelineDrawsClocks(t *testing.T) {
+	e := experimentOf(t, "exp-c", twoGPUs("exp-c", 200, 15e6))
+	clocked := 0
+	for _, r := range e.Raws {
+		for i := range r.Energy.Domains {
+			d := &r.Energy.Domains[i]
+			if d.Kind != "gpu" {
+				continue
+			}
+			for k := range d.Timeline {
+				d.Timeline[k].SMClockMHz = results.Float(1410 - float64(k%3)*15)
+				clocked++
+			}
+		}
+	}
+	if clocked == 0 {
+		t.Fatal("the fixture has no GPU timeline samples")
+	}
+	p, err := NewExperimentPage(e, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gpu, other *Chart
+	for i := range p.Timeline {
+		c := &p.Timeline[i]
+		if strings.Contains(string(c.SVG), "SM clock (MHz)") {
+			gpu = c
+		} else {
+			other = c
+		}
+	}
+	if gpu == nil || strings.Contains(gpu.Note, "Clock frequency: not measured") {
+		t.Errorf("the GPU timeline does not draw the SM clock: %+v", gpu)
+	}
+	if other == nil || !strings.Contains(other.Note, "Clock frequency: not measured") {
+		t.Errorf("a timeline without clocks should say so: %+v", other)
+	}
+}

@@ -23,11 +23,13 @@ const MaxTimelinePoints = 600
 // drawn as its min–max envelope over the domains with the mean as a line.
 const maxLines = 8
 
-// tseries is one domain's power (and temperature) over time, in seconds since the origin.
+// tseries is one domain's power (and temperature and SM clock) over time, in seconds since the
+// origin.
 type tseries struct {
 	name, kind string
 	t, w       []float64
 	tt, temp   []float64
+	ct, clock  []float64
 }
 
 // timeline is what the timeline charts draw.
@@ -104,6 +106,9 @@ func buildTimeline(raws []*results.Raw) *timeline {
 				t := sec(monoToUnix(r, smp.MonoNS))
 				if smp.TemperatureC != nil {
 					s.tt, s.temp = append(s.tt, t), append(s.temp, *smp.TemperatureC)
+				}
+				if smp.SMClockMHz != nil {
+					s.ct, s.clock = append(s.ct, t), append(s.clock, *smp.SMClockMHz)
 				}
 				if i == 0 {
 					continue
@@ -409,34 +414,47 @@ func (tl *timeline) kindChart(ki int, kind string, ss []*tseries) (Chart, error)
 	if tl.bandsNote != "" {
 		notes = append(notes, tl.bandsNote)
 	}
-	// Temperature beneath, on its own axis, when a meter gave it.
+	// Temperature and the SM clock beneath, each on its own axis, when a meter gave them.
 	plots := []*plot.Plot{p}
 	height := chartH + 0.8*vg.Inch
-	tp := newPlot("", "time since the first sample (s)", "temperature (°C)")
-	tn := 0
-	for i, s := range ss {
-		if len(s.tt) == 0 || i >= maxLines {
+	for _, aux := range []struct {
+		label, absent string
+		of            func(*tseries) (t, y []float64)
+	}{
+		{"temperature (°C)", "Temperature: not measured (no meter reported it for these domains).",
+			func(s *tseries) ([]float64, []float64) { return s.tt, s.temp }},
+		{"SM clock (MHz)", "Clock frequency: not measured (no meter reported clocks for these domains).",
+			func(s *tseries) ([]float64, []float64) { return s.ct, s.clock }},
+	} {
+		ap := newPlot("", "time since the first sample (s)", aux.label)
+		n := 0
+		for i, s := range ss {
+			st, sy := aux.of(s)
+			if len(st) == 0 || i >= maxLines {
+				continue
+			}
+			t, y := downsample(st, sy, MaxTimelinePoints)
+			xys := make(plotter.XYs, len(t))
+			for k := range t {
+				xys[k] = plotter.XY{X: t[k], Y: y[k]}
+			}
+			if err := line(ap, s.name, i, xys, true); err != nil {
+				return ch, err
+			}
+			n += len(xys)
+		}
+		if n == 0 {
+			notes = append(notes, aux.absent)
 			continue
 		}
-		t, y := downsample(s.tt, s.temp, MaxTimelinePoints)
-		xys := make(plotter.XYs, len(t))
-		for k := range t {
-			xys[k] = plotter.XY{X: t[k], Y: y[k]}
+		for _, q := range plots {
+			q.X.Label.Text = ""
 		}
-		if err := line(tp, s.name, i, xys, true); err != nil {
-			return ch, err
-		}
-		tn += len(xys)
-	}
-	if tn > 0 {
-		p.X.Label.Text = ""
-		plots = append(plots, tp)
+		ap.X.Label.Text = "time since the first sample (s)"
+		plots = append(plots, ap)
 		height += 2 * vg.Inch
-		ch.Points += tn
-	} else {
-		notes = append(notes, "Temperature: not measured (no meter reported it for these domains).")
+		ch.Points += n
 	}
-	notes = append(notes, "Clock frequency: not measured (no meter reports clocks in this result schema).")
 	svg, err := svgOf(height, plots...)
 	if err != nil {
 		return ch, err
