@@ -51,6 +51,12 @@ type LoadResult struct {
 	ExecutionProvider string
 	// RuntimeVersions names the runtime libraries, e.g. {"onnxruntime": "1.24.1"}.
 	RuntimeVersions map[string]string
+	// Endpoint is, for an engine that sends the work to a server, the server's base URL; Remote
+	// says the server is on another machine, so this machine's meters do not see its work; Served
+	// holds what the server reported about the model (its id, owner, context length…).
+	Endpoint string
+	Remote   bool
+	Served   map[string]string
 }
 
 // Prompt is one request: text, or token ids (ids win when both are set).

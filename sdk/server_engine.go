@@ -38,7 +38,8 @@ func (s *engineServer) Load(ctx context.Context, req *enginev1.LoadRequest) (*en
 		return nil, toStatus(err)
 	}
 	return &enginev1.LoadResponse{LoadNs: res.LoadNS, ResidentBytes: res.ResidentBytes, ModelBytes: res.ModelBytes,
-		ExecutionProvider: res.ExecutionProvider, RuntimeVersions: res.RuntimeVersions}, nil
+		ExecutionProvider: res.ExecutionProvider, RuntimeVersions: res.RuntimeVersions,
+		Endpoint: res.Endpoint, Remote: res.Remote, Served: res.Served}, nil
 }
 
 func (s *engineServer) Warmup(ctx context.Context, req *enginev1.WarmupRequest) (*enginev1.WarmupResponse, error) {

@@ -25,7 +25,8 @@ func (e *engineClient) Load(ctx context.Context, req sdk.LoadRequest) (*sdk.Load
 		return nil, fromStatus(err)
 	}
 	return &sdk.LoadResult{LoadNS: resp.GetLoadNs(), ResidentBytes: resp.GetResidentBytes(), ModelBytes: resp.GetModelBytes(),
-		ExecutionProvider: resp.GetExecutionProvider(), RuntimeVersions: resp.GetRuntimeVersions()}, nil
+		ExecutionProvider: resp.GetExecutionProvider(), RuntimeVersions: resp.GetRuntimeVersions(),
+		Endpoint: resp.GetEndpoint(), Remote: resp.GetRemote(), Served: resp.GetServed()}, nil
 }
 
 func (e *engineClient) Warmup(ctx context.Context, req sdk.WarmupRequest) ([]sdk.BatchTiming, error) {

@@ -176,8 +176,14 @@ type LoadResponse struct {
 	ModelBytes        int64                  `protobuf:"varint,3,opt,name=model_bytes,json=modelBytes,proto3" json:"model_bytes,omitempty"`
 	ExecutionProvider string                 `protobuf:"bytes,4,opt,name=execution_provider,json=executionProvider,proto3" json:"execution_provider,omitempty"`
 	RuntimeVersions   map[string]string      `protobuf:"bytes,5,rep,name=runtime_versions,json=runtimeVersions,proto3" json:"runtime_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// For an engine that sends the work to a server: the server's base URL, whether it is on
+	// another machine (whose energy this machine's meters do not see), and what the server
+	// reported about the model.
+	Endpoint      string            `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Remote        bool              `protobuf:"varint,7,opt,name=remote,proto3" json:"remote,omitempty"`
+	Served        map[string]string `protobuf:"bytes,8,rep,name=served,proto3" json:"served,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadResponse) Reset() {
@@ -241,6 +247,27 @@ func (x *LoadResponse) GetExecutionProvider() string {
 func (x *LoadResponse) GetRuntimeVersions() map[string]string {
 	if x != nil {
 		return x.RuntimeVersions
+	}
+	return nil
+}
+
+func (x *LoadResponse) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *LoadResponse) GetRemote() bool {
+	if x != nil {
+		return x.Remote
+	}
+	return false
+}
+
+func (x *LoadResponse) GetServed() map[string]string {
+	if x != nil {
+		return x.Served
 	}
 	return nil
 }
@@ -1437,15 +1464,21 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"\x06device\x18\x02 \x01(\v2\x15.lem.engine.v1.DeviceR\x06device\x12\x18\n" +
 	"\athreads\x18\x03 \x01(\x05R\athreads\x12\x12\n" +
 	"\x04cpus\x18\x04 \x03(\x05R\x04cpus\x12$\n" +
-	"\x0etoken_ids_only\x18\x05 \x01(\bR\ftokenIdsOnly\"\xbf\x02\n" +
+	"\x0etoken_ids_only\x18\x05 \x01(\bR\ftokenIdsOnly\"\xef\x03\n" +
 	"\fLoadResponse\x12\x17\n" +
 	"\aload_ns\x18\x01 \x01(\x03R\x06loadNs\x12%\n" +
 	"\x0eresident_bytes\x18\x02 \x01(\x03R\rresidentBytes\x12\x1f\n" +
 	"\vmodel_bytes\x18\x03 \x01(\x03R\n" +
 	"modelBytes\x12-\n" +
 	"\x12execution_provider\x18\x04 \x01(\tR\x11executionProvider\x12[\n" +
-	"\x10runtime_versions\x18\x05 \x03(\v20.lem.engine.v1.LoadResponse.RuntimeVersionsEntryR\x0fruntimeVersions\x1aB\n" +
+	"\x10runtime_versions\x18\x05 \x03(\v20.lem.engine.v1.LoadResponse.RuntimeVersionsEntryR\x0fruntimeVersions\x12\x1a\n" +
+	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06remote\x18\a \x01(\bR\x06remote\x12?\n" +
+	"\x06served\x18\b \x03(\v2'.lem.engine.v1.LoadResponse.ServedEntryR\x06served\x1aB\n" +
 	"\x14RuntimeVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vServedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x06Prompt\x12\x0e\n" +
@@ -1553,7 +1586,7 @@ func file_lem_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_lem_engine_v1_engine_proto_rawDescData
 }
 
-var file_lem_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_lem_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_lem_engine_v1_engine_proto_goTypes = []any{
 	(*Device)(nil),           // 0: lem.engine.v1.Device
 	(*LoadRequest)(nil),      // 1: lem.engine.v1.LoadRequest
@@ -1576,41 +1609,43 @@ var file_lem_engine_v1_engine_proto_goTypes = []any{
 	(*ServeStep)(nil),        // 18: lem.engine.v1.ServeStep
 	(*ServeEvent)(nil),       // 19: lem.engine.v1.ServeEvent
 	nil,                      // 20: lem.engine.v1.LoadResponse.RuntimeVersionsEntry
-	(*v1.Artifact)(nil),      // 21: lem.loader.v1.Artifact
+	nil,                      // 21: lem.engine.v1.LoadResponse.ServedEntry
+	(*v1.Artifact)(nil),      // 22: lem.loader.v1.Artifact
 }
 var file_lem_engine_v1_engine_proto_depIdxs = []int32{
-	21, // 0: lem.engine.v1.LoadRequest.artifact:type_name -> lem.loader.v1.Artifact
+	22, // 0: lem.engine.v1.LoadRequest.artifact:type_name -> lem.loader.v1.Artifact
 	0,  // 1: lem.engine.v1.LoadRequest.device:type_name -> lem.engine.v1.Device
 	20, // 2: lem.engine.v1.LoadResponse.runtime_versions:type_name -> lem.engine.v1.LoadResponse.RuntimeVersionsEntry
-	3,  // 3: lem.engine.v1.GenerateRequest.prompts:type_name -> lem.engine.v1.Prompt
-	4,  // 4: lem.engine.v1.GenerateRequest.decoding:type_name -> lem.engine.v1.Decoding
-	6,  // 5: lem.engine.v1.GenerateResponse.request:type_name -> lem.engine.v1.RequestResult
-	7,  // 6: lem.engine.v1.GenerateResponse.batch:type_name -> lem.engine.v1.BatchTiming
-	5,  // 7: lem.engine.v1.WarmupRequest.batch:type_name -> lem.engine.v1.GenerateRequest
-	7,  // 8: lem.engine.v1.WarmupResponse.batches:type_name -> lem.engine.v1.BatchTiming
-	14, // 9: lem.engine.v1.ServeRequest.open:type_name -> lem.engine.v1.ServeOpen
-	15, // 10: lem.engine.v1.ServeRequest.submit:type_name -> lem.engine.v1.ServeSubmit
-	16, // 11: lem.engine.v1.ServeRequest.cancel:type_name -> lem.engine.v1.ServeCancel
-	3,  // 12: lem.engine.v1.ServeSubmit.prompt:type_name -> lem.engine.v1.Prompt
-	4,  // 13: lem.engine.v1.ServeSubmit.decoding:type_name -> lem.engine.v1.Decoding
-	17, // 14: lem.engine.v1.ServeStep.tokens:type_name -> lem.engine.v1.StepToken
-	18, // 15: lem.engine.v1.ServeEvent.step:type_name -> lem.engine.v1.ServeStep
-	6,  // 16: lem.engine.v1.ServeEvent.done:type_name -> lem.engine.v1.RequestResult
-	1,  // 17: lem.engine.v1.Engine.Load:input_type -> lem.engine.v1.LoadRequest
-	9,  // 18: lem.engine.v1.Engine.Warmup:input_type -> lem.engine.v1.WarmupRequest
-	5,  // 19: lem.engine.v1.Engine.Generate:input_type -> lem.engine.v1.GenerateRequest
-	11, // 20: lem.engine.v1.Engine.Unload:input_type -> lem.engine.v1.UnloadRequest
-	13, // 21: lem.engine.v1.Engine.Serve:input_type -> lem.engine.v1.ServeRequest
-	2,  // 22: lem.engine.v1.Engine.Load:output_type -> lem.engine.v1.LoadResponse
-	10, // 23: lem.engine.v1.Engine.Warmup:output_type -> lem.engine.v1.WarmupResponse
-	8,  // 24: lem.engine.v1.Engine.Generate:output_type -> lem.engine.v1.GenerateResponse
-	12, // 25: lem.engine.v1.Engine.Unload:output_type -> lem.engine.v1.UnloadResponse
-	19, // 26: lem.engine.v1.Engine.Serve:output_type -> lem.engine.v1.ServeEvent
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	21, // 3: lem.engine.v1.LoadResponse.served:type_name -> lem.engine.v1.LoadResponse.ServedEntry
+	3,  // 4: lem.engine.v1.GenerateRequest.prompts:type_name -> lem.engine.v1.Prompt
+	4,  // 5: lem.engine.v1.GenerateRequest.decoding:type_name -> lem.engine.v1.Decoding
+	6,  // 6: lem.engine.v1.GenerateResponse.request:type_name -> lem.engine.v1.RequestResult
+	7,  // 7: lem.engine.v1.GenerateResponse.batch:type_name -> lem.engine.v1.BatchTiming
+	5,  // 8: lem.engine.v1.WarmupRequest.batch:type_name -> lem.engine.v1.GenerateRequest
+	7,  // 9: lem.engine.v1.WarmupResponse.batches:type_name -> lem.engine.v1.BatchTiming
+	14, // 10: lem.engine.v1.ServeRequest.open:type_name -> lem.engine.v1.ServeOpen
+	15, // 11: lem.engine.v1.ServeRequest.submit:type_name -> lem.engine.v1.ServeSubmit
+	16, // 12: lem.engine.v1.ServeRequest.cancel:type_name -> lem.engine.v1.ServeCancel
+	3,  // 13: lem.engine.v1.ServeSubmit.prompt:type_name -> lem.engine.v1.Prompt
+	4,  // 14: lem.engine.v1.ServeSubmit.decoding:type_name -> lem.engine.v1.Decoding
+	17, // 15: lem.engine.v1.ServeStep.tokens:type_name -> lem.engine.v1.StepToken
+	18, // 16: lem.engine.v1.ServeEvent.step:type_name -> lem.engine.v1.ServeStep
+	6,  // 17: lem.engine.v1.ServeEvent.done:type_name -> lem.engine.v1.RequestResult
+	1,  // 18: lem.engine.v1.Engine.Load:input_type -> lem.engine.v1.LoadRequest
+	9,  // 19: lem.engine.v1.Engine.Warmup:input_type -> lem.engine.v1.WarmupRequest
+	5,  // 20: lem.engine.v1.Engine.Generate:input_type -> lem.engine.v1.GenerateRequest
+	11, // 21: lem.engine.v1.Engine.Unload:input_type -> lem.engine.v1.UnloadRequest
+	13, // 22: lem.engine.v1.Engine.Serve:input_type -> lem.engine.v1.ServeRequest
+	2,  // 23: lem.engine.v1.Engine.Load:output_type -> lem.engine.v1.LoadResponse
+	10, // 24: lem.engine.v1.Engine.Warmup:output_type -> lem.engine.v1.WarmupResponse
+	8,  // 25: lem.engine.v1.Engine.Generate:output_type -> lem.engine.v1.GenerateResponse
+	12, // 26: lem.engine.v1.Engine.Unload:output_type -> lem.engine.v1.UnloadResponse
+	19, // 27: lem.engine.v1.Engine.Serve:output_type -> lem.engine.v1.ServeEvent
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_lem_engine_v1_engine_proto_init() }
@@ -1637,7 +1672,7 @@ func file_lem_engine_v1_engine_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lem_engine_v1_engine_proto_rawDesc), len(file_lem_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
