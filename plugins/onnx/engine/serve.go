@@ -51,8 +51,8 @@ func (e *Engine) Serve(ctx context.Context, opts sdk.ServeOptions, in <-chan sdk
 type srow struct {
 	row
 	d         sdk.Decoding
-	slot      int   // its row in the running batch's cache (valid while it runs)
-	batchSum  int64 // Σ running-batch size over the passes that produced its tokens
+	slot      int    // its row in the running batch's cache (valid while it runs)
+	batchSum  int64  // Σ running-batch size over the passes that produced its tokens
 	pending   []byte // text bytes not yet reported (an incomplete character)
 	cancelled bool
 	shift     bool // its context shifts at this step boundary
