@@ -252,12 +252,12 @@ func (s *server) prefill(ctx context.Context) (int, error) {
 		width = max(width, len(toks(x)))
 	}
 	a := &s.join
-	a.ids = growCap(a.ids, b*width)
-	a.mask = growCap(a.mask, b*width)
-	a.pos = growCap(a.pos, b*width)
-	a.logits = growCap(a.logits, b*width*m.vocab)
-	s.kvSets(a, 0, 1)
-	s.kvSets(a, 1, b*m.kvHeads*width*m.headDim)
+	a.ids = growCap(a.ids, b*width, 0)
+	a.mask = growCap(a.mask, b*width, 0)
+	a.pos = growCap(a.pos, b*width, 0)
+	a.logits = growCap(a.logits, b*width*m.vocab, 0)
+	s.kvSets(a, 0, 1, 0)
+	s.kvSets(a, 1, b*m.kvHeads*width*m.headDim, 0)
 	for i, x := range s.joiners {
 		t := toks(x)
 		x.pads = width - len(t)
@@ -320,7 +320,7 @@ func (s *server) layout(width int) {
 	}
 	H, D := m.kvHeads, m.headDim
 	dst := 1 - s.cur
-	s.kvSets(&s.main, dst, len(s.places)*H*total*D)
+	s.kvSets(&s.main, dst, len(s.places)*H*total*D, len(s.places)*H*s.horizon(total)*D)
 	for j := range s.main.kv[dst] {
 		out := s.main.kv[dst][j]
 		for i, p := range s.places {
@@ -348,11 +348,12 @@ func (s *server) decode(ctx context.Context) error {
 	b := len(s.rows)
 	total := s.total + 1
 	a := &s.main
-	a.ids = growCap(a.ids, b)
-	a.pos = growCap(a.pos, b)
-	a.mask = growCap(a.mask, b*total)
-	a.logits = growCap(a.logits, b*m.vocab)
-	s.kvSets(a, 1-s.cur, b*m.kvHeads*total*m.headDim)
+	horizon := s.horizon(total)
+	a.ids = growCap(a.ids, b, 0)
+	a.pos = growCap(a.pos, b, 0)
+	a.mask = growCap(a.mask, b*total, b*horizon)
+	a.logits = growCap(a.logits, b*m.vocab, 0)
+	s.kvSets(a, 1-s.cur, b*m.kvHeads*total*m.headDim, b*m.kvHeads*horizon*m.headDim)
 	fillDecode(a, s.rr, total)
 	if err := s.forward(ctx, a, b, 1, total, s.cur); err != nil {
 		err = s.failPass(s.rows, err)
@@ -546,14 +547,27 @@ func (s *server) finish(x *srow, reason string, now int64) error {
 	return s.emit(sdk.ServeEvent{Done: &res})
 }
 
-// kvSets makes buffer set set of arena a hold n floats per cache tensor; a set that must grow
-// loses its contents (callers grow only the set a pass or a layout writes).
-func (s *server) kvSets(a *arena, set, n int) {
+// horizon is the cache length the running batch reaches, from total positions now, if no
+// request joins or leaves before the last one finishes (at most the context, and at most 512
+// positions ahead: a long context grows by doubling instead of being reserved whole): what
+// buffers are sized for when they must grow, so that a steady decode rarely reallocates.
+func (s *server) horizon(total int) int {
+	more := 0
+	for _, x := range s.rows {
+		more = max(more, x.d.MaxNewTokens-len(x.res.OutputIDs))
+	}
+	return min(s.m.context, total+min(more, 512))
+}
+
+// kvSets makes buffer set set of arena a hold n floats per cache tensor (room for hint when it
+// must grow); a set that grows loses its contents (callers grow only the set a pass or a layout
+// writes).
+func (s *server) kvSets(a *arena, set, n, hint int) {
 	if len(a.kv[set]) != 2*s.m.layers {
 		a.kv[set] = make([][]float32, 2*s.m.layers)
 	}
 	for j := range a.kv[set] {
-		a.kv[set][j] = growCap(a.kv[set][j], max(n, 1))
+		a.kv[set][j] = growCap(a.kv[set][j], max(n, 1), hint)
 	}
 	if a.in == nil {
 		a.in = make([]ort.Value, 0, len(s.m.inputs))
@@ -561,11 +575,12 @@ func (s *server) kvSets(a *arena, set, n int) {
 	}
 }
 
-// growCap returns s with length n, reallocated (contents lost) with room to spare when its
-// capacity is short, so that buffers growing a little every step reallocate rarely.
-func growCap[T any](s []T, n int) []T {
+// growCap returns s with length n, reallocated (contents lost) when its capacity is short, with
+// room for hint and at least twice the old capacity, so that buffers growing a little every step
+// reallocate rarely.
+func growCap[T any](s []T, n, hint int) []T {
 	if cap(s) < n {
-		return make([]T, n, max(n, 2*cap(s)))
+		return make([]T, n, max(n, 2*cap(s), hint))
 	}
 	return s[:n]
 }

@@ -42,7 +42,9 @@ func TestServeThroughPlugin(t *testing.T) {
 	if _, err := e.Load(ctx, sdk.LoadRequest{Artifact: *a, Device: sdk.Device{Kind: "cpu", Index: -1}}); err != nil {
 		t.Fatal(err)
 	}
-	greedy := func(n int) sdk.Decoding { return sdk.Decoding{MaxNewTokens: n, Greedy: true, IgnoreEOS: true, ReturnText: true} }
+	greedy := func(n int) sdk.Decoding {
+		return sdk.Decoding{MaxNewTokens: n, Greedy: true, IgnoreEOS: true, ReturnText: true}
+	}
 	long := make([]int32, 30)
 	for i := range long {
 		long[i] = int32(500 + 3*i)
