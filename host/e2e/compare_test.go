@@ -111,16 +111,20 @@ func containsEntry(es []os.DirEntry, name string) bool {
 // an SLO nothing meets gives `recommended: null`.
 func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 	t.Helper()
-	byPower := map[float64]string{}
+	byPower, batch4 := map[float64]string{}, map[float64]string{}
 	for _, p := range a.Points {
-		if b, _ := p.Settings["workload.batch_size"].(float64); b == 1 {
-			w, _ := p.Settings["energy.example-meter.power_w"].(float64)
+		w, _ := p.Settings["energy.example-meter.power_w"].(float64)
+		switch b, _ := p.Settings["workload.batch_size"].(float64); b {
+		case 1:
 			byPower[w] = a.StudyID + ":" + p.ID
+		case 4:
+			batch4[w] = a.StudyID + ":" + p.ID
 		}
 	}
-	if byPower[40] == "" || byPower[160] == "" {
-		t.Fatalf("no batch-1 points at 40 W and 160 W: %v", byPower)
+	if byPower[40] == "" || byPower[160] == "" || batch4[40] == "" {
+		t.Fatalf("no batch-1 points at 40 W and 160 W and batch-4 point at 40 W: %v %v", byPower, batch4)
 	}
+	checkNullCompare(t, res, byPower[40], batch4[40])
 	r := lemctl(t, nil, "compare", byPower[40], byPower[160], "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
 	if code := r.wait(t, time.Minute); code != 0 {
 		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
@@ -167,5 +171,46 @@ func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 	none := lemctl(t, nil, "frontier", a.StudyID, "--slo", "power_w<=1", "--results-dir", res, "-o", "json")
 	if code := none.wait(t, time.Minute); code != 0 || !strings.Contains(none.stdout.String(), `"recommended": null`) {
 		t.Errorf("frontier with an SLO no point meets: exit %d\n%s", code, none.stdout.String())
+	}
+}
+
+// checkNullCompare compares two points whose meter was set to the same power (batch 1 and 4 at
+// 40 W): their power is the same truth, only their windows differ, so compare must not call the
+// difference significant (were the powers constant, a difference of float rounding must not be
+// one either: docs/compare.md, "Constant samples", and host/stats' unit tests).
+func checkNullCompare(t *testing.T, res, a, b string) {
+	t.Helper()
+	r := lemctl(t, nil, "compare", a, b, "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
+	}
+	var rep struct {
+		Pairs []struct {
+			Figures []struct {
+				Figure      string   `json:"figure"`
+				MeanA       *float64 `json:"mean_a"`
+				MeanB       *float64 `json:"mean_b"`
+				Ratio       *float64 `json:"ratio"`
+				Significant bool     `json:"significant"`
+				Verdict     string   `json:"verdict"`
+			} `json:"figures"`
+		} `json:"pairs"`
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
+		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
+	}
+	found := false
+	for _, f := range rep.Pairs[0].Figures {
+		if f.Figure != study.FigurePowerW {
+			continue
+		}
+		found = true
+		t.Logf("null: power %v W against %v W: %s", deref(f.MeanA), deref(f.MeanB), f.Verdict)
+		if f.Significant || !strings.HasPrefix(f.Verdict, "no significant difference") {
+			t.Errorf("40 W at batch 1 against 40 W at batch 4: %+v (ratio %v), want no significant difference", f, deref(f.Ratio))
+		}
+	}
+	if !found {
+		t.Errorf("compare gave no %s figure:\n%s", study.FigurePowerW, r.stdout.String())
 	}
 }
