@@ -111,15 +111,28 @@ func containsEntry(es []os.DirEntry, name string) bool {
 // an SLO nothing meets gives `recommended: null`.
 func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 	t.Helper()
-	byPower := map[float64]string{}
+	byPower, batch4 := map[float64]string{}, map[float64]string{}
 	for _, p := range a.Points {
-		if b, _ := p.Settings["workload.batch_size"].(float64); b == 1 {
-			w, _ := p.Settings["energy.example-meter.power_w"].(float64)
+		w, _ := p.Settings["energy.example-meter.power_w"].(float64)
+		switch b, _ := p.Settings["workload.batch_size"].(float64); b {
+		case 1:
 			byPower[w] = a.StudyID + ":" + p.ID
+		case 4:
+			batch4[w] = a.StudyID + ":" + p.ID
 		}
 	}
-	if byPower[40] == "" || byPower[160] == "" {
-		t.Fatalf("no batch-1 points at 40 W and 160 W: %v", byPower)
+	if byPower[40] == "" || byPower[160] == "" || batch4[40] == "" || batch4[160] == "" {
+		t.Fatalf("no batch-1 and batch-4 points at 40 W and 160 W: %v %v", byPower, batch4)
+	}
+	// Two null differences: batch 1 against batch 4 at 40 W and at 160 W. Each is a true null
+	// tested at 5 %, so each alone is called significant in about 1 run of 20 by chance (the
+	// cycles' powers carry the meter's edge error: ± P·U/√12 per edge, a few % of these short
+	// windows); both at once in about 1 of 400. A compare that calls nulls significant — or a
+	// meter reading biased by the window's length, as M2.8's unseen tail was — fails both.
+	sig40 := nullCompare(t, res, byPower[40], batch4[40])
+	sig160 := nullCompare(t, res, byPower[160], batch4[160])
+	if sig40 && sig160 {
+		t.Errorf("batch 1 against batch 4 at the same power: both null differences called significant (40 W and 160 W), want no significant difference")
 	}
 	r := lemctl(t, nil, "compare", byPower[40], byPower[160], "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
 	if code := r.wait(t, time.Minute); code != 0 {
@@ -168,4 +181,41 @@ func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 	if code := none.wait(t, time.Minute); code != 0 || !strings.Contains(none.stdout.String(), `"recommended": null`) {
 		t.Errorf("frontier with an SLO no point meets: exit %d\n%s", code, none.stdout.String())
 	}
+}
+
+// nullCompare compares the power of two points whose meter was set to the same power (batch 1
+// and 4): the same truth, only the windows differ. It reports whether compare called the
+// difference significant, and checks the verdict says what the flag says.
+func nullCompare(t *testing.T, res, a, b string) bool {
+	t.Helper()
+	r := lemctl(t, nil, "compare", a, b, "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
+	}
+	var rep struct {
+		Pairs []struct {
+			Figures []struct {
+				Figure      string   `json:"figure"`
+				MeanA       *float64 `json:"mean_a"`
+				MeanB       *float64 `json:"mean_b"`
+				Significant bool     `json:"significant"`
+				Verdict     string   `json:"verdict"`
+			} `json:"figures"`
+		} `json:"pairs"`
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
+		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
+	}
+	for _, f := range rep.Pairs[0].Figures {
+		if f.Figure != study.FigurePowerW {
+			continue
+		}
+		t.Logf("null %s against %s: power %v W against %v W: %s", a, b, deref(f.MeanA), deref(f.MeanB), f.Verdict)
+		if f.Significant == strings.HasPrefix(f.Verdict, "no significant difference") {
+			t.Errorf("%s against %s: significant %v, verdict %q", a, b, f.Significant, f.Verdict)
+		}
+		return f.Significant
+	}
+	t.Errorf("compare gave no %s figure:\n%s", study.FigurePowerW, r.stdout.String())
+	return false
 }

@@ -41,14 +41,81 @@ func isKnot(s []sdk.Sample, j int) bool {
 
 // knotTime is where the curve places knot k: a knot that is a counter update was seen at its
 // sample, up to knotLag after the update happened, so it is placed half that lag earlier (the
-// update instant's expected value); the first and the last sample stay at their sample. upd is
-// the domain's update period; when it is unknown (0) the lag is unknown too and knots stay at
-// their samples, as At (negative) places them.
+// update instant's expected value). The first sample shows the counter as of its last update,
+// up to one update period before it, so it is placed half an update period earlier. A last
+// sample that repeats the value before it stays at its sample (it is no update point: readAt
+// extrapolates past the last update instead, tailRead). upd is the domain's update period; when
+// it is unknown (0) the lag is unknown too and knots stay at their samples, as At (negative)
+// places them.
 func knotTime(s []sdk.Sample, k int, upd time.Duration) int64 {
-	if upd <= 0 || k == 0 || s[k].Energy == s[k-1].Energy {
+	switch {
+	case upd <= 0:
+		return s[k].MonoNS
+	case k == 0:
+		return s[0].MonoNS - int64(upd)/2
+	case s[k].Energy == s[k-1].Energy:
 		return s[k].MonoNS
 	}
 	return s[k].MonoNS - int64(knotLag(s, k, upd)*1e9)/2
+}
+
+// MaxEdgeWait caps EdgeWait: a meter that declares a longer update period has its window edges
+// read past its last update point instead (tailRead), with the wider uncertainty that brings.
+const MaxEdgeWait = 2 * time.Second
+
+// EdgeWait is how long a session must run past an instant for its counters to show an update
+// after it, as seen by a reading: the longest declared update period of its available domains
+// plus its sampling interval, at most MaxEdgeWait; 0 when no domain declares an update period.
+// The worker and lemctl measure wait this long after the meters start before the window starts,
+// and after the window ends before they stop, so that each edge lies between two update points
+// (docs/methodology.md, "The measured window and its edges").
+func EdgeWait(s *sdk.Session) time.Duration {
+	var d time.Duration
+	for _, dom := range s.Domains {
+		if dom.Available && dom.UpdatePeriod > 0 {
+			d = max(d, dom.UpdatePeriod+s.Interval)
+		}
+	}
+	return min(d, MaxEdgeWait)
+}
+
+// flatTail reports whether the last sample repeats the value before it: the session ended
+// before the counter's next update, so the energy since the last update point is unseen.
+func flatTail(s []sdk.Sample) bool {
+	n := len(s)
+	return n >= 2 && s[n-1].Energy == s[n-2].Energy
+}
+
+// prevKnot is the update point before knot k > 0.
+func prevKnot(s []sdk.Sample, k int) int {
+	j := k - 1
+	for !isKnot(s, j) {
+		j--
+	}
+	return j
+}
+
+// tailRead reads the curve at t past c, the last update point, when the last sample repeats c's
+// value (flatTail) and the domain declares its update period. That repeat says only that the
+// counter had not updated again by the end of the session — not that no energy flowed — so the
+// value is extrapolated at the mean power of the span before c: v_c + P̂·x (x = t − c's placed
+// time). The unseen power after c lies anywhere between 0 and max(P_max, P̂), so the true value
+// lies in [v_c, v_c + max(P_max, P̂)·x], and the edge-gap term is that range's, as readAt's
+// (without a declared maximum or a span before c, the bound is P̂ alone). The update lag is c's.
+func tailRead(s []sdk.Sample, dom sdk.Domain, c int, t int64) point {
+	upd := dom.UpdatePeriod
+	tc := knotTime(s, c, upd)
+	x := float64(t-tc) / 1e9
+	vc := s[c].Energy.Joules()
+	var pHat float64
+	if c > 0 {
+		pHat = segPower(s, prevKnot(s, c), c, upd)
+	}
+	bound := max(dom.MaxPower.Watts(), pHat)
+	lo, hi := vc, vc+bound*x
+	est := vc + pHat*x
+	r, mid := hi-lo, (hi+lo)/2
+	return point{t: t, j: est, gap: math.Sqrt(r*r/12 + (est-mid)*(est-mid)), lag: knotLag(s, c, upd), powerW: pHat, between: true}
 }
 
 // knots returns the indices of the knots whose placed times (knotTime) are at or before and at or
@@ -106,6 +173,16 @@ func readAt(s []sdk.Sample, dom sdk.Domain, t int64, m *phaseModel) (point, bool
 		return point{}, false
 	}
 	pmax := dom.MaxPower.Watts()
+	if n := len(s); upd > 0 && k2 == n-1 && flatTail(s) {
+		// Past the last update point: c is k1, or the one before the last sample when t is it.
+		c := k1
+		if c == n-1 {
+			c = prevKnot(s, c)
+		}
+		if t > knotTime(s, c, upd) {
+			return tailRead(s, dom, c, t), true
+		}
+	}
 	if k1 == k2 {
 		p := point{t: t, j: s[k1].Energy.Joules(), lag: knotLag(s, k1, upd)}
 		if k1 > 0 {
@@ -139,7 +216,7 @@ func readAt(s []sdk.Sample, dom sdk.Domain, t int64, m *phaseModel) (point, bool
 	if resid >= 0 {
 		gap = min(gap, resid)
 	}
-	if k2 == k1+1 && s[k1].MonoNS == t {
+	if k1 > 0 && k2 == k1+1 && s[k1].MonoNS == t {
 		// t is the sample at which the counter was read just after it updated (a change knot
 		// between its placed time and its sample): no interpolation error beyond the update lag.
 		gap = 0

@@ -15,6 +15,16 @@ const (
 	MethodWelchBootstrap = "welch+bootstrap"
 )
 
+// Notes of a Comparison of two constant samples.
+const (
+	// NoteWithinRounding: both samples are constant and their means differ by no more than
+	// rounding (RoundingOf): not significant.
+	NoteWithinRounding = "no variance; the difference is within rounding"
+	// NoteExact: both samples are constant and differ by more than rounding: the difference is
+	// known exactly, so it is significant however small n is.
+	NoteExact = "no variance; the difference is exact"
+)
+
 // Comparison is everything Compare says about B against A for one figure.
 type Comparison struct {
 	NA, NB       int
@@ -33,8 +43,12 @@ type Comparison struct {
 	Method string
 	// CI is the interval of mean(B) − mean(A) the verdict rests on.
 	CI Interval
-	// Significant: CI excludes zero.
+	// Significant: CI excludes zero (never when Welch.WithinRounding).
 	Significant bool
+	// Note says why the verdict is what it is when the interval alone does not: "no variance;
+	// the difference is within rounding" or "no variance; the difference is exact". Empty
+	// otherwise.
+	Note string
 	// MinDetectable is the smallest |difference| these samples detect at Alpha with Power.
 	MinDetectable float64
 }
@@ -64,5 +78,14 @@ func Compare(a, b []float64) (*Comparison, error) {
 		c.CI = Interval{math.Min(w.CI.Low, c.Bootstrap.Low), math.Max(w.CI.High, c.Bootstrap.High)}
 	}
 	c.Significant = !c.CI.Contains(0)
+	if w.Constant {
+		// No spread on either side: Hedges' g has nothing to standardise by, and the bootstrap
+		// only repeats the two constants.
+		c.HedgesG = math.NaN()
+		c.Note = NoteExact
+		if w.WithinRounding {
+			c.Significant, c.Note = false, NoteWithinRounding
+		}
+	}
 	return c, nil
 }

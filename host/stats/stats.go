@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"gonum.org/v1/gonum/floats"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distuv"
 )
@@ -33,7 +34,31 @@ const (
 	SmallN = 8
 	// SkewLimit is the absolute sample skewness above which a sample counts as skewed.
 	SkewLimit = 1.0
+	// RoundingRel is the rounding of a figure, relative to its magnitude: two values that differ
+	// by no more than RoundingRel × the larger magnitude could come from one truth computed in two
+	// orders (float64 arithmetic is exact to about 1e-16; figures pass through a few divisions
+	// and sums, and JSON), so they cannot be told apart. The figures carry no measurement
+	// resolution of their own, so this is the resolution Welch's test uses (see RoundingOf).
+	RoundingRel = 1e-9
 )
+
+// RoundingOf is the difference that float rounding alone can make between figures of the
+// magnitude of a and b: RoundingRel × the largest |value| in either.
+func RoundingOf(a, b []float64) float64 {
+	m := 0.0
+	for _, x := range [][]float64{a, b} {
+		if len(x) > 0 {
+			m = math.Max(m, math.Max(math.Abs(floats.Max(x)), math.Abs(floats.Min(x))))
+		}
+	}
+	return RoundingRel * m
+}
+
+// constantWithin reports whether every value of x lies within tol of every other (the sample
+// has no variance beyond rounding).
+func constantWithin(x []float64, tol float64) bool {
+	return floats.Max(x)-floats.Min(x) <= tol
+}
 
 // ErrTooFew is returned when a sample has fewer than two values: no spread, so no interval.
 var ErrTooFew = errors.New("fewer than two values: no interval can be given")
@@ -58,6 +83,14 @@ type Welch struct {
 	// DF is the Welch–Satterthwaite degrees of freedom; T = Diff/SE; P the two-sided p-value.
 	DF, T, P float64
 	CI       Interval
+	// Constant: both samples are constant within rounding (RoundingOf): no variance, so Welch's
+	// t has no spread to divide by and the difference is known exactly (to rounding).
+	Constant bool
+	// WithinRounding: Constant, and the means differ by no more than rounding — no difference
+	// can be told: T = 0, P = 1 and CI is Diff ± rounding (it holds 0).
+	WithinRounding bool
+	// Rounding is the bound those two use: RoundingOf(a, b).
+	Rounding float64
 }
 
 // WelchTest is Welch's t test and the 1 − alpha interval of mean(b) − mean(a) (R's
@@ -71,15 +104,20 @@ func WelchTest(a, b []float64, alpha float64) (Welch, error) {
 	na, nb := float64(len(a)), float64(len(b))
 	qa, qb := va/na, vb/nb
 	w := Welch{MeanA: ma, MeanB: mb, Diff: mb - ma, SE: math.Sqrt(qa + qb)}
-	if w.SE == 0 {
-		// Two constant samples: the difference is known exactly (or there is none).
-		w.DF = na + nb - 2
-		w.CI = Interval{w.Diff, w.Diff}
-		if w.Diff == 0 {
-			w.P = 1
-		} else {
-			w.T = math.Copysign(math.Inf(1), w.Diff)
+	tol := RoundingOf(a, b)
+	w.Rounding = tol
+	if w.SE == 0 || constantWithin(a, tol) && constantWithin(b, tol) {
+		// Two constant samples (a variance of rounding only, e.g. 1e-33 from a mean that
+		// is not exactly representable, counts as none): the difference is known exactly, to
+		// rounding. A difference no larger than rounding is none; a larger one is certain.
+		w.Constant, w.SE, w.DF = true, 0, na+nb-2
+		if math.Abs(w.Diff) <= tol {
+			w.WithinRounding, w.P = true, 1
+			w.CI = Interval{w.Diff - tol, w.Diff + tol}
+			return w, nil
 		}
+		w.CI = Interval{w.Diff, w.Diff}
+		w.T = math.Copysign(math.Inf(1), w.Diff)
 		return w, nil
 	}
 	w.DF = (qa + qb) * (qa + qb) / (qa*qa/(na-1) + qb*qb/(nb-1))

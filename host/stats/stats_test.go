@@ -230,6 +230,69 @@ func TestConstantSamples(t *testing.T) {
 	}
 }
 
+// TestConstantSamplesWithinRounding: two constant samples of one truth computed in two orders
+// (0.1 + 0.2 and 0.3 differ in the last bit) have no variance and differ by float rounding only:
+// not significant, P = 1, an interval that holds 0, and a note that says why — where Welch's t
+// alone would be infinite and call them significant. The same holds at any magnitude (the bound
+// is relative) and for a variance of rounding only.
+func TestConstantSamplesWithinRounding(t *testing.T) {
+	p, q := 0.1, 0.2
+	x := p + q // 0.30000000000000004 at run time (constants would be exact)
+	if x == 0.3 {
+		t.Fatal("test arithmetic: 0.1 + 0.2 is exactly 0.3 here")
+	}
+	cases := []struct {
+		name string
+		a, b []float64
+	}{
+		{"last bit", []float64{0.3, 0.3, 0.3}, []float64{x, x, x}},
+		{"160 W, relative 1e-12", []float64{160, 160, 160}, []float64{160 * (1 + 1e-12), 160 * (1 + 1e-12), 160 * (1 + 1e-12)}},
+		{"rounding variance", []float64{40, 40 * (1 + 1e-15), 40}, []float64{40 * (1 + 2e-15), 40 * (1 + 2e-15), 40 * (1 + 3e-15)}},
+		{"n ≥ 8 (Welch alone)", slices.Repeat([]float64{0.3}, 8), slices.Repeat([]float64{x}, 8)},
+	}
+	for _, c := range cases {
+		w, err := WelchTest(c.a, c.b, Alpha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !w.Constant || !w.WithinRounding || w.P != 1 || w.T != 0 || !w.CI.Contains(0) || math.IsInf(w.T, 0) {
+			t.Errorf("%s: welch %+v, want constant within rounding, t 0, p 1, an interval holding 0", c.name, w)
+		}
+		cmp, err := Compare(c.a, c.b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmp.Significant || cmp.CI.Contains(0) == false || cmp.Note != NoteWithinRounding || !math.IsNaN(cmp.HedgesG) {
+			t.Errorf("%s: significant=%v ci=%v note=%q g=%g, want not significant with the note %q", c.name, cmp.Significant, cmp.CI, cmp.Note, cmp.HedgesG, NoteWithinRounding)
+		}
+	}
+}
+
+// TestConstantSamplesRealDifference: constant samples that differ by more than rounding — even
+// by only 1e-6 of their magnitude — differ exactly: significant, with an infinite t.
+func TestConstantSamplesRealDifference(t *testing.T) {
+	for _, d := range []float64{1e-6, 1e-3, 1} {
+		a, b := []float64{160, 160, 160}, []float64{160 + d*160, 160 + d*160, 160 + d*160}
+		cmp, err := Compare(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !cmp.Significant || cmp.Welch.WithinRounding || !cmp.Welch.Constant || !math.IsInf(cmp.Welch.T, 1) || cmp.Note != NoteExact {
+			t.Errorf("relative difference %g: significant=%v welch %+v note %q, want an exact, significant difference", d, cmp.Significant, cmp.Welch, cmp.Note)
+		}
+	}
+	// Just above the bound: a difference of 10× rounding is real.
+	a := []float64{1, 1, 1}
+	b := []float64{1 + 10*RoundingRel, 1 + 10*RoundingRel, 1 + 10*RoundingRel}
+	if w, _ := WelchTest(a, b, Alpha); w.WithinRounding || w.P != 0 {
+		t.Errorf("10× rounding: %+v, want a real difference", w)
+	}
+	// A sample with real spread is Welch's ordinary test, whatever the other.
+	if w, _ := WelchTest([]float64{1, 1, 1}, []float64{1, 1.1, 0.9}, Alpha); w.Constant || w.WithinRounding {
+		t.Errorf("one sample with spread: %+v, want the ordinary test", w)
+	}
+}
+
 func TestParetoMin(t *testing.T) {
 	nan := math.NaN()
 	objs := [][]float64{

@@ -423,6 +423,19 @@ func (st *state) baseline(ctx context.Context) error {
 type session struct {
 	meter meter
 	id    string
+	// edge is energy.EdgeWait of the session: how long it must run past an instant for its
+	// counters to show an update after it.
+	edge time.Duration
+}
+
+// edgeWait is how long the window waits after the meters start before its first batch, and after
+// its last batch before they stop: the sessions' longest edge.
+func edgeWait(sessions []session) time.Duration {
+	var d time.Duration
+	for _, s := range sessions {
+		d = max(d, s.edge)
+	}
+	return d
 }
 
 func (st *state) startMeters(ctx context.Context, label string) ([]session, error) {
@@ -439,7 +452,7 @@ func (st *state) startMeters(ctx context.Context, label string) ([]session, erro
 			st.stopMeters(context.WithoutCancel(ctx), out)
 			return nil, fmt.Errorf("start meter %s: %w", m.ref.Name, err)
 		}
-		out = append(out, session{meter: m, id: s.ID})
+		out = append(out, session{meter: m, id: s.ID, edge: energy.EdgeWait(s)})
 	}
 	return out, nil
 }
@@ -619,13 +632,21 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 		return nil, err
 	}
 	m := &measured{}
-	cpu0, ok0 := st.meterCPU()
 	stopped := false
 	defer func() {
 		if !stopped {
 			st.stopMeters(context.WithoutCancel(ctx), sessions)
 		}
 	}()
+	// The session's first reading shows each counter as of its last update, up to one update
+	// period earlier, and a last reading that repeats the one before says only that no update
+	// came yet: the window's edges are read best between two update points, so the first batch
+	// waits for one update after the start, and the stop for one after the last batch.
+	wait := edgeWait(sessions)
+	if err := sleep(ctx, wait.Seconds()); err != nil {
+		return nil, err
+	}
+	cpu0, ok0 := st.meterCPU()
 	for rep := 0; rep < repeats; rep++ {
 		rw := repeatWindow{}
 		passStart := st.now()
@@ -679,6 +700,9 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 	}
 	cpu1, ok1 := st.meterCPU()
 	m.meterCPUNS, m.meterCPUOK = cpu1-cpu0, ok0 && ok1
+	if err := sleep(ctx, wait.Seconds()); err != nil {
+		return nil, err
+	}
 	stopped = true
 	m.measurements = st.stopMeters(ctx, sessions)
 	m.window = energy.Interval{StartMonoNS: m.repeats[0].iv.StartMonoNS, EndMonoNS: m.repeats[len(m.repeats)-1].iv.EndMonoNS}

@@ -156,6 +156,10 @@ type WelchJSON struct {
 	DF   float64        `json:"df"`
 	P    float64        `json:"p"`
 	CI95 stats.Interval `json:"ci95"`
+	// NoVariance: both samples are constant (within rounding); WithinRounding: and their means
+	// differ by no more than rounding, so the difference is none (docs/compare.md).
+	NoVariance     bool `json:"no_variance"`
+	WithinRounding bool `json:"within_rounding"`
 }
 
 // side is one resolved argument: what it is, its samples and environment.
@@ -478,7 +482,8 @@ func compareFigure(name string, a, b []float64) Figure {
 	}
 	f.StdA, f.StdB = ptr(c.StdA), ptr(c.StdB)
 	f.DiffCI95, f.Method = &c.CI, c.Method
-	f.Welch = &WelchJSON{T: finite(c.Welch.T), DF: c.Welch.DF, P: c.Welch.P, CI95: c.Welch.CI}
+	f.Welch = &WelchJSON{T: finite(c.Welch.T), DF: c.Welch.DF, P: c.Welch.P, CI95: c.Welch.CI,
+		NoVariance: c.Welch.Constant, WithinRounding: c.Welch.WithinRounding}
 	f.BootstrapCI95 = &c.Bootstrap
 	if c.Ratio != nil {
 		f.RatioCI95 = &c.Ratio.CI
@@ -522,11 +527,17 @@ func verdict(name string, c *stats.Comparison) string {
 		}
 		return fmt.Sprintf("%.3g", v)
 	}
+	if c.Welch.WithinRounding {
+		return fmt.Sprintf("no significant difference: %s (|B − A| = %.3g ≤ %.3g, %g of the values)", c.Note, abs(diff), c.Welch.Rounding, stats.RoundingRel)
+	}
 	if !c.Significant {
 		return fmt.Sprintf("no significant difference (p = %.2g); n too small to detect less than %s", c.Welch.P, amount(c.MinDetectable))
 	}
 	pm := amount(c.CI.HalfWidth())
 	sig := fmt.Sprintf("significant at 5 %% (p = %.2g)", c.Welch.P)
+	if c.Welch.Constant {
+		sig = "significant: " + c.Note
+	}
 	if n.energy {
 		dir := "less"
 		if diff > 0 {

@@ -351,3 +351,28 @@ func TestConstantSamplesEncode(t *testing.T) {
 		t.Errorf("encode: %v", err)
 	}
 }
+
+// TestConstantWithinRoundingIsNot: two constant samples of one truth that differ only by float
+// rounding (40 W computed in two orders) are no difference, and the verdict says why; two
+// constant samples that really differ are a difference, and the verdict says it is exact.
+func TestConstantWithinRoundingIsNot(t *testing.T) {
+	w, third := 40.0, 3.0
+	x := w / third * third // 40 up to the last bit
+	f := compareFigure(study.FigurePowerW, []float64{40, 40, 40}, []float64{x, x * (1 + 1e-12), x})
+	if f.Significant || f.Welch == nil || !f.Welch.NoVariance || !f.Welch.WithinRounding || f.Welch.P != 1 || f.DiffCI95 == nil || !f.DiffCI95.Contains(0) {
+		t.Errorf("40 W against 40 W within rounding: %+v (welch %+v)", f, f.Welch)
+	}
+	if !strings.HasPrefix(f.Verdict, "no significant difference: no variance; the difference is within rounding (|B − A| = ") {
+		t.Errorf("verdict %q", f.Verdict)
+	}
+	if _, err := json.Marshal(f); err != nil {
+		t.Errorf("encode: %v", err)
+	}
+	g := compareFigure(study.FigurePowerW, []float64{40, 40, 40}, []float64{40.001, 40.001, 40.001})
+	if !g.Significant || g.Welch == nil || !g.Welch.NoVariance || g.Welch.WithinRounding {
+		t.Errorf("40 W against 40.001 W: %+v (welch %+v)", g, g.Welch)
+	}
+	if !strings.Contains(g.Verdict, "higher; significant: no variance; the difference is exact") {
+		t.Errorf("verdict %q", g.Verdict)
+	}
+}

@@ -191,13 +191,16 @@ func measureRun(ctx context.Context, o *Options) error {
 
 	sys := sysinfo.Default()
 	cpu0 := meterCPU(sys, meters)
+	var edge time.Duration // energy.EdgeWait: the command starts and the meters stop this long after
 	for i := range meters {
 		s, err := meters[i].client.Meter().Start(ctx, sdk.StartRequest{Interval: o.Interval, Label: "measure"})
 		if err != nil {
 			return cliutil.Failed(fmt.Errorf("start meter %s: %w", meters[i].name, sess.Explain(meters[i].client, err)))
 		}
 		meters[i].id = s.ID
+		edge = max(edge, energy.EdgeWait(s))
 	}
+	time.Sleep(edge)
 
 	// The command shares the terminal: Ctrl-C reaches it directly, so measure itself ignores
 	// SIGINT/SIGQUIT while it waits (like time(1) and perf stat).
@@ -217,6 +220,7 @@ func measureRun(ctx context.Context, o *Options) error {
 		return cliutil.Exit(127, fmt.Errorf("run %s: %w", args[0], err))
 	}
 
+	time.Sleep(edge)
 	var ms []*sdk.Measurement
 	plugin := map[string]string{}
 	for _, m := range meters {
