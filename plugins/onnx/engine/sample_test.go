@@ -3,6 +3,10 @@ package engine
 import (
 	"math"
 	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
 )
 
 func TestSampler(t *testing.T) {
@@ -122,5 +126,37 @@ func BenchmarkArgmax(b *testing.B) {
 				c.f(row)
 			}
 		})
+	}
+}
+
+// BenchmarkStepTensors is the per-step cost of the tensor headers forward creates over the
+// arena for gpt2-124m at batch 1 (ids, mask, positions, logits and 2×12 past and present
+// tensors): NewTensor and Destroy of each, no data copied.
+func BenchmarkStepTensors(b *testing.B) {
+	testenv.ORT(b)
+	const layers, heads, hd, vocab, total = 12, 12, 64, 50257, 40
+	kv := make([]float32, heads*total*hd)
+	logits := make([]float32, vocab)
+	ids := make([]int64, total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var vals []ort.Value
+		add := func(v ort.Value, err error) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			vals = append(vals, v)
+		}
+		add(ort.NewTensor(ort.NewShape(1, 1), ids))
+		add(ort.NewTensor(ort.NewShape(1, total), ids))
+		add(ort.NewTensor(ort.NewShape(1, 1), ids))
+		add(ort.NewTensor(ort.NewShape(1, 1, vocab), logits))
+		for j := 0; j < 2*layers; j++ {
+			add(ort.NewTensor(ort.NewShape(1, heads, total-1, hd), kv))
+			add(ort.NewTensor(ort.NewShape(1, heads, total, hd), kv))
+		}
+		for _, v := range vals {
+			v.Destroy()
+		}
 	}
 }
