@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/lemctl/lemctl/sdk/internal/wire"
 	enginev1 "github.com/lemctl/lemctl/sdk/proto/lem/engine/v1"
@@ -35,7 +38,8 @@ func (s *engineServer) Load(ctx context.Context, req *enginev1.LoadRequest) (*en
 		return nil, toStatus(err)
 	}
 	return &enginev1.LoadResponse{LoadNs: res.LoadNS, ResidentBytes: res.ResidentBytes, ModelBytes: res.ModelBytes,
-		ExecutionProvider: res.ExecutionProvider, RuntimeVersions: res.RuntimeVersions}, nil
+		ExecutionProvider: res.ExecutionProvider, RuntimeVersions: res.RuntimeVersions,
+		Endpoint: res.Endpoint, Remote: res.Remote, Served: res.Served}, nil
 }
 
 func (s *engineServer) Warmup(ctx context.Context, req *enginev1.WarmupRequest) (*enginev1.WarmupResponse, error) {
@@ -70,6 +74,73 @@ func (s *engineServer) Unload(ctx context.Context, _ *enginev1.UnloadRequest) (*
 	return &enginev1.UnloadResponse{}, nil
 }
 
+// Serve adapts the bidirectional stream to ContinuousEngine.Serve: a goroutine feeds the
+// requests the host sends into the channel (closing it when the host closes its side), and emit
+// sends each event back. Engines without continuous batching answer Unimplemented.
+func (s *engineServer) Serve(stream enginev1.Engine_ServeServer) error {
+	ce, ok := s.impl.(ContinuousEngine)
+	if !ok {
+		return status.Error(codes.Unimplemented, "this engine has no continuous batching (it does not implement Serve)")
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return toStatus(fmt.Errorf("%w: a Serve stream must start with ServeOpen", ErrInvalidArgument))
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	in := make(chan ServeRequest)
+	go func() {
+		defer close(in)
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				cancel(err)
+				return
+			}
+			var r ServeRequest
+			switch ev := msg.GetEvent().(type) {
+			case *enginev1.ServeRequest_Submit:
+				g := generateFromProto(&enginev1.GenerateRequest{Prompts: []*enginev1.Prompt{ev.Submit.GetPrompt()}, Decoding: ev.Submit.GetDecoding()})
+				r = ServeRequest{Prompt: g.Prompts[0], Decoding: g.Decoding}
+			case *enginev1.ServeRequest_Cancel:
+				r = ServeRequest{Prompt: Prompt{ID: ev.Cancel.GetId()}, Cancel: true}
+			default:
+				cancel(fmt.Errorf("%w: a Serve stream carries Submit and Cancel after its ServeOpen", ErrInvalidArgument))
+				return
+			}
+			select {
+			case in <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err = ce.Serve(ctx, ServeOptions{StepEvents: open.GetStepEvents()}, in, func(ev ServeEvent) error {
+		switch {
+		case ev.Done != nil:
+			return stream.Send(&enginev1.ServeEvent{Event: &enginev1.ServeEvent_Done{Done: requestToProto(*ev.Done)}})
+		case ev.Step != nil:
+			st := &enginev1.ServeStep{MonoNs: ev.Step.MonoNS, BatchSize: int32(ev.Step.BatchSize)}
+			for _, t := range ev.Step.Tokens {
+				st.Tokens = append(st.Tokens, &enginev1.StepToken{Id: t.ID, TokenId: t.TokenID, Text: t.Text})
+			}
+			return stream.Send(&enginev1.ServeEvent{Event: &enginev1.ServeEvent_Step{Step: st}})
+		}
+		return errors.New("engine emitted an empty serve event")
+	})
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return toStatus(cause)
+	}
+	return toStatus(err)
+}
+
 func generateFromProto(r *enginev1.GenerateRequest) GenerateRequest {
 	d := r.GetDecoding()
 	g := GenerateRequest{Decoding: Decoding{MaxNewTokens: int(d.GetMaxNewTokens()), MaxInputTokens: int(d.GetMaxInputTokens()),
@@ -83,7 +154,9 @@ func generateFromProto(r *enginev1.GenerateRequest) GenerateRequest {
 
 func requestToProto(r RequestResult) *enginev1.RequestResult {
 	return &enginev1.RequestResult{Id: r.ID, Index: int32(r.Index), InputTokens: int32(r.InputTokens), OutputIds: r.OutputIDs,
-		Text: r.Text, StartMonoNs: r.StartMonoNS, TokenMonoNs: r.TokenMonoNS, FinishReason: r.FinishReason, Truncated: r.Truncated}
+		Text: r.Text, StartMonoNs: r.StartMonoNS, TokenMonoNs: r.TokenMonoNS, FinishReason: r.FinishReason, Truncated: r.Truncated,
+		ErrorKind: r.ErrorKind, Error: r.Error, OutputTokens: int32(r.OutputTokens), TokenCount: r.TokenCount, ChunkMonoNs: r.ChunkMonoNS,
+		MeanBatch: r.MeanBatch}
 }
 
 func batchToProto(b BatchTiming) *enginev1.BatchTiming {

@@ -127,6 +127,17 @@ func (t timedEngine) Generate(ctx context.Context, req sdk.GenerateRequest, emit
 	err = t.call(ctx, "Engine.Generate", generate, func(ctx context.Context) (e error) { out, e = t.e.Generate(ctx, req, emit); return })
 	return
 }
+
+// Serve has no deadline of its own: it lasts as long as its caller sends requests, and ends
+// with ctx.
+func (t timedEngine) Serve(ctx context.Context, opts sdk.ServeOptions, in <-chan sdk.ServeRequest, emit func(sdk.ServeEvent) error) error {
+	ce, ok := t.e.(sdk.ContinuousEngine)
+	if !ok {
+		return fmt.Errorf("engine of plugin %s: %w: no continuous batching", t.plugin, sdk.ErrUnimplemented)
+	}
+	return ce.Serve(ctx, opts, in, emit)
+}
+
 func (t timedEngine) Unload(ctx context.Context) error {
 	return t.call(ctx, "Engine.Unload", control, t.e.Unload)
 }

@@ -83,6 +83,7 @@ type echo struct {
 	batches  []sdk.BatchTiming
 	results  []sdk.RequestResult
 	batch    sdk.BatchTiming
+	steps    []sdk.ServeStep
 	domains  []sdk.Domain
 	env      sdk.Environment
 	session  sdk.Session
@@ -95,7 +96,7 @@ type echo struct {
 
 func newEcho() *echo {
 	return &echo{got: map[string]any{}, artifact: filled[sdk.Artifact](), ids: filled[[][]int32](), load: filled[sdk.LoadResult](),
-		batches: filled[[]sdk.BatchTiming](), results: filled[[]sdk.RequestResult](), batch: filled[sdk.BatchTiming](),
+		batches: filled[[]sdk.BatchTiming](), results: filled[[]sdk.RequestResult](), batch: filled[sdk.BatchTiming](), steps: filled[[]sdk.ServeStep](),
 		domains: filled[[]sdk.Domain](), env: filled[sdk.Environment](), session: filled[sdk.Session](), meas: filled[sdk.Measurement](),
 		stored: filled[sdk.Stored](), marker: filled[sdk.Marker](), raw: filled[[]sdk.RawEntry](), exps: filled[[]sdk.Experiment]()}
 }
@@ -135,6 +136,25 @@ func (e *echo) Generate(_ context.Context, req sdk.GenerateRequest, emit func(sd
 	}
 	b := e.batch
 	return &b, nil
+}
+func (e *echo) Serve(_ context.Context, opts sdk.ServeOptions, in <-chan sdk.ServeRequest, emit func(sdk.ServeEvent) error) error {
+	var got []sdk.ServeRequest
+	for r := range in {
+		got = append(got, r)
+	}
+	e.record("Serve", got)
+	e.record("ServeOptions", opts)
+	for _, st := range e.steps {
+		if err := emit(sdk.ServeEvent{Step: &st}); err != nil {
+			return err
+		}
+	}
+	for _, r := range e.results {
+		if err := emit(sdk.ServeEvent{Done: &r}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 func (e *echo) Unload(context.Context) error                          { return nil }
 func (e *echo) Inventory(context.Context) ([]sdk.Domain, error)       { return e.domains, nil }
@@ -220,6 +240,35 @@ func TestEveryFieldCrossesTheRPC(t *testing.T) {
 	same("GenerateRequest (host to plugin)", e.got["Generate"], gen)
 	same("RequestResults (plugin to host)", results, e.results)
 	same("BatchTiming (plugin to host)", *b, e.batch)
+	sub := filled[[]sdk.ServeRequest]()
+	for i := range sub {
+		sub[i].Cancel = false
+	}
+	sub = append(sub, sdk.ServeRequest{Prompt: sdk.Prompt{ID: "gone"}, Cancel: true})
+	in := make(chan sdk.ServeRequest, len(sub))
+	for _, r := range sub {
+		in <- r
+	}
+	close(in)
+	var steps []sdk.ServeStep
+	var done []sdk.RequestResult
+	ce, ok := c.Engine().(sdk.ContinuousEngine)
+	if !ok {
+		t.Fatal("the host's engine does not offer Serve")
+	}
+	must(ce.Serve(ctx, sdk.ServeOptions{StepEvents: true}, in, func(ev sdk.ServeEvent) error {
+		if ev.Step != nil {
+			steps = append(steps, *ev.Step)
+		}
+		if ev.Done != nil {
+			done = append(done, *ev.Done)
+		}
+		return nil
+	}))
+	same("Serve's requests (host to plugin)", e.got["Serve"], sub)
+	same("ServeOptions (host to plugin)", e.got["ServeOptions"], sdk.ServeOptions{StepEvents: true})
+	same("Serve's steps (plugin to host)", steps, e.steps)
+	same("Serve's results (plugin to host)", done, e.results)
 
 	doms, err := c.Meter().Inventory(ctx)
 	must(err)

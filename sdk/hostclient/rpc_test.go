@@ -161,3 +161,27 @@ func TestLoadRequestCrossesTheRPC(t *testing.T) {
 		t.Errorf("engine got %+v, want %+v", g, want)
 	}
 }
+
+// staticEngine has no continuous batching.
+type staticEngine struct{}
+
+func (staticEngine) Load(context.Context, sdk.LoadRequest) (*sdk.LoadResult, error) {
+	return &sdk.LoadResult{}, nil
+}
+func (staticEngine) Warmup(context.Context, sdk.WarmupRequest) ([]sdk.BatchTiming, error) {
+	return nil, nil
+}
+func (staticEngine) Generate(context.Context, sdk.GenerateRequest, func(sdk.RequestResult) error) (*sdk.BatchTiming, error) {
+	return &sdk.BatchTiming{}, nil
+}
+func (staticEngine) Unload(context.Context) error { return nil }
+
+func TestServeOnAStaticEngineIsUnimplemented(t *testing.T) {
+	c := connect(t, &sdk.Plugin{Name: "static", Engine: staticEngine{}})
+	in := make(chan sdk.ServeRequest)
+	close(in)
+	err := c.Engine().(sdk.ContinuousEngine).Serve(context.Background(), sdk.ServeOptions{}, in, func(sdk.ServeEvent) error { return nil })
+	if !errors.Is(err, sdk.ErrUnimplemented) || !strings.Contains(err.Error(), "continuous batching") {
+		t.Fatalf("Serve on a static engine: %v, want ErrUnimplemented naming continuous batching", err)
+	}
+}

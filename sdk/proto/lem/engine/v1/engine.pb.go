@@ -176,8 +176,14 @@ type LoadResponse struct {
 	ModelBytes        int64                  `protobuf:"varint,3,opt,name=model_bytes,json=modelBytes,proto3" json:"model_bytes,omitempty"`
 	ExecutionProvider string                 `protobuf:"bytes,4,opt,name=execution_provider,json=executionProvider,proto3" json:"execution_provider,omitempty"`
 	RuntimeVersions   map[string]string      `protobuf:"bytes,5,rep,name=runtime_versions,json=runtimeVersions,proto3" json:"runtime_versions,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// For an engine that sends the work to a server: the server's base URL, whether it is on
+	// another machine (whose energy this machine's meters do not see), and what the server
+	// reported about the model.
+	Endpoint      string            `protobuf:"bytes,6,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Remote        bool              `protobuf:"varint,7,opt,name=remote,proto3" json:"remote,omitempty"`
+	Served        map[string]string `protobuf:"bytes,8,rep,name=served,proto3" json:"served,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadResponse) Reset() {
@@ -241,6 +247,27 @@ func (x *LoadResponse) GetExecutionProvider() string {
 func (x *LoadResponse) GetRuntimeVersions() map[string]string {
 	if x != nil {
 		return x.RuntimeVersions
+	}
+	return nil
+}
+
+func (x *LoadResponse) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *LoadResponse) GetRemote() bool {
+	if x != nil {
+		return x.Remote
+	}
+	return false
+}
+
+func (x *LoadResponse) GetServed() map[string]string {
+	if x != nil {
+		return x.Served
 	}
 	return nil
 }
@@ -466,16 +493,33 @@ func (x *GenerateRequest) GetDecoding() *Decoding {
 }
 
 type RequestResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Index         int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
-	InputTokens   int32                  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
-	OutputIds     []int32                `protobuf:"varint,4,rep,packed,name=output_ids,json=outputIds,proto3" json:"output_ids,omitempty"`
-	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
-	StartMonoNs   int64                  `protobuf:"varint,6,opt,name=start_mono_ns,json=startMonoNs,proto3" json:"start_mono_ns,omitempty"`
-	TokenMonoNs   []int64                `protobuf:"varint,7,rep,packed,name=token_mono_ns,json=tokenMonoNs,proto3" json:"token_mono_ns,omitempty"`
-	FinishReason  string                 `protobuf:"bytes,8,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
-	Truncated     bool                   `protobuf:"varint,9,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Index        int32                  `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	InputTokens  int32                  `protobuf:"varint,3,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
+	OutputIds    []int32                `protobuf:"varint,4,rep,packed,name=output_ids,json=outputIds,proto3" json:"output_ids,omitempty"`
+	Text         string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	StartMonoNs  int64                  `protobuf:"varint,6,opt,name=start_mono_ns,json=startMonoNs,proto3" json:"start_mono_ns,omitempty"`
+	TokenMonoNs  []int64                `protobuf:"varint,7,rep,packed,name=token_mono_ns,json=tokenMonoNs,proto3" json:"token_mono_ns,omitempty"`
+	FinishReason string                 `protobuf:"bytes,8,opt,name=finish_reason,json=finishReason,proto3" json:"finish_reason,omitempty"`
+	Truncated    bool                   `protobuf:"varint,9,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Set when the request failed (finish_reason "error"): a short kind ("http_5xx", "http_429",
+	// "http_4xx", "timeout", "dropped_stream", "connect", "engine") and the message.
+	ErrorKind string `protobuf:"bytes,10,opt,name=error_kind,json=errorKind,proto3" json:"error_kind,omitempty"`
+	Error     string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	// Output tokens when output_ids does not hold them all (a served model that reports only a
+	// count); 0 means len(output_ids).
+	OutputTokens int32 `protobuf:"varint,12,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
+	// How the output tokens were counted: "" (the engine's own ids), "server_ids" (ids the server
+	// returned), "usage" (the server's usage count) or "tokenizer" (the loader's tokenizer on the
+	// returned text).
+	TokenCount string `protobuf:"bytes,13,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
+	// Arrival of each streamed chunk on the monotonic clock, when the engine reads a stream whose
+	// chunks may hold several tokens.
+	ChunkMonoNs []int64 `protobuf:"varint,14,rep,packed,name=chunk_mono_ns,json=chunkMonoNs,proto3" json:"chunk_mono_ns,omitempty"`
+	// Mean size of the running batch over the forward passes that produced this request's tokens
+	// (continuous batching); 0 when not known.
+	MeanBatch     float64 `protobuf:"fixed64,15,opt,name=mean_batch,json=meanBatch,proto3" json:"mean_batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -571,6 +615,48 @@ func (x *RequestResult) GetTruncated() bool {
 		return x.Truncated
 	}
 	return false
+}
+
+func (x *RequestResult) GetErrorKind() string {
+	if x != nil {
+		return x.ErrorKind
+	}
+	return ""
+}
+
+func (x *RequestResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RequestResult) GetOutputTokens() int32 {
+	if x != nil {
+		return x.OutputTokens
+	}
+	return 0
+}
+
+func (x *RequestResult) GetTokenCount() string {
+	if x != nil {
+		return x.TokenCount
+	}
+	return ""
+}
+
+func (x *RequestResult) GetChunkMonoNs() []int64 {
+	if x != nil {
+		return x.ChunkMonoNs
+	}
+	return nil
+}
+
+func (x *RequestResult) GetMeanBatch() float64 {
+	if x != nil {
+		return x.MeanBatch
+	}
+	return 0
 }
 
 type BatchTiming struct {
@@ -915,6 +1001,455 @@ func (*UnloadResponse) Descriptor() ([]byte, []int) {
 	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{12}
 }
 
+type ServeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*ServeRequest_Open
+	//	*ServeRequest_Submit
+	//	*ServeRequest_Cancel
+	Event         isServeRequest_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeRequest) Reset() {
+	*x = ServeRequest{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeRequest) ProtoMessage() {}
+
+func (x *ServeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeRequest.ProtoReflect.Descriptor instead.
+func (*ServeRequest) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ServeRequest) GetEvent() isServeRequest_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *ServeRequest) GetOpen() *ServeOpen {
+	if x != nil {
+		if x, ok := x.Event.(*ServeRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
+func (x *ServeRequest) GetSubmit() *ServeSubmit {
+	if x != nil {
+		if x, ok := x.Event.(*ServeRequest_Submit); ok {
+			return x.Submit
+		}
+	}
+	return nil
+}
+
+func (x *ServeRequest) GetCancel() *ServeCancel {
+	if x != nil {
+		if x, ok := x.Event.(*ServeRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isServeRequest_Event interface {
+	isServeRequest_Event()
+}
+
+type ServeRequest_Open struct {
+	Open *ServeOpen `protobuf:"bytes,1,opt,name=open,proto3,oneof"`
+}
+
+type ServeRequest_Submit struct {
+	Submit *ServeSubmit `protobuf:"bytes,2,opt,name=submit,proto3,oneof"`
+}
+
+type ServeRequest_Cancel struct {
+	Cancel *ServeCancel `protobuf:"bytes,3,opt,name=cancel,proto3,oneof"`
+}
+
+func (*ServeRequest_Open) isServeRequest_Event() {}
+
+func (*ServeRequest_Submit) isServeRequest_Event() {}
+
+func (*ServeRequest_Cancel) isServeRequest_Event() {}
+
+// ServeOpen is the first message of a Serve stream.
+type ServeOpen struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Send one Step per forward pass with every running request's new token (a server streaming
+	// tokens to its clients); otherwise only Done messages.
+	StepEvents    bool `protobuf:"varint,1,opt,name=step_events,json=stepEvents,proto3" json:"step_events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeOpen) Reset() {
+	*x = ServeOpen{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeOpen) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeOpen) ProtoMessage() {}
+
+func (x *ServeOpen) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeOpen.ProtoReflect.Descriptor instead.
+func (*ServeOpen) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ServeOpen) GetStepEvents() bool {
+	if x != nil {
+		return x.StepEvents
+	}
+	return false
+}
+
+// ServeSubmit is one request; prompt.id must be unique among the requests not yet done.
+type ServeSubmit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prompt        *Prompt                `protobuf:"bytes,1,opt,name=prompt,proto3" json:"prompt,omitempty"`
+	Decoding      *Decoding              `protobuf:"bytes,2,opt,name=decoding,proto3" json:"decoding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeSubmit) Reset() {
+	*x = ServeSubmit{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeSubmit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeSubmit) ProtoMessage() {}
+
+func (x *ServeSubmit) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeSubmit.ProtoReflect.Descriptor instead.
+func (*ServeSubmit) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ServeSubmit) GetPrompt() *Prompt {
+	if x != nil {
+		return x.Prompt
+	}
+	return nil
+}
+
+func (x *ServeSubmit) GetDecoding() *Decoding {
+	if x != nil {
+		return x.Decoding
+	}
+	return nil
+}
+
+// ServeCancel drops a running or waiting request at the next step boundary; its Done carries
+// finish_reason "cancelled".
+type ServeCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeCancel) Reset() {
+	*x = ServeCancel{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeCancel) ProtoMessage() {}
+
+func (x *ServeCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeCancel.ProtoReflect.Descriptor instead.
+func (*ServeCancel) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ServeCancel) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type StepToken struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	TokenId int32                  `protobuf:"varint,2,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// The text this token adds to the request's output, when its decoding asked for text (may be
+	// empty while a multi-byte character is incomplete).
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepToken) Reset() {
+	*x = StepToken{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepToken) ProtoMessage() {}
+
+func (x *StepToken) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepToken.ProtoReflect.Descriptor instead.
+func (*StepToken) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *StepToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StepToken) GetTokenId() int32 {
+	if x != nil {
+		return x.TokenId
+	}
+	return 0
+}
+
+func (x *StepToken) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+type ServeStep struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	MonoNs int64                  `protobuf:"varint,1,opt,name=mono_ns,json=monoNs,proto3" json:"mono_ns,omitempty"`
+	// Requests in the running batch during this pass.
+	BatchSize     int32        `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	Tokens        []*StepToken `protobuf:"bytes,3,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeStep) Reset() {
+	*x = ServeStep{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeStep) ProtoMessage() {}
+
+func (x *ServeStep) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeStep.ProtoReflect.Descriptor instead.
+func (*ServeStep) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ServeStep) GetMonoNs() int64 {
+	if x != nil {
+		return x.MonoNs
+	}
+	return 0
+}
+
+func (x *ServeStep) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+func (x *ServeStep) GetTokens() []*StepToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type ServeEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*ServeEvent_Step
+	//	*ServeEvent_Done
+	Event         isServeEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServeEvent) Reset() {
+	*x = ServeEvent{}
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServeEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServeEvent) ProtoMessage() {}
+
+func (x *ServeEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_lem_engine_v1_engine_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServeEvent.ProtoReflect.Descriptor instead.
+func (*ServeEvent) Descriptor() ([]byte, []int) {
+	return file_lem_engine_v1_engine_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ServeEvent) GetEvent() isServeEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *ServeEvent) GetStep() *ServeStep {
+	if x != nil {
+		if x, ok := x.Event.(*ServeEvent_Step); ok {
+			return x.Step
+		}
+	}
+	return nil
+}
+
+func (x *ServeEvent) GetDone() *RequestResult {
+	if x != nil {
+		if x, ok := x.Event.(*ServeEvent_Done); ok {
+			return x.Done
+		}
+	}
+	return nil
+}
+
+type isServeEvent_Event interface {
+	isServeEvent_Event()
+}
+
+type ServeEvent_Step struct {
+	Step *ServeStep `protobuf:"bytes,1,opt,name=step,proto3,oneof"`
+}
+
+type ServeEvent_Done struct {
+	Done *RequestResult `protobuf:"bytes,2,opt,name=done,proto3,oneof"`
+}
+
+func (*ServeEvent_Step) isServeEvent_Event() {}
+
+func (*ServeEvent_Done) isServeEvent_Event() {}
+
 var File_lem_engine_v1_engine_proto protoreflect.FileDescriptor
 
 const file_lem_engine_v1_engine_proto_rawDesc = "" +
@@ -929,15 +1464,21 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"\x06device\x18\x02 \x01(\v2\x15.lem.engine.v1.DeviceR\x06device\x12\x18\n" +
 	"\athreads\x18\x03 \x01(\x05R\athreads\x12\x12\n" +
 	"\x04cpus\x18\x04 \x03(\x05R\x04cpus\x12$\n" +
-	"\x0etoken_ids_only\x18\x05 \x01(\bR\ftokenIdsOnly\"\xbf\x02\n" +
+	"\x0etoken_ids_only\x18\x05 \x01(\bR\ftokenIdsOnly\"\xef\x03\n" +
 	"\fLoadResponse\x12\x17\n" +
 	"\aload_ns\x18\x01 \x01(\x03R\x06loadNs\x12%\n" +
 	"\x0eresident_bytes\x18\x02 \x01(\x03R\rresidentBytes\x12\x1f\n" +
 	"\vmodel_bytes\x18\x03 \x01(\x03R\n" +
 	"modelBytes\x12-\n" +
 	"\x12execution_provider\x18\x04 \x01(\tR\x11executionProvider\x12[\n" +
-	"\x10runtime_versions\x18\x05 \x03(\v20.lem.engine.v1.LoadResponse.RuntimeVersionsEntryR\x0fruntimeVersions\x1aB\n" +
+	"\x10runtime_versions\x18\x05 \x03(\v20.lem.engine.v1.LoadResponse.RuntimeVersionsEntryR\x0fruntimeVersions\x12\x1a\n" +
+	"\bendpoint\x18\x06 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06remote\x18\a \x01(\bR\x06remote\x12?\n" +
+	"\x06served\x18\b \x03(\v2'.lem.engine.v1.LoadResponse.ServedEntryR\x06served\x1aB\n" +
 	"\x14RuntimeVersionsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
+	"\vServedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x06Prompt\x12\x0e\n" +
@@ -958,7 +1499,7 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"returnText\"w\n" +
 	"\x0fGenerateRequest\x12/\n" +
 	"\aprompts\x18\x01 \x03(\v2\x15.lem.engine.v1.PromptR\aprompts\x123\n" +
-	"\bdecoding\x18\x02 \x01(\v2\x17.lem.engine.v1.DecodingR\bdecoding\"\x96\x02\n" +
+	"\bdecoding\x18\x02 \x01(\v2\x17.lem.engine.v1.DecodingR\bdecoding\"\xd4\x03\n" +
 	"\rRequestResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05index\x18\x02 \x01(\x05R\x05index\x12!\n" +
@@ -969,7 +1510,17 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"\rstart_mono_ns\x18\x06 \x01(\x03R\vstartMonoNs\x12\"\n" +
 	"\rtoken_mono_ns\x18\a \x03(\x03R\vtokenMonoNs\x12#\n" +
 	"\rfinish_reason\x18\b \x01(\tR\ffinishReason\x12\x1c\n" +
-	"\ttruncated\x18\t \x01(\bR\ttruncated\"\xfa\x01\n" +
+	"\ttruncated\x18\t \x01(\bR\ttruncated\x12\x1d\n" +
+	"\n" +
+	"error_kind\x18\n" +
+	" \x01(\tR\terrorKind\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\x12#\n" +
+	"\routput_tokens\x18\f \x01(\x05R\foutputTokens\x12\x1f\n" +
+	"\vtoken_count\x18\r \x01(\tR\n" +
+	"tokenCount\x12\"\n" +
+	"\rchunk_mono_ns\x18\x0e \x03(\x03R\vchunkMonoNs\x12\x1d\n" +
+	"\n" +
+	"mean_batch\x18\x0f \x01(\x01R\tmeanBatch\"\xfa\x01\n" +
 	"\vBatchTiming\x12\"\n" +
 	"\rstart_mono_ns\x18\x01 \x01(\x03R\vstartMonoNs\x12-\n" +
 	"\x13first_token_mono_ns\x18\x02 \x01(\x03R\x10firstTokenMonoNs\x12\x1e\n" +
@@ -988,12 +1539,40 @@ const file_lem_engine_v1_engine_proto_rawDesc = "" +
 	"\x0eWarmupResponse\x124\n" +
 	"\abatches\x18\x01 \x03(\v2\x1a.lem.engine.v1.BatchTimingR\abatches\"\x0f\n" +
 	"\rUnloadRequest\"\x10\n" +
-	"\x0eUnloadResponse2\xa6\x02\n" +
+	"\x0eUnloadResponse\"\xb3\x01\n" +
+	"\fServeRequest\x12.\n" +
+	"\x04open\x18\x01 \x01(\v2\x18.lem.engine.v1.ServeOpenH\x00R\x04open\x124\n" +
+	"\x06submit\x18\x02 \x01(\v2\x1a.lem.engine.v1.ServeSubmitH\x00R\x06submit\x124\n" +
+	"\x06cancel\x18\x03 \x01(\v2\x1a.lem.engine.v1.ServeCancelH\x00R\x06cancelB\a\n" +
+	"\x05event\",\n" +
+	"\tServeOpen\x12\x1f\n" +
+	"\vstep_events\x18\x01 \x01(\bR\n" +
+	"stepEvents\"q\n" +
+	"\vServeSubmit\x12-\n" +
+	"\x06prompt\x18\x01 \x01(\v2\x15.lem.engine.v1.PromptR\x06prompt\x123\n" +
+	"\bdecoding\x18\x02 \x01(\v2\x17.lem.engine.v1.DecodingR\bdecoding\"\x1d\n" +
+	"\vServeCancel\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"J\n" +
+	"\tStepToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\btoken_id\x18\x02 \x01(\x05R\atokenId\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"u\n" +
+	"\tServeStep\x12\x17\n" +
+	"\amono_ns\x18\x01 \x01(\x03R\x06monoNs\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x02 \x01(\x05R\tbatchSize\x120\n" +
+	"\x06tokens\x18\x03 \x03(\v2\x18.lem.engine.v1.StepTokenR\x06tokens\"y\n" +
+	"\n" +
+	"ServeEvent\x12.\n" +
+	"\x04step\x18\x01 \x01(\v2\x18.lem.engine.v1.ServeStepH\x00R\x04step\x122\n" +
+	"\x04done\x18\x02 \x01(\v2\x1c.lem.engine.v1.RequestResultH\x00R\x04doneB\a\n" +
+	"\x05event2\xeb\x02\n" +
 	"\x06Engine\x12?\n" +
 	"\x04Load\x12\x1a.lem.engine.v1.LoadRequest\x1a\x1b.lem.engine.v1.LoadResponse\x12E\n" +
 	"\x06Warmup\x12\x1c.lem.engine.v1.WarmupRequest\x1a\x1d.lem.engine.v1.WarmupResponse\x12M\n" +
 	"\bGenerate\x12\x1e.lem.engine.v1.GenerateRequest\x1a\x1f.lem.engine.v1.GenerateResponse0\x01\x12E\n" +
-	"\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3"
+	"\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponse\x12C\n" +
+	"\x05Serve\x12\x1b.lem.engine.v1.ServeRequest\x1a\x19.lem.engine.v1.ServeEvent(\x010\x01B;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3"
 
 var (
 	file_lem_engine_v1_engine_proto_rawDescOnce sync.Once
@@ -1007,7 +1586,7 @@ func file_lem_engine_v1_engine_proto_rawDescGZIP() []byte {
 	return file_lem_engine_v1_engine_proto_rawDescData
 }
 
-var file_lem_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_lem_engine_v1_engine_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_lem_engine_v1_engine_proto_goTypes = []any{
 	(*Device)(nil),           // 0: lem.engine.v1.Device
 	(*LoadRequest)(nil),      // 1: lem.engine.v1.LoadRequest
@@ -1022,32 +1601,51 @@ var file_lem_engine_v1_engine_proto_goTypes = []any{
 	(*WarmupResponse)(nil),   // 10: lem.engine.v1.WarmupResponse
 	(*UnloadRequest)(nil),    // 11: lem.engine.v1.UnloadRequest
 	(*UnloadResponse)(nil),   // 12: lem.engine.v1.UnloadResponse
-	nil,                      // 13: lem.engine.v1.LoadResponse.RuntimeVersionsEntry
-	(*v1.Artifact)(nil),      // 14: lem.loader.v1.Artifact
+	(*ServeRequest)(nil),     // 13: lem.engine.v1.ServeRequest
+	(*ServeOpen)(nil),        // 14: lem.engine.v1.ServeOpen
+	(*ServeSubmit)(nil),      // 15: lem.engine.v1.ServeSubmit
+	(*ServeCancel)(nil),      // 16: lem.engine.v1.ServeCancel
+	(*StepToken)(nil),        // 17: lem.engine.v1.StepToken
+	(*ServeStep)(nil),        // 18: lem.engine.v1.ServeStep
+	(*ServeEvent)(nil),       // 19: lem.engine.v1.ServeEvent
+	nil,                      // 20: lem.engine.v1.LoadResponse.RuntimeVersionsEntry
+	nil,                      // 21: lem.engine.v1.LoadResponse.ServedEntry
+	(*v1.Artifact)(nil),      // 22: lem.loader.v1.Artifact
 }
 var file_lem_engine_v1_engine_proto_depIdxs = []int32{
-	14, // 0: lem.engine.v1.LoadRequest.artifact:type_name -> lem.loader.v1.Artifact
+	22, // 0: lem.engine.v1.LoadRequest.artifact:type_name -> lem.loader.v1.Artifact
 	0,  // 1: lem.engine.v1.LoadRequest.device:type_name -> lem.engine.v1.Device
-	13, // 2: lem.engine.v1.LoadResponse.runtime_versions:type_name -> lem.engine.v1.LoadResponse.RuntimeVersionsEntry
-	3,  // 3: lem.engine.v1.GenerateRequest.prompts:type_name -> lem.engine.v1.Prompt
-	4,  // 4: lem.engine.v1.GenerateRequest.decoding:type_name -> lem.engine.v1.Decoding
-	6,  // 5: lem.engine.v1.GenerateResponse.request:type_name -> lem.engine.v1.RequestResult
-	7,  // 6: lem.engine.v1.GenerateResponse.batch:type_name -> lem.engine.v1.BatchTiming
-	5,  // 7: lem.engine.v1.WarmupRequest.batch:type_name -> lem.engine.v1.GenerateRequest
-	7,  // 8: lem.engine.v1.WarmupResponse.batches:type_name -> lem.engine.v1.BatchTiming
-	1,  // 9: lem.engine.v1.Engine.Load:input_type -> lem.engine.v1.LoadRequest
-	9,  // 10: lem.engine.v1.Engine.Warmup:input_type -> lem.engine.v1.WarmupRequest
-	5,  // 11: lem.engine.v1.Engine.Generate:input_type -> lem.engine.v1.GenerateRequest
-	11, // 12: lem.engine.v1.Engine.Unload:input_type -> lem.engine.v1.UnloadRequest
-	2,  // 13: lem.engine.v1.Engine.Load:output_type -> lem.engine.v1.LoadResponse
-	10, // 14: lem.engine.v1.Engine.Warmup:output_type -> lem.engine.v1.WarmupResponse
-	8,  // 15: lem.engine.v1.Engine.Generate:output_type -> lem.engine.v1.GenerateResponse
-	12, // 16: lem.engine.v1.Engine.Unload:output_type -> lem.engine.v1.UnloadResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 2: lem.engine.v1.LoadResponse.runtime_versions:type_name -> lem.engine.v1.LoadResponse.RuntimeVersionsEntry
+	21, // 3: lem.engine.v1.LoadResponse.served:type_name -> lem.engine.v1.LoadResponse.ServedEntry
+	3,  // 4: lem.engine.v1.GenerateRequest.prompts:type_name -> lem.engine.v1.Prompt
+	4,  // 5: lem.engine.v1.GenerateRequest.decoding:type_name -> lem.engine.v1.Decoding
+	6,  // 6: lem.engine.v1.GenerateResponse.request:type_name -> lem.engine.v1.RequestResult
+	7,  // 7: lem.engine.v1.GenerateResponse.batch:type_name -> lem.engine.v1.BatchTiming
+	5,  // 8: lem.engine.v1.WarmupRequest.batch:type_name -> lem.engine.v1.GenerateRequest
+	7,  // 9: lem.engine.v1.WarmupResponse.batches:type_name -> lem.engine.v1.BatchTiming
+	14, // 10: lem.engine.v1.ServeRequest.open:type_name -> lem.engine.v1.ServeOpen
+	15, // 11: lem.engine.v1.ServeRequest.submit:type_name -> lem.engine.v1.ServeSubmit
+	16, // 12: lem.engine.v1.ServeRequest.cancel:type_name -> lem.engine.v1.ServeCancel
+	3,  // 13: lem.engine.v1.ServeSubmit.prompt:type_name -> lem.engine.v1.Prompt
+	4,  // 14: lem.engine.v1.ServeSubmit.decoding:type_name -> lem.engine.v1.Decoding
+	17, // 15: lem.engine.v1.ServeStep.tokens:type_name -> lem.engine.v1.StepToken
+	18, // 16: lem.engine.v1.ServeEvent.step:type_name -> lem.engine.v1.ServeStep
+	6,  // 17: lem.engine.v1.ServeEvent.done:type_name -> lem.engine.v1.RequestResult
+	1,  // 18: lem.engine.v1.Engine.Load:input_type -> lem.engine.v1.LoadRequest
+	9,  // 19: lem.engine.v1.Engine.Warmup:input_type -> lem.engine.v1.WarmupRequest
+	5,  // 20: lem.engine.v1.Engine.Generate:input_type -> lem.engine.v1.GenerateRequest
+	11, // 21: lem.engine.v1.Engine.Unload:input_type -> lem.engine.v1.UnloadRequest
+	13, // 22: lem.engine.v1.Engine.Serve:input_type -> lem.engine.v1.ServeRequest
+	2,  // 23: lem.engine.v1.Engine.Load:output_type -> lem.engine.v1.LoadResponse
+	10, // 24: lem.engine.v1.Engine.Warmup:output_type -> lem.engine.v1.WarmupResponse
+	8,  // 25: lem.engine.v1.Engine.Generate:output_type -> lem.engine.v1.GenerateResponse
+	12, // 26: lem.engine.v1.Engine.Unload:output_type -> lem.engine.v1.UnloadResponse
+	19, // 27: lem.engine.v1.Engine.Serve:output_type -> lem.engine.v1.ServeEvent
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_lem_engine_v1_engine_proto_init() }
@@ -1059,13 +1657,22 @@ func file_lem_engine_v1_engine_proto_init() {
 		(*GenerateResponse_Request)(nil),
 		(*GenerateResponse_Batch)(nil),
 	}
+	file_lem_engine_v1_engine_proto_msgTypes[13].OneofWrappers = []any{
+		(*ServeRequest_Open)(nil),
+		(*ServeRequest_Submit)(nil),
+		(*ServeRequest_Cancel)(nil),
+	}
+	file_lem_engine_v1_engine_proto_msgTypes[19].OneofWrappers = []any{
+		(*ServeEvent_Step)(nil),
+		(*ServeEvent_Done)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lem_engine_v1_engine_proto_rawDesc), len(file_lem_engine_v1_engine_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Engine_Warmup_FullMethodName   = "/lem.engine.v1.Engine/Warmup"
 	Engine_Generate_FullMethodName = "/lem.engine.v1.Engine/Generate"
 	Engine_Unload_FullMethodName   = "/lem.engine.v1.Engine/Unload"
+	Engine_Serve_FullMethodName    = "/lem.engine.v1.Engine/Serve"
 )
 
 // EngineClient is the client API for Engine service.
@@ -37,6 +38,13 @@ type EngineClient interface {
 	// Generate streams one RequestResult per finished request, then exactly one BatchTiming last.
 	Generate(ctx context.Context, in *GenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GenerateResponse], error)
 	Unload(ctx context.Context, in *UnloadRequest, opts ...grpc.CallOption) (*UnloadResponse, error)
+	// Serve runs requests as they come (continuous batching): the host opens the stream with one
+	// ServeOpen, then sends Submit and Cancel messages; each request joins the running batch at the
+	// next step boundary and leaves it when it finishes. The engine answers with one Done per
+	// request and, only when the host asked for it in ServeOpen, one Step per forward pass carrying
+	// every running request's new token. Closing the send side lets the running requests finish;
+	// the engine then ends the stream. An engine without continuous batching answers Unimplemented.
+	Serve(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeRequest, ServeEvent], error)
 }
 
 type engineClient struct {
@@ -96,6 +104,19 @@ func (c *engineClient) Unload(ctx context.Context, in *UnloadRequest, opts ...gr
 	return out, nil
 }
 
+func (c *engineClient) Serve(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ServeRequest, ServeEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Engine_ServiceDesc.Streams[1], Engine_Serve_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ServeRequest, ServeEvent]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Engine_ServeClient = grpc.BidiStreamingClient[ServeRequest, ServeEvent]
+
 // EngineServer is the server API for Engine service.
 // All implementations must embed UnimplementedEngineServer
 // for forward compatibility.
@@ -105,6 +126,13 @@ type EngineServer interface {
 	// Generate streams one RequestResult per finished request, then exactly one BatchTiming last.
 	Generate(*GenerateRequest, grpc.ServerStreamingServer[GenerateResponse]) error
 	Unload(context.Context, *UnloadRequest) (*UnloadResponse, error)
+	// Serve runs requests as they come (continuous batching): the host opens the stream with one
+	// ServeOpen, then sends Submit and Cancel messages; each request joins the running batch at the
+	// next step boundary and leaves it when it finishes. The engine answers with one Done per
+	// request and, only when the host asked for it in ServeOpen, one Step per forward pass carrying
+	// every running request's new token. Closing the send side lets the running requests finish;
+	// the engine then ends the stream. An engine without continuous batching answers Unimplemented.
+	Serve(grpc.BidiStreamingServer[ServeRequest, ServeEvent]) error
 	mustEmbedUnimplementedEngineServer()
 }
 
@@ -126,6 +154,9 @@ func (UnimplementedEngineServer) Generate(*GenerateRequest, grpc.ServerStreaming
 }
 func (UnimplementedEngineServer) Unload(context.Context, *UnloadRequest) (*UnloadResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Unload not implemented")
+}
+func (UnimplementedEngineServer) Serve(grpc.BidiStreamingServer[ServeRequest, ServeEvent]) error {
+	return status.Errorf(codes.Unimplemented, "method Serve not implemented")
 }
 func (UnimplementedEngineServer) mustEmbedUnimplementedEngineServer() {}
 func (UnimplementedEngineServer) testEmbeddedByValue()                {}
@@ -213,6 +244,13 @@ func _Engine_Unload_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Engine_Serve_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EngineServer).Serve(&grpc.GenericServerStream[ServeRequest, ServeEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Engine_ServeServer = grpc.BidiStreamingServer[ServeRequest, ServeEvent]
+
 // Engine_ServiceDesc is the grpc.ServiceDesc for Engine service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -238,6 +276,12 @@ var Engine_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Generate",
 			Handler:       _Engine_Generate_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Serve",
+			Handler:       _Engine_Serve_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "lem/engine/v1/engine.proto",

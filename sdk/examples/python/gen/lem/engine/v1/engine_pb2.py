@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from lem.loader.v1 import loader_pb2 as lem_dot_loader_dot_v1_dot_loader__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/engine/v1/engine.proto\x12\rlem.engine.v1\x1a\x1alem/loader/v1/loader.proto\"3\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0c\n\x04uuid\x18\x03 \x01(\t\"\x96\x01\n\x0bLoadRequest\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.lem.loader.v1.Artifact\x12%\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x15.lem.engine.v1.Device\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x04 \x03(\x05\x12\x16\n\x0etoken_ids_only\x18\x05 \x01(\x08\"\xec\x01\n\x0cLoadResponse\x12\x0f\n\x07load_ns\x18\x01 \x01(\x03\x12\x16\n\x0eresident_bytes\x18\x02 \x01(\x03\x12\x13\n\x0bmodel_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x04 \x01(\t\x12J\n\x10runtime_versions\x18\x05 \x03(\x0b\x32\x30.lem.engine.v1.LoadResponse.RuntimeVersionsEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x05\"\xb6\x01\n\x08\x44\x65\x63oding\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\x05\x12\x18\n\x10max_input_tokens\x18\x02 \x01(\x05\x12\x0e\n\x06greedy\x18\x03 \x01(\x08\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\r\n\x05top_p\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x04\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x13\n\x0breturn_text\x18\t \x01(\x08\"d\n\x0fGenerateRequest\x12&\n\x07prompts\x18\x01 \x03(\x0b\x32\x15.lem.engine.v1.Prompt\x12)\n\x08\x64\x65\x63oding\x18\x02 \x01(\x0b\x32\x17.lem.engine.v1.Decoding\"\xba\x01\n\rRequestResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x12\n\noutput_ids\x18\x04 \x03(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rstart_mono_ns\x18\x06 \x01(\x03\x12\x15\n\rtoken_mono_ns\x18\x07 \x03(\x03\x12\x15\n\rfinish_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\"\xa4\x01\n\x0b\x42\x61tchTiming\x12\x15\n\rstart_mono_ns\x18\x01 \x01(\x03\x12\x1b\n\x13\x66irst_token_mono_ns\x18\x02 \x01(\x03\x12\x13\n\x0b\x65nd_mono_ns\x18\x03 \x01(\x03\x12\x10\n\x08requests\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x05\x12\x15\n\routput_tokens\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x01(\x05\"y\n\x10GenerateResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1c.lem.engine.v1.RequestResultH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.lem.engine.v1.BatchTimingH\x00\x42\x07\n\x05\x65vent\"O\n\rWarmupRequest\x12-\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1e.lem.engine.v1.GenerateRequest\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x05\"=\n\x0eWarmupResponse\x12+\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1a.lem.engine.v1.BatchTiming\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse2\xa6\x02\n\x06\x45ngine\x12?\n\x04Load\x12\x1a.lem.engine.v1.LoadRequest\x1a\x1b.lem.engine.v1.LoadResponse\x12\x45\n\x06Warmup\x12\x1c.lem.engine.v1.WarmupRequest\x1a\x1d.lem.engine.v1.WarmupResponse\x12M\n\x08Generate\x12\x1e.lem.engine.v1.GenerateRequest\x1a\x1f.lem.engine.v1.GenerateResponse0\x01\x12\x45\n\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponseB;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1alem/engine/v1/engine.proto\x12\rlem.engine.v1\x1a\x1alem/loader/v1/loader.proto\"3\n\x06\x44\x65vice\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0c\n\x04uuid\x18\x03 \x01(\t\"\x96\x01\n\x0bLoadRequest\x12)\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x17.lem.loader.v1.Artifact\x12%\n\x06\x64\x65vice\x18\x02 \x01(\x0b\x32\x15.lem.engine.v1.Device\x12\x0f\n\x07threads\x18\x03 \x01(\x05\x12\x0c\n\x04\x63pus\x18\x04 \x03(\x05\x12\x16\n\x0etoken_ids_only\x18\x05 \x01(\x08\"\xf6\x02\n\x0cLoadResponse\x12\x0f\n\x07load_ns\x18\x01 \x01(\x03\x12\x16\n\x0eresident_bytes\x18\x02 \x01(\x03\x12\x13\n\x0bmodel_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12\x65xecution_provider\x18\x04 \x01(\t\x12J\n\x10runtime_versions\x18\x05 \x03(\x0b\x32\x30.lem.engine.v1.LoadResponse.RuntimeVersionsEntry\x12\x10\n\x08\x65ndpoint\x18\x06 \x01(\t\x12\x0e\n\x06remote\x18\x07 \x01(\x08\x12\x37\n\x06served\x18\x08 \x03(\x0b\x32\'.lem.engine.v1.LoadResponse.ServedEntry\x1a\x36\n\x14RuntimeVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bServedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"/\n\x06Prompt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0b\n\x03ids\x18\x03 \x03(\x05\"\xb6\x01\n\x08\x44\x65\x63oding\x12\x16\n\x0emax_new_tokens\x18\x01 \x01(\x05\x12\x18\n\x10max_input_tokens\x18\x02 \x01(\x05\x12\x0e\n\x06greedy\x18\x03 \x01(\x08\x12\x13\n\x0btemperature\x18\x04 \x01(\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12\r\n\x05top_p\x18\x06 \x01(\x01\x12\x0c\n\x04seed\x18\x07 \x01(\x04\x12\x12\n\nignore_eos\x18\x08 \x01(\x08\x12\x13\n\x0breturn_text\x18\t \x01(\x08\"d\n\x0fGenerateRequest\x12&\n\x07prompts\x18\x01 \x03(\x0b\x32\x15.lem.engine.v1.Prompt\x12)\n\x08\x64\x65\x63oding\x18\x02 \x01(\x0b\x32\x17.lem.engine.v1.Decoding\"\xb4\x02\n\rRequestResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x03 \x01(\x05\x12\x12\n\noutput_ids\x18\x04 \x03(\x05\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x15\n\rstart_mono_ns\x18\x06 \x01(\x03\x12\x15\n\rtoken_mono_ns\x18\x07 \x03(\x03\x12\x15\n\rfinish_reason\x18\x08 \x01(\t\x12\x11\n\ttruncated\x18\t \x01(\x08\x12\x12\n\nerror_kind\x18\n \x01(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\t\x12\x15\n\routput_tokens\x18\x0c \x01(\x05\x12\x13\n\x0btoken_count\x18\r \x01(\t\x12\x15\n\rchunk_mono_ns\x18\x0e \x03(\x03\x12\x12\n\nmean_batch\x18\x0f \x01(\x01\"\xa4\x01\n\x0b\x42\x61tchTiming\x12\x15\n\rstart_mono_ns\x18\x01 \x01(\x03\x12\x1b\n\x13\x66irst_token_mono_ns\x18\x02 \x01(\x03\x12\x13\n\x0b\x65nd_mono_ns\x18\x03 \x01(\x03\x12\x10\n\x08requests\x18\x04 \x01(\x05\x12\x14\n\x0cinput_tokens\x18\x05 \x01(\x05\x12\x15\n\routput_tokens\x18\x06 \x01(\x05\x12\r\n\x05steps\x18\x07 \x01(\x05\"y\n\x10GenerateResponse\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1c.lem.engine.v1.RequestResultH\x00\x12+\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x1a.lem.engine.v1.BatchTimingH\x00\x42\x07\n\x05\x65vent\"O\n\rWarmupRequest\x12-\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32\x1e.lem.engine.v1.GenerateRequest\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x05\"=\n\x0eWarmupResponse\x12+\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x1a.lem.engine.v1.BatchTiming\"\x0f\n\rUnloadRequest\"\x10\n\x0eUnloadResponse\"\x9d\x01\n\x0cServeRequest\x12(\n\x04open\x18\x01 \x01(\x0b\x32\x18.lem.engine.v1.ServeOpenH\x00\x12,\n\x06submit\x18\x02 \x01(\x0b\x32\x1a.lem.engine.v1.ServeSubmitH\x00\x12,\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x1a.lem.engine.v1.ServeCancelH\x00\x42\x07\n\x05\x65vent\" \n\tServeOpen\x12\x13\n\x0bstep_events\x18\x01 \x01(\x08\"_\n\x0bServeSubmit\x12%\n\x06prompt\x18\x01 \x01(\x0b\x32\x15.lem.engine.v1.Prompt\x12)\n\x08\x64\x65\x63oding\x18\x02 \x01(\x0b\x32\x17.lem.engine.v1.Decoding\"\x19\n\x0bServeCancel\x12\n\n\x02id\x18\x01 \x01(\t\"7\n\tStepToken\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\x05\x12\x0c\n\x04text\x18\x03 \x01(\t\"Z\n\tServeStep\x12\x0f\n\x07mono_ns\x18\x01 \x01(\x03\x12\x12\n\nbatch_size\x18\x02 \x01(\x05\x12(\n\x06tokens\x18\x03 \x03(\x0b\x32\x18.lem.engine.v1.StepToken\"m\n\nServeEvent\x12(\n\x04step\x18\x01 \x01(\x0b\x32\x18.lem.engine.v1.ServeStepH\x00\x12,\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1c.lem.engine.v1.RequestResultH\x00\x42\x07\n\x05\x65vent2\xeb\x02\n\x06\x45ngine\x12?\n\x04Load\x12\x1a.lem.engine.v1.LoadRequest\x1a\x1b.lem.engine.v1.LoadResponse\x12\x45\n\x06Warmup\x12\x1c.lem.engine.v1.WarmupRequest\x1a\x1d.lem.engine.v1.WarmupResponse\x12M\n\x08Generate\x12\x1e.lem.engine.v1.GenerateRequest\x1a\x1f.lem.engine.v1.GenerateResponse0\x01\x12\x45\n\x06Unload\x12\x1c.lem.engine.v1.UnloadRequest\x1a\x1d.lem.engine.v1.UnloadResponse\x12\x43\n\x05Serve\x12\x1b.lem.engine.v1.ServeRequest\x1a\x19.lem.engine.v1.ServeEvent(\x01\x30\x01\x42;Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lem.engine.v1.engine_pb2', globals())
@@ -24,34 +24,52 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z9github.com/lemctl/lemctl/sdk/proto/lem/engine/v1;enginev1'
   _LOADRESPONSE_RUNTIMEVERSIONSENTRY._options = None
   _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_options = b'8\001'
+  _LOADRESPONSE_SERVEDENTRY._options = None
+  _LOADRESPONSE_SERVEDENTRY._serialized_options = b'8\001'
   _DEVICE._serialized_start=73
   _DEVICE._serialized_end=124
   _LOADREQUEST._serialized_start=127
   _LOADREQUEST._serialized_end=277
   _LOADRESPONSE._serialized_start=280
-  _LOADRESPONSE._serialized_end=516
-  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_start=462
-  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_end=516
-  _PROMPT._serialized_start=518
-  _PROMPT._serialized_end=565
-  _DECODING._serialized_start=568
-  _DECODING._serialized_end=750
-  _GENERATEREQUEST._serialized_start=752
-  _GENERATEREQUEST._serialized_end=852
-  _REQUESTRESULT._serialized_start=855
-  _REQUESTRESULT._serialized_end=1041
-  _BATCHTIMING._serialized_start=1044
-  _BATCHTIMING._serialized_end=1208
-  _GENERATERESPONSE._serialized_start=1210
-  _GENERATERESPONSE._serialized_end=1331
-  _WARMUPREQUEST._serialized_start=1333
-  _WARMUPREQUEST._serialized_end=1412
-  _WARMUPRESPONSE._serialized_start=1414
-  _WARMUPRESPONSE._serialized_end=1475
-  _UNLOADREQUEST._serialized_start=1477
-  _UNLOADREQUEST._serialized_end=1492
-  _UNLOADRESPONSE._serialized_start=1494
-  _UNLOADRESPONSE._serialized_end=1510
-  _ENGINE._serialized_start=1513
-  _ENGINE._serialized_end=1807
+  _LOADRESPONSE._serialized_end=654
+  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_start=553
+  _LOADRESPONSE_RUNTIMEVERSIONSENTRY._serialized_end=607
+  _LOADRESPONSE_SERVEDENTRY._serialized_start=609
+  _LOADRESPONSE_SERVEDENTRY._serialized_end=654
+  _PROMPT._serialized_start=656
+  _PROMPT._serialized_end=703
+  _DECODING._serialized_start=706
+  _DECODING._serialized_end=888
+  _GENERATEREQUEST._serialized_start=890
+  _GENERATEREQUEST._serialized_end=990
+  _REQUESTRESULT._serialized_start=993
+  _REQUESTRESULT._serialized_end=1301
+  _BATCHTIMING._serialized_start=1304
+  _BATCHTIMING._serialized_end=1468
+  _GENERATERESPONSE._serialized_start=1470
+  _GENERATERESPONSE._serialized_end=1591
+  _WARMUPREQUEST._serialized_start=1593
+  _WARMUPREQUEST._serialized_end=1672
+  _WARMUPRESPONSE._serialized_start=1674
+  _WARMUPRESPONSE._serialized_end=1735
+  _UNLOADREQUEST._serialized_start=1737
+  _UNLOADREQUEST._serialized_end=1752
+  _UNLOADRESPONSE._serialized_start=1754
+  _UNLOADRESPONSE._serialized_end=1770
+  _SERVEREQUEST._serialized_start=1773
+  _SERVEREQUEST._serialized_end=1930
+  _SERVEOPEN._serialized_start=1932
+  _SERVEOPEN._serialized_end=1964
+  _SERVESUBMIT._serialized_start=1966
+  _SERVESUBMIT._serialized_end=2061
+  _SERVECANCEL._serialized_start=2063
+  _SERVECANCEL._serialized_end=2088
+  _STEPTOKEN._serialized_start=2090
+  _STEPTOKEN._serialized_end=2145
+  _SERVESTEP._serialized_start=2147
+  _SERVESTEP._serialized_end=2237
+  _SERVEEVENT._serialized_start=2239
+  _SERVEEVENT._serialized_end=2348
+  _ENGINE._serialized_start=2351
+  _ENGINE._serialized_end=2714
 # @@protoc_insertion_point(module_scope)

@@ -34,6 +34,11 @@ class EngineStub(object):
                 request_serializer=lem_dot_engine_dot_v1_dot_engine__pb2.UnloadRequest.SerializeToString,
                 response_deserializer=lem_dot_engine_dot_v1_dot_engine__pb2.UnloadResponse.FromString,
                 )
+        self.Serve = channel.stream_stream(
+                '/lem.engine.v1.Engine/Serve',
+                request_serializer=lem_dot_engine_dot_v1_dot_engine__pb2.ServeRequest.SerializeToString,
+                response_deserializer=lem_dot_engine_dot_v1_dot_engine__pb2.ServeEvent.FromString,
+                )
 
 
 class EngineServicer(object):
@@ -64,6 +69,18 @@ class EngineServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Serve(self, request_iterator, context):
+        """Serve runs requests as they come (continuous batching): the host opens the stream with one
+        ServeOpen, then sends Submit and Cancel messages; each request joins the running batch at the
+        next step boundary and leaves it when it finishes. The engine answers with one Done per
+        request and, only when the host asked for it in ServeOpen, one Step per forward pass carrying
+        every running request's new token. Closing the send side lets the running requests finish;
+        the engine then ends the stream. An engine without continuous batching answers Unimplemented.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +103,11 @@ def add_EngineServicer_to_server(servicer, server):
                     servicer.Unload,
                     request_deserializer=lem_dot_engine_dot_v1_dot_engine__pb2.UnloadRequest.FromString,
                     response_serializer=lem_dot_engine_dot_v1_dot_engine__pb2.UnloadResponse.SerializeToString,
+            ),
+            'Serve': grpc.stream_stream_rpc_method_handler(
+                    servicer.Serve,
+                    request_deserializer=lem_dot_engine_dot_v1_dot_engine__pb2.ServeRequest.FromString,
+                    response_serializer=lem_dot_engine_dot_v1_dot_engine__pb2.ServeEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -162,5 +184,22 @@ class Engine(object):
         return grpc.experimental.unary_unary(request, target, '/lem.engine.v1.Engine/Unload',
             lem_dot_engine_dot_v1_dot_engine__pb2.UnloadRequest.SerializeToString,
             lem_dot_engine_dot_v1_dot_engine__pb2.UnloadResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def Serve(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(request_iterator, target, '/lem.engine.v1.Engine/Serve',
+            lem_dot_engine_dot_v1_dot_engine__pb2.ServeRequest.SerializeToString,
+            lem_dot_engine_dot_v1_dot_engine__pb2.ServeEvent.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
