@@ -3,6 +3,10 @@ package engine
 import (
 	"math"
 	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/lemctl/lemctl/plugins/onnx/internal/testenv"
 )
 
 func TestSampler(t *testing.T) {
@@ -65,5 +69,94 @@ func TestRNGStreams(t *testing.T) {
 	}
 	if got := argmax([]float32{1, 3, 3, 2}); got != 1 {
 		t.Errorf("argmax ties: %d, want the lowest index 1", got)
+	}
+}
+
+// scanArgmax is the plain definition argmax must equal: one running maximum from index 0.
+func scanArgmax(logits []float32) int32 {
+	best := 0
+	for i, x := range logits {
+		if x > logits[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+func TestArgmaxEqualsAPlainScan(t *testing.T) {
+	r := newRNG(7, 0)
+	special := []float32{float32(math.NaN()), float32(math.Inf(-1)), float32(math.Inf(1)), 0, -0.0}
+	for k := 0; k < 50000; k++ {
+		// Short rows with few distinct values exercise ties, NaN and infinities in every lane
+		// and in the tail; some rows are GPT-2's vocabulary long.
+		n := 1 + int(r.next()%45)
+		if k%500 == 0 {
+			n = 50257
+		}
+		row := make([]float32, n)
+		for i := range row {
+			if u := r.next() % 10; u < 2 {
+				row[i] = special[r.next()%uint64(len(special))]
+			} else {
+				row[i] = float32(r.next() % 5)
+			}
+			if n == 50257 {
+				row[i] = float32(r.float64())
+			}
+		}
+		if got, want := argmax(row), scanArgmax(row); got != want {
+			t.Fatalf("argmax(%v) = %d, a plain scan gives %d", row, got, want)
+		}
+	}
+}
+
+// BenchmarkArgmax is one greedy choice over GPT-2's vocabulary: the lane scan and the plain one.
+func BenchmarkArgmax(b *testing.B) {
+	r := newRNG(1, 0)
+	row := make([]float32, 50257)
+	for i := range row {
+		row[i] = float32(r.float64())
+	}
+	for _, c := range []struct {
+		name string
+		f    func([]float32) int32
+	}{{"lanes", argmax}, {"scan", scanArgmax}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				c.f(row)
+			}
+		})
+	}
+}
+
+// BenchmarkStepTensors is the per-step cost of the tensor headers forward creates over the
+// arena for gpt2-124m at batch 1 (ids, mask, positions, logits and 2×12 past and present
+// tensors): NewTensor and Destroy of each, no data copied.
+func BenchmarkStepTensors(b *testing.B) {
+	testenv.ORT(b)
+	const layers, heads, hd, vocab, total = 12, 12, 64, 50257, 40
+	kv := make([]float32, heads*total*hd)
+	logits := make([]float32, vocab)
+	ids := make([]int64, total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var vals []ort.Value
+		add := func(v ort.Value, err error) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			vals = append(vals, v)
+		}
+		add(ort.NewTensor(ort.NewShape(1, 1), ids))
+		add(ort.NewTensor(ort.NewShape(1, total), ids))
+		add(ort.NewTensor(ort.NewShape(1, 1), ids))
+		add(ort.NewTensor(ort.NewShape(1, 1, vocab), logits))
+		for j := 0; j < 2*layers; j++ {
+			add(ort.NewTensor(ort.NewShape(1, heads, total-1, hd), kv))
+			add(ort.NewTensor(ort.NewShape(1, heads, total, hd), kv))
+		}
+		for _, v := range vals {
+			v.Destroy()
+		}
 	}
 }
