@@ -10,7 +10,7 @@ import (
 )
 
 // FormatServed is the Format of an artifact that is a served model, not files.
-const FormatServed = "served"
+const FormatServed = sdk.FormatServed
 
 // Metadata keys of a served artifact (besides what the server reports about the model).
 const (
