@@ -1,6 +1,12 @@
 package results
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
 
 // SchemaVersion is the major version of the result schema. Keys are only added within a version.
 const SchemaVersion = "1"
@@ -351,6 +357,24 @@ type Load struct {
 	PerRank []RankLoad `json:"per_rank,omitempty"`
 }
 
+// FailureSummary says how many requests failed, with the share and the count of each kind:
+// "12 of 40 requests failed (30.0 %): http_5xx 4, timeout 8".
+func (l *Load) FailureSummary() string {
+	kinds := make([]string, 0, len(l.FailuresByKind))
+	for _, k := range slices.Sorted(maps.Keys(l.FailuresByKind)) {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, l.FailuresByKind[k]))
+	}
+	share := 0.0
+	if l.Sent > 0 {
+		share = float64(l.Failed) / float64(l.Sent) * 100
+	}
+	s := fmt.Sprintf("%d of %d requests failed (%.1f %%)", l.Failed, l.Sent, share)
+	if len(kinds) > 0 {
+		s += ": " + strings.Join(kinds, ", ")
+	}
+	return s
+}
+
 // SteadyState is the part of the window when max_concurrency requests were in flight
 // (docs/serving.md, "Steady state"): in each repeat, from the first moment the in-flight count
 // reached the target to the last moment it left it. Reached is false (with Reason) when it never did.
@@ -479,6 +503,20 @@ type Energy struct {
 	// CO2e is the carbon footprint from the user's carbon intensity; nil when none was configured
 	// or no energy was measured (lemctl never assumes an intensity).
 	CO2e *CO2e `json:"co2e,omitempty"`
+}
+
+// NotAttribute clears the figures that divide this machine's energy by the work of a model that
+// ran on another one (per output token, per request, tokens per joule, CO₂e per request and per
+// token), and records why in NotAttributed.
+func (e *Energy) NotAttribute(reason string) {
+	e.NotAttributed = reason
+	e.JPerOutputToken, e.JPerOutputTokenUncertainty = nil, nil
+	e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty = nil, nil
+	e.JPerRequest, e.JPerRequestUncertainty = nil, nil
+	e.TokensPerJ, e.TokensPerJUncertainty = nil, nil
+	if e.CO2e != nil {
+		e.CO2e.GPerRequest, e.CO2e.GPerOutputToken = nil, nil
+	}
 }
 
 // CO2e is TotalJ converted with the user's grid carbon intensity: g = J ÷ 3.6e6 × g/kWh.

@@ -2,11 +2,9 @@ package worker
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sort"
-	"strings"
 
 	"github.com/lemctl/lemctl/host/energy"
 	"github.com/lemctl/lemctl/host/launch"
@@ -181,7 +179,7 @@ func loadFindings(l *results.Load, maxErrorRate float64) []results.Finding {
 			sev, verdict = results.SeverityError, fmt.Sprintf("above validity.max_error_rate = %g %%: the result is invalid", maxErrorRate*100)
 		}
 		out = append(out, results.Finding{Code: CodeRequestsFailed, Severity: sev,
-			Message: fmt.Sprintf("%s, %s; latencies leave the failed requests out", FailureSummary(l), verdict),
+			Message: fmt.Sprintf("%s, %s; latencies leave the failed requests out", l.FailureSummary(), verdict),
 			Advice:  "read the failed requests' errors in the raw result (requests[].error); a server that is overloaded fails fewer requests at a lower workload.rate or max_concurrency"})
 	}
 	if l.AchievedRatePerS != nil && l.TargetRatePerS > 0 {
@@ -200,42 +198,11 @@ func loadFindings(l *results.Load, maxErrorRate float64) []results.Finding {
 	return out
 }
 
-// FailureSummary says how many requests failed, with the share and the count of each kind:
-// "12 of 40 requests failed (30.0 %): http_5xx 4, timeout 8".
-func FailureSummary(l *results.Load) string {
-	kinds := make([]string, 0, len(l.FailuresByKind))
-	for _, k := range slices.Sorted(maps.Keys(l.FailuresByKind)) {
-		kinds = append(kinds, fmt.Sprintf("%s %d", k, l.FailuresByKind[k]))
-	}
-	share := 0.0
-	if l.Sent > 0 {
-		share = float64(l.Failed) / float64(l.Sent) * 100
-	}
-	s := fmt.Sprintf("%d of %d requests failed (%.1f %%)", l.Failed, l.Sent, share)
-	if len(kinds) > 0 {
-		s += ": " + strings.Join(kinds, ", ")
-	}
-	return s
-}
-
 func deref(p *float64) float64 {
 	if p == nil {
 		return 0
 	}
 	return *p
-}
-
-// notAttributed clears the energy figures that divide this machine's energy by the work of a
-// model that ran on another one, and says why (finding energy_not_attributed).
-func notAttributed(e *results.Energy, reason string) {
-	e.NotAttributed = reason
-	e.JPerOutputToken, e.JPerOutputTokenUncertainty = nil, nil
-	e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty = nil, nil
-	e.JPerRequest, e.JPerRequestUncertainty = nil, nil
-	e.TokensPerJ, e.TokensPerJUncertainty = nil, nil
-	if e.CO2e != nil {
-		e.CO2e.GPerRequest, e.CO2e.GPerOutputToken = nil, nil
-	}
 }
 
 // remoteFinding is the energy_not_attributed finding of an engine whose model runs elsewhere.

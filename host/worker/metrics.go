@@ -64,7 +64,7 @@ func (st *state) metrics(m *measured) {
 	}
 	if remote {
 		findings = append(findings, remoteFinding(st.load.Endpoint))
-		notAttributed(&raw.Energy, remoteReason(st.load.Endpoint))
+		raw.Energy.NotAttribute(remoteReason(st.load.Endpoint))
 	}
 	findings = append(findings, energy.WindowFindings(m.window, th)...)
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
