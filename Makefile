@@ -7,7 +7,7 @@ BIN       := bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1.0-dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -X github.com/lemctl/lemctl/host/version.Version=$(VERSION) -X github.com/lemctl/lemctl/host/version.Commit=$(COMMIT)
-MODULES   := . sdk plugins/estimate plugins/fsstore plugins/nvml plugins/onnx plugins/rapl
+MODULES   := . sdk plugins/estimate plugins/fsstore plugins/nvml plugins/onnx plugins/openai plugins/rapl
 export CGO_CFLAGS := -Wno-deprecated-declarations
 # Plugins find ONNX Runtime and the GPT-2 vocabulary here after `make setup`.
 THIRD_PARTY := $(CURDIR)/third_party

@@ -10,7 +10,7 @@ out=$(mktemp -d)
 echo "# lemctl benchmarks — commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 export GOWORK=off LEM_BIN=${LEM_BIN:-$PWD/bin}
-for m in . sdk plugins/estimate plugins/fsstore plugins/nvml plugins/onnx plugins/rapl; do
+for m in . sdk plugins/estimate plugins/fsstore plugins/nvml plugins/onnx plugins/openai plugins/rapl; do
   pkgs=$(cd "$m" && grep -rl --include='*_test.go' '^func Benchmark' . 2>/dev/null | xargs -r -n1 dirname | sort -u || true)
   [ -n "$pkgs" ] || continue
   for p in $pkgs; do

@@ -18,7 +18,7 @@ type Artifact struct {
 	Reference    string   // the reference as the user wrote it
 	Path         string   // the model file (e.g. model.onnx) or directory
 	Files        []string // every file that makes up the model (weights, external data, tokenizer)
-	Format       string   // e.g. "onnx"
+	Format       string   // e.g. "onnx", or FormatServed
 	SHA256       string   // sha256 of the model file (and external data, in order), hex
 	Architecture string   // e.g. "gpt2", "llama"
 	DType        string   // e.g. "float32"
@@ -42,6 +42,11 @@ type Artifact struct {
 	// Metadata holds anything else the loader knows (generator version, seed, preset…).
 	Metadata map[string]string
 }
+
+// FormatServed is the Format of a model that a server runs (Reference is its name there): no
+// files, weights, hash or parameter count; the Metadata says where it is served and what the
+// server reported.
+const FormatServed = "served"
 
 // FLOPsCoefficients give the forward-pass FLOPs (2 per multiply-add) to process one token at
 // position t (1-based): PerToken + PerTokenPosition × t. PerToken is 2 × (non-embedding
