@@ -66,7 +66,13 @@ func (st *state) metrics(m *measured) {
 		findings = append(findings, remoteFinding(st.load.Endpoint))
 		raw.Energy.NotAttribute(remoteReason(st.load.Endpoint))
 	}
-	findings = append(findings, energy.WindowFindings(m.window, th)...)
+	for _, f := range energy.WindowFindings(m.window, th) {
+		if spec.Workload.Load != nil && f.Code == "window_too_short" {
+			// A load lasts for its requests, not for workload.min_window_s.
+			f.Advice = "send more requests (workload.requests) or for longer (workload.duration_s) so energy counters and clocks resolve the window"
+		}
+		findings = append(findings, f)
+	}
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 	findings = append(findings, tokenCountFindings(reqs, spec.Prompts, spec.Engine.Name)...)
 	findings = append(findings, st.findings...)

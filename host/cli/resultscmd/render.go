@@ -158,7 +158,8 @@ func loadRows(tw io.Writer, l *results.Load) {
 		row(tw, "steady state", "not reached: "+orNA(ss.Reason))
 		return
 	}
-	line := fmt.Sprintf("%.3f s at the target concurrency span (%.3f s at it), %d output tokens, %s output tok/s", ss.DurationS, ss.AtTargetS, ss.OutputTokens, num(ss.TokensPerS, 2))
+	line := fmt.Sprintf("%.3f s (%.3f s of it with max_concurrency %d in flight), %d output tokens, %s output tok/s",
+		ss.DurationS, ss.AtTargetS, l.MaxConcurrency, ss.OutputTokens, num(ss.TokensPerS, 2))
 	if ss.EnergyJ != nil {
 		line += fmt.Sprintf(", %s J, %s J/output token", pm(ss.EnergyJ, ss.EnergyUncertaintyJ, 3), num(ss.JPerOutputToken, 4))
 	}
