@@ -279,6 +279,12 @@ func (st *state) serveRepeat(ctx context.Context, rep int, sched []int64) ([]res
 		case d := <-dones:
 			return take(d)
 		case <-ctx.Done():
+			// Serve ends (and ends ctx) only after its last result: take those still here first.
+			select {
+			case d := <-dones:
+				return take(d)
+			default:
+			}
 			return serveFailure(ctx, serveErr)
 		}
 	}
