@@ -30,7 +30,7 @@ func TestProductPluginsAreListedWithTheirKinds(t *testing.T) {
 	if err := json.Unmarshal(r.stdout.Bytes(), &out); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]string{"onnx": {"loader", "engine"}, "nvml": {"energy"}, "rapl": {"energy"}, "fsstore": {"repository"}}
+	want := map[string][]string{"onnx": {"loader", "engine"}, "openai": {"loader", "engine"}, "nvml": {"energy"}, "rapl": {"energy"}, "fsstore": {"repository"}}
 	for _, p := range out.Plugins {
 		kinds, ok := want[p.Name]
 		if !ok {

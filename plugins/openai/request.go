@@ -294,7 +294,7 @@ func (s *session) finish(ctx context.Context, r sdk.RequestResult, out []int32, 
 	case completion >= 0:
 		r.OutputIDs, r.OutputTokens, r.TokenCount = nil, completion, CountUsage
 	case len(txt) == 0:
-		r.OutputIDs, r.OutputTokens, r.TokenCount = nil, 0, CountUsage
+		r.OutputIDs, r.OutputTokens = nil, 0 // nothing arrived: nothing to count
 	case s.tk != nil:
 		// A cancelled context must not stop the count of what arrived.
 		toks, err := s.tk.Encode(context.WithoutCancel(ctx), []string{string(txt)})
