@@ -431,7 +431,7 @@ func checkMixed(c *checks, ws []*worker, allow bool) {
 		if r.ConfigHash != first.ConfigHash {
 			report(CodeMixedConfigHash, "config hash", first.ConfigHash, r.ConfigHash, w.rank)
 		}
-		if r.Engine != first.Engine {
+		if engineString(r.Engine) != engineString(first.Engine) {
 			report(CodeMixedEngine, "engine", engineString(first.Engine), engineString(r.Engine), w.rank)
 		}
 		if r.Model.Ref != first.Model.Ref || r.Model.SHA256 != first.Model.SHA256 {
@@ -441,7 +441,11 @@ func checkMixed(c *checks, ws []*worker, allow bool) {
 }
 
 func engineString(e results.Engine) string {
-	return fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, e.ExecutionProvider)
+	s := fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, e.ExecutionProvider)
+	if e.Endpoint != "" {
+		s += " at " + e.Endpoint
+	}
+	return s
 }
 
 // singleHost reports whether every worker ran on one host boot, so that monotonic times compare.

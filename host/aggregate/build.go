@@ -118,10 +118,31 @@ func build(exp string, ws []*worker, worldSize int, c *checks, opts Options) *re
 	if g, src, ok := carbonIntensity(first.Config); ok {
 		a.Energy.CO2e = hostenergy.CO2e(a.Energy.TotalJ, wl.Requests, wl.OutputTokens, g, src)
 	}
+	a.Load = load(ws, unionS)
+	for _, w := range ws {
+		if why := w.raw.Energy.Phases.NotAttributed; why != "" && a.Energy.Phases.PrefillJ == nil && a.Energy.Phases.DecodeJ == nil {
+			a.Energy.Phases.NotAttributed = why
+			break
+		}
+	}
+	// A rank whose model ran on another machine: this machine's energy is not the model's, and
+	// no figure divides it by the model's work.
+	for _, w := range ws {
+		if why := w.raw.Energy.NotAttributed; why != "" {
+			a.Energy.NotAttribute(why)
+			break
+		}
+	}
 	a.Memory = memory(ws)
 	a.Overhead = overhead(ws)
 	a.Environment = environment(ws)
 	a.Repeats, a.RepeatStats = repeats(ws, groups, mono)
+	if a.Energy.NotAttributed != "" {
+		for i := range a.Repeats {
+			a.Repeats[i].JPerOutputToken = nil
+		}
+		delete(a.RepeatStats, "j_per_output_token")
+	}
 
 	// Validity: the workers' findings tagged with their rank, then the aggregation's own.
 	a.Validity.Findings = []results.Finding{}

@@ -33,6 +33,10 @@ func (c *Config) Map() map[string]any {
 			"max_new_tokens":   int64(c.Workload.MaxNewTokens),
 			"repeats":          int64(c.Workload.Repeats),
 			"min_window_s":     c.Workload.MinWindowS,
+			"arrival":          c.Workload.Arrival,
+			"max_concurrency":  int64(c.Workload.MaxConcurrency),
+			"requests":         int64(c.Workload.Requests),
+			"duration_s":       c.Workload.DurationS,
 			"decoding": map[string]any{
 				"greedy":      c.Workload.Decoding.Greedy,
 				"temperature": c.Workload.Decoding.Temperature,
@@ -82,7 +86,11 @@ func (c *Config) Map() map[string]any {
 			"min_window_overlap":   c.Validity.MinWindowOverlap,
 			"max_throttle_share":   c.Validity.MaxThrottleShare,
 			"max_uncertainty":      c.Validity.MaxUncertainty,
+			"max_error_rate":       c.Validity.MaxErrorRate,
 		},
+	}
+	if c.Workload.Rate > 0 {
+		m["workload"].(map[string]any)["rate"] = c.Workload.Rate
 	}
 	energy := map[string]any{"meters": c.Energy.Meters.value(), "interval": c.Energy.Interval}
 	if ci := c.Energy.CarbonIntensity; ci != nil {
@@ -124,6 +132,19 @@ func (c *Config) HashedMap() map[string]any {
 		// How the workers were started changes no figure either.
 		delete(l, "launcher")
 		delete(l, "slurm")
+	}
+	// Static batches use none of the keys of a constant or poisson load, nor the error rate that
+	// bounds its failed requests: a batch config leaves them out, so that configs written before
+	// these keys existed keep their hash.
+	if !c.Workload.OpenLoop() {
+		if w, ok := m["workload"].(map[string]any); ok {
+			for _, k := range []string{"arrival", "rate", "max_concurrency", "requests", "duration_s"} {
+				delete(w, k)
+			}
+		}
+		if v, ok := m["validity"].(map[string]any); ok {
+			delete(v, "max_error_rate")
+		}
 	}
 	return m
 }

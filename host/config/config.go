@@ -70,19 +70,30 @@ type Engine struct {
 
 // Workload is [workload].
 type Workload struct {
-	Dataset        string   `json:"dataset"`
-	Format         string   `json:"format"`
-	Column         string   `json:"column"`
-	Prompts        int      `json:"prompts"`
-	Seed           uint64   `json:"seed"`
-	Order          string   `json:"order"`
-	BatchSize      int      `json:"batch_size"`
-	MaxInputTokens int      `json:"max_input_tokens"`
-	MaxNewTokens   int      `json:"max_new_tokens"`
-	Repeats        int      `json:"repeats"`
-	MinWindowS     float64  `json:"min_window_s"`
+	Dataset        string  `json:"dataset"`
+	Format         string  `json:"format"`
+	Column         string  `json:"column"`
+	Prompts        int     `json:"prompts"`
+	Seed           uint64  `json:"seed"`
+	Order          string  `json:"order"`
+	BatchSize      int     `json:"batch_size"`
+	MaxInputTokens int     `json:"max_input_tokens"`
+	MaxNewTokens   int     `json:"max_new_tokens"`
+	Repeats        int     `json:"repeats"`
+	MinWindowS     float64 `json:"min_window_s"`
+	// Arrival is "batch", "constant" or "poisson" (docs/serving.md); Rate (requests/s, 0 when
+	// not set), MaxConcurrency, Requests and DurationS shape a constant or poisson load.
+	Arrival        string   `json:"arrival"`
+	Rate           float64  `json:"rate,omitempty"`
+	MaxConcurrency int      `json:"max_concurrency"`
+	Requests       int      `json:"requests"`
+	DurationS      float64  `json:"duration_s"`
 	Decoding       Decoding `json:"decoding"`
 }
+
+// OpenLoop reports whether requests arrive on a schedule (constant or poisson) rather than in
+// static batches.
+func (w Workload) OpenLoop() bool { return w.Arrival == "constant" || w.Arrival == "poisson" }
 
 // Decoding is [workload.decoding].
 type Decoding struct {
@@ -182,6 +193,7 @@ type Validity struct {
 	MinWindowOverlap    float64 `json:"min_window_overlap"`
 	MaxThrottleShare    float64 `json:"max_throttle_share"`
 	MaxUncertainty      float64 `json:"max_uncertainty"`
+	MaxErrorRate        float64 `json:"max_error_rate"`
 }
 
 // Error is one problem with a config: "file:line: key: message (valid: …)". Line is 0 where the

@@ -516,6 +516,7 @@ func (l *loader) crossChecks() {
 			}
 		}
 	}
+	l.checkArrival()
 	l.checkDataset()
 	l.checkPrecision()
 	if meters, ok := l.vals[pathKey("energy", "meters")].([]any); ok {
@@ -531,6 +532,45 @@ func (l *loader) crossChecks() {
 				}
 				l.errAt(p("energy", name), fmt.Sprintf("table for meter %s, which energy.meters does not list", echo.Quote(name)), valid)
 			}
+		}
+	}
+}
+
+// explicit reports whether the file or the command line set the key (not its default).
+func (l *loader) explicit(segs ...string) bool {
+	_, inFile := l.lines[pathKey(segs...)]
+	return inFile || l.sources[pathKey(segs...)] != ""
+}
+
+// checkArrival validates the keys of a constant or poisson load (docs/serving.md): rate is
+// required, requests and duration_s exclude each other, and the keys that do not apply to the
+// arrival chosen are warned about as ignored.
+func (l *loader) checkArrival() {
+	if !l.has("workload", "arrival") {
+		return
+	}
+	arrival := l.str("workload", "arrival")
+	open := arrival == "constant" || arrival == "poisson"
+	if !open {
+		for _, k := range []string{"rate", "max_concurrency", "requests", "duration_s"} {
+			if l.explicit("workload", k) {
+				l.warnings = append(l.warnings, fmt.Sprintf("workload.%s is ignored: workload.arrival is \"batch\" (static batches of workload.batch_size); set arrival = \"constant\" or \"poisson\" to use it", k))
+			}
+		}
+		return
+	}
+	if !l.has("workload", "rate") && !l.bad[pathKey("workload", "rate")] {
+		l.errAt(p("workload", "rate"), fmt.Sprintf("missing: workload.arrival = %q needs a target rate", arrival),
+			"a number of requests per second > 0 (e.g. rate = 4.0)")
+	}
+	if l.int("workload", "requests") > 0 && l.float("workload", "duration_s") > 0 {
+		l.errAt(p("workload", "duration_s"), fmt.Sprintf("%g s set together with workload.requests = %d: the load lasts for a number of requests or for a duration, not both",
+			l.float("workload", "duration_s"), l.int("workload", "requests")),
+			"0 (the load lasts for workload.requests), or remove workload.requests")
+	}
+	for _, k := range []string{"batch_size", "min_window_s"} {
+		if l.explicit("workload", k) {
+			l.warnings = append(l.warnings, fmt.Sprintf("workload.%s is ignored: workload.arrival is %q (max_concurrency bounds the requests in flight; requests or duration_s set the length)", k, arrival))
 		}
 	}
 }
@@ -769,6 +809,11 @@ func (l *loader) build() *Config {
 	w.MaxNewTokens = int(l.int("workload", "max_new_tokens"))
 	w.Repeats = int(l.int("workload", "repeats"))
 	w.MinWindowS = l.float("workload", "min_window_s")
+	w.Arrival = l.str("workload", "arrival")
+	w.Rate = l.float("workload", "rate")
+	w.MaxConcurrency = int(l.int("workload", "max_concurrency"))
+	w.Requests = int(l.int("workload", "requests"))
+	w.DurationS = l.float("workload", "duration_s")
 	w.Decoding = Decoding{
 		Greedy:      l.bool("workload", "decoding", "greedy"),
 		Temperature: l.float("workload", "decoding", "temperature"),
@@ -833,6 +878,7 @@ func (l *loader) build() *Config {
 		MinWindowOverlap:    l.float("validity", "min_window_overlap"),
 		MaxThrottleShare:    l.float("validity", "max_throttle_share"),
 		MaxUncertainty:      l.float("validity", "max_uncertainty"),
+		MaxErrorRate:        l.float("validity", "max_error_rate"),
 	}
 	return c
 }

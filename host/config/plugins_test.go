@@ -35,8 +35,8 @@ var (
 	pluginDirErr  error
 )
 
-// builtPlugins builds the sdk's example plugins and the product plugins that exist (fsstore)
-// into one directory, once per test binary.
+// builtPlugins builds the sdk's example plugins and the product plugins that exist (fsstore,
+// openai) into one directory, once per test binary.
 func builtPlugins(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -67,7 +67,10 @@ func builtPlugins(t *testing.T) string {
 				return
 			}
 		}
-		pluginDirErr = build("../../plugins/fsstore", "./cmd/lem-plugin-fsstore")
+		if pluginDirErr = build("../../plugins/fsstore", "./cmd/lem-plugin-fsstore"); pluginDirErr != nil {
+			return
+		}
+		pluginDirErr = build("../../plugins/openai", "./cmd/lem-plugin-openai")
 	})
 	if pluginDirErr != nil {
 		t.Fatal(pluginDirErr)
@@ -94,7 +97,7 @@ func catalog(t *testing.T) *discovery.Catalog {
 }
 
 // The examples validate against real plugin processes over the plugin protocol: the product
-// plugins that exist (fsstore) and the sdk's example plugins standing in for the others (onnx,
+// plugins that exist (fsstore, openai) and the sdk's example plugins standing in for the others (onnx,
 // nvml, rapl) until the issues that build them replace the stand-ins.
 func TestExamplesValidateAgainstPlugins(t *testing.T) {
 	c := standIns{PluginConfigurer: catalog(t), names: map[string]string{

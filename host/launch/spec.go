@@ -195,6 +195,19 @@ type WorkloadSpec struct {
 	Decoding   sdk.Decoding `json:"decoding"`
 	Repeats    int          `json:"repeats"`
 	MinWindowS float64      `json:"min_window_s"`
+	// Load is this worker's share of a constant or poisson load; nil for static batches.
+	Load *LoadSpec `json:"load,omitempty"`
+}
+
+// LoadSpec is one worker's open-loop load (workload.arrival = "constant" or "poisson",
+// docs/serving.md): Requests requests per repeat at Rate requests/s (this worker's share of the
+// experiment's), at most MaxConcurrency in flight, the schedule drawn from Seed.
+type LoadSpec struct {
+	Arrival        string  `json:"arrival"`
+	Rate           float64 `json:"rate"`
+	Requests       int     `json:"requests"`
+	MaxConcurrency int     `json:"max_concurrency"`
+	Seed           uint64  `json:"seed"`
 }
 
 // LifecycleSpec times the phases around the window.
@@ -233,6 +246,8 @@ type ValiditySpec struct {
 	MaxThrottleShare    float64 `json:"max_throttle_share"`
 	// MaxUncertainty: 0 (a spec without the key) means no limit.
 	MaxUncertainty float64 `json:"max_uncertainty"`
+	// MaxErrorRate is the share of failed requests above which an open-loop result is invalid.
+	MaxErrorRate float64 `json:"max_error_rate,omitempty"`
 }
 
 // WriteSpec writes s to path (0600) atomically (host/atomicfile): a full disk fails the launch

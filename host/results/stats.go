@@ -46,30 +46,58 @@ func Summarize(values []float64) Summary {
 	return s
 }
 
-// LatencySamples holds the latency samples of requests in milliseconds.
+// LatencySamples holds the latency samples of requests in milliseconds, and how many requests
+// were timed by their tokens and how many by their streamed chunks.
 type LatencySamples struct {
 	TTFT, ITL, E2E []float64
+	ByTokens       int
+	ByChunks       int
 }
 
 // Add appends the samples of requests: TTFT = first token − start, ITL = differences of
-// consecutive token times, E2E = last token − start. A request without tokens adds nothing.
+// consecutive token times, E2E = last token − start. The start is the send (SendMonoNS) when the
+// request has one (a constant or poisson load: the queueing in the engine counts), else when its
+// batch started. A request without per-token times is timed by its streamed chunks instead
+// (ChunkMonoNS: an ITL is then a gap between chunks). A request without either, or one that
+// failed, adds nothing.
 func (l *LatencySamples) Add(reqs []Request) {
 	for i := range reqs {
 		r := &reqs[i]
-		if len(r.TokenMonoNS) == 0 {
+		if r.Failed() {
 			continue
 		}
-		l.TTFT = append(l.TTFT, ms(r.TokenMonoNS[0]-r.StartMonoNS))
-		l.E2E = append(l.E2E, ms(r.TokenMonoNS[len(r.TokenMonoNS)-1]-r.StartMonoNS))
-		for k := 1; k < len(r.TokenMonoNS); k++ {
-			l.ITL = append(l.ITL, ms(r.TokenMonoNS[k]-r.TokenMonoNS[k-1]))
+		ts := r.TokenMonoNS
+		if len(ts) == 0 {
+			ts = r.ChunkMonoNS
+			if len(ts) == 0 {
+				continue
+			}
+			l.ByChunks++
+		} else {
+			l.ByTokens++
+		}
+		start := r.StartMonoNS
+		if r.SendMonoNS != 0 {
+			start = r.SendMonoNS
+		}
+		l.TTFT = append(l.TTFT, ms(ts[0]-start))
+		l.E2E = append(l.E2E, ms(ts[len(ts)-1]-start))
+		for k := 1; k < len(ts); k++ {
+			l.ITL = append(l.ITL, ms(ts[k]-ts[k-1]))
 		}
 	}
 }
 
-// Summary sorts the samples and summarises them.
+// Summary sorts the samples and summarises them; TimedBy is set when chunks timed any request.
 func (l *LatencySamples) Summary() Latency {
-	return Latency{TTFT: Summarize(l.TTFT), ITL: Summarize(l.ITL), E2E: Summarize(l.E2E)}
+	out := Latency{TTFT: Summarize(l.TTFT), ITL: Summarize(l.ITL), E2E: Summarize(l.E2E)}
+	switch {
+	case l.ByChunks > 0 && l.ByTokens > 0:
+		out.TimedBy = "tokens+chunks"
+	case l.ByChunks > 0:
+		out.TimedBy = "chunks"
+	}
+	return out
 }
 
 // LatencyOf summarises the latencies of requests.

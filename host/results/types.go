@@ -1,6 +1,12 @@
 package results
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
 
 // SchemaVersion is the major version of the result schema. Keys are only added within a version.
 const SchemaVersion = "1"
@@ -37,8 +43,11 @@ type Raw struct {
 	Device    Device   `json:"device"`
 	Plugins   []Plugin `json:"plugins"`
 
-	Window     RawWindow  `json:"window"`
-	Workload   Workload   `json:"workload"`
+	Window   RawWindow `json:"window"`
+	Workload Workload  `json:"workload"`
+	// Load describes a constant or poisson load (workload.arrival, docs/serving.md); nil for
+	// static batches.
+	Load       *Load      `json:"load,omitempty"`
 	Requests   []Request  `json:"requests"`
 	LatencyMS  Latency    `json:"latency_ms"`
 	Throughput Throughput `json:"throughput"`
@@ -101,6 +110,7 @@ type Aggregated struct {
 
 	Window      Window            `json:"window"`
 	Workload    Workload          `json:"workload"`
+	Load        *Load             `json:"load,omitempty"`
 	LatencyMS   Latency           `json:"latency_ms"`
 	Throughput  Throughput        `json:"throughput"`
 	Energy      Energy            `json:"energy"`
@@ -161,6 +171,12 @@ type Engine struct {
 	Plugin            string `json:"plugin"`
 	Version           string `json:"version"`
 	ExecutionProvider string `json:"execution_provider"`
+	// Endpoint is the server an engine sends the work to (its base URL); Remote says that
+	// server is another machine, whose work this machine's meters do not see; Served is what
+	// the server reported about the model (finding energy_not_attributed).
+	Endpoint string            `json:"endpoint,omitempty"`
+	Remote   bool              `json:"remote,omitempty"`
+	Served   map[string]string `json:"served,omitempty"`
 }
 
 // Dataset identifies the prompts.
@@ -281,6 +297,113 @@ type Request struct {
 	FinishReason string  `json:"finish_reason,omitempty"`
 	// Truncated: the engine cut the prompt to fit (InputTokens are the tokens it kept).
 	Truncated bool `json:"truncated,omitempty"`
+
+	// The fields below are those of a constant or poisson load (docs/serving.md).
+	// ScheduledMonoNS is the request's arrival time on the schedule, SendMonoNS when it was
+	// handed to the engine (later when max_concurrency requests were in flight: SendLateNS is
+	// the difference), DoneMonoNS when its result came back. TTFT and E2E count from the send.
+	ScheduledMonoNS int64 `json:"scheduled_mono_ns,omitempty"`
+	SendMonoNS      int64 `json:"send_mono_ns,omitempty"`
+	SendLateNS      int64 `json:"send_late_ns,omitempty"`
+	DoneMonoNS      int64 `json:"done_mono_ns,omitempty"`
+	// ErrorKind and Error: the request failed (FinishReason "error"), e.g. "http_5xx".
+	ErrorKind string `json:"error_kind,omitempty"`
+	Error     string `json:"error,omitempty"`
+	// TokenCount says how OutputTokens were counted: "engine" (the engine's own ids),
+	// "server_ids", "usage" (the server's count) or "tokenizer" (the loader's, on the text).
+	TokenCount string `json:"token_count,omitempty"`
+	// ChunkMonoNS is the arrival of each streamed chunk (an engine reading a server's stream).
+	ChunkMonoNS []int64 `json:"chunk_mono_ns,omitempty"`
+	// MeanBatch is the mean running batch over the passes that produced the request's tokens.
+	MeanBatch float64 `json:"mean_batch,omitempty"`
+}
+
+// Failed reports whether the request failed (its error kind is set or it finished on an error).
+func (r Request) Failed() bool { return r.ErrorKind != "" || r.FinishReason == "error" }
+
+// Load is how a constant or poisson load ran (docs/serving.md, "Results").
+type Load struct {
+	Arrival string `json:"arrival"`
+	// Path is "serve" (the engine batched continuously) or "static_fallback" (the engine has no
+	// Serve: the waiting requests ran as static batches of up to max_concurrency).
+	Path string `json:"path"`
+	// TargetRatePerS is the configured rate; AchievedRatePerS is (sends − 1) ÷ (last send −
+	// first send), per repeat and averaged over the repeats weighted by their sends (null with
+	// fewer than two sends); CompletedRatePerS is the requests completed ÷ the window.
+	TargetRatePerS    float64  `json:"target_rate_per_s"`
+	AchievedRatePerS  *float64 `json:"achieved_rate_per_s"`
+	CompletedRatePerS *float64 `json:"completed_rate_per_s"`
+	// MaxConcurrency is the bound (the target concurrency); MeanConcurrency the time-average of
+	// the requests in flight (from send to done) over the window; PeakConcurrency the most at once.
+	MaxConcurrency  int      `json:"max_concurrency"`
+	MeanConcurrency *float64 `json:"mean_concurrency"`
+	PeakConcurrency int      `json:"peak_concurrency"`
+	// Sent counts the requests handed to the engine, Failed those that failed, by kind.
+	Sent           int64            `json:"sent"`
+	Failed         int64            `json:"failed"`
+	FailureShare   *float64         `json:"failure_share"`
+	FailuresByKind map[string]int64 `json:"failures_by_kind"`
+	// LateSends counts the sends that left after their arrival time (max_concurrency in flight,
+	// or the sender late); SendLateMS summarises the lateness of every send, in ms.
+	LateSends  int64   `json:"late_sends"`
+	SendLateMS Summary `json:"send_late_ms"`
+	// TokenCount counts the requests by how their output tokens were counted.
+	TokenCount map[string]int64 `json:"token_count"`
+	// MeanBatch is the mean over the requests that report one of their running batch size.
+	MeanBatch *float64 `json:"mean_batch"`
+	// SteadyState is the part of the window at the target concurrency.
+	SteadyState SteadyState `json:"steady_state"`
+	// PerRank lists each worker's load (aggregates only).
+	PerRank []RankLoad `json:"per_rank,omitempty"`
+}
+
+// FailureSummary says how many requests failed, with the share and the count of each kind:
+// "12 of 40 requests failed (30.0 %): http_5xx 4, timeout 8".
+func (l *Load) FailureSummary() string {
+	kinds := make([]string, 0, len(l.FailuresByKind))
+	for _, k := range slices.Sorted(maps.Keys(l.FailuresByKind)) {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, l.FailuresByKind[k]))
+	}
+	share := 0.0
+	if l.Sent > 0 {
+		share = float64(l.Failed) / float64(l.Sent) * 100
+	}
+	s := fmt.Sprintf("%d of %d requests failed (%.1f %%)", l.Failed, l.Sent, share)
+	if len(kinds) > 0 {
+		s += ": " + strings.Join(kinds, ", ")
+	}
+	return s
+}
+
+// SteadyState is the part of the window when max_concurrency requests were in flight
+// (docs/serving.md, "Steady state"): in each repeat, from the first moment the in-flight count
+// reached the target to the last moment it left it. Reached is false (with Reason) when it never did.
+type SteadyState struct {
+	Reached      bool     `json:"reached"`
+	Reason       string   `json:"reason,omitempty"`
+	DurationS    float64  `json:"duration_s"`
+	AtTargetS    float64  `json:"at_target_s"`
+	OutputTokens int64    `json:"output_tokens"`
+	TokensPerS   *float64 `json:"output_tokens_per_s"`
+	// EnergyJ is the counted domains' energy over the steady-state spans; null when no meter ran
+	// or the energy is not attributed. JPerOutputToken divides it by OutputTokens.
+	EnergyJ            *float64 `json:"energy_j"`
+	EnergyUncertaintyJ *float64 `json:"energy_uncertainty_j,omitempty"`
+	JPerOutputToken    *float64 `json:"j_per_output_token"`
+	// Spans are the steady-state spans on the worker's monotonic clock (raw results).
+	Spans []Span `json:"spans,omitempty"`
+}
+
+// RankLoad is one worker's load figures in an aggregate.
+type RankLoad struct {
+	Rank             int         `json:"rank"`
+	TargetRatePerS   float64     `json:"target_rate_per_s"`
+	AchievedRatePerS *float64    `json:"achieved_rate_per_s"`
+	MeanConcurrency  *float64    `json:"mean_concurrency"`
+	PeakConcurrency  int         `json:"peak_concurrency"`
+	Sent             int64       `json:"sent"`
+	Failed           int64       `json:"failed"`
+	SteadyState      SteadyState `json:"steady_state"`
 }
 
 // Latency summarises time to first token, inter-token latency and end-to-end latency in ms.
@@ -288,6 +411,11 @@ type Latency struct {
 	TTFT Summary `json:"ttft"`
 	ITL  Summary `json:"itl"`
 	E2E  Summary `json:"e2e"`
+	// TimedBy says what the figures were timed from: "tokens" (each token's arrival), "chunks"
+	// (a streamed chunk's arrival, when the engine gave no per-token times: an ITL is then the
+	// gap between chunks, which may hold several tokens) or "tokens+chunks"; "" for a result
+	// from before served loads (tokens).
+	TimedBy string `json:"timed_by,omitempty"`
 }
 
 // Summary describes a sample. Everything but Count is null for an empty sample.
@@ -364,12 +492,31 @@ type Energy struct {
 	// "hostname/id").
 	CountedDomains []string `json:"counted_domains,omitempty"`
 
+	// NotAttributed says why the energy per token, per request and tokens per joule are not
+	// given (null): the model ran on another machine, which this machine's meters do not see
+	// (finding energy_not_attributed). TotalJ is still this machine's energy over the window.
+	NotAttributed string `json:"not_attributed,omitempty"`
+
 	// Estimated is true when TotalJ counts only estimated domains (method estimate: no energy
 	// counter measured this host); an estimate is never added to a measured total.
 	Estimated bool `json:"estimated,omitempty"`
 	// CO2e is the carbon footprint from the user's carbon intensity; nil when none was configured
 	// or no energy was measured (lemctl never assumes an intensity).
 	CO2e *CO2e `json:"co2e,omitempty"`
+}
+
+// NotAttribute clears the figures that divide this machine's energy by the work of a model that
+// ran on another one (per output token, per request, tokens per joule, CO₂e per request and per
+// token), and records why in NotAttributed.
+func (e *Energy) NotAttribute(reason string) {
+	e.NotAttributed = reason
+	e.JPerOutputToken, e.JPerOutputTokenUncertainty = nil, nil
+	e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty = nil, nil
+	e.JPerRequest, e.JPerRequestUncertainty = nil, nil
+	e.TokensPerJ, e.TokensPerJUncertainty = nil, nil
+	if e.CO2e != nil {
+		e.CO2e.GPerRequest, e.CO2e.GPerOutputToken = nil, nil
+	}
 }
 
 // CO2e is TotalJ converted with the user's grid carbon intensity: g = J ÷ 3.6e6 × g/kWh.
@@ -392,6 +539,9 @@ type EnergyPhases struct {
 	// counter updates, so that the split was interpolated and its uncertainty widened.
 	Batches      int `json:"batches,omitempty"`
 	Interpolated int `json:"interpolated,omitempty"`
+	// NotAttributed says why prefill and decode are not split (null), e.g. under continuous
+	// batching, where one forward pass prefills some requests and decodes others.
+	NotAttributed string `json:"not_attributed,omitempty"`
 }
 
 // Domain is one energy domain (a GPU, a RAPL zone, …).

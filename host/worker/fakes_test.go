@@ -357,10 +357,12 @@ type rig struct {
 	clk    *fakeClock
 	loader *fakeLoader
 	engine *fakeEngine
-	meters []*fakeMeter
-	repo   *fakeRepo
-	ctl    Control
-	spec   *launch.Spec
+	// serving, when set, is the engine plugin instead of engine (a continuous-batching fake).
+	serving sdk.Engine
+	meters  []*fakeMeter
+	repo    *fakeRepo
+	ctl     Control
+	spec    *launch.Spec
 }
 
 const testExp = "exp-1"
@@ -414,6 +416,8 @@ func (r *rig) open(_ context.Context, ref launch.PluginRef, kind sdk.Kind) (*hos
 	switch {
 	case kind == sdk.KindLoader && ref.Name == "loader":
 		p.Loader = r.loader
+	case kind == sdk.KindEngine && ref.Name == "engine" && r.serving != nil:
+		p.Engine = r.serving
 	case kind == sdk.KindEngine && ref.Name == "engine":
 		p.Engine = r.engine
 	case kind == sdk.KindRepository && ref.Name == "repo":

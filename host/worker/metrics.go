@@ -21,6 +21,9 @@ func (st *state) metrics(m *measured) {
 	}
 	raw.Requests = reqs
 	wl := results.Workload{Repeats: len(m.repeats), Passes: m.passes, BatchSize: results.IntPtr(spec.Workload.BatchSize)}
+	if spec.Workload.Load != nil {
+		wl.BatchSize = nil // no static batch: max_concurrency bounds the requests in flight (load)
+	}
 	wl.Requests, wl.InputTokens, wl.OutputTokens = counts(reqs)
 	wl.TruncatedPrompts, wl.TruncatedTokens = truncation(reqs, m.promptTokens)
 	wl.ContextExceededPrompts = exceeded(reqs, st.contextLength())
@@ -48,7 +51,28 @@ func (st *state) metrics(m *measured) {
 	if ci := spec.Energy.CarbonIntensity; ci != nil {
 		raw.Energy.CO2e = energy.CO2e(e.TotalJ, wl.Requests, wl.OutputTokens, ci.GPerKWh, ci.Source)
 	}
-	findings = append(findings, energy.WindowFindings(m.window, th)...)
+	remote := st.load != nil && st.load.Remote
+	if ld := spec.Workload.Load; ld != nil {
+		raw.Load = loadFigures(ld, st.loadPath, m.repeats, m.window, m.measurements, raw.Energy.CountedDomains)
+		findings = append(findings, loadFindings(raw.Load, spec.Validity.MaxErrorRate)...)
+		if st.loadPath == PathServe {
+			raw.Energy.Phases = results.EnergyPhases{NotAttributed: phasesNotAttributedServing}
+		}
+		if remote {
+			raw.Load.SteadyState.JPerOutputToken = nil
+		}
+	}
+	if remote {
+		findings = append(findings, remoteFinding(st.load.Endpoint))
+		raw.Energy.NotAttribute(remoteReason(st.load.Endpoint))
+	}
+	for _, f := range energy.WindowFindings(m.window, th) {
+		if spec.Workload.Load != nil && f.Code == "window_too_short" {
+			// A load lasts for its requests, not for workload.min_window_s.
+			f.Advice = "send more requests (workload.requests) or for longer (workload.duration_s) so energy counters and clocks resolve the window"
+		}
+		findings = append(findings, f)
+	}
 	findings = append(findings, workloadFindings(wl, len(spec.Prompts), spec.Workload, st.contextLength())...)
 	findings = append(findings, tokenCountFindings(reqs, spec.Prompts, spec.Engine.Name)...)
 	findings = append(findings, st.findings...)
@@ -73,7 +97,9 @@ func (st *state) metrics(m *measured) {
 		rep.OutputTokensPerS = results.Ratio(float64(rep.OutputTokens), rw.iv.Seconds())
 		if ej, uj := energy.CountedBetweenU(m.measurements, rw.iv, raw.Energy.CountedDomains); ej != nil {
 			rep.EnergyJ, rep.EnergyUncertaintyJ = ej, uj
-			rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
+			if !remote {
+				rep.JPerOutputToken = results.Ratio(*ej, float64(rep.OutputTokens))
+			}
 		}
 		lat := results.LatencyOf(rw.reqs)
 		rep.TTFTP50MS, rep.ITLP50MS = lat.TTFT.P50, lat.ITL.P50

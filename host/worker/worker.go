@@ -50,6 +50,9 @@ type Worker struct {
 	// mono is the monotonic clock of the warm-up bounds and the window's passes, in ns; nil is
 	// clock.Mono. The lifecycle tests give a fake one.
 	mono func() int64
+	// pace is the clock of a constant or poisson load (load.go); nil is the monotonic clock. The
+	// lifecycle tests give a virtual one.
+	pace pacer
 }
 
 // meter is one energy plugin in use.
@@ -92,6 +95,12 @@ type state struct {
 	findings []results.Finding
 	// tr records the plugin call in flight for the heartbeat (watch.go).
 	tr *tracker
+	// loadPath is how a constant or poisson load runs (PathServe or PathStaticFallback);
+	// loadSent and loadReceived count the Serve requests sent and results received over the
+	// repeats so far.
+	loadPath     string
+	loadReceived int
+	loadSent     int
 }
 
 // Run executes the lifecycle and stores the raw result. It returns the error that ended it;
@@ -168,7 +177,12 @@ func (st *state) run(ctx context.Context) error {
 	if err := st.phase(ctx, "load", func() error { return st.loadModel(ctx) }); err != nil {
 		return err
 	}
-	if err := st.phase(ctx, "warmup", func() error { return st.warmup(ctx) }); err != nil {
+	if err := st.phase(ctx, "warmup", func() error {
+		if err := st.decideServe(ctx); err != nil {
+			return err
+		}
+		return st.warmup(ctx)
+	}); err != nil {
 		return err
 	}
 	if s := spec.Lifecycle.ThermalWaitS; s > 0 {
@@ -504,7 +518,8 @@ func (st *state) loadModel(ctx context.Context) error {
 		return fmt.Errorf("load model on %s: %w", spec.Device.Slot, err)
 	}
 	st.load = lr
-	st.raw.Engine = results.Engine{Plugin: spec.Engine.Name, Version: spec.Engine.Version, ExecutionProvider: lr.ExecutionProvider}
+	st.raw.Engine = results.Engine{Plugin: spec.Engine.Name, Version: spec.Engine.Version, ExecutionProvider: lr.ExecutionProvider,
+		Endpoint: lr.Endpoint, Remote: lr.Remote, Served: lr.Served}
 	st.raw.Provenance.ExecutionProvider = lr.ExecutionProvider
 	st.raw.Provenance.RuntimeVersions = lr.RuntimeVersions
 	return nil
@@ -538,9 +553,13 @@ func allTokenized(prompts []sdk.Prompt) bool {
 	return true
 }
 
-// batches splits the shard into static batches.
+// batches splits the shard into static batches (of max_concurrency for a constant or poisson
+// load: its warm-up batch).
 func (st *state) batches() [][]sdk.Prompt {
 	prompts, size := st.w.Spec.Prompts, max(1, st.w.Spec.Workload.BatchSize)
+	if ld := st.w.Spec.Workload.Load; ld != nil {
+		size = max(1, ld.MaxConcurrency)
+	}
 	var out [][]sdk.Prompt
 	for i := 0; i < len(prompts); i += size {
 		out = append(out, prompts[i:min(i+size, len(prompts))])
@@ -647,7 +666,18 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 		return nil, err
 	}
 	cpu0, ok0 := st.meterCPU()
-	for rep := 0; rep < repeats; rep++ {
+	for rep := 0; rep < repeats && spec.Workload.Load != nil; rep++ {
+		reqs, err := st.loadRepeat(ctx, m, rep, sessions)
+		if err != nil {
+			return nil, err
+		}
+		iv := repeatSpan(reqs)
+		m.repeats = append(m.repeats, repeatWindow{iv: iv, reqs: reqs,
+			start: clock.Stamp{MonoNS: iv.StartMonoNS, WallNS: clock.WallAt(iv.StartMonoNS)},
+			end:   clock.Stamp{MonoNS: iv.EndMonoNS, WallNS: clock.WallAt(iv.EndMonoNS)}})
+		m.passes = 1
+	}
+	for rep := 0; rep < repeats && spec.Workload.Load == nil; rep++ {
 		rw := repeatWindow{}
 		passStart := st.now()
 		var repOut int64 // output tokens of the repeat so far, for the progress line

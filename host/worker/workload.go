@@ -49,7 +49,8 @@ func (st *state) promptTokens(ctx context.Context, reps []repeatWindow) map[stri
 
 // tokenCountFindings cross-checks the engine's input token counts against the loader's: each
 // prompt the parent tokenized has len(IDs) tokens, so a request not truncated must report
-// exactly that many and a truncated one fewer. A disagreement is an error finding that gives
+// exactly that many and a truncated one fewer (a failed request reports what it can and is not
+// checked). A disagreement is an error finding that gives
 // both numbers of the first request and how many disagree.
 func tokenCountFindings(reqs []results.Request, prompts []sdk.Prompt, engine string) []results.Finding {
 	loader := map[string]int{}
@@ -62,7 +63,7 @@ func tokenCountFindings(reqs []results.Request, prompts []sdk.Prompt, engine str
 	var first string
 	for _, r := range reqs {
 		want, ok := loader[r.ID]
-		if !ok || (!r.Truncated && r.InputTokens == want) || (r.Truncated && r.InputTokens < want) {
+		if !ok || r.Failed() || (!r.Truncated && r.InputTokens == want) || (r.Truncated && r.InputTokens < want) {
 			continue
 		}
 		if bad == 0 {

@@ -45,7 +45,8 @@ func TestContextExceededByAnEngineThatDoesNotMakeRoom(t *testing.T) {
 // fewer when truncated; anything else is one error finding with both numbers.
 func TestTokenCountFindings(t *testing.T) {
 	prompts := []sdk.Prompt{{ID: "a", IDs: make([]int32, 79)}, {ID: "b", IDs: make([]int32, 10)}, {ID: "c", Text: "no ids"}}
-	ok := []results.Request{{ID: "a", InputTokens: 79}, {ID: "b", InputTokens: 4, Truncated: true}, {ID: "c", InputTokens: 500}}
+	ok := []results.Request{{ID: "a", InputTokens: 79}, {ID: "b", InputTokens: 4, Truncated: true}, {ID: "c", InputTokens: 500},
+		{ID: "a", ErrorKind: "http_5xx", FinishReason: "error"}} // a failed request reports no input tokens: not a disagreement
 	if fs := tokenCountFindings(ok, prompts, "eng"); len(fs) != 0 {
 		t.Errorf("agreeing counts gave findings %+v", fs)
 	}

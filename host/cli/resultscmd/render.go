@@ -33,6 +33,7 @@ func WriteAggregated(w io.Writer, a *results.Aggregated) error {
 	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s; union of the workers' windows %s)",
 		wall(a.Window.StartUnixNS), wall(a.Window.EndUnixNS), a.Window.DurationS, union))
 	work(tw, a.Workload, a.Throughput, a.LatencyMS)
+	loadRows(tw, a.Load)
 	energy(tw, a.Energy, a.FLOPs)
 	overhead(tw, a.Overhead)
 	all := results.WithHealth(a.Validity.Findings, a.Energy.Domains)
@@ -59,6 +60,7 @@ func WriteRaw(w io.Writer, r *results.Raw) error {
 	header(tw, r.ConfigHash, r.Model, r.Engine, r.Dataset)
 	row(tw, "window", fmt.Sprintf("%s → %s (%.3f s)", wall(r.Window.StartUnixNS), wall(r.Window.EndUnixNS), r.Window.DurationS))
 	work(tw, r.Workload, r.Throughput, r.LatencyMS)
+	loadRows(tw, r.Load)
 	energy(tw, r.Energy, r.FLOPs)
 	overhead(tw, r.Overhead)
 	all := results.WithHealth(r.Validity.Findings, r.Energy.Domains)
@@ -90,7 +92,15 @@ func header(tw io.Writer, hash string, m results.Model, e results.Engine, d resu
 		model += ", synthetic"
 	}
 	row(tw, "model", model+")")
-	row(tw, "engine", fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, orNA(e.ExecutionProvider)))
+	eng := fmt.Sprintf("%s %s (%s)", e.Plugin, e.Version, orNA(e.ExecutionProvider))
+	if e.Endpoint != "" {
+		where := "this machine"
+		if e.Remote {
+			where = "another machine"
+		}
+		eng += fmt.Sprintf(", serving at %s (%s)", e.Endpoint, where)
+	}
+	row(tw, "engine", eng)
 	row(tw, "dataset", fmt.Sprintf("%s (%d prompts)", orNA(d.Name), d.Prompts))
 }
 
@@ -104,8 +114,56 @@ func work(tw io.Writer, wl results.Workload, t results.Throughput, l results.Lat
 	row(tw, "throughput", fmt.Sprintf("%s output tok/s, %s req/s, %s total tok/s",
 		num(t.OutputTokensPerS, 2), num(t.RequestsPerS, 3), num(t.TotalTokensPerS, 2)))
 	row(tw, "TTFT", fmt.Sprintf("p50 %s, p90 %s, p99 %s (%d requests)", msNum(l.TTFT.P50), msNum(l.TTFT.P90), msNum(l.TTFT.P99), l.TTFT.Count))
-	row(tw, "ITL", fmt.Sprintf("p50 %s, p90 %s, p99 %s (%d intervals)", msNum(l.ITL.P50), msNum(l.ITL.P90), msNum(l.ITL.P99), l.ITL.Count))
+	timed := ""
+	switch l.TimedBy {
+	case "chunks":
+		timed = ", timed by streamed chunks: a chunk may hold several tokens"
+	case "tokens+chunks":
+		timed = ", timed by tokens, and by streamed chunks where no per-token time was given"
+	}
+	row(tw, "ITL", fmt.Sprintf("p50 %s, p90 %s, p99 %s (%d intervals%s)", msNum(l.ITL.P50), msNum(l.ITL.P90), msNum(l.ITL.P99), l.ITL.Count, timed))
 	row(tw, "E2E", fmt.Sprintf("p50 %s, p90 %s, p99 %s", msNum(l.E2E.P50), msNum(l.E2E.P90), msNum(l.E2E.P99)))
+}
+
+// loadRows shows a constant or poisson load (docs/serving.md): arrivals, rates, concurrency,
+// failures, send lateness, how tokens were counted and the steady state.
+func loadRows(tw io.Writer, l *results.Load) {
+	if l == nil {
+		return
+	}
+	path := "continuous batching (Serve)"
+	if l.Path == "static_fallback" {
+		path = "static batches: the engine has no Serve"
+	}
+	row(tw, "load", fmt.Sprintf("%s arrivals, target %.3g req/s, achieved %s req/s (sends), completed %s req/s; %s",
+		l.Arrival, l.TargetRatePerS, num(l.AchievedRatePerS, 3), num(l.CompletedRatePerS, 3), path))
+	row(tw, "concurrency", fmt.Sprintf("target (max) %d, mean %s, peak %d; %d of %d sends late (> 1 ms), lateness p50 %s, max %s",
+		l.MaxConcurrency, num(l.MeanConcurrency, 2), l.PeakConcurrency, l.LateSends, l.Sent, msNum(l.SendLateMS.P50), msNum(l.SendLateMS.Max)))
+	fail := "none"
+	if l.Failed > 0 {
+		fail = l.FailureSummary()
+	}
+	row(tw, "failures", fail)
+	var srcs []string
+	for _, k := range slices.Sorted(maps.Keys(l.TokenCount)) {
+		srcs = append(srcs, fmt.Sprintf("%s %d", k, l.TokenCount[k]))
+	}
+	counted := "output tokens counted by: " + strings.Join(srcs, ", ")
+	if l.MeanBatch != nil {
+		counted += fmt.Sprintf("; mean running batch %.2f", *l.MeanBatch)
+	}
+	row(tw, "token count", counted)
+	ss := l.SteadyState
+	if !ss.Reached {
+		row(tw, "steady state", "not reached: "+orNA(ss.Reason))
+		return
+	}
+	line := fmt.Sprintf("%.3f s (%.3f s of it with max_concurrency %d in flight), %d output tokens, %s output tok/s",
+		ss.DurationS, ss.AtTargetS, l.MaxConcurrency, ss.OutputTokens, num(ss.TokensPerS, 2))
+	if ss.EnergyJ != nil {
+		line += fmt.Sprintf(", %s J, %s J/output token", pm(ss.EnergyJ, ss.EnergyUncertaintyJ, 3), num(ss.JPerOutputToken, 4))
+	}
+	row(tw, "steady state", line)
 }
 
 func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
@@ -125,9 +183,13 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		}
 		row(tw, "energy", fmt.Sprintf("%s%s J total%s, static %s J, dynamic %s J", label, pm(e.TotalJ, e.UncertaintyJ, 3), basis,
 			pm(e.StaticJ, e.StaticUncertaintyJ, 3), pm(e.DynamicJ, e.DynamicUncertaintyJ, 3)))
-		row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
-			pm(e.JPerOutputToken, e.JPerOutputTokenUncertainty, 4), pm(e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty, 4),
-			pm(e.JPerRequest, e.JPerRequestUncertainty, 3), pm(e.TokensPerJ, e.TokensPerJUncertainty, 4)))
+		if e.NotAttributed != "" {
+			row(tw, "J/output token", "not attributed: "+e.NotAttributed)
+		} else {
+			row(tw, "J/output token", fmt.Sprintf("%s (dynamic %s), %s J/request, %s tokens/J",
+				pm(e.JPerOutputToken, e.JPerOutputTokenUncertainty, 4), pm(e.DynamicJPerOutputToken, e.DynamicJPerOutputTokenUncertainty, 4),
+				pm(e.JPerRequest, e.JPerRequestUncertainty, 3), pm(e.TokensPerJ, e.TokensPerJUncertainty, 4)))
+		}
 		u := "not stated (a result from before uncertainty budgets)"
 		if e.UncertaintyJ != nil {
 			u = fmt.Sprintf("± figures are standard uncertainties (1σ; 95 %% ≈ ± 2σ); total %s J, %s of it (docs/methodology.md, \"Uncertainty budget\")",
@@ -135,6 +197,9 @@ func energy(tw io.Writer, e results.Energy, f results.FLOPs) {
 		}
 		row(tw, "uncertainty", u)
 		ph := "not measured (no batch phases, or a counted domain could not be split)"
+		if e.Phases.NotAttributed != "" {
+			ph = e.Phases.NotAttributed
+		}
 		if e.Phases.PrefillJ != nil || e.Phases.DecodeJ != nil {
 			ph = fmt.Sprintf("prefill %s J, decode %s J", pm(e.Phases.PrefillJ, e.Phases.PrefillUncertaintyJ, 3), pm(e.Phases.DecodeJ, e.Phases.DecodeUncertaintyJ, 3))
 			if e.Phases.Batches > 0 {

@@ -426,6 +426,10 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		overrides = append(overrides, launch.Override{Key: k, Value: fmt.Sprint(lookup(cfgMap, k)), Source: src})
 	}
 	world := len(slots)
+	loads, err := loadSpecs(cfg, len(sample), world)
+	if err != nil {
+		return nil, err
+	}
 	for rank, slot := range slots {
 		shard, err := dataset.Shard(sample, rank, world)
 		if err != nil {
@@ -439,14 +443,16 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 			Workload: launch.WorkloadSpec{BatchSize: cfg.Workload.BatchSize, Repeats: cfg.Workload.Repeats, MinWindowS: cfg.Workload.MinWindowS,
 				Decoding: sdk.Decoding{MaxNewTokens: cfg.Workload.MaxNewTokens, MaxInputTokens: cfg.Workload.MaxInputTokens,
 					Greedy: cfg.Workload.Decoding.Greedy, Temperature: cfg.Workload.Decoding.Temperature, TopK: cfg.Workload.Decoding.TopK,
-					TopP: cfg.Workload.Decoding.TopP, Seed: cfg.Workload.Seed, IgnoreEOS: cfg.Workload.Decoding.IgnoreEOS}},
+					TopP: cfg.Workload.Decoding.TopP, Seed: cfg.Workload.Seed, IgnoreEOS: cfg.Workload.Decoding.IgnoreEOS},
+				Load: loads[rank]},
 			Lifecycle: launch.LifecycleSpec{BaselineS: cfg.Lifecycle.BaselineS, WarmupMode: cfg.Lifecycle.Warmup.Mode,
 				WarmupBatch: cfg.Lifecycle.Warmup.Batches, CVThreshold: cfg.Lifecycle.Warmup.CVThreshold, CVWindow: cfg.Lifecycle.Warmup.Window,
 				MinBatches: cfg.Lifecycle.Warmup.MinBatches, MaxBatches: cfg.Lifecycle.Warmup.MaxBatches, WarmupMaxS: cfg.Lifecycle.Warmup.MaxS,
 				ThermalWaitS: cfg.Lifecycle.ThermalWaitS, CooldownS: cfg.Lifecycle.CooldownS},
 			Energy: launch.EnergySpec{IntervalNS: interval, CarbonIntensity: carbonSpec(cfg.Energy.CarbonIntensity)},
 			Validity: launch.ValiditySpec{MinWindowS: cfg.Validity.MinWindowS, MinCounterUpdates: cfg.Validity.MinCounterUpdates, TemperatureDriftC: cfg.Validity.TemperatureDriftC,
-				IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxThrottleShare: cfg.Validity.MaxThrottleShare, MaxUncertainty: cfg.Validity.MaxUncertainty},
+				IntegrationMismatch: cfg.Validity.IntegrationMismatch, MaxThrottleShare: cfg.Validity.MaxThrottleShare, MaxUncertainty: cfg.Validity.MaxUncertainty,
+				MaxErrorRate: cfg.Validity.MaxErrorRate},
 			StallTimeoutS: cfg.Launch.StallTimeoutS,
 			CallTimeouts:  specCallTimeouts(cfg.Launch.CallTimeouts),
 			PauseAt:       os.Getenv("LEM_TEST_PAUSE"),
@@ -462,6 +468,36 @@ func newPlan(ctx context.Context, env *cliutil.Factory, cat *discovery.Catalog, 
 		return nil, err
 	}
 	return p, nil
+}
+
+// loadSpecs splits a constant or poisson load among the workers (docs/serving.md): the requests
+// (workload.requests, else round(rate × duration_s), else one per prompt of the sample) as evenly
+// as they go, the lower ranks taking one more, and the rate evenly; each worker keeps the whole
+// max_concurrency. nil entries for static batches.
+func loadSpecs(cfg *config.Config, prompts, world int) ([]*launch.LoadSpec, error) {
+	out := make([]*launch.LoadSpec, world)
+	w := cfg.Workload
+	if !w.OpenLoop() {
+		return out, nil
+	}
+	total := prompts
+	switch {
+	case w.Requests > 0:
+		total = w.Requests
+	case w.DurationS > 0:
+		total = max(1, int(math.Round(w.Rate*w.DurationS)))
+	}
+	if total < world {
+		return nil, cliutil.Usagef("workload.requests: %d request(s) for %d workers: every worker needs at least one (valid: at least %d requests, or fewer workers)", total, world, world)
+	}
+	for rank := range out {
+		n := total / world
+		if rank < total%world {
+			n++
+		}
+		out[rank] = &launch.LoadSpec{Arrival: w.Arrival, Rate: w.Rate / float64(world), Requests: n, MaxConcurrency: w.MaxConcurrency, Seed: w.Seed}
+	}
+	return out, nil
 }
 
 // carbonSpec carries the configured carbon intensity to the workers; nil when none is set.

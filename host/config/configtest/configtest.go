@@ -80,8 +80,8 @@ func serves(p Plugin, k sdk.Kind) bool {
 	return false
 }
 
-// Standard returns a configurer with stand-ins for the product plugins: onnx (loader and
-// engine), fsstore (repository), nvml and rapl (energy). The schemas are plausible, not the
+// Standard returns a configurer with stand-ins for the product plugins: onnx and openai (loader
+// and engine), fsstore (repository), nvml and rapl (energy). The schemas are plausible, not the
 // real plugins' (the issues that build those plugins add the real check).
 func Standard() *Configurer {
 	return &Configurer{Plugins: []Plugin{
@@ -96,6 +96,16 @@ func Standard() *Configurer {
 		{Name: "nvml", Kinds: []sdk.Kind{sdk.KindEnergy}, Schema: []sdk.ConfigKey{
 			{Key: "interval", Type: sdk.TypeDuration, Default: "20ms", Min: sdk.Bound(0.001), Max: sdk.Bound(1)},
 			{Key: "power_field", Type: sdk.TypeString, Default: "instant", Enum: []string{"instant", "average"}},
+			{Key: "allowed_pids", Type: sdk.TypeInts},
+		}},
+		{Name: "openai", Kinds: []sdk.Kind{sdk.KindLoader, sdk.KindEngine}, Schema: []sdk.ConfigKey{
+			{Key: "base_url", Type: sdk.TypeString},
+			{Key: "model", Type: sdk.TypeString},
+			{Key: "api", Type: sdk.TypeString, Default: "completions", Enum: []string{"completions", "chat"}},
+			{Key: "api_key_env", Type: sdk.TypeString},
+			{Key: "request_timeout", Type: sdk.TypeDuration, Default: "10m0s", Min: sdk.Bound(0.001), Max: sdk.Bound(86400)},
+			{Key: "return_token_ids", Type: sdk.TypeBool, Default: true},
+			{Key: "tokenizer", Type: sdk.TypeString, Default: "server"},
 		}},
 		{Name: "rapl", Kinds: []sdk.Kind{sdk.KindEnergy}, Schema: []sdk.ConfigKey{
 			{Key: "interval", Type: sdk.TypeDuration, Default: "10ms"},
