@@ -3,7 +3,9 @@
 // CUDA execution provider, and generates static batches with a KV cache — left padding, the
 // attention mask, positions from the mask, greedy or seeded sampling (temperature, top-k,
 // top-p), a per-sequence stop at EOS — timing every token on the shared clock (sdk/clock) inside
-// the plugin and reporting once per finished request.
+// the plugin and reporting once per finished request. Serve (sdk.ContinuousEngine) runs
+// requests as they come: each joins the running batch at a step boundary (prefilled, its cache
+// merged with the batch's, left-padded) and leaves it when it finishes.
 //
 // The KV cache never goes through a Go copy: each step's present.* outputs are written by ONNX
 // Runtime into preallocated buffers that the next step reads as past_key_values.* (two buffer

@@ -405,19 +405,29 @@ func (t *Tokenizer) Decode(ids []int32) (string, error) {
 func (t *Tokenizer) DecodeBytes(ids []int32) ([]byte, error) {
 	var b []byte
 	for i, id := range ids {
-		tok, ok := t.Token(id)
-		if !ok {
+		var ok bool
+		if b, ok = t.AppendBytes(b, id); !ok {
 			return nil, fmt.Errorf("%w: token id %d at index %d is not in the vocabulary (valid: 0..%d)", sdk.ErrInvalidArgument, id, i, len(t.tokens)-1)
-		}
-		for _, r := range tok {
-			if c, ok := runeToByte[r]; ok {
-				b = append(b, c)
-			} else {
-				b = utf8.AppendRune(b, r) // an added token outside the byte alphabet
-			}
 		}
 	}
 	return b, nil
+}
+
+// AppendBytes appends the bytes id stands for to b (false: id is not in the vocabulary, b
+// unchanged). It allocates only when b must grow: the streaming detokenizer's per-token step.
+func (t *Tokenizer) AppendBytes(b []byte, id int32) ([]byte, bool) {
+	tok, ok := t.Token(id)
+	if !ok {
+		return b, false
+	}
+	for _, r := range tok {
+		if c, ok := runeToByte[r]; ok {
+			b = append(b, c)
+		} else {
+			b = utf8.AppendRune(b, r) // an added token outside the byte alphabet
+		}
+	}
+	return b, true
 }
 
 // ValidUTF8 decodes b as UTF-8 the WHATWG way: each maximal subpart of an ill-formed sequence
