@@ -24,7 +24,7 @@ import (
 const servedModel = `name = "serve-tiny"
 [model]
 plugin = "onnx"
-ref = "synthetic:gpt2-tiny"
+ref = "MODEL"
 [engine]
 plugin = "onnx"
 [launch]
@@ -35,19 +35,21 @@ devices = "cpu"
 type server struct {
 	cmd    *exec.Cmd
 	url    string
+	model  string
 	stderr string // its stderr file
 	done   chan int
 }
 
-// startServe starts `lemctl serve` on a free port and waits for its startup line.
-func startServe(t *testing.T, plugins string, extra ...string) *server {
+// startServe starts `lemctl serve` of ref on a free port and waits for its startup line.
+// cache is the model cache (XDG_CACHE_HOME; "" for a new one).
+func startServe(t testing.TB, plugins, ref, cache string, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "serve.toml")
-	if err := os.WriteFile(cfg, []byte(servedModel), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(strings.Replace(servedModel, "MODEL", ref, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{stderr: filepath.Join(dir, "stderr"), done: make(chan int, 1)}
+	s := &server{model: ref, stderr: filepath.Join(dir, "stderr"), done: make(chan int, 1)}
 	errf, err := os.Create(s.stderr)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +58,10 @@ func startServe(t *testing.T, plugins string, extra ...string) *server {
 	args := append([]string{"serve", cfg, "--plugin-dir", plugins, "--addr", "127.0.0.1:0"}, extra...)
 	s.cmd = exec.Command(lemctlBin, args...)
 	s.cmd.Stderr, s.cmd.Stdout = errf, errf
-	s.cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	if cache == "" {
+		cache = t.TempDir()
+	}
+	s.cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +77,7 @@ func startServe(t *testing.T, plugins string, extra ...string) *server {
 		s.done <- code
 	}()
 	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
-	line := regexp.MustCompile(`listening on (http://\S+) model=synthetic:gpt2-tiny engine=onnx batching=(\S+)`)
+	line := regexp.MustCompile(`listening on (http://\S+) model=` + regexp.QuoteMeta(ref) + ` engine=onnx batching=(\S+)`)
 	deadline := time.Now().Add(2 * time.Minute) // a hang guard: the model is generated on first use
 	for {
 		b, _ := os.ReadFile(s.stderr)
@@ -152,7 +157,7 @@ func (s *server) complete(prompt string, maxTokens int, first func()) ([]int32, 
 }
 
 // batchMean returns lemctl_serve_batch_size's sum and count.
-func (s *server) batchSize(t *testing.T) (sum float64, count uint64) {
+func (s *server) batchSize(t testing.TB) (sum float64, count uint64) {
 	t.Helper()
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
@@ -194,7 +199,7 @@ func TestServeContinuousBatchingOnnx(t *testing.T) {
 	plugins := productPlugins(t, "onnx")
 	const maxTokens = 24
 	prompts := []string{"Hello, my name is", "The capital of France", "Once upon a time there was", "1 2 3 4"}
-	s := startServe(t, plugins, "--max-batch", "8")
+	s := startServe(t, plugins, "synthetic:gpt2-tiny", "", "--max-batch", "8")
 	var pluginPIDs []int
 	for _, p := range processes() {
 		if p.ppid == s.cmd.Process.Pid && strings.HasPrefix(filepath.Base(p.exe), "lem-plugin-") {
@@ -310,7 +315,7 @@ func TestServeContinuousBatchingOnnx(t *testing.T) {
 func TestServeBadConfigExits2(t *testing.T) {
 	plugins := productPlugins(t, "onnx")
 	cfg := filepath.Join(t.TempDir(), "bad.toml")
-	if err := os.WriteFile(cfg, []byte(strings.Replace(servedModel, `plugin = "onnx"
+	if err := os.WriteFile(cfg, []byte(strings.Replace(strings.Replace(servedModel, "MODEL", "synthetic:gpt2-tiny", 1), `plugin = "onnx"
 [launch]`, `plugin = "onnx"
 bogus_key = 1
 [launch]`, 1)), 0o644); err != nil {
