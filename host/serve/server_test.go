@@ -383,7 +383,9 @@ func TestClientDisconnectCancels(t *testing.T) {
 			want = 2
 		}
 		waitFor(t, func() bool { eng.mu.Lock(); defer eng.mu.Unlock(); return len(eng.cancelled) == want })
-		waitFor(t, func() bool { return testutil.ToFloat64(ts.srv.m.requests.WithLabelValues("499", "cancelled")) == float64(want) })
+		waitFor(t, func() bool {
+			return testutil.ToFloat64(ts.srv.m.requests.WithLabelValues("499", "cancelled")) == float64(want)
+		})
 		waitFor(t, func() bool { return testutil.ToFloat64(ts.srv.m.running) == 0 })
 	}
 	// The generated tokens of the cancelled requests are fewer than they asked for.
