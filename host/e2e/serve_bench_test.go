@@ -19,7 +19,7 @@ import (
 // BenchmarkServeVsGenerate compares `lemctl serve`'s sustained decode rate at concurrency 8 with
 // `lemctl generate --batch 8` on the same model (docs/performance.md, "lemctl serve"):
 //
-//	make build && LEM_BIN=$PWD/bin go test ./host/e2e -run '^$' -bench ServeVsGenerate -benchtime 5x
+//	make build && LEM_BIN=$PWD/bin go test ./host/e2e -run '^$' -bench ServeVsGenerate -benchtime 5x -timeout 30m
 //
 // LEM_BENCH_MODEL picks the model (default synthetic:gpt2-124m), LEM_BENCH_TOKENS the tokens per
 // request (default 64). Each iteration runs, side by side and in alternating order, one
@@ -41,7 +41,11 @@ func BenchmarkServeVsGenerate(b *testing.B) {
 			b.Fatalf("LEM_BENCH_TOKENS=%q: want a number of tokens ≥ 2", v)
 		}
 	}
-	cache := b.TempDir()
+	// The user's cache: a synthetic model is generated once, not per benchmark run.
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = b.TempDir()
+	}
 	s := startServe(b, plugins, ref, cache, "--max-batch", "8")
 	generateRate(b, plugins, ref, cache, tokens) // warm both (and generate the model once)
 	serveRate(b, s, tokens)
