@@ -267,3 +267,45 @@ func waitFile(ctx context.Context, path string) (string, error) {
 		}
 	}
 }
+
+// checkTwoRankPartition checks what every two-worker run of 16 prompts must show, whatever
+// launched it: each rank measured 8 requests, the ranks are 0 and 1, every prompt was measured
+// exactly once across them, and the aggregate is complete and sums the raws. It returns the two
+// raw results, in rank order.
+func checkTwoRankPartition(t *testing.T, res, exp string, agg *results.Aggregated) []*results.Raw {
+	t.Helper()
+	seen := map[string]int{}
+	var requests, in, out int64
+	raws := make([]*results.Raw, 2)
+	for rank := range raws {
+		raw := readRaw(t, res, exp, rank)
+		raws[rank] = raw
+		if raw.Rank != rank {
+			t.Errorf("raw result %d carries rank %d", rank, raw.Rank)
+		}
+		requests += raw.Workload.Requests
+		in += raw.Workload.InputTokens
+		out += raw.Workload.OutputTokens
+		for _, q := range raw.Requests {
+			seen[q.ID]++
+		}
+		if raw.Workload.Requests != 8 {
+			t.Errorf("rank %d measured %d requests, want 8 (half of 16)", rank, raw.Workload.Requests)
+		}
+	}
+	if len(seen) != 16 {
+		t.Errorf("%d distinct prompts across ranks, want 16: %v", len(seen), seen)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("prompt %s measured %d times", id, n)
+		}
+	}
+	if agg.Workload.Requests != requests || agg.Workload.InputTokens != in || agg.Workload.OutputTokens != out {
+		t.Errorf("aggregate %d requests, tokens %d/%d; sum of raws %d, %d/%d", agg.Workload.Requests, agg.Workload.InputTokens, agg.Workload.OutputTokens, requests, in, out)
+	}
+	if agg.Partial || len(agg.Ranks) != 2 {
+		t.Errorf("aggregate partial=%v ranks=%v", agg.Partial, agg.Ranks)
+	}
+	return raws
+}

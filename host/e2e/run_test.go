@@ -65,38 +65,15 @@ func TestRunCountsTokensExactlyAndPartitionsPrompts(t *testing.T) {
 	if agg.Workload.Requests != 16 || agg.Workload.OutputTokens != 16*8 {
 		t.Errorf("aggregate: %d requests, %d output tokens; want 16 and %d", agg.Workload.Requests, agg.Workload.OutputTokens, 16*8)
 	}
-	seen := map[string]int{}
-	var in, out int64
-	for rank := 0; rank < 2; rank++ {
-		raw := readRaw(t, res, exp, rank)
-		in += raw.Workload.InputTokens
-		out += raw.Workload.OutputTokens
+	for _, raw := range checkTwoRankPartition(t, res, exp, agg) {
 		for _, q := range raw.Requests {
-			seen[q.ID]++
 			if q.OutputTokens != 8 || len(q.TokenMonoNS) != 8 {
-				t.Errorf("rank %d request %s: %d output tokens, %d times; want 8 (EOS ignored)", rank, q.ID, q.OutputTokens, len(q.TokenMonoNS))
+				t.Errorf("rank %d request %s: %d output tokens, %d times; want 8 (EOS ignored)", raw.Rank, q.ID, q.OutputTokens, len(q.TokenMonoNS))
 			}
 			if q.TokenMonoNS[0] < q.StartMonoNS {
 				t.Errorf("request %s: first token before the request started", q.ID)
 			}
 		}
-		if raw.Workload.Requests != 8 {
-			t.Errorf("rank %d measured %d requests, want 8 (half of 16)", rank, raw.Workload.Requests)
-		}
-	}
-	if len(seen) != 16 {
-		t.Errorf("%d distinct prompts across ranks, want 16: %v", len(seen), seen)
-	}
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("prompt %s measured %d times", id, n)
-		}
-	}
-	if agg.Workload.InputTokens != in || agg.Workload.OutputTokens != out {
-		t.Errorf("aggregate tokens %d/%d, sum of raws %d/%d", agg.Workload.InputTokens, agg.Workload.OutputTokens, in, out)
-	}
-	if agg.Partial || len(agg.Ranks) != 2 {
-		t.Errorf("aggregate partial=%v ranks=%v", agg.Partial, agg.Ranks)
 	}
 	if !strings.Contains(r.stdout.String(), "experiment "+exp) {
 		t.Errorf("summary does not name the experiment:\n%s", r.stdout.String())

@@ -71,37 +71,10 @@ func TestSlurmRunTwoTasks(t *testing.T) {
 	if m.State != "completed" || m.Slurm == nil || m.Slurm.JobID == "" || m.Slurm.StepID == "" {
 		t.Fatalf("manifest: state %q, slurm %+v; want completed with the job and step", m.State, m.Slurm)
 	}
-	agg := readAggregated(t, res, exp)
-	seen := map[string]int{}
-	var requests, in, out int64
-	ranks := map[int]bool{}
-	for rank := 0; rank < 2; rank++ {
-		raw := readRaw(t, res, exp, rank)
-		ranks[raw.Rank] = true
-		if raw.Slurm == nil || raw.Slurm.JobID != m.Slurm.JobID || raw.Slurm.ProcID == nil || *raw.Slurm.ProcID != rank {
-			t.Errorf("rank %d: raw slurm %+v, want job %s and SLURM_PROCID %d", rank, raw.Slurm, m.Slurm.JobID, rank)
+	for _, raw := range checkTwoRankPartition(t, res, exp, readAggregated(t, res, exp)) {
+		if raw.Slurm == nil || raw.Slurm.JobID != m.Slurm.JobID || raw.Slurm.ProcID == nil || *raw.Slurm.ProcID != raw.Rank {
+			t.Errorf("rank %d: raw slurm %+v, want job %s and SLURM_PROCID %d", raw.Rank, raw.Slurm, m.Slurm.JobID, raw.Rank)
 		}
-		requests += raw.Workload.Requests
-		in += raw.Workload.InputTokens
-		out += raw.Workload.OutputTokens
-		for _, q := range raw.Requests {
-			seen[q.ID]++
-		}
-		if raw.Workload.Requests != 8 {
-			t.Errorf("rank %d measured %d requests, want 8 (half of 16)", rank, raw.Workload.Requests)
-		}
-	}
-	if len(ranks) != 2 {
-		t.Errorf("raw results carry ranks %v, want 0 and 1", ranks)
-	}
-	if len(seen) != 16 {
-		t.Errorf("%d distinct prompts across ranks, want 16", len(seen))
-	}
-	if agg.Workload.Requests != requests || agg.Workload.InputTokens != in || agg.Workload.OutputTokens != out {
-		t.Errorf("aggregate %d requests, tokens %d/%d; sum of raws %d, %d/%d", agg.Workload.Requests, agg.Workload.InputTokens, agg.Workload.OutputTokens, requests, in, out)
-	}
-	if agg.Partial || len(agg.Ranks) != 2 {
-		t.Errorf("aggregate partial=%v ranks=%v", agg.Partial, agg.Ranks)
 	}
 }
 

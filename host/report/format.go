@@ -93,13 +93,7 @@ type FindingRow struct {
 // findingRows returns the findings, the domains' health and the free-text warnings, errors
 // first, then warnings, then info.
 func findingRows(fs []results.Finding, domains []results.Domain, warnings []results.Warning) []FindingRow {
-	all := results.WithHealth(fs, domains)
-	for _, w := range warnings {
-		all = append(all, results.Finding{Severity: results.SeverityWarning, Message: w.Message, Rank: w.Rank})
-	}
-	sort.SliceStable(all, func(i, j int) bool {
-		return results.SeverityOrder(all[i].Severity) < results.SeverityOrder(all[j].Severity)
-	})
+	all := results.Shown(results.WithHealth(fs, domains), warnings)
 	out := make([]FindingRow, len(all))
 	for i, f := range all {
 		rank := "all"

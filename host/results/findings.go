@@ -2,6 +2,7 @@ package results
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -17,6 +18,19 @@ func WithHealth(fs []Finding, domains []Domain) []Finding {
 			out = append(out, h)
 		}
 	}
+	return out
+}
+
+// Shown is the one list every view shows: the findings, then each free-text warning as a
+// warning finding of its rank, sorted errors first, then warnings, then info (stable, so
+// findings of one severity keep their order). Pass findings that already hold the domains'
+// health (WithHealth) where a view shows it.
+func Shown(fs []Finding, warnings []Warning) []Finding {
+	out := append([]Finding{}, fs...)
+	for _, w := range warnings {
+		out = append(out, Finding{Severity: SeverityWarning, Message: w.Message, Rank: w.Rank})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return SeverityOrder(out[i].Severity) < SeverityOrder(out[j].Severity) })
 	return out
 }
 

@@ -3,7 +3,6 @@ package resultscmd
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -20,13 +19,7 @@ func WriteFindings(w io.Writer, indent string, fs []results.Finding, warnings []
 	if len(fs) == 0 && len(warnings) == 0 {
 		return nil
 	}
-	rows := append([]results.Finding{}, fs...)
-	for _, wn := range warnings {
-		rows = append(rows, results.Finding{Severity: results.SeverityWarning, Message: wn.Message, Rank: wn.Rank})
-	}
-	sort.SliceStable(rows, func(i, j int) bool {
-		return results.SeverityOrder(rows[i].Severity) < results.SeverityOrder(rows[j].Severity)
-	})
+	rows := results.Shown(fs, warnings)
 	// The RANK column only where some finding has a rank (not in `lemctl measure`).
 	ranked := false
 	for _, f := range rows {

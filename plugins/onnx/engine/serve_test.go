@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -444,5 +445,37 @@ func TestServeStepAllocations(t *testing.T) {
 	t.Logf("allocations per decode pass: Generate %.1f, Serve %.1f (batch %d)", g, s, len(reqs))
 	if s > g+1 {
 		t.Errorf("a Serve decode pass allocates %.1f times, Generate's %.1f", s, g)
+	}
+}
+
+// TestServeExcludesGenerate: a Generate called while Serve runs waits for Serve to return (they
+// share the loaded model's buffers), then runs normally.
+func TestServeExcludesGenerate(t *testing.T) {
+	e := load(t, resolve(t, "synthetic:gpt2-tiny", ""), Settings{})
+	var mu sync.Mutex
+	var log []string
+	note := func(s string) { mu.Lock(); log = append(log, s); mu.Unlock() }
+	genDone := make(chan []int32, 1)
+	started := false
+	out := serveScript(t, e, []timed{{0, submit("a", prompts[0], greedy(40))}}, func(n int) bool {
+		note("step") // under Serve's run lock
+		if !started {
+			started = true
+			go func() {
+				res, _, _ := collect(t, e, sdk.GenerateRequest{Prompts: idPrompts(prompts[1]), Decoding: greedy(5)})
+				note("generate")
+				genDone <- res[0].OutputIDs
+			}()
+		}
+		return true
+	})
+	if out.err != nil || len(out.done["a"].OutputIDs) != 40 {
+		t.Fatalf("serve: %v, %d tokens", out.err, len(out.done["a"].OutputIDs))
+	}
+	got := <-genDone
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 5 || len(log) != len(out.steps)+1 || log[len(log)-1] != "generate" {
+		t.Errorf("generate gave %v and finished at %d of %d events: want it after Serve's last pass", got, slices.Index(log, "generate"), len(log))
 	}
 }
