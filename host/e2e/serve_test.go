@@ -58,6 +58,8 @@ func startServe(t testing.TB, plugins, ref, cache string, extra ...string) *serv
 	args := append([]string{"serve", cfg, "--plugin-dir", plugins, "--addr", "127.0.0.1:0"}, extra...)
 	s.cmd = exec.Command(lemctlBin, args...)
 	s.cmd.Stderr, s.cmd.Stdout = errf, errf
+	// A test binary killed by its timeout takes the server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if cache == "" {
 		cache = t.TempDir()
 	}
