@@ -26,6 +26,7 @@ import (
 	"github.com/lemctl/lemctl/host/cli/reportcmd"
 	"github.com/lemctl/lemctl/host/cli/resultscmd"
 	"github.com/lemctl/lemctl/host/cli/runcmd"
+	"github.com/lemctl/lemctl/host/cli/servecmd"
 	"github.com/lemctl/lemctl/host/cli/sweepcmd"
 	"github.com/lemctl/lemctl/host/cli/workercmd"
 	"github.com/lemctl/lemctl/host/cliutil"
@@ -105,6 +106,7 @@ var commands = []func(*cliutil.Factory) *cobra.Command{
 	configcmd.NewCommand,
 	datasetscmd.NewCommand,
 	generatecmd.NewCommand,
+	servecmd.NewCommand,
 	pluginscmd.NewCommand,
 	modelcmd.NewCommand,
 	workercmd.NewCommand,
