@@ -294,6 +294,10 @@ type Request struct {
 	OutputTokens int     `json:"output_tokens"`
 	StartMonoNS  int64   `json:"start_mono_ns"`
 	TokenMonoNS  []int64 `json:"token_mono_ns"`
+	// OutputIDs are the generated token ids, when the engine returned them (a served model's
+	// server may return only text and a count): with greedy decoding they are the check that two
+	// engines, or a served and an in-process run, computed the same thing.
+	OutputIDs    []int32 `json:"output_ids,omitempty"`
 	FinishReason string  `json:"finish_reason,omitempty"`
 	// Truncated: the engine cut the prompt to fit (InputTokens are the tokens it kept).
 	Truncated bool `json:"truncated,omitempty"`

@@ -192,7 +192,7 @@ func (st *state) mark(ctx context.Context, sessions []session, label string) err
 // request turns an engine result into the result's request, timed from its send.
 func request(r sdk.RequestResult, rep int, id string, scheduled, sent, received int64) results.Request {
 	out := results.Request{ID: id, Repeat: rep, InputTokens: r.InputTokens, OutputTokens: r.Tokens(), StartMonoNS: r.StartMonoNS,
-		TokenMonoNS: r.TokenMonoNS, FinishReason: r.FinishReason, Truncated: r.Truncated,
+		TokenMonoNS: r.TokenMonoNS, OutputIDs: r.OutputIDs, FinishReason: r.FinishReason, Truncated: r.Truncated,
 		ScheduledMonoNS: scheduled, SendMonoNS: sent, SendLateNS: max(0, sent-scheduled),
 		ErrorKind: r.ErrorKind, Error: r.Error, TokenCount: r.TokenCount, ChunkMonoNS: r.ChunkMonoNS, MeanBatch: r.MeanBatch}
 	if out.TokenCount == "" {

@@ -697,7 +697,7 @@ func (st *state) measure(ctx context.Context) (*measured, error) {
 				var got []results.Request
 				bt, err := st.engine.Generate(ctx, sdk.GenerateRequest{Prompts: batch, Decoding: spec.Workload.Decoding}, func(r sdk.RequestResult) error {
 					got = append(got, results.Request{ID: r.ID, Repeat: rep, InputTokens: r.InputTokens, OutputTokens: len(r.OutputIDs),
-						StartMonoNS: r.StartMonoNS, TokenMonoNS: r.TokenMonoNS, FinishReason: r.FinishReason, Truncated: r.Truncated})
+						StartMonoNS: r.StartMonoNS, TokenMonoNS: r.TokenMonoNS, OutputIDs: r.OutputIDs, FinishReason: r.FinishReason, Truncated: r.Truncated})
 					return nil
 				})
 				if err != nil {
