@@ -211,8 +211,11 @@ type session struct {
 	lastSlowNS int64
 	cpuStart   int64
 	ticker     *fdTicker // nil where timerfd is refused: the loop uses a time.Ticker
-	stopLoop   chan struct{}
-	loopDone   chan struct{}
+	// ticks counts the interval readings taken, missed the ticks that came while the sampling
+	// thread was held up (machine load) and were folded into the next reading.
+	ticks, missed uint64
+	stopLoop      chan struct{}
+	loopDone      chan struct{}
 }
 
 // newSession lists the plan's domains in its order: the opened ones with their specs, the
@@ -272,30 +275,48 @@ func (se *session) loop() {
 	if t := se.ticker; t != nil {
 		defer t.Close()
 		for {
-			err := t.Wait()
+			n, err := t.Wait()
 			if err == errTickerStopped {
 				return
 			}
 			if err != nil {
 				break
 			}
+			se.missed += n - 1
 			se.tick()
 		}
 	}
 	t := time.NewTicker(se.opened.Interval)
 	defer t.Stop()
+	start := clock.Mono()
 	for {
 		select {
 		case <-se.stopLoop:
 			return
 		case <-t.C:
+			// A time.Ticker drops the ticks its reader missed: count them from the grid.
+			due := uint64((clock.Mono() - start) / int64(se.opened.Interval))
+			se.missed = max(se.missed, due-min(due, se.ticks+1))
 			se.tick()
 		}
 	}
 }
 
+// missedTicks is the finding for ticks the sampling thread missed, or nil.
+func (se *session) missedTicks() []sdk.Finding {
+	if se.missed == 0 {
+		return nil
+	}
+	total := se.ticks + se.missed
+	return []sdk.Finding{{Code: "sampler_ticks_missed", Severity: sdk.SeverityInfo,
+		Message: fmt.Sprintf("%d of %d sampling ticks (every %v) came while the sampling thread was held up and were folded into the next reading (%.0f %%): readings are further apart there",
+			se.missed, total, se.opened.Interval, 100*float64(se.missed)/float64(total)),
+		Advice: "a busy machine delays the sampler; energy between readings is still counted, but the timeline is coarser"}}
+}
+
 // tick takes the interval's reading, with the slow fields when their interval has passed.
 func (se *session) tick() {
+	se.ticks++
 	now := clock.Mono()
 	se.read(context.Background(), time.Duration(now-se.lastSlowNS) >= se.opened.SlowInterval)
 }
@@ -383,7 +404,7 @@ func (se *session) stop(ctx context.Context) *sdk.Measurement {
 	se.mu.Lock()
 	defer se.mu.Unlock()
 	m := &sdk.Measurement{StartMonoNS: se.startNS, StopMonoNS: stopNS, Marks: se.marks,
-		Findings: se.findings, SamplerCPUNS: processCPUNS() - se.cpuStart}
+		Findings: append(se.findings, se.missedTicks()...), SamplerCPUNS: processCPUNS() - se.cpuStart}
 	for _, id := range se.order {
 		d := se.domains[id]
 		// A domain's health is complete on its own; the measurement's findings repeat it.

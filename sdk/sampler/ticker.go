@@ -47,29 +47,34 @@ func newFDTicker(period time.Duration) (*fdTicker, error) {
 // errTickerStopped is what Wait returns once Stop was called.
 var errTickerStopped = errors.New("ticker stopped")
 
-// Wait blocks until the next tick (nil) or until Stop (errTickerStopped). Ticks missed while
-// the caller was busy are folded into one, as a time.Ticker drops them.
-func (t *fdTicker) Wait() error {
+// Wait blocks until the next tick or until Stop (errTickerStopped). It returns how many ticks
+// expired since the last Wait: more than one when the caller was too busy to read them, which
+// are folded into one reading (as a time.Ticker drops them) and counted.
+func (t *fdTicker) Wait() (uint64, error) {
 	for {
 		fds := []unix.PollFd{{Fd: int32(t.timer), Events: unix.POLLIN}, {Fd: int32(t.wake), Events: unix.POLLIN}}
 		if _, err := unix.Poll(fds, -1); err != nil {
 			if err == unix.EINTR {
 				continue
 			}
-			return err
+			return 0, err
 		}
 		if fds[1].Revents != 0 {
-			return errTickerStopped
+			return 0, errTickerStopped
 		}
 		if fds[0].Revents&unix.POLLIN != 0 {
 			var expirations [8]byte
-			if _, err := unix.Read(t.timer, expirations[:]); err != nil && err != unix.EAGAIN && err != unix.EINTR {
-				return err
+			n, err := unix.Read(t.timer, expirations[:])
+			if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+				return 0, err
 			}
-			return nil
+			if n != 8 {
+				return 1, nil
+			}
+			return max(1, binary.NativeEndian.Uint64(expirations[:])), nil
 		}
 		if fds[0].Revents != 0 {
-			return errors.New("timerfd: poll reported an error on the timer")
+			return 0, errors.New("timerfd: poll reported an error on the timer")
 		}
 	}
 }
