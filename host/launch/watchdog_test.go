@@ -64,7 +64,9 @@ func beating(call string, moving bool, stopAfter time.Duration) func(ctx context
 
 func TestWatchdogFailsAWorkerStuckInACall(t *testing.T) {
 	var failures []Failure
-	c := &Coordinator{StallTimeout: 300 * time.Millisecond, AbortGrace: time.Minute,
+	// Rank 0 beats every 10 ms: the limit is long enough that a loaded machine (-race, load 20)
+	// never holds its heartbeat goroutine that long, so only rank 1, frozen in its call, stalls.
+	c := &Coordinator{StallTimeout: 1500 * time.Millisecond, AbortGrace: time.Minute,
 		Workers:   []Worker{startKillable(0, beating("engine.Generate", true, 0)), startKillable(1, beating("engine.Generate", false, 0))},
 		OnFailure: func(f Failure) { failures = append(failures, f) }}
 	out, intr := c.Run(context.Background())
