@@ -199,7 +199,7 @@ func (p Preset) graph() *onnxpb.Graph {
 		bn, sn, zn := qw.quantNames(p.Precision)
 		in := []string{t, bn, sn, zn}
 		attrs := []onnxpb.Attr{attrInt("K", int64(qw.quant.K)), attrInt("N", int64(qw.quant.N)),
-			attrInt("bits", int64(p.Precision.Bits())), attrInt("block_size", QuantBlock)}
+			attrInt("bits", int64(p.Precision.Bits())), attrInt("block_size", QuantBlock), attrInt("accuracy_level", QuantAccuracyLevel)}
 		if out == "" {
 			out = b.op("MatMulNBits", in, attrs...)
 		} else {

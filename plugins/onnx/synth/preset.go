@@ -8,7 +8,7 @@ import (
 
 // GeneratorVersion is part of every cache key. Bump it whenever the graph, the weight
 // initialisation or any written file changes, so stale cached models are never reused.
-const GeneratorVersion = 2
+const GeneratorVersion = 3
 
 // Opset is the ONNX operator set the generated graphs use.
 const Opset = 17

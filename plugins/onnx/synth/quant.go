@@ -59,6 +59,12 @@ func (q Precision) Bits() int {
 // scale and a zero point.
 const QuantBlock = 32
 
+// QuantAccuracyLevel is MatMulNBits' accuracy_level: 4 lets ONNX Runtime's CPU kernels compute
+// with int8 activations (quantised per block on the fly), as CPU weight-only exports made by its
+// quantiser for int4/int8 ask for. At level 0 (float32 arithmetic) the 8-bit kernel is a slow
+// path: the -q8 presets decoded at a twelfth of fp32's speed (docs/engine.md).
+const QuantAccuracyLevel = 4
+
 // QuantDomain is the operator domain of MatMulNBits.
 const QuantDomain = "com.microsoft"
 
@@ -67,7 +73,7 @@ func (q Precision) Scheme() string {
 	if q == FP32 {
 		return "none"
 	}
-	return fmt.Sprintf("MatMulNBits %d-bit, block %d, asymmetric (float32 scale and uint8 zero point per block)", q.Bits(), QuantBlock)
+	return fmt.Sprintf("MatMulNBits %d-bit, block %d, asymmetric (float32 scale and uint8 zero point per block), accuracy_level %d (int8 activations)", q.Bits(), QuantBlock, QuantAccuracyLevel)
 }
 
 // splitPrecision splits a preset name with a precision suffix.

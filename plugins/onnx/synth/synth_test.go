@@ -3,6 +3,7 @@ package synth_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,7 +151,7 @@ func TestEnsureCachesAndIsConcurrencySafe(t *testing.T) {
 		t.Fatalf("4 concurrent Ensure calls generated %d times into %d folders; want once into one", generated, len(dirs))
 	}
 	for dir := range dirs {
-		if want := filepath.Join(cache, "gpt2-tiny-s3-g2"); dir != want {
+		if want := filepath.Join(cache, fmt.Sprintf("gpt2-tiny-s3-g%d", synth.GeneratorVersion)); dir != want {
 			t.Errorf("cache folder %s, want %s", dir, want)
 		}
 		// Nothing but the model folder and its lock file is left behind.
