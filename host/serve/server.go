@@ -81,8 +81,8 @@ func New(o Options) (*Server, error) {
 	s.sched = newScheduler(o.Engine, o.Mode, o.MaxBatch, o.MaxQueue, s.m)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", s.models)
-	mux.HandleFunc("POST /v1/completions", s.completions)
-	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	mux.HandleFunc("POST /v1/completions", handle(s, s.prepareCompletion))
+	mux.HandleFunc("POST /v1/chat/completions", handle(s, s.prepareChat))
 	mux.HandleFunc("POST /tokenize", s.tokenize)
 	mux.HandleFunc("POST /detokenize", s.detokenize)
 	mux.Handle("GET /metrics", s.m.handler())
@@ -276,18 +276,22 @@ func (s *Server) tokenizeOne(ctx context.Context, text string) ([]int32, *apiErr
 	return ids[0], nil
 }
 
-func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	var req completionRequest
-	if e := decodeJSON(r, &req); e != nil {
-		s.fail(w, e, "")
-		return
+// handle is the handler of one generation endpoint: decode its JSON body into a Req, check and
+// prepare it, and run it (streamed or not).
+func handle[Req any](s *Server, prepare func(context.Context, *Req) (*prepared, *apiError)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if e := decodeJSON(r, &req); e != nil {
+			s.fail(w, e, "")
+			return
+		}
+		p, e := prepare(r.Context(), &req)
+		if e != nil {
+			s.fail(w, e, "")
+			return
+		}
+		s.run(w, r, p)
 	}
-	p, e := s.prepareCompletion(r.Context(), &req)
-	if e != nil {
-		s.fail(w, e, "")
-		return
-	}
-	s.run(w, r, p)
 }
 
 func (s *Server) prepareCompletion(ctx context.Context, req *completionRequest) (*prepared, *apiError) {
@@ -331,20 +335,6 @@ func (s *Server) prepared(sp *sampling, ids []int32, dec sdk.Decoding, chat bool
 	p.prompt = sdk.Prompt{ID: p.id, IDs: ids}
 	p.usage = sp.StreamOptions != nil && sp.StreamOptions.IncludeUsage
 	return p
-}
-
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	var req chatRequest
-	if e := decodeJSON(r, &req); e != nil {
-		s.fail(w, e, "")
-		return
-	}
-	p, e := s.prepareChat(r.Context(), &req)
-	if e != nil {
-		s.fail(w, e, "")
-		return
-	}
-	s.run(w, r, p)
 }
 
 func (s *Server) prepareChat(ctx context.Context, req *chatRequest) (*prepared, *apiError) {

@@ -284,22 +284,8 @@ func (m *loaded) fillPrefill(rows []*row, limit int) int {
 }
 
 // fillDecode lays out one new token per row (a finished row repeats its last token, its output
-// ignored) for a cache of total positions.
-func (m *loaded) fillDecode(rows []*row, total int) {
-	a := &m.buf
-	for i, r := range rows {
-		a.ids[i] = r.hist[len(r.hist)-1]
-		a.pos[i] = int64(total - r.pads - 1)
-		mask := a.mask[i*total : (i+1)*total]
-		for j := range mask {
-			if j < r.pads {
-				mask[j] = 0
-			} else {
-				mask[j] = 1
-			}
-		}
-	}
-}
+// ignored) for a cache of total positions, in the model's arena.
+func (m *loaded) fillDecode(rows []*row, total int) { fillDecode(&m.buf, rows, total) }
 
 // lastLogits copies each row's last-position logits (for the test hook).
 func (m *loaded) lastLogits(b, s int) [][]float32 {

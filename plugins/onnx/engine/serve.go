@@ -378,8 +378,8 @@ func (s *server) decode(ctx context.Context) error {
 	return nil
 }
 
-// fillDecode lays out one new token per row in a for a cache of total positions, as the generate
-// loop's fillDecode does in the model's arena.
+// fillDecode lays out one new token per row in a for a cache of total positions: the token id,
+// its position after the row's left padding, and the mask (0 on the padding).
 func fillDecode(a *arena, rows []*row, total int) {
 	for i, r := range rows {
 		a.ids[i] = r.hist[len(r.hist)-1]
