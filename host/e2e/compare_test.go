@@ -134,24 +134,7 @@ func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 	if sig40 && sig160 {
 		t.Errorf("batch 1 against batch 4 at the same power: both null differences called significant (40 W and 160 W), want no significant difference")
 	}
-	r := lemctl(t, nil, "compare", byPower[40], byPower[160], "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
-	if code := r.wait(t, time.Minute); code != 0 {
-		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
-	}
-	var rep struct {
-		Pairs []struct {
-			Figures []struct {
-				Figure      string   `json:"figure"`
-				Ratio       *float64 `json:"ratio"`
-				Significant bool     `json:"significant"`
-				Verdict     string   `json:"verdict"`
-			} `json:"figures"`
-		} `json:"pairs"`
-	}
-	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
-		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
-	}
-	for _, f := range rep.Pairs[0].Figures {
+	for _, f := range compareFigures(t, res, byPower[40], byPower[160]) {
 		// Three cycles of a tiny model on a loaded machine can be too noisy for significance (the
 		// verdict then says how large a difference n could detect): the ratio is the truth here.
 		if f.Figure == study.FigureJPerOutputToken && (f.Ratio == nil || *f.Ratio < 2 ||
@@ -188,25 +171,7 @@ func checkCompareAndFrontier(t *testing.T, res string, a *study.Aggregate) {
 // difference significant, and checks the verdict says what the flag says.
 func nullCompare(t *testing.T, res, a, b string) bool {
 	t.Helper()
-	r := lemctl(t, nil, "compare", a, b, "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
-	if code := r.wait(t, time.Minute); code != 0 {
-		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
-	}
-	var rep struct {
-		Pairs []struct {
-			Figures []struct {
-				Figure      string   `json:"figure"`
-				MeanA       *float64 `json:"mean_a"`
-				MeanB       *float64 `json:"mean_b"`
-				Significant bool     `json:"significant"`
-				Verdict     string   `json:"verdict"`
-			} `json:"figures"`
-		} `json:"pairs"`
-	}
-	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
-		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
-	}
-	for _, f := range rep.Pairs[0].Figures {
+	for _, f := range compareFigures(t, res, a, b) {
 		if f.Figure != study.FigurePowerW {
 			continue
 		}
@@ -216,6 +181,34 @@ func nullCompare(t *testing.T, res, a, b string) bool {
 		}
 		return f.Significant
 	}
-	t.Errorf("compare gave no %s figure:\n%s", study.FigurePowerW, r.stdout.String())
+	t.Errorf("compare of %s and %s gave no %s figure", a, b, study.FigurePowerW)
 	return false
+}
+
+// comparedFigure is one figure of `lemctl compare -o json`'s single pair.
+type comparedFigure struct {
+	Figure      string   `json:"figure"`
+	Ratio       *float64 `json:"ratio"`
+	MeanA       *float64 `json:"mean_a"`
+	MeanB       *float64 `json:"mean_b"`
+	Significant bool     `json:"significant"`
+	Verdict     string   `json:"verdict"`
+}
+
+// compareFigures runs `lemctl compare a b -o json` and returns the figures of its one pair.
+func compareFigures(t *testing.T, res, a, b string) []comparedFigure {
+	t.Helper()
+	r := lemctl(t, nil, "compare", a, b, "--results-dir", res, "--plugin-dir", pluginDir, "-o", "json")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("compare exited %d: %s", code, r.stderr.String())
+	}
+	var rep struct {
+		Pairs []struct {
+			Figures []comparedFigure `json:"figures"`
+		} `json:"pairs"`
+	}
+	if err := json.Unmarshal(r.stdout.Bytes(), &rep); err != nil || len(rep.Pairs) != 1 {
+		t.Fatalf("compare -o json: %v\n%s", err, r.stdout.String())
+	}
+	return rep.Pairs[0].Figures
 }
