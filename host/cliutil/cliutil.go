@@ -7,8 +7,11 @@ package cliutil
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lemctl/lemctl/host/config"
 )
 
 // Exit codes (docs/architecture.md): 0 ok; 1 the run failed or is partial; 2 bad usage or config;
@@ -40,6 +43,20 @@ func Exit(code int, err error) error { return &ExitError{Code: code, Err: err} }
 
 // Usage wraps err as a bad-usage or bad-config error (exit 2).
 func Usage(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+
+// ConfigUsage is a bad-config error (exit 2) from loading an experiment file: config.Errors are
+// listed one per line under their count, anything else as it is.
+func ConfigUsage(err error) error {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		lines := make([]string, 0, len(errs))
+		for _, e := range errs {
+			lines = append(lines, e.Error())
+		}
+		return Usage(fmt.Errorf("%d configuration error(s):\n%s", len(errs), strings.Join(lines, "\n")))
+	}
+	return Usage(err)
+}
 
 // Usagef formats a bad-usage error (exit 2).
 func Usagef(format string, args ...any) error { return Usage(fmt.Errorf(format, args...)) }

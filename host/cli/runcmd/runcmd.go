@@ -207,7 +207,7 @@ func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome,
 		cfg, err = config.LoadFile(ctx, e.File, copts)
 	}
 	if err != nil {
-		return nil, configError(err)
+		return nil, cliutil.ConfigUsage(err)
 	}
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
@@ -234,18 +234,6 @@ func Measure(ctx context.Context, env *cliutil.Factory, e Experiment) (*Outcome,
 // specCallTimeouts carries launch.call_timeouts into the launch spec.
 func specCallTimeouts(t config.CallTimeouts) *launch.CallTimeouts {
 	return &launch.CallTimeouts{ControlS: t.ControlS, RepositoryS: t.RepositoryS, LoadS: t.LoadS, GenerateS: t.GenerateS}
-}
-
-func configError(err error) error {
-	var errs config.Errors
-	if errors.As(err, &errs) {
-		lines := make([]string, 0, len(errs))
-		for _, e := range errs {
-			lines = append(lines, e.Error())
-		}
-		return cliutil.Usage(fmt.Errorf("%d configuration error(s):\n%s", len(errs), strings.Join(lines, "\n")))
-	}
-	return cliutil.Usage(err)
 }
 
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)

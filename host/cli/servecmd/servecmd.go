@@ -9,10 +9,8 @@ package servecmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -112,7 +110,7 @@ func serveWith(ctx context.Context, o *Options) error {
 	defer sess.Close()
 	cfg, err := config.LoadFile(ctx, o.File, config.Options{Overrides: config.Overrides{Set: o.Set}, Configurer: sess, ResultsDir: env.ResultsDir})
 	if err != nil {
-		return configError(err)
+		return cliutil.ConfigUsage(err)
 	}
 	for _, w := range cfg.Warnings {
 		env.Logger.Warn(w)
@@ -175,18 +173,6 @@ func serveWith(ctx context.Context, o *Options) error {
 		return cliutil.Failed(fmt.Errorf("serve: %w", err))
 	}
 	return nil
-}
-
-func configError(err error) error {
-	var errs config.Errors
-	if errors.As(err, &errs) {
-		lines := make([]string, 0, len(errs))
-		for _, e := range errs {
-			lines = append(lines, e.Error())
-		}
-		return cliutil.Usage(fmt.Errorf("%d configuration error(s):\n%s", len(errs), strings.Join(lines, "\n")))
-	}
-	return cliutil.Usage(err)
 }
 
 func openError(err error) error {
