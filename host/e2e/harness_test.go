@@ -309,3 +309,17 @@ func checkTwoRankPartition(t *testing.T, res, exp string, agg *results.Aggregate
 	}
 	return raws
 }
+
+// quickUnmetered ends an experiment file of a test about tokens, loads or outputs rather than
+// energy: no idle baseline, one fixed warm-up batch, no meters.
+const quickUnmetered = `
+[lifecycle]
+baseline_s = 0
+
+[lifecycle.warmup]
+mode = "fixed"
+batches = 1
+
+[energy]
+meters = []
+`

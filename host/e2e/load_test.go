@@ -33,17 +33,7 @@ seed = 3
 
 [workload.decoding]
 ignore_eos = true
-
-[lifecycle]
-baseline_s = 0
-
-[lifecycle.warmup]
-mode = "fixed"
-batches = 1
-
-[energy]
-meters = []
-`
+` + quickUnmetered
 	r, res := runExperiment(t, cfg, nil, "--plugin-dir", plugins)
 	if r.code != 0 {
 		t.Fatalf("run exited %d\nstderr:\n%s", r.code, r.stderr.String())

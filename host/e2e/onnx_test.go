@@ -59,17 +59,7 @@ ignore_eos = true
 [launch]
 devices = "cpu"
 processes_per_device = 2
-
-[lifecycle]
-baseline_s = 0
-
-[lifecycle.warmup]
-mode = "fixed"
-batches = 1
-
-[energy]
-meters = []
-`
+` + quickUnmetered
 	r, res := runExperiment(t, cfg, nil, "--plugin-dir", plugins)
 	if r.code != 0 {
 		t.Fatalf("run exited %d\nstderr:\n%s", r.code, r.stderr.String())

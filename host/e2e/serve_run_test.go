@@ -46,17 +46,7 @@ seed = 11
 [workload.decoding]
 greedy = true
 ignore_eos = true
-
-[lifecycle]
-baseline_s = 0
-
-[lifecycle.warmup]
-mode = "fixed"
-batches = 1
-
-[energy]
-meters = []
-`, s.url, prompts, requests, maxC, maxNew)
+`+quickUnmetered, s.url, prompts, requests, maxC, maxNew)
 	r, res := runExperiment(t, cfg, nil, "--plugin-dir", plugins)
 	if r.code != 0 {
 		t.Fatalf("run exited %d\nstderr:\n%s", r.code, r.stderr.String())

@@ -107,16 +107,7 @@ rate = 40.0
 requests = 40
 max_concurrency = 4
 max_new_tokens = 4
-
-[lifecycle]
-baseline_s = 0
-
-[lifecycle.warmup]
-mode = "fixed"
-batches = 1
-
-[energy]
-meters = []
+`+quickUnmetered+`
 
 [validity]
 max_error_rate = 0.05
