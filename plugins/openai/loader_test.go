@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lemctl/lemctl/plugins/onnx/thirdparty"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -61,14 +62,14 @@ func TestResolveServedModel(t *testing.T) {
 func TestLocalTokenizers(t *testing.T) {
 	f := newFake(t)
 	ctx := context.Background()
-	tp := os.Getenv(thirdPartyEnv)
+	tp := os.Getenv(thirdparty.Env)
 	if tp == "" {
 		tp, _ = filepath.Abs("../../third_party")
 	}
 	if _, err := os.Stat(filepath.Join(tp, "gpt2", "encoder.json")); err != nil {
 		t.Skipf("the GPT-2 vocabulary is not set up (make setup): %v", err)
 	}
-	t.Setenv(thirdPartyEnv, tp)
+	t.Setenv(thirdparty.Env, tp)
 	l := NewLoaderWith(t, map[string]any{KeyBaseURL: f.base(), KeyTokenizer: "synthetic:gpt2-tiny"})
 	ids, err := l.Tokenize(ctx, "tiny", []string{"Hello world"})
 	if err != nil || len(ids[0]) != 2 || ids[0][0] != 15496 || ids[0][1] != 995 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/lemctl/lemctl/plugins/onnx/thirdparty"
 	"github.com/lemctl/lemctl/plugins/onnx/tokenizer"
 	"github.com/lemctl/lemctl/sdk"
 )
@@ -20,25 +21,7 @@ type textTokenizer interface {
 	Info() sdk.TokenizerInfo
 }
 
-// thirdPartyEnv names the folder `make setup` fills (ONNX Runtime, the GPT-2 vocabulary).
-const thirdPartyEnv = "LEM_THIRD_PARTY"
-
-// thirdPartyDirs are the set-up folders, as the onnx plugin looks for them: $LEM_THIRD_PARTY,
-// then <dir of the plugin binary>/../../third_party.
-func thirdPartyDirs() []string {
-	var dirs []string
-	if d := os.Getenv(thirdPartyEnv); d != "" {
-		dirs = append(dirs, d)
-	}
-	if exe, err := os.Executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "..", "third_party"))
-	}
-	return dirs
-}
-
+// thirdparty.Env names the folder `make setup` fills (ONNX Runtime, the GPT-2 vocabulary).
 // newTokenizer opens the tokenizer source names (the tokenizer key) for model on c (c may be
 // nil when src is not "server"). It returns nil, nil for "none".
 func newTokenizer(src, model string, c *client) (textTokenizer, error) {
@@ -53,7 +36,7 @@ func newTokenizer(src, model string, c *client) (textTokenizer, error) {
 	case strings.HasPrefix(src, syntheticPrefix):
 		// Every synthetic preset ships the GPT-2 vocabulary (encoder.json + vocab.bpe).
 		var tried []string
-		for _, d := range thirdPartyDirs() {
+		for _, d := range thirdparty.Dirs() {
 			enc, bpe := filepath.Join(d, "gpt2", "encoder.json"), filepath.Join(d, "gpt2", "vocab.bpe")
 			_, e1 := os.Stat(enc)
 			_, e2 := os.Stat(bpe)
@@ -67,7 +50,7 @@ func newTokenizer(src, model string, c *client) (textTokenizer, error) {
 			tried = append(tried, filepath.Join(d, "gpt2"))
 		}
 		return nil, fmt.Errorf("%w: %s = %q: the GPT-2 vocabulary (encoder.json and vocab.bpe) synthetic presets use is not in %s; run `make setup` in the lemctl source tree or set $%s",
-			sdk.ErrFailedPrecondition, KeyTokenizer, src, strings.Join(tried, ", "), thirdPartyEnv)
+			sdk.ErrFailedPrecondition, KeyTokenizer, src, strings.Join(tried, ", "), thirdparty.Env)
 	}
 	st, err := os.Stat(src)
 	if err != nil || !st.IsDir() {

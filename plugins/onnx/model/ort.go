@@ -52,6 +52,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/lemctl/lemctl/plugins/onnx/thirdparty"
 	"github.com/lemctl/lemctl/sdk"
 )
 
@@ -64,7 +65,7 @@ const (
 	// LibraryEnv is the environment variable onnxruntime_go's examples use for the library.
 	LibraryEnv = "ONNXRUNTIME_SHARED_LIBRARY_PATH"
 	// ThirdPartyEnv names the `make setup` folder (the Makefile exports it to tests).
-	ThirdPartyEnv = "LEM_THIRD_PARTY"
+	ThirdPartyEnv = thirdparty.Env
 	// LibraryRel is the library's path inside the set-up folder.
 	LibraryRel = "onnxruntime/libonnxruntime.so.1"
 )
@@ -81,21 +82,8 @@ const setupHint = "run `make setup` in the lemctl source tree (it fetches ONNX R
 	" into third_party/onnxruntime/), or set the onnx plugin's library_path or $" + LibraryEnv +
 	" to a libonnxruntime.so of version " + RequiredORTVersion
 
-// ThirdPartyDirs lists the set-up folders to look in, in order: $LEM_THIRD_PARTY, then
-// <dir of this executable>/../../third_party (plugin binaries live in <repo>/bin/plugins/).
-func ThirdPartyDirs() []string {
-	var dirs []string
-	if d := os.Getenv(ThirdPartyEnv); d != "" {
-		dirs = append(dirs, d)
-	}
-	if exe, err := os.Executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		dirs = append(dirs, filepath.Join(filepath.Dir(exe), "..", "..", "third_party"))
-	}
-	return dirs
-}
+// ThirdPartyDirs lists the set-up folders to look in (thirdparty.Dirs).
+func ThirdPartyDirs() []string { return thirdparty.Dirs() }
 
 // FindLibrary returns the ONNX Runtime library to use: configured (the plugin's library_path)
 // when set, then $ONNXRUNTIME_SHARED_LIBRARY_PATH, then the set-up folders. An explicit path
